@@ -1,0 +1,1 @@
+//! Typed models of the Cilium policy CRDs.
