@@ -1,0 +1,126 @@
+//! Kubernetes label keys and values, and which of them Cilium keeps in identities.
+
+/// Why a label key or value is invalid (message, hint).
+pub type LabelError = (String, String);
+
+/// A Kubernetes label key: an optional DNS-subdomain prefix and `/`, then a name of at most
+/// 63 characters (`[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`).
+pub fn check_key(key: &str) -> Result<(), LabelError> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix
+        && (prefix.is_empty() || prefix.len() > 253 || !prefix.split('.').all(is_dns_label))
+    {
+        return Err((
+            format!("invalid label key prefix in `{key}`"),
+            "a prefix is a lowercase DNS subdomain such as `app.kubernetes.io`".to_string(),
+        ));
+    }
+    if !is_label_name(name) {
+        return Err((
+            format!("invalid label key `{key}`"),
+            "a label name has 1 to 63 letters, digits, `-`, `_` or `.`, and starts and ends with a letter or digit"
+                .to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// A Kubernetes label value: empty, or like a label name.
+pub fn check_value(value: &str) -> Result<(), LabelError> {
+    if value.is_empty() || is_label_name(value) {
+        Ok(())
+    } else {
+        Err((
+            format!("invalid label value `{value}`"),
+            "a label value has at most 63 letters, digits, `-`, `_` or `.`, and starts and ends with a letter or digit"
+                .to_string(),
+        ))
+    }
+}
+
+fn is_label_name(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !s.is_empty()
+        && s.len() <= 63
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// An RFC 1123 DNS label: lowercase letters, digits and `-`, 1–63, no dash at either end.
+pub fn is_dns_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !s.is_empty()
+        && s.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(|b| *b != b'-')
+        && bytes.last().is_some_and(|b| *b != b'-')
+}
+
+/// Whether Cilium's default identity-label filter drops this pod label, so that a selector on
+/// it can never match (cilium-semantics.md §3.2, pitfall 17). Returns the reason.
+pub fn filtered_from_identity(key: &str) -> Option<&'static str> {
+    const KEPT_PREFIXES: &[&str] = &["app.kubernetes.io", "io.kubernetes.pod.namespace"];
+    if KEPT_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        return None;
+    }
+    const EXACT: &[&str] = &[
+        "pod-template-generation",
+        "pod-template-hash",
+        "controller-revision-hash",
+        "controller-uid",
+        "etcd_node",
+        "statefulset.kubernetes.io/pod-name",
+        "apps.kubernetes.io/pod-index",
+        "batch.kubernetes.io/job-completion-index",
+        "batch.kubernetes.io/controller-uid",
+    ];
+    if EXACT.contains(&key) {
+        return Some("Cilium leaves it out of pod identities");
+    }
+    if key.starts_with("io.kubernetes") || key.starts_with("kubernetes.io") {
+        return Some(
+            "Cilium leaves `io.kubernetes*` and `kubernetes.io*` labels out of identities",
+        );
+    }
+    if key.contains("beta.kubernetes.io") || key.starts_with("k8s.io") {
+        return Some("Cilium leaves Kubernetes-internal labels out of identities");
+    }
+    if key.starts_with("topology.kubernetes.io") || key.starts_with("annotation") {
+        return Some("Cilium leaves it out of pod identities");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values() {
+        assert!(check_key("app.kubernetes.io/name").is_ok());
+        assert!(check_key("cnpg.io/cluster").is_ok());
+        assert!(check_key("k8s-app").is_ok());
+        assert!(check_key("-bad").is_err());
+        assert!(check_key("Bad_Prefix/x").is_err());
+        assert!(check_key(&"a".repeat(64)).is_err());
+        assert!(check_value("").is_ok());
+        assert!(check_value("arr-postgres").is_ok());
+        assert!(check_value("has space").is_err());
+    }
+
+    #[test]
+    fn identity_filter() {
+        assert!(filtered_from_identity("pod-template-hash").is_some());
+        assert!(filtered_from_identity("statefulset.kubernetes.io/pod-name").is_some());
+        assert!(filtered_from_identity("app.kubernetes.io/name").is_none());
+        assert!(filtered_from_identity("k8s-app").is_none());
+    }
+}

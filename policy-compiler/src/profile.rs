@@ -1,0 +1,1362 @@
+//! The profile language: its syntax tree and the decoder from YAML documents.
+//!
+//! The decoder checks the *shape* of each file (keys, types, the grammar of peers and ports,
+//! label syntax) and reports every problem it finds; cross-file questions (does `sonarr`
+//! exist? does it have a port `http`?) are answered by [`crate::model`].
+//! The language is documented in the README ("The profile language").
+
+use ipnet::IpNet;
+
+use crate::cilium::Entity;
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::document::{Fields, Node, Value, one_or_many};
+use crate::fqdn::{self, FqdnSelector};
+use crate::label;
+use crate::port::{self, PortRange, PortRef};
+use crate::source::{Loc, SourceId, Span};
+
+/// One profile file.
+#[derive(Debug, Clone)]
+pub struct ProfileFile {
+    pub source: SourceId,
+    pub span: Span,
+    pub body: Body,
+    pub templates: Vec<Template>,
+    /// Other files to load, relative to this one.
+    pub includes: Vec<Loc<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    Namespace(NamespaceProfile),
+    Cluster(ClusterProfile),
+    /// Only templates (and includes).
+    Library,
+}
+
+#[derive(Debug, Clone)]
+pub struct NamespaceProfile {
+    pub namespace: Loc<String>,
+    pub description: Option<String>,
+    pub enforce: Option<Loc<Enforce>>,
+    pub dns: Option<Loc<bool>>,
+    pub services: Vec<Service>,
+    pub groups: Vec<Group>,
+    pub allow: Vec<Statement>,
+}
+
+/// Which directions of a workload are default-deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Enforce {
+    Both,
+    Ingress,
+    Egress,
+    /// Neither: the policy only adds visibility (L7/DNS) and does not change the posture.
+    Audit,
+}
+
+impl Enforce {
+    pub fn ingress(self) -> bool {
+        matches!(self, Enforce::Both | Enforce::Ingress)
+    }
+
+    pub fn egress(self) -> bool {
+        matches!(self, Enforce::Both | Enforce::Egress)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforce::Both => "both",
+            Enforce::Ingress => "ingress",
+            Enforce::Egress => "egress",
+            Enforce::Audit => "audit",
+        }
+    }
+}
+
+/// Label selector as written: ordered (key, value) pairs, ANDed.
+pub type Labels = Vec<(Loc<String>, Loc<String>)>;
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: Loc<String>,
+    pub select: Option<Loc<Labels>>,
+    pub ports: Vec<NamedPort>,
+    pub uses: Vec<Loc<String>>,
+    pub allow: Vec<Statement>,
+    pub enforce: Option<Loc<Enforce>>,
+    pub dns: Option<Loc<bool>>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NamedPort {
+    pub name: Loc<String>,
+    pub ranges: Vec<Loc<PortRange>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: Loc<String>,
+    pub members: Vec<Loc<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub name: Loc<String>,
+    pub description: Option<String>,
+    pub allow: Vec<Statement>,
+}
+
+/// `from` → `to` `on` ports, optionally restricted to HTTP requests.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub span: Span,
+    pub from: Option<Loc<Vec<Loc<Peer>>>>,
+    pub to: Option<Loc<Vec<Loc<Peer>>>>,
+    /// `None`: every port and protocol.
+    pub on: Option<Vec<Loc<PortRef>>>,
+    pub http: Vec<Loc<HttpRule>>,
+    pub description: Option<String>,
+}
+
+/// One allowed kind of HTTP request (cilium-semantics.md §1.14). Fields are RE2 regexes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct HttpRule {
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub headers: Vec<String>,
+}
+
+/// The other side of a statement.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Peer {
+    Entity(Entity),
+    Cidr {
+        cidr: IpNet,
+        except: Vec<IpNet>,
+    },
+    Fqdn(FqdnSelector),
+    /// A service or group, of this file (`namespace: None`) or of another profile.
+    Ref {
+        namespace: Option<String>,
+        name: String,
+    },
+    /// Pods of a namespace (all of them, or those matching `select`).
+    Namespace {
+        namespace: String,
+        select: Option<Vec<(String, String)>>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterProfile {
+    pub dns: Option<DnsSettings>,
+    pub kubelet: Option<Loc<bool>>,
+    pub baselines: Vec<Baseline>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    pub span: Span,
+    pub resolver: Option<Loc<Peer>>,
+    pub ports: Vec<Loc<PortRange>>,
+    pub queries: Option<Loc<DnsQueries>>,
+}
+
+/// Which names a workload may look up through Cilium's DNS proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsQueries {
+    /// `matchPattern: "*"`: any lookup (connections are still limited by the rules).
+    Any,
+    /// Only the DNS names the workload connects to, plus the cluster's own suffixes.
+    Declared,
+}
+
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub name: Loc<String>,
+    pub select: Loc<BaselineSelect>,
+    pub description: Option<String>,
+    pub allow: Vec<Statement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaselineSelect {
+    /// Every pod of every namespace.
+    All,
+    /// Pods of these namespaces (all of them if empty) with these labels.
+    Pods {
+        namespaces: Vec<String>,
+        labels: Vec<(String, String)>,
+    },
+}
+
+/// The Cilium entities a profile may name (cilium-semantics.md §5.2). `none` is left out: it
+/// selects nothing.
+pub const ENTITIES: &[(&str, Entity)] = &[
+    ("all", Entity::All),
+    ("world", Entity::World),
+    ("cluster", Entity::Cluster),
+    ("host", Entity::Host),
+    ("remote-node", Entity::RemoteNode),
+    ("kube-apiserver", Entity::KubeApiserver),
+    ("ingress", Entity::Ingress),
+    ("health", Entity::Health),
+    ("init", Entity::Init),
+    ("unmanaged", Entity::Unmanaged),
+];
+
+pub fn entity_named(name: &str) -> Option<Entity> {
+    ENTITIES.iter().find(|(n, _)| *n == name).map(|(_, e)| *e)
+}
+
+const FILE_KEYS: &[&str] = &[
+    "namespace",
+    "description",
+    "enforce",
+    "dns",
+    "services",
+    "groups",
+    "templates",
+    "allow",
+    "include",
+    "cluster",
+    "baselines",
+];
+const SERVICE_KEYS: &[&str] = &[
+    "select",
+    "ports",
+    "use",
+    "allow",
+    "enforce",
+    "dns",
+    "description",
+];
+const STATEMENT_KEYS: &[&str] = &["from", "to", "on", "http", "description"];
+const TEMPLATE_KEYS: &[&str] = &["description", "allow"];
+const HTTP_KEYS: &[&str] = &["method", "path", "host", "headers"];
+const PEER_KEYS: &[&str] = &[
+    "entity",
+    "cidr",
+    "except",
+    "dns",
+    "namespace",
+    "select",
+    "service",
+];
+const CLUSTER_KEYS: &[&str] = &["dns", "kubelet"];
+const DNS_KEYS: &[&str] = &["resolver", "ports", "queries"];
+const BASELINE_KEYS: &[&str] = &["name", "select", "description", "allow"];
+const BASELINE_SELECT_KEYS: &[&str] = &["namespace", "namespaces", "select"];
+
+/// Decode one parsed file. Problems go to `diagnostics`; what could be read is returned, so
+/// that later stages can still report their own findings about the rest of the file.
+pub fn decode(source: SourceId, doc: &Node, diagnostics: &mut Diagnostics) -> Option<ProfileFile> {
+    let mut d = Decoder { diagnostics };
+    d.file(source, doc)
+}
+
+struct Decoder<'d> {
+    diagnostics: &'d mut Diagnostics,
+}
+
+impl Decoder<'_> {
+    fn error(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        message: String,
+        label: &str,
+        help: String,
+    ) {
+        self.diagnostics.push(
+            Diagnostic::error(code, span, message)
+                .with_label(label)
+                .with_help(help),
+        );
+    }
+
+    fn wrong_type(&mut self, node: &Node, expected: &str, help: &str) {
+        let found = node.value.kind();
+        self.error(
+            "wrong-type",
+            node.span,
+            format!("expected {expected}, found {found}"),
+            &format!("this is {found}"),
+            help.to_string(),
+        );
+    }
+
+    fn file(&mut self, source: SourceId, doc: &Node) -> Option<ProfileFile> {
+        if matches!(doc.value, Value::Null) {
+            self.error(
+                "empty-profile",
+                doc.span,
+                "the profile is empty".to_string(),
+                "nothing here",
+                "start with `namespace: NAME` and a `services:` map".to_string(),
+            );
+            return None;
+        }
+        let fields = Fields::read(doc, "a profile", FILE_KEYS, self.diagnostics)?;
+        let templates = fields
+            .get("templates")
+            .map(|n| self.templates(n))
+            .unwrap_or_default();
+        let includes = fields
+            .get("include")
+            .map(|n| self.strings(n, "a list of file paths"))
+            .unwrap_or_default();
+        let is_cluster = fields.has("cluster") || fields.has("baselines");
+        let body = if let Some(ns) = fields.get("namespace") {
+            if is_cluster {
+                let span = fields
+                    .key_span("cluster")
+                    .or_else(|| fields.key_span("baselines"))
+                    .unwrap_or(doc.span);
+                self.error(
+                    "mixed-profile",
+                    span,
+                    "cluster settings in a namespace profile".to_string(),
+                    "belongs in the cluster file",
+                    "move `cluster:` and `baselines:` to a file of their own without `namespace:`"
+                        .to_string(),
+                );
+            }
+            Body::Namespace(self.namespace_profile(ns, &fields)?)
+        } else if is_cluster {
+            for key in [
+                "description",
+                "enforce",
+                "dns",
+                "services",
+                "groups",
+                "allow",
+            ] {
+                if let Some(span) = fields.key_span(key) {
+                    self.error(
+                        "misplaced-key",
+                        span,
+                        format!("`{key}` belongs in a namespace profile"),
+                        "not allowed in the cluster file",
+                        "the cluster file holds `cluster:` and `baselines:`; put services in a file with `namespace:`"
+                            .to_string(),
+                    );
+                }
+            }
+            Body::Cluster(self.cluster_profile(&fields))
+        } else if fields.has("templates") {
+            for key in [
+                "description",
+                "enforce",
+                "dns",
+                "services",
+                "groups",
+                "allow",
+            ] {
+                if let Some(span) = fields.key_span(key) {
+                    self.error(
+                        "missing-namespace",
+                        span,
+                        format!("`{key}` needs a `namespace:` in the same file"),
+                        "no namespace for this",
+                        "add `namespace: NAME` at the top of the file".to_string(),
+                    );
+                }
+            }
+            Body::Library
+        } else {
+            self.error(
+                "missing-namespace",
+                doc.span,
+                "the profile has no `namespace:`".to_string(),
+                "this file",
+                "a profile starts with `namespace: NAME`; a cluster file has `cluster:` or `baselines:`"
+                    .to_string(),
+            );
+            return None;
+        };
+        Some(ProfileFile {
+            source,
+            span: doc.span,
+            body,
+            templates,
+            includes,
+        })
+    }
+
+    fn namespace_profile(&mut self, ns: &Node, fields: &Fields<'_>) -> Option<NamespaceProfile> {
+        let namespace = self.dns_label(ns, "namespace")?;
+        let services = match fields.get("services") {
+            Some(node) => self.named_map(node, "the services", |d, name, value| {
+                d.service(name, value)
+            }),
+            None => Vec::new(),
+        };
+        let groups = match fields.get("groups") {
+            Some(node) => self.named_map(node, "the groups", |d, name, value| {
+                Some(Group {
+                    name,
+                    members: d.names(value, "a list of service names"),
+                })
+            }),
+            None => Vec::new(),
+        };
+        Some(NamespaceProfile {
+            namespace,
+            description: fields.get("description").and_then(|n| self.text(n)),
+            enforce: fields.get("enforce").and_then(|n| self.enforce(n)),
+            dns: fields.get("dns").and_then(|n| self.boolean(n)),
+            services,
+            groups,
+            allow: fields
+                .get("allow")
+                .map(|n| self.statements(n))
+                .unwrap_or_default(),
+        })
+    }
+
+    /// A map from names (DNS labels) to items.
+    fn named_map<T>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        mut item: impl FnMut(&mut Self, Loc<String>, &Node) -> Option<T>,
+    ) -> Vec<T> {
+        let entries = match &node.value {
+            Value::Map(entries) => entries,
+            Value::Null => return Vec::new(),
+            _ => {
+                self.wrong_type(
+                    node,
+                    &format!("{what} (a map of name: definition)"),
+                    "write one entry per line, e.g. `sonarr: {ports: {http: 8989}}`",
+                );
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        let mut seen: Vec<(String, Span)> = Vec::new();
+        for (key, value) in entries {
+            let Some(name) = self.dns_label(key, "name") else {
+                continue;
+            };
+            if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name.value) {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        "duplicate-name",
+                        key.span,
+                        format!("`{}` is defined twice", name.value),
+                    )
+                    .with_label("second definition")
+                    .with_related(*first, "first definition")
+                    .with_help("names must be unique; merge the two definitions"),
+                );
+                continue;
+            }
+            seen.push((name.value.clone(), key.span));
+            if let Some(v) = item(self, name, value) {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    fn service(&mut self, name: Loc<String>, node: &Node) -> Option<Service> {
+        if let Some(entity) = entity_named(&name.value) {
+            self.error(
+                "reserved-name",
+                name.span,
+                format!("`{}` is the name of a Cilium entity", name.value),
+                "reserved name",
+                format!(
+                    "peers named `{}` mean the `{}` entity; give the service another name",
+                    name.value,
+                    entity.as_str()
+                ),
+            );
+        }
+        let fields = Fields::read(node, "a service", SERVICE_KEYS, self.diagnostics)?;
+        let select = fields.get("select").and_then(|n| self.labels(n));
+        let ports = fields
+            .get("ports")
+            .map(|n| self.named_ports(n))
+            .unwrap_or_default();
+        Some(Service {
+            name,
+            select,
+            ports,
+            uses: fields
+                .get("use")
+                .map(|n| self.names(n, "a list of template names"))
+                .unwrap_or_default(),
+            allow: fields
+                .get("allow")
+                .map(|n| self.statements(n))
+                .unwrap_or_default(),
+            enforce: fields.get("enforce").and_then(|n| self.enforce(n)),
+            dns: fields.get("dns").and_then(|n| self.boolean(n)),
+            description: fields.get("description").and_then(|n| self.text(n)),
+        })
+    }
+
+    fn named_ports(&mut self, node: &Node) -> Vec<NamedPort> {
+        let Value::Map(entries) = &node.value else {
+            if !matches!(node.value, Value::Null) {
+                self.wrong_type(
+                    node,
+                    "a map of port names to ports",
+                    "write e.g. `ports: {http: 8989, peers: [6881/tcp, 6881/udp]}`",
+                );
+            }
+            return Vec::new();
+        };
+        let mut out: Vec<NamedPort> = Vec::new();
+        for (key, value) in entries {
+            let Some(name_text) = key.scalar_text() else {
+                self.wrong_type(
+                    key,
+                    "a port name",
+                    "port names are like `http` or `metrics`",
+                );
+                continue;
+            };
+            if !port::is_port_name(&name_text) {
+                self.error(
+                    "invalid-port-name",
+                    key.span,
+                    format!("invalid port name `{name_text}`"),
+                    "not a port name",
+                    "a port name has 1 to 15 lowercase letters, digits and single dashes, with at least one letter (as in Kubernetes)".to_string(),
+                );
+                continue;
+            }
+            if let Some(first) = out.iter().find(|p| p.name.value == name_text) {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        "duplicate-name",
+                        key.span,
+                        format!("port `{name_text}` is defined twice"),
+                    )
+                    .with_label("second definition")
+                    .with_related(first.name.span, "first definition")
+                    .with_help(
+                        "list several ports under one name instead: `name: [53/udp, 53/tcp]`",
+                    ),
+                );
+                continue;
+            }
+            let mut ranges = Vec::new();
+            for item in one_or_many(value) {
+                let Some(text) = item.scalar_text() else {
+                    self.wrong_type(
+                        item,
+                        "a port such as `8080` or `53/udp`",
+                        "a named port maps to a port number, a range, or a list of them",
+                    );
+                    continue;
+                };
+                match port::parse_range(&text) {
+                    Ok(range) => ranges.push(Loc::new(range, item.span)),
+                    Err(e) => {
+                        self.error("invalid-port", item.span, e.message, "invalid port", e.help)
+                    }
+                }
+            }
+            out.push(NamedPort {
+                name: Loc::new(name_text, key.span),
+                ranges,
+            });
+        }
+        out
+    }
+
+    fn templates(&mut self, node: &Node) -> Vec<Template> {
+        self.named_map(node, "the templates", |d, name, value| {
+            let fields = Fields::read(value, "a template", TEMPLATE_KEYS, d.diagnostics)?;
+            Some(Template {
+                name,
+                description: fields.get("description").and_then(|n| d.text(n)),
+                allow: fields
+                    .get("allow")
+                    .map(|n| d.statements(n))
+                    .unwrap_or_default(),
+            })
+        })
+    }
+
+    fn statements(&mut self, node: &Node) -> Vec<Statement> {
+        let Value::Seq(items) = &node.value else {
+            if !matches!(node.value, Value::Null) {
+                self.wrong_type(
+                    node,
+                    "a list of statements",
+                    "write `allow:` as a list: `- {from: traefik/traefik, to: sonarr, on: http}`",
+                );
+            }
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|item| self.statement(item))
+            .collect()
+    }
+
+    fn statement(&mut self, node: &Node) -> Option<Statement> {
+        let fields = Fields::read(node, "a statement", STATEMENT_KEYS, self.diagnostics)?;
+        let from = fields.get("from").map(|n| Loc::new(self.peers(n), n.span));
+        let to = fields.get("to").map(|n| Loc::new(self.peers(n), n.span));
+        let on = fields.get("on").map(|n| self.port_refs(n));
+        let http = fields
+            .get("http")
+            .map(|n| self.http_rules(n))
+            .unwrap_or_default();
+        Some(Statement {
+            span: node.span,
+            from,
+            to,
+            on,
+            http,
+            description: fields.get("description").and_then(|n| self.text(n)),
+        })
+    }
+
+    fn port_refs(&mut self, node: &Node) -> Vec<Loc<PortRef>> {
+        let mut out = Vec::new();
+        for item in one_or_many(node) {
+            let Some(text) = item.scalar_text() else {
+                self.wrong_type(
+                    item,
+                    "a port such as `443`, `53/udp` or `http`",
+                    "`on:` takes one port or a list of ports",
+                );
+                continue;
+            };
+            match port::parse_ref(&text) {
+                Ok(r) => out.push(Loc::new(r, item.span)),
+                Err(e) => self.error("invalid-port", item.span, e.message, "invalid port", e.help),
+            }
+        }
+        out
+    }
+
+    fn http_rules(&mut self, node: &Node) -> Vec<Loc<HttpRule>> {
+        let mut out = Vec::new();
+        for item in one_or_many(node) {
+            let Some(fields) = Fields::read(item, "an HTTP rule", HTTP_KEYS, self.diagnostics)
+            else {
+                continue;
+            };
+            let mut rule = HttpRule {
+                method: fields.get("method").and_then(|n| self.text(n)),
+                path: fields.get("path").and_then(|n| self.text(n)),
+                host: fields.get("host").and_then(|n| self.text(n)),
+                headers: fields
+                    .get("headers")
+                    .map(|n| {
+                        self.strings(n, "a list of headers")
+                            .into_iter()
+                            .map(|l| l.value)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            };
+            if let Some(method) = &rule.method {
+                rule.method = Some(method.to_ascii_uppercase());
+            }
+            if let Some(path) = &rule.path
+                && !path.starts_with('/')
+                && !path.starts_with('.')
+                && !path.starts_with('(')
+                && !path.starts_with('^')
+            {
+                let span = fields.get("path").map_or(item.span, |n| n.span);
+                self.error(
+                    "invalid-http-path",
+                    span,
+                    format!("HTTP path `{path}` does not start with `/`"),
+                    "never matches",
+                    "Cilium matches the whole request path (a regex), which always starts with `/`"
+                        .to_string(),
+                );
+            }
+            out.push(Loc::new(rule, item.span));
+        }
+        out
+    }
+
+    fn peers(&mut self, node: &Node) -> Vec<Loc<Peer>> {
+        let items = one_or_many(node);
+        if items.is_empty() {
+            self.error(
+                "empty-peers",
+                node.span,
+                "no peers given".to_string(),
+                "empty",
+                "name at least one peer, e.g. `sonarr`, `world` or `api.thetvdb.com`".to_string(),
+            );
+        }
+        items
+            .into_iter()
+            .filter_map(|item| self.peer(item))
+            .collect()
+    }
+
+    fn peer(&mut self, node: &Node) -> Option<Loc<Peer>> {
+        match &node.value {
+            Value::Str(text) => self
+                .peer_text(text, node.span)
+                .map(|p| Loc::new(p, node.span)),
+            Value::Map(_) => self.peer_map(node).map(|p| Loc::new(p, node.span)),
+            _ => {
+                self.wrong_type(
+                    node,
+                    "a peer",
+                    "a peer is a service (`sonarr`, `databases/arr-postgres`), an entity (`world`), a CIDR, a DNS name, or a map such as `{namespace: monitoring}`",
+                );
+                None
+            }
+        }
+    }
+
+    fn peer_text(&mut self, text: &str, span: Span) -> Option<Peer> {
+        if let Some(entity) = entity_named(text) {
+            return Some(Peer::Entity(entity));
+        }
+        if let Some((ns, name)) = text.split_once('/') {
+            if let Ok(net) = text.parse::<IpNet>() {
+                return self.cidr(net, Vec::new(), span);
+            }
+            if label::is_dns_label(ns) && (name == "*" || label::is_dns_label(name)) {
+                return Some(if name == "*" {
+                    Peer::Namespace {
+                        namespace: ns.to_string(),
+                        select: None,
+                    }
+                } else {
+                    Peer::Ref {
+                        namespace: Some(ns.to_string()),
+                        name: name.to_string(),
+                    }
+                });
+            }
+            if ns.contains('.') || ns.contains(':') {
+                self.error(
+                    "invalid-cidr",
+                    span,
+                    format!("invalid CIDR `{text}`"),
+                    "not a CIDR",
+                    "write a prefix such as `10.0.0.0/8` or `fd00::/8`".to_string(),
+                );
+            } else {
+                self.error(
+                    "invalid-peer",
+                    span,
+                    format!("invalid peer `{text}`"),
+                    "not a peer",
+                    "another namespace's service is written `NAMESPACE/SERVICE` (DNS labels), all its pods `NAMESPACE/*`".to_string(),
+                );
+            }
+            return None;
+        }
+        if text.parse::<std::net::IpAddr>().is_ok() {
+            let suffix = if text.contains(':') { 128 } else { 32 };
+            self.error(
+                "invalid-cidr",
+                span,
+                format!("`{text}` is an address, not a CIDR"),
+                "missing prefix length",
+                format!("write `{text}/{suffix}` for this one address"),
+            );
+            return None;
+        }
+        if text.contains('.') || text.contains('*') {
+            return match fqdn::parse(text) {
+                Ok(sel) => Some(Peer::Fqdn(sel)),
+                Err((message, help)) => {
+                    self.error(
+                        "invalid-dns-name",
+                        span,
+                        message,
+                        "not a DNS name Cilium accepts",
+                        help,
+                    );
+                    None
+                }
+            };
+        }
+        if label::is_dns_label(text) {
+            return Some(Peer::Ref {
+                namespace: None,
+                name: text.to_string(),
+            });
+        }
+        self.error(
+            "invalid-peer",
+            span,
+            format!("invalid peer `{text}`"),
+            "not a peer",
+            "a peer is a service or group name (lowercase DNS label), `NAMESPACE/SERVICE`, an entity such as `world`, a CIDR, or a DNS name".to_string(),
+        );
+        None
+    }
+
+    fn peer_map(&mut self, node: &Node) -> Option<Peer> {
+        let fields = Fields::read(node, "a peer", PEER_KEYS, self.diagnostics)?;
+        let kinds: Vec<&str> = ["entity", "cidr", "dns", "service", "namespace"]
+            .into_iter()
+            .filter(|k| fields.has(k))
+            .collect();
+        let main = match kinds.as_slice() {
+            [] => {
+                self.error(
+                    "invalid-peer",
+                    node.span,
+                    "the peer names nothing".to_string(),
+                    "empty peer",
+                    "use one of `entity`, `cidr`, `dns`, `service` or `namespace`".to_string(),
+                );
+                return None;
+            }
+            ["service", "namespace"] => "service",
+            [one] => *one,
+            [first, second, ..] => {
+                let span = fields.key_span(second).unwrap_or(node.span);
+                self.error(
+                    "mixed-peer",
+                    span,
+                    format!("a peer cannot be both `{first}` and `{second}`"),
+                    "second kind",
+                    "write two peers in a list instead".to_string(),
+                );
+                return None;
+            }
+        };
+        let allowed_extra: &[&str] = match main {
+            "cidr" => &["except"],
+            "namespace" => &["select"],
+            "service" => &["namespace"],
+            _ => &[],
+        };
+        for (key, key_node, _) in fields.iter() {
+            if key != main && !allowed_extra.contains(&key) {
+                self.error(
+                    "misplaced-key",
+                    key_node.span,
+                    format!("`{key}` does not go with `{main}`"),
+                    "not allowed here",
+                    match main {
+                        "cidr" => "a CIDR peer takes `except:`".to_string(),
+                        "namespace" => "a namespace peer takes `select:`".to_string(),
+                        "service" => "a service peer takes `namespace:`".to_string(),
+                        _ => format!("an `{main}` peer has no other keys"),
+                    },
+                );
+            }
+        }
+        let value = fields.get(main)?;
+        match main {
+            "entity" => {
+                let text = self.string(value)?;
+                match entity_named(&text.value) {
+                    Some(e) => Some(Peer::Entity(e)),
+                    None => {
+                        let names: Vec<&str> = ENTITIES.iter().map(|(n, _)| *n).collect();
+                        let help = match crate::suggest::closest(&text.value, names.iter().copied())
+                        {
+                            Some(best) => format!("did you mean `{best}`?"),
+                            None => format!("the entities are {}", crate::document::list(&names)),
+                        };
+                        self.error(
+                            "unknown-entity",
+                            text.span,
+                            format!("unknown entity `{}`", text.value),
+                            "not a Cilium entity",
+                            help,
+                        );
+                        None
+                    }
+                }
+            }
+            "cidr" => {
+                let text = self.string(value)?;
+                let net = self.parse_cidr(&text)?;
+                let mut except = Vec::new();
+                if let Some(node) = fields.get("except") {
+                    for item in self.strings(node, "a list of CIDRs") {
+                        if let Some(e) = self.parse_cidr(&item) {
+                            if !net.contains(&e) {
+                                self.error(
+                                    "invalid-cidr",
+                                    item.span,
+                                    format!("`{e}` is not inside `{net}`"),
+                                    "outside the CIDR",
+                                    "Cilium requires every `except` prefix to lie inside the CIDR"
+                                        .to_string(),
+                                );
+                            } else {
+                                except.push(e);
+                            }
+                        }
+                    }
+                }
+                self.cidr(net, except, text.span)
+            }
+            "dns" => {
+                let text = self.string(value)?;
+                match fqdn::parse(&text.value) {
+                    Ok(sel) => Some(Peer::Fqdn(sel)),
+                    Err((message, help)) => {
+                        self.error(
+                            "invalid-dns-name",
+                            text.span,
+                            message,
+                            "not a DNS name Cilium accepts",
+                            help,
+                        );
+                        None
+                    }
+                }
+            }
+            "service" => {
+                let name = self.dns_label(value, "service name")?;
+                let namespace = match fields.get("namespace") {
+                    Some(n) => Some(self.dns_label(n, "namespace")?.value),
+                    None => None,
+                };
+                Some(Peer::Ref {
+                    namespace,
+                    name: name.value,
+                })
+            }
+            "namespace" => {
+                let namespace = self.dns_label(value, "namespace")?.value;
+                let select = match fields.get("select") {
+                    Some(n) => Some(
+                        self.labels(n)?
+                            .value
+                            .into_iter()
+                            .map(|(k, v)| (k.value, v.value))
+                            .collect(),
+                    ),
+                    None => None,
+                };
+                Some(Peer::Namespace { namespace, select })
+            }
+            _ => None,
+        }
+    }
+
+    fn parse_cidr(&mut self, text: &Loc<String>) -> Option<IpNet> {
+        match text.value.parse::<IpNet>() {
+            Ok(net) => Some(net),
+            Err(_) => {
+                self.error(
+                    "invalid-cidr",
+                    text.span,
+                    format!("invalid CIDR `{}`", text.value),
+                    "not a CIDR",
+                    "write a prefix such as `10.0.0.0/8` or `fd00::/8`".to_string(),
+                );
+                None
+            }
+        }
+    }
+
+    fn cidr(&mut self, net: IpNet, except: Vec<IpNet>, span: Span) -> Option<Peer> {
+        if net.trunc() != net {
+            self.error(
+                "invalid-cidr",
+                span,
+                format!("`{net}` has host bits set"),
+                "not a network address",
+                format!("write the network address `{}`", net.trunc()),
+            );
+            return None;
+        }
+        Some(Peer::Cidr { cidr: net, except })
+    }
+
+    fn cluster_profile(&mut self, fields: &Fields<'_>) -> ClusterProfile {
+        let mut profile = ClusterProfile {
+            dns: None,
+            kubelet: None,
+            baselines: Vec::new(),
+        };
+        if let Some(node) = fields.get("cluster")
+            && let Some(cluster) =
+                Fields::read(node, "the cluster settings", CLUSTER_KEYS, self.diagnostics)
+        {
+            profile.kubelet = cluster.get("kubelet").and_then(|n| self.boolean(n));
+            if let Some(dns) = cluster.get("dns") {
+                profile.dns = self.dns_settings(dns);
+            }
+        }
+        if let Some(node) = fields.get("baselines") {
+            match &node.value {
+                Value::Seq(items) => {
+                    for item in items {
+                        if let Some(b) = self.baseline(item) {
+                            profile.baselines.push(b);
+                        }
+                    }
+                }
+                Value::Null => {}
+                _ => self.wrong_type(
+                    node,
+                    "a list of baselines",
+                    "write `baselines:` as a list of `- name: ...` entries",
+                ),
+            }
+        }
+        profile
+    }
+
+    fn dns_settings(&mut self, node: &Node) -> Option<DnsSettings> {
+        let fields = Fields::read(node, "the DNS settings", DNS_KEYS, self.diagnostics)?;
+        let resolver = fields.get("resolver").and_then(|n| self.peer(n));
+        let mut ports = Vec::new();
+        if let Some(node) = fields.get("ports") {
+            for item in one_or_many(node) {
+                let Some(text) = item.scalar_text() else {
+                    self.wrong_type(
+                        item,
+                        "a port such as `53/udp`",
+                        "the resolver's ports, e.g. `[53/udp, 53/tcp]`",
+                    );
+                    continue;
+                };
+                match port::parse_range(&text) {
+                    Ok(r) if r.first != r.last => self.error(
+                        "invalid-port",
+                        item.span,
+                        format!("DNS port `{text}` is a range"),
+                        "a range",
+                        "Cilium's DNS rules take single ports".to_string(),
+                    ),
+                    Ok(r) => ports.push(Loc::new(r, item.span)),
+                    Err(e) => {
+                        self.error("invalid-port", item.span, e.message, "invalid port", e.help)
+                    }
+                }
+            }
+        }
+        let queries = fields.get("queries").and_then(|n| {
+            let text = self.string(n)?;
+            match text.value.as_str() {
+                "any" => Some(Loc::new(DnsQueries::Any, text.span)),
+                "declared" => Some(Loc::new(DnsQueries::Declared, text.span)),
+                other => {
+                    self.error(
+                        "invalid-value",
+                        text.span,
+                        format!("unknown DNS query mode `{other}`"),
+                        "not a mode",
+                        "`queries` is `any` (every lookup is allowed) or `declared` (only the names used in statements)".to_string(),
+                    );
+                    None
+                }
+            }
+        });
+        Some(DnsSettings {
+            span: node.span,
+            resolver,
+            ports,
+            queries,
+        })
+    }
+
+    fn baseline(&mut self, node: &Node) -> Option<Baseline> {
+        let fields = Fields::read(node, "a baseline", BASELINE_KEYS, self.diagnostics)?;
+        let Some(name_node) = fields.get("name") else {
+            self.error(
+                "missing-key",
+                node.span,
+                "the baseline has no `name`".to_string(),
+                "this baseline",
+                "name it: it becomes the name of the CiliumClusterwideNetworkPolicy".to_string(),
+            );
+            return None;
+        };
+        let name = self.dns_label(name_node, "baseline name")?;
+        let select = match fields.get("select") {
+            Some(n) => self.baseline_select(n)?,
+            None => {
+                self.error(
+                    "missing-key",
+                    name.span,
+                    format!("baseline `{}` has no `select`", name.value),
+                    "which pods?",
+                    "say which pods it applies to: `select: all`, `select: {namespace: media}` or `select: {select: {LABEL: VALUE}}`".to_string(),
+                );
+                return None;
+            }
+        };
+        Some(Baseline {
+            name,
+            select,
+            description: fields.get("description").and_then(|n| self.text(n)),
+            allow: fields
+                .get("allow")
+                .map(|n| self.statements(n))
+                .unwrap_or_default(),
+        })
+    }
+
+    fn baseline_select(&mut self, node: &Node) -> Option<Loc<BaselineSelect>> {
+        if let Value::Str(s) = &node.value {
+            if s == "all" {
+                return Some(Loc::new(BaselineSelect::All, node.span));
+            }
+            self.error(
+                "invalid-value",
+                node.span,
+                format!("invalid baseline selection `{s}`"),
+                "not a selection",
+                "write `all`, or a map with `namespace`, `namespaces` and/or `select`".to_string(),
+            );
+            return None;
+        }
+        let fields = Fields::read(
+            node,
+            "a baseline selection",
+            BASELINE_SELECT_KEYS,
+            self.diagnostics,
+        )?;
+        let mut namespaces = Vec::new();
+        if let Some(n) = fields.get("namespace") {
+            namespaces.push(self.dns_label(n, "namespace")?.value);
+        }
+        if let Some(n) = fields.get("namespaces") {
+            for item in one_or_many(n) {
+                if let Some(ns) = self.dns_label(item, "namespace") {
+                    namespaces.push(ns.value);
+                }
+            }
+        }
+        let labels = match fields.get("select") {
+            Some(n) => self
+                .labels(n)?
+                .value
+                .into_iter()
+                .map(|(k, v)| (k.value, v.value))
+                .collect(),
+            None => Vec::new(),
+        };
+        namespaces.sort();
+        namespaces.dedup();
+        Some(Loc::new(
+            BaselineSelect::Pods { namespaces, labels },
+            node.span,
+        ))
+    }
+
+    fn labels(&mut self, node: &Node) -> Option<Loc<Labels>> {
+        let Value::Map(entries) = &node.value else {
+            self.wrong_type(
+                node,
+                "a map of pod labels",
+                "write labels as `{app.kubernetes.io/name: sonarr}`",
+            );
+            return None;
+        };
+        let mut out: Labels = Vec::new();
+        for (key, value) in entries {
+            let Some(k) = key.scalar_text() else {
+                self.wrong_type(
+                    key,
+                    "a label key",
+                    "label keys are like `app.kubernetes.io/name`",
+                );
+                continue;
+            };
+            let Some(v) = value.scalar_text() else {
+                self.wrong_type(
+                    value,
+                    "a label value",
+                    "label values are strings such as `sonarr`",
+                );
+                continue;
+            };
+            if let Err((message, help)) = label::check_key(&k) {
+                self.error(
+                    "invalid-label",
+                    key.span,
+                    message,
+                    "invalid label key",
+                    help,
+                );
+                continue;
+            }
+            if let Some(reason) = label::filtered_from_identity(&k) {
+                self.error(
+                    "unselectable-label",
+                    key.span,
+                    format!("label `{k}` is not part of Cilium identities"),
+                    "never matches",
+                    format!("{reason}, so a selector on it selects nothing; use a label such as `app.kubernetes.io/name`"),
+                );
+                continue;
+            }
+            if let Err((message, help)) = label::check_value(&v) {
+                self.error(
+                    "invalid-label",
+                    value.span,
+                    message,
+                    "invalid label value",
+                    help,
+                );
+                continue;
+            }
+            if let Some((first, _)) = out.iter().find(|(fk, _)| fk.value == k) {
+                self.diagnostics.push(
+                    Diagnostic::error("duplicate-key", key.span, format!("duplicate key `{k}`"))
+                        .with_label("second definition")
+                        .with_related(first.span, "first definition")
+                        .with_help("a label selector has one value per key"),
+                );
+                continue;
+            }
+            out.push((Loc::new(k, key.span), Loc::new(v, value.span)));
+        }
+        if out.is_empty() && entries.is_empty() {
+            self.error(
+                "empty-selector",
+                node.span,
+                "empty label selector".to_string(),
+                "selects every pod",
+                "leave out `select` to use `app.kubernetes.io/name: NAME`, or name the labels"
+                    .to_string(),
+            );
+            return None;
+        }
+        Some(Loc::new(out, node.span))
+    }
+
+    fn enforce(&mut self, node: &Node) -> Option<Loc<Enforce>> {
+        let text = self.string(node)?;
+        let value = match text.value.as_str() {
+            "both" => Enforce::Both,
+            "ingress" => Enforce::Ingress,
+            "egress" => Enforce::Egress,
+            "audit" => Enforce::Audit,
+            other => {
+                let help =
+                    match crate::suggest::closest(other, ["both", "ingress", "egress", "audit"]) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => "`enforce` is `both`, `ingress`, `egress` or `audit`".to_string(),
+                    };
+                self.error(
+                    "invalid-value",
+                    text.span,
+                    format!("unknown enforcement `{other}`"),
+                    "not an enforcement mode",
+                    help,
+                );
+                return None;
+            }
+        };
+        Some(Loc::new(value, text.span))
+    }
+
+    fn boolean(&mut self, node: &Node) -> Option<Loc<bool>> {
+        match node.value {
+            Value::Bool(b) => Some(Loc::new(b, node.span)),
+            _ => {
+                self.wrong_type(node, "`true` or `false`", "write `true` or `false`");
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, node: &Node) -> Option<Loc<String>> {
+        match &node.value {
+            Value::Str(s) => Some(Loc::new(s.clone(), node.span)),
+            _ => {
+                self.wrong_type(
+                    node,
+                    "a string",
+                    "quote the value if YAML reads it as something else",
+                );
+                None
+            }
+        }
+    }
+
+    fn text(&mut self, node: &Node) -> Option<String> {
+        match node.scalar_text() {
+            Some(s) => Some(s),
+            None => {
+                self.wrong_type(
+                    node,
+                    "a text",
+                    "write the text on one line, or as a YAML block scalar",
+                );
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, node: &Node, what: &str) -> Vec<Loc<String>> {
+        let mut out = Vec::new();
+        for item in one_or_many(node) {
+            match item.scalar_text() {
+                Some(s) => out.push(Loc::new(s, item.span)),
+                None => self.wrong_type(item, what, "each entry is a string"),
+            }
+        }
+        out
+    }
+
+    /// Names that must be DNS labels (service, group and template names).
+    fn names(&mut self, node: &Node, what: &str) -> Vec<Loc<String>> {
+        one_or_many(node)
+            .into_iter()
+            .filter_map(|item| {
+                if item.scalar_text().is_none() {
+                    self.wrong_type(item, what, "each entry is a name");
+                    return None;
+                }
+                self.dns_label(item, "name")
+            })
+            .collect()
+    }
+
+    fn dns_label(&mut self, node: &Node, what: &str) -> Option<Loc<String>> {
+        let Some(text) = node.scalar_text() else {
+            self.wrong_type(
+                node,
+                &format!("a {what}"),
+                "names are lowercase DNS labels such as `sonarr`",
+            );
+            return None;
+        };
+        if label::is_dns_label(&text) {
+            Some(Loc::new(text, node.span))
+        } else {
+            let fixed: String = text
+                .to_ascii_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            let fixed = fixed.trim_matches('-');
+            let hint = if !fixed.is_empty() && label::is_dns_label(fixed) {
+                format!(
+                    "a {what} is a lowercase DNS label (letters, digits, `-`, at most 63); e.g. `{fixed}`"
+                )
+            } else {
+                format!("a {what} is a lowercase DNS label (letters, digits, `-`, at most 63)")
+            };
+            self.error(
+                "invalid-name",
+                node.span,
+                format!("invalid {what} `{text}`"),
+                "not a DNS label",
+                hint,
+            );
+            None
+        }
+    }
+}
