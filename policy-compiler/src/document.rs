@@ -73,7 +73,7 @@ impl Node {
 pub fn parse(source: SourceId, text: &str) -> Result<Node, Box<Diagnostic>> {
     let raw: Result<Spanned<RawValue>, _> = serde_saphyr::from_str_with_options(text, options());
     match raw {
-        Ok(raw) => Ok(convert(source, raw)),
+        Ok(raw) => Ok(convert(source, text, raw)),
         Err(err) => Err(Box::new(syntax_error(source, text, &err))),
     }
 }
@@ -83,7 +83,7 @@ pub fn parse_multi(source: SourceId, text: &str) -> Result<Vec<Node>, Box<Diagno
     let raw: Result<Vec<Spanned<RawValue>>, _> =
         serde_saphyr::from_str_multiple_with_options(text, options());
     match raw {
-        Ok(docs) => Ok(docs.into_iter().map(|d| convert(source, d)).collect()),
+        Ok(docs) => Ok(docs.into_iter().map(|d| convert(source, text, d)).collect()),
         Err(err) => Err(Box::new(syntax_error(source, text, &err))),
     }
 }
@@ -131,6 +131,11 @@ fn first_line(message: &str) -> String {
         Some(i) if line.starts_with("line ") => line.get(i + 2..).unwrap_or(line),
         _ => line,
     };
+    // The position is shown by the report itself.
+    let reason = match reason.rfind(" at line ") {
+        Some(i) => reason.get(..i).unwrap_or(reason),
+        None => reason,
+    };
     reason.trim_end_matches('.').to_string()
 }
 
@@ -152,7 +157,7 @@ fn clamp(source: SourceId, text: &str, offset: usize, len: usize) -> Span {
     Span::new(source, offset, len)
 }
 
-fn convert(source: SourceId, raw: Spanned<RawValue>) -> Node {
+fn convert(source: SourceId, text: &str, raw: Spanned<RawValue>) -> Node {
     // `referenced` is where the node is used (an alias), `defined` where it was written; errors
     // point at the use.
     let loc = raw.referenced;
@@ -166,22 +171,59 @@ fn convert(source: SourceId, raw: Spanned<RawValue>) -> Node {
         .byte_len()
         .and_then(|l| usize::try_from(l).ok())
         .unwrap_or(0);
-    let span = Span::new(source, offset, len);
+    let mut span = Span::new(source, offset, len);
     let value = match raw.value {
         RawValue::Null => Value::Null,
         RawValue::Bool(b) => Value::Bool(b),
         RawValue::Int(i) => Value::Int(i),
         RawValue::Float(f) => Value::Float(f),
         RawValue::Str(s) => Value::Str(s),
-        RawValue::Seq(items) => Value::Seq(items.into_iter().map(|i| convert(source, i)).collect()),
+        RawValue::Seq(items) => Value::Seq(
+            items
+                .into_iter()
+                .map(|i| convert(source, text, i))
+                .collect(),
+        ),
         RawValue::Map(entries) => Value::Map(
             entries
                 .into_iter()
-                .map(|(k, v)| (convert(source, k), convert(source, v)))
+                .map(|(k, v)| (convert(source, text, k), convert(source, text, v)))
                 .collect(),
         ),
     };
+    // serde-saphyr gives a collection the position of its start only; make the span cover the
+    // whole collection, so that a diagnostic about it underlines all of it.
+    let last_end = match &value {
+        Value::Seq(items) => items.last().map(|n| n.span.range().end),
+        Value::Map(entries) => entries
+            .last()
+            .map(|(_, v)| v.span.range().end.max(v.span.offset as usize)),
+        _ => None,
+    };
+    let first_start = match &value {
+        Value::Seq(items) => items.first().map(|n| n.span.offset as usize),
+        Value::Map(entries) => entries.first().map(|(k, _)| k.span.offset as usize),
+        _ => None,
+    };
+    let is_collection = matches!(value, Value::Seq(_) | Value::Map(_));
+    if is_collection {
+        let start = first_start.unwrap_or(offset).min(offset);
+        let mut end = last_end.unwrap_or(offset + len).max(offset + len);
+        if matches!(text_at(text, offset), Some('{' | '[')) {
+            // Include the closing bracket of a flow collection.
+            let rest = text.get(end..).unwrap_or("");
+            let trimmed = rest.trim_start_matches([' ', '\t', '\n', '\r', ',']);
+            if trimmed.starts_with(['}', ']']) {
+                end += rest.len() - trimmed.len() + 1;
+            }
+        }
+        span = Span::new(source, start, end.saturating_sub(start));
+    }
     Node { value, span }
+}
+
+fn text_at(text: &str, offset: usize) -> Option<char> {
+    text.get(offset..).and_then(|s| s.chars().next())
 }
 
 /// What serde-saphyr fills; converted to [`Node`] right after parsing.

@@ -606,8 +606,31 @@ impl Decoder<'_> {
 
     fn statement(&mut self, node: &Node) -> Option<Statement> {
         let fields = Fields::read(node, "a statement", STATEMENT_KEYS, self.diagnostics)?;
-        let from = fields.get("from").map(|n| Loc::new(self.peers(n), n.span));
-        let to = fields.get("to").map(|n| Loc::new(self.peers(n), n.span));
+        // A side that fails to decode drops the statement (its error is already reported).
+        let from = match fields.get("from") {
+            Some(n) => Some(Loc::new(self.peers(n), n.span)),
+            None => None,
+        };
+        let to = match fields.get("to") {
+            Some(n) => Some(Loc::new(self.peers(n), n.span)),
+            None => None,
+        };
+        let from = match from {
+            Some(Loc { value: None, .. }) => return None,
+            Some(Loc {
+                value: Some(v),
+                span,
+            }) => Some(Loc::new(v, span)),
+            None => None,
+        };
+        let to = match to {
+            Some(Loc { value: None, .. }) => return None,
+            Some(Loc {
+                value: Some(v),
+                span,
+            }) => Some(Loc::new(v, span)),
+            None => None,
+        };
         let on = fields.get("on").map(|n| self.port_refs(n));
         let http = fields
             .get("http")
@@ -687,7 +710,9 @@ impl Decoder<'_> {
         out
     }
 
-    fn peers(&mut self, node: &Node) -> Vec<Loc<Peer>> {
+    /// `None` when a peer is invalid: the statement is then left out of resolution, so that
+    /// one mistake is not reported again as a statement that allows nothing.
+    fn peers(&mut self, node: &Node) -> Option<Vec<Loc<Peer>>> {
         let items = one_or_many(node);
         if items.is_empty() {
             self.error(
@@ -697,11 +722,14 @@ impl Decoder<'_> {
                 "empty",
                 "name at least one peer, e.g. `sonarr`, `world` or `api.thetvdb.com`".to_string(),
             );
+            return None;
         }
-        items
+        let total = items.len();
+        let peers: Vec<Loc<Peer>> = items
             .into_iter()
             .filter_map(|item| self.peer(item))
-            .collect()
+            .collect();
+        (peers.len() == total).then_some(peers)
     }
 
     fn peer(&mut self, node: &Node) -> Option<Loc<Peer>> {

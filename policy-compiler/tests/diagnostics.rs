@@ -1,0 +1,596 @@
+//! Every kind of profile error: code, message, hint and the exact text it underlines.
+//!
+//! Each case is a small set of in-memory files; a case passes only if the *first* error is
+//! the expected one, so a case also proves that nothing else went wrong first.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+use std::path::PathBuf;
+
+use netpol_compiler::diagnostic::{Diagnostic, Style, render_human};
+use netpol_compiler::input::Memory;
+use netpol_compiler::{Compilation, compile_paths};
+
+/// A namespace `traefik` that other cases can point at.
+const TRAEFIK: &str = "namespace: traefik\nservices:\n  traefik:\n    ports: {web: 8000}\n";
+
+fn compile(files: &[(&str, &str)]) -> Compilation {
+    let fs = Memory::new(files.iter().map(|(p, t)| (PathBuf::from(p), t.to_string())));
+    compile_paths(&fs, &[PathBuf::from("p")])
+}
+
+fn errors(c: &Compilation) -> Vec<&Diagnostic> {
+    c.diagnostics
+        .sorted()
+        .into_iter()
+        .filter(|d| d.is_error())
+        .collect()
+}
+
+fn underlined<'a>(c: &'a Compilation, d: &Diagnostic) -> &'a str {
+    let span = d.span.expect("a span");
+    c.sources.get(span.source).unwrap().slice(span)
+}
+
+struct Case {
+    name: &'static str,
+    files: &'static [(&'static str, &'static str)],
+    code: &'static str,
+    message: &'static str,
+    help: &'static str,
+    underlined: &'static str,
+}
+
+/// The mismatches of one case, empty when it passes.
+fn run(case: &Case) -> Vec<String> {
+    let c = compile(case.files);
+    let errs = errors(&c);
+    let Some(first) = errs.first() else {
+        return vec![format!(
+            "{}: no error; diagnostics: {:?}",
+            case.name, c.diagnostics
+        )];
+    };
+    let mut problems = Vec::new();
+    let mut check = |what: &str, got: &str, want: &str| {
+        if got != want {
+            problems.push(format!("{}: {what}: got {got:?}, want {want:?}", case.name));
+        }
+    };
+    check("code", first.code, case.code);
+    check("message", &first.message, case.message);
+    check("help", first.help.as_deref().unwrap_or(""), case.help);
+    check("underlined text", underlined(&c, first), case.underlined);
+    if c.objects.is_some() {
+        problems.push(format!("{}: errors must not produce output", case.name));
+    }
+    problems
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "unknown key with a did-you-mean",
+        files: &[("p/a.yaml", "namespace: media\nsrevices:\n  sonarr: {}\n")],
+        code: "unknown-key",
+        message: "unknown key `srevices` in a profile",
+        help: "did you mean `services`?",
+        underlined: "srevices",
+    },
+    Case {
+        name: "unknown key in a statement",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: world\n        port: 443\n",
+        )],
+        code: "unknown-key",
+        message: "unknown key `port` in a statement",
+        help: "a statement has the keys `from`, `to`, `on`, `http`, `description`",
+        underlined: "port",
+    },
+    Case {
+        name: "wrong type",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    use: {arr-app: true}\n",
+        )],
+        code: "wrong-type",
+        message: "expected a list of template names, found a map",
+        help: "each entry is a name",
+        underlined: "{arr-app: true}",
+    },
+    Case {
+        name: "duplicate key",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    ports: {http: 8989}\n    ports: {http: 8990}\n",
+        )],
+        code: "duplicate-key",
+        message: "duplicate key `ports`",
+        help: "YAML keys must be unique; merge the two entries",
+        underlined: "ports",
+    },
+    Case {
+        name: "undefined service with a did-you-mean",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    ports: {http: 8989}\n  radarr:\n    allow:\n      - to: sonar\n        on: 8989\n",
+        )],
+        code: "unknown-service",
+        message: "unknown service or group `sonar` in namespace `media`",
+        help: "did you mean `sonarr`?",
+        underlined: "sonar",
+    },
+    Case {
+        name: "service of an undeclared namespace",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - from: ingress-nginx/controller\n",
+        )],
+        code: "unknown-service",
+        message: "unknown service or group `controller` in namespace `ingress-nginx`",
+        help: "no profile declares namespace `ingress-nginx`; for pods without a profile write `{namespace: ingress-nginx, select: {LABEL: VALUE}}`",
+        underlined: "ingress-nginx/controller",
+    },
+    Case {
+        name: "undefined group member",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr: {}\ngroups:\n  arr: [sonarr, radar]\n",
+        )],
+        code: "unknown-service",
+        message: "unknown service `radar` in namespace `media`",
+        help: "namespace `media` declares no service `radar`",
+        underlined: "radar",
+    },
+    Case {
+        name: "undefined template",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    use: [arr-ap]\ntemplates:\n  arr-app:\n    allow:\n      - to: world\n",
+        )],
+        code: "unknown-template",
+        message: "unknown template `arr-ap`",
+        help: "did you mean `arr-app`?",
+        underlined: "arr-ap",
+    },
+    Case {
+        name: "port name the service lacks",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: media\nservices:\n  sonarr:\n    ports: {http: 8989}\n    allow:\n      - from: traefik/traefik\n        on: htp\n",
+            ),
+            ("p/t.yaml", TRAEFIK),
+        ],
+        code: "unknown-port-name",
+        message: "service `media/sonarr` has no port named `htp`",
+        help: "did you mean `http`?",
+        underlined: "htp",
+    },
+    Case {
+        name: "port name towards a destination that has none",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: api.thetvdb.com\n        on: https\n",
+        )],
+        code: "unknown-port-name",
+        message: "port name `https` cannot be resolved here",
+        help: "port names resolve against the receiving service; for other destinations write a number such as `443`",
+        underlined: "https",
+    },
+    Case {
+        name: "port out of range",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    ports: {http: 89890}\n",
+        )],
+        code: "invalid-port",
+        message: "port `89890` is out of range",
+        help: "ports go from 1 to 65535",
+        underlined: "89890",
+    },
+    Case {
+        name: "reversed range",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  qbittorrent:\n    allow:\n      - from: world\n        on: 6889-6881/udp\n",
+        )],
+        code: "invalid-port",
+        message: "the range `6889-6881/udp` ends before it starts",
+        help: "write the lower port first: `6881-6889`",
+        underlined: "6889-6881/udp",
+    },
+    Case {
+        name: "unknown protocol",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: world\n        on: 443/quic\n",
+        )],
+        code: "invalid-port",
+        message: "unknown protocol `quic`",
+        help: "the protocols are `tcp` (the default), `udp` and `sctp`; ICMP is written `icmp/TYPE`",
+        underlined: "443/quic",
+    },
+    Case {
+        name: "ICMP without a type",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: world\n        on: icmp\n",
+        )],
+        code: "invalid-port",
+        message: "`icmp` needs an ICMP type",
+        help: "Cilium matches ICMP by type: write e.g. `icmp/echo-request` or `icmpv6/128`",
+        underlined: "icmp",
+    },
+    Case {
+        name: "invalid CIDR",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: 10.0.0.300/8\n",
+        )],
+        code: "invalid-cidr",
+        message: "invalid CIDR `10.0.0.300/8`",
+        help: "write a prefix such as `10.0.0.0/8` or `fd00::/8`",
+        underlined: "10.0.0.300/8",
+    },
+    Case {
+        name: "address without prefix length",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: 192.168.1.10\n",
+        )],
+        code: "invalid-cidr",
+        message: "`192.168.1.10` is an address, not a CIDR",
+        help: "write `192.168.1.10/32` for this one address",
+        underlined: "192.168.1.10",
+    },
+    Case {
+        name: "CIDR with host bits",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: 10.1.2.3/8\n",
+        )],
+        code: "invalid-cidr",
+        message: "`10.1.2.3/8` has host bits set",
+        help: "write the network address `10.0.0.0/8`",
+        underlined: "10.1.2.3/8",
+    },
+    Case {
+        name: "except outside the CIDR",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: {cidr: 10.0.0.0/8, except: [192.168.0.0/16]}\n",
+        )],
+        code: "invalid-cidr",
+        message: "`192.168.0.0/16` is not inside `10.0.0.0/8`",
+        help: "Cilium requires every `except` prefix to lie inside the CIDR",
+        underlined: "192.168.0.0/16",
+    },
+    Case {
+        name: "DNS name Cilium would reject",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: api..thetvdb.com\n        on: 443\n",
+        )],
+        code: "invalid-dns-name",
+        message: "invalid DNS name `api..thetvdb.com`",
+        help: "Cilium accepts letters, digits, `-`, `_` and `*` between dots, and no empty labels",
+        underlined: "api..thetvdb.com",
+    },
+    Case {
+        name: "invalid label key",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    select: {-app: sonarr}\n",
+        )],
+        code: "invalid-label",
+        message: "invalid label key `-app`",
+        help: "a label name has 1 to 63 letters, digits, `-`, `_` or `.`, and starts and ends with a letter or digit",
+        underlined: "-app",
+    },
+    Case {
+        name: "invalid label value",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    select: {app: \"so narr\"}\n",
+        )],
+        code: "invalid-label",
+        message: "invalid label value `so narr`",
+        help: "a label value has at most 63 letters, digits, `-`, `_` or `.`, and starts and ends with a letter or digit",
+        underlined: "\"so narr\"",
+    },
+    Case {
+        name: "label Cilium leaves out of identities",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    select: {pod-template-hash: abc}\n",
+        )],
+        code: "unselectable-label",
+        message: "label `pod-template-hash` is not part of Cilium identities",
+        help: "Cilium leaves it out of pod identities, so a selector on it selects nothing; use a label such as `app.kubernetes.io/name`",
+        underlined: "pod-template-hash",
+    },
+    Case {
+        name: "invalid service name",
+        files: &[("p/a.yaml", "namespace: media\nservices:\n  Sonarr_v4: {}\n")],
+        code: "invalid-name",
+        message: "invalid name `Sonarr_v4`",
+        help: "a name is a lowercase DNS label (letters, digits, `-`, at most 63); e.g. `sonarr-v4`",
+        underlined: "Sonarr_v4",
+    },
+    Case {
+        name: "service named after an entity",
+        files: &[("p/a.yaml", "namespace: media\nservices:\n  world: {}\n")],
+        code: "reserved-name",
+        message: "`world` is the name of a Cilium entity",
+        help: "peers named `world` mean the `world` entity; give the service another name",
+        underlined: "world",
+    },
+    Case {
+        name: "duplicate service across the file",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr: {}\n  sonarr: {}\n",
+        )],
+        code: "duplicate-name",
+        message: "`sonarr` is defined twice",
+        help: "names must be unique; merge the two definitions",
+        underlined: "sonarr",
+    },
+    Case {
+        name: "two profiles for one namespace",
+        files: &[
+            ("p/a.yaml", "namespace: media\nservices:\n  sonarr: {}\n"),
+            ("p/b.yaml", "namespace: media\nservices:\n  radarr: {}\n"),
+        ],
+        code: "duplicate-namespace",
+        message: "namespace `media` has two profiles",
+        help: "the other profile is at p/a.yaml:1; keep one file per namespace",
+        underlined: "media",
+    },
+    Case {
+        name: "two services selecting the same pods",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    select: {app: arr}\n  radarr:\n    select: {app: arr}\n",
+        )],
+        code: "duplicate-selector",
+        message: "services `radarr` and `sonarr` select the same pods",
+        help: "give each service a `select:` that matches only its own pods",
+        underlined: "sonarr",
+    },
+    Case {
+        name: "unknown enforcement",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    enforce: ingres\n",
+        )],
+        code: "invalid-value",
+        message: "unknown enforcement `ingres`",
+        help: "did you mean `ingress`?",
+        underlined: "ingres",
+    },
+    Case {
+        name: "unknown entity",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - from: {entity: remote-nodes}\n",
+        )],
+        code: "unknown-entity",
+        message: "unknown entity `remote-nodes`",
+        help: "did you mean `remote-node`?",
+        underlined: "remote-nodes",
+    },
+    Case {
+        name: "peer of two kinds",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: {entity: world, cidr: 10.0.0.0/8}\n",
+        )],
+        code: "mixed-peer",
+        message: "a peer cannot be both `entity` and `cidr`",
+        help: "write two peers in a list instead",
+        underlined: "cidr",
+    },
+    Case {
+        name: "DNS name as a source",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - from: api.thetvdb.com\n",
+        )],
+        code: "dns-source",
+        message: "DNS name `api.thetvdb.com` cannot be a source",
+        help: "Cilium learns the addresses of DNS names from lookups made by the pods, so DNS names only work in `to:`; use a CIDR for incoming traffic",
+        underlined: "api.thetvdb.com",
+    },
+    Case {
+        name: "top-level statement without a side",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr: {}\nallow:\n  - to: sonarr\n    on: 8989\n",
+        )],
+        code: "missing-peer",
+        message: "the statement has no `from`",
+        help: "only statements under a service, a template or a baseline may leave out one side, which then means that service",
+        underlined: "to: sonarr\n    on: 8989",
+    },
+    Case {
+        name: "statement between two peers without a profile",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr: {}\nallow:\n  - from: world\n    to: 10.0.0.0/8\n",
+        )],
+        code: "no-subject",
+        message: "neither side of the statement is a service of a profile",
+        help: "netpol writes policies for the services profiles declare; name one of them in `from` or `to`",
+        underlined: "from: world\n    to: 10.0.0.0/8",
+    },
+    Case {
+        name: "HTTP rules on UDP",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - from: world\n        on: 8989/udp\n        http: [{method: GET}]\n",
+        )],
+        code: "http-on-non-tcp",
+        message: "HTTP rules on `8989/udp`",
+        help: "Cilium applies HTTP rules to TCP only; move the other ports to a statement of their own",
+        underlined: "{method: GET}",
+    },
+    Case {
+        name: "HTTP rules without ports",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - from: world\n        http: [{method: GET}]\n",
+        )],
+        code: "http-without-ports",
+        message: "HTTP rules need ports",
+        help: "Cilium applies HTTP rules to TCP ports; add `on: http` or a port number",
+        underlined: "{method: GET}",
+    },
+    Case {
+        name: "YAML syntax error",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr: {ports: [8989\n",
+        )],
+        code: "yaml-syntax",
+        message: "invalid YAML: unclosed bracket '['",
+        help: "fix the YAML syntax; the file was not read",
+        underlined: "[",
+    },
+    Case {
+        name: "file without a namespace",
+        files: &[("p/a.yaml", "services:\n  sonarr: {}\n")],
+        code: "missing-namespace",
+        message: "the profile has no `namespace:`",
+        help: "a profile starts with `namespace: NAME`; a cluster file has `cluster:` or `baselines:`",
+        underlined: "services:\n  sonarr: {}",
+    },
+    Case {
+        name: "services in the cluster file",
+        files: &[(
+            "p/c.yaml",
+            "cluster:\n  kubelet: true\nservices:\n  sonarr: {}\n",
+        )],
+        code: "misplaced-key",
+        message: "`services` belongs in a namespace profile",
+        help: "the cluster file holds `cluster:` and `baselines:`; put services in a file with `namespace:`",
+        underlined: "services",
+    },
+    Case {
+        name: "bare name in the cluster file",
+        files: &[
+            ("p/a.yaml", "namespace: media\nservices:\n  sonarr: {}\n"),
+            (
+                "p/c.yaml",
+                "baselines:\n  - name: scrape\n    select: all\n    allow:\n      - to: sonarr\n",
+            ),
+        ],
+        code: "ambiguous-name",
+        message: "`sonarr` has no namespace here",
+        help: "outside a namespace profile, write `NAMESPACE/sonarr`",
+        underlined: "sonarr",
+    },
+    Case {
+        name: "baseline without a selection",
+        files: &[(
+            "p/c.yaml",
+            "baselines:\n  - name: dns\n    allow:\n      - to: world\n",
+        )],
+        code: "missing-key",
+        message: "baseline `dns` has no `select`",
+        help: "say which pods it applies to: `select: all`, `select: {namespace: media}` or `select: {select: {LABEL: VALUE}}`",
+        underlined: "dns",
+    },
+    Case {
+        name: "two documents in a profile",
+        files: &[("p/a.yaml", "namespace: media\n---\nnamespace: games\n")],
+        code: "multiple-documents",
+        message: "a profile holds one YAML document",
+        help: "put each namespace in a file of its own",
+        underlined: "namespace: games",
+    },
+    Case {
+        name: "empty label selector",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    select: {}\n",
+        )],
+        code: "empty-selector",
+        message: "empty label selector",
+        help: "leave out `select` to use `app.kubernetes.io/name: NAME`, or name the labels",
+        underlined: "{}",
+    },
+];
+
+#[test]
+fn every_error_kind_is_reported_precisely() {
+    let problems: Vec<String> = CASES.iter().flat_map(run).collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let kinds: std::collections::BTreeSet<&str> = CASES.iter().map(|c| c.code).collect();
+    assert!(kinds.len() >= 15, "only {} distinct kinds", kinds.len());
+}
+
+#[test]
+fn all_errors_are_collected_not_just_the_first() {
+    let c = compile(&[(
+        "p/a.yaml",
+        "namespace: media\nservices:\n  sonarr:\n    ports: {http: 99999}\n    enforce: sometimes\n  radarr:\n    allow:\n      - to: nowhere\n      - to: 10.0.0.1\n",
+    )]);
+    let codes: Vec<&str> = errors(&c).iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        [
+            "invalid-port",
+            "invalid-value",
+            "unknown-service",
+            "invalid-cidr"
+        ],
+        "shape errors and resolution errors are reported together, each once"
+    );
+}
+
+#[test]
+fn errors_in_several_files_are_all_reported() {
+    let c = compile(&[
+        (
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr: {ports: {http: 0}}\n",
+        ),
+        (
+            "p/b.yaml",
+            "namespace: games\nservices:\n  minecraft: {enforce: never}\n",
+        ),
+    ]);
+    let files: Vec<&str> = errors(&c)
+        .iter()
+        .map(|d| c.sources.get(d.span.unwrap().source).unwrap().name.as_str())
+        .collect();
+    assert_eq!(files, ["p/a.yaml", "p/b.yaml"]);
+}
+
+#[test]
+fn warnings_do_not_stop_compilation() {
+    let c = compile(&[(
+        "p/a.yaml",
+        "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - from: world\n        on: 8443\ntemplates:\n  unused:\n    allow: []\n",
+    )]);
+    let codes: Vec<&str> = c.diagnostics.sorted().iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["open-to-world", "unused-template"]);
+    assert!(c.objects.is_some());
+}
+
+#[test]
+fn rendered_report_shows_file_line_snippet_and_hint() {
+    let c = compile(&[(
+        "p/media.yaml",
+        "namespace: media\nservices:\n  sonarr:\n    ports: {http: 8989}\n  radarr:\n    allow:\n      - to: sonar\n        on: http\n",
+    )]);
+    let text = render_human(&c.diagnostics, &c.sources, Style::Plain);
+    insta::assert_snapshot!(text);
+}
