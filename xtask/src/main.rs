@@ -1,1 +1,77 @@
-fn main() {}
+//! `cargo xtask`: the project's own automation, in Rust so it runs wherever cargo does.
+//!
+//! ```text
+//! cargo xtask setup       install toolchains, LLVM and bpf-linker (idempotent, fast when done)
+//! cargo xtask ci          setup → fmt → clippy → test: what `.ci/run` and the README call
+//! cargo xtask crd-check   validate Cilium policies against the CRDs' openAPIV3Schema (dev tool)
+//! ```
+//!
+//! One module per task; each exposes `run`. Later tasks (`build-ebpf`) slot in the same way.
+
+mod ci;
+mod crd;
+mod process;
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "netpol development tasks",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install what building and testing netpol needs (rustup components, LLVM 22, bpf-linker, bpffs)
+    ///
+    /// Idempotent: every step checks first, so a second run takes a second or two.
+    Setup,
+    /// Run every check CI runs: setup, rustfmt, clippy, tests (fails fast)
+    Ci,
+    /// Validate CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy YAML against the CRD schemas
+    CrdCheck(crd::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::run().map(|()| true),
+        Task::Ci => ci::run().map(|()| true),
+        Task::CrdCheck(args) => crd::run(&args),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        // The task has already said what failed.
+        Ok(false) => ExitCode::FAILURE,
+        // `cargo xtask crd-check … | head` is not an error (ripgrep's rule).
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
