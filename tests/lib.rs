@@ -1,1 +1,2 @@
-//! End-to-end tests live in `tests/e2e/`; this library is empty on purpose (cargo needs a target).
+//! End-to-end tests of netpol on the repository's own profiles (`e2e/`). Privileged tests of
+//! the flow observer will live here too. This library target is empty on purpose.

@@ -34,11 +34,12 @@ const NAMESPACE_LABEL: &str = "k8s:io.kubernetes.pod.namespace";
 /// Compile a model. Objects come sorted: cluster-wide first (by name), then namespaced (by
 /// namespace and name), so output never depends on input order.
 pub fn compile(model: &Model, sources: &SourceMap) -> Vec<PolicyObject> {
+    let rules = RuleIndex::new(model);
     let mut out = Vec::new();
     for (index, baseline) in model.baselines.iter().enumerate() {
         let subject = Subject::Baseline(index);
-        let ingress = ingress_items(model, subject);
-        let egress = egress_items(model, subject);
+        let ingress = ingress_items(model, &rules, subject);
+        let egress = egress_items(model, &rules, subject);
         if ingress.is_empty() && egress.is_empty() {
             continue;
         }
@@ -68,8 +69,8 @@ pub fn compile(model: &Model, sources: &SourceMap) -> Vec<PolicyObject> {
     }
     for (id, service) in model.services.iter().enumerate() {
         let subject = Subject::Service(id);
-        let ingress = ingress_items(model, subject);
-        let egress = egress_items(model, subject);
+        let ingress = ingress_items(model, &rules, subject);
+        let egress = egress_items(model, &rules, subject);
         let enforce = service.enforce;
         // An enforced direction with nothing allowed still needs an entry to become
         // default-deny: `[{}]` allows nothing (cilium-semantics.md §2.1, §2.5).
@@ -158,6 +159,49 @@ fn metadata(
     }
 }
 
+/// The model's rules grouped by subject and direction, built once per compilation.
+struct RuleIndex<'a> {
+    by_subject: std::collections::HashMap<(Subject, Direction), Vec<&'a Rule>>,
+    /// The endpoint selector of every service, built once: most peers are services.
+    service_peers: Vec<PeerSel>,
+}
+
+impl<'a> RuleIndex<'a> {
+    fn new(model: &'a Model) -> Self {
+        let mut by_subject: std::collections::HashMap<(Subject, Direction), Vec<&'a Rule>> =
+            std::collections::HashMap::new();
+        for rule in &model.rules {
+            by_subject
+                .entry((rule.subject, rule.direction))
+                .or_default()
+                .push(rule);
+        }
+        let service_peers = (0..model.services.len())
+            .map(|id| PeerSel::Endpoints(pods_selector(model, &Target::Service(id))))
+            .collect();
+        Self {
+            by_subject,
+            service_peers,
+        }
+    }
+
+    fn peer(&self, model: &Model, target: &Target) -> PeerSel {
+        match target {
+            Target::Service(id) => match self.service_peers.get(*id) {
+                Some(peer) => peer.clone(),
+                None => peer_sel(model, target),
+            },
+            _ => peer_sel(model, target),
+        }
+    }
+
+    fn get(&self, subject: Subject, direction: Direction) -> &[&'a Rule] {
+        self.by_subject
+            .get(&(subject, direction))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
 /// A peer as Cilium writes it; its variant is the rule field it goes into.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum PeerSel {
@@ -192,18 +236,19 @@ struct Allowance {
 
 /// Rule items of one subject and direction: merged per peer, then peers of one kind that allow
 /// the same thing are listed in one item.
-fn items(model: &Model, subject: Subject, direction: Direction) -> Vec<(Vec<PeerSel>, Allowance)> {
-    let rules: Vec<&Rule> = model
-        .rules
-        .iter()
-        .filter(|r| r.subject == subject && r.direction == direction)
-        .collect();
+fn items(
+    model: &Model,
+    index: &RuleIndex<'_>,
+    subject: Subject,
+    direction: Direction,
+) -> Vec<(Vec<PeerSel>, Allowance)> {
+    let rules = index.get(subject, direction);
     // Per peer: the plain ports (None once an L3-only rule covers everything), and the L7
     // allowances, which stay separate items.
     let mut plain: BTreeMap<PeerSel, Option<BTreeSet<L4>>> = BTreeMap::new();
     let mut l7: BTreeMap<(PeerSel, BTreeSet<L4>), L7Allowance> = BTreeMap::new();
-    for rule in rules {
-        let peer = peer_sel(model, &rule.peer);
+    for rule in rules.iter().copied() {
+        let peer = index.peer(model, &rule.peer);
         if rule.http.is_empty() && rule.dns.is_empty() {
             let entry = plain.entry(peer).or_insert_with(|| Some(BTreeSet::new()));
             match (entry.as_mut(), rule.ports.is_empty()) {
@@ -247,9 +292,9 @@ fn items(model: &Model, subject: Subject, direction: Direction) -> Vec<(Vec<Peer
         .collect()
 }
 
-fn ingress_items(model: &Model, subject: Subject) -> Vec<IngressRule> {
+fn ingress_items(model: &Model, index: &RuleIndex<'_>, subject: Subject) -> Vec<IngressRule> {
     let mut out = Vec::new();
-    for (peers, allowance) in items(model, subject, Direction::Ingress) {
+    for (peers, allowance) in items(model, index, subject, Direction::Ingress) {
         let mut base = IngressRule::default();
         for peer in peers {
             match peer {
@@ -273,9 +318,9 @@ fn ingress_items(model: &Model, subject: Subject) -> Vec<IngressRule> {
     out
 }
 
-fn egress_items(model: &Model, subject: Subject) -> Vec<EgressRule> {
+fn egress_items(model: &Model, index: &RuleIndex<'_>, subject: Subject) -> Vec<EgressRule> {
     let mut out = Vec::new();
-    for (peers, allowance) in items(model, subject, Direction::Egress) {
+    for (peers, allowance) in items(model, index, subject, Direction::Egress) {
         let mut base = EgressRule::default();
         for peer in peers {
             match peer {

@@ -1130,21 +1130,21 @@ impl<'a> Resolver<'a> {
             .map(|p| L4::Port(*p))
             .collect();
         let mut resolver_used = false;
+        let mut fqdns: HashMap<ServiceId, BTreeSet<FqdnSelector>> = HashMap::new();
+        for rule in &self.rules {
+            if let (Subject::Service(id), Direction::Egress, Target::Fqdn(sel)) =
+                (rule.subject, rule.direction, &rule.peer)
+            {
+                fqdns.entry(id).or_default().insert(sel.clone());
+            }
+        }
         for id in 0..self.services.len() {
             let Some(service) = self.services.get(id) else {
                 continue;
             };
             let origin = service.origin;
             let wants_dns = service.dns;
-            let names: BTreeSet<FqdnSelector> = self
-                .rules
-                .iter()
-                .filter(|r| r.subject == Subject::Service(id) && r.direction == Direction::Egress)
-                .filter_map(|r| match &r.peer {
-                    Target::Fqdn(sel) => Some(sel.clone()),
-                    _ => None,
-                })
-                .collect();
+            let names = fqdns.remove(&id).unwrap_or_default();
             // cilium-semantics.md §4.1, pitfall 1: toFQDNs only works when an L7 DNS rule sends
             // the pod's lookups through the DNS proxy, so FQDN peers always bring their DNS rule.
             if wants_dns || !names.is_empty() {
