@@ -1,15 +1,14 @@
 //! A YAML document as a tree of nodes that remember their spans.
 //!
-//! serde-saphyr parses (panic-free, with budgets against alias bombs); this module keeps the
-//! generic shape with a span on every node, so that the decoders above it can report *all*
-//! problems of a file — unknown keys, wrong types, duplicates — each at its exact place,
-//! rather than stopping at the first mismatch as a derived `Deserialize` would.
+//! granit-parser (the panic-free parser under serde-saphyr) emits events with byte spans; this
+//! module builds the generic shape from them with a span on every node, so that the decoders
+//! above it can report *all* problems of a file — unknown keys, wrong types, duplicates — each
+//! at its exact place, rather than stopping at the first mismatch as a derived `Deserialize`
+//! would. Alias expansion and nesting depth are bounded, against alias bombs and deep nesting.
 
-use std::fmt;
+use std::collections::HashMap;
 
-use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{DuplicateKeyPolicy, Options, Spanned};
+use granit_parser::{Event, Parser, ScalarStyle, ScanError, StructureStyle};
 
 use crate::diagnostic::Diagnostic;
 use crate::source::{SourceId, Span};
@@ -69,262 +68,351 @@ impl Node {
     }
 }
 
+/// How many nodes alias expansion may create in one file, in all: bounds alias bombs.
+const MAX_ALIAS_NODES: usize = 100_000;
+/// How deeply collections may nest: bounds the work of recursive consumers.
+const MAX_DEPTH: usize = 256;
+
 /// Parse one YAML document. An empty file is an empty map's worth of nothing: `Null`.
 pub fn parse(source: SourceId, text: &str) -> Result<Node, Box<Diagnostic>> {
-    let raw: Result<Spanned<RawValue>, _> = serde_saphyr::from_str_with_options(text, options());
-    match raw {
-        Ok(raw) => Ok(convert(source, text, raw)),
-        Err(err) => Err(Box::new(syntax_error(source, text, &err))),
+    let mut docs = parse_multi(source, text)?.into_iter();
+    let Some(first) = docs.next() else {
+        return Ok(Node {
+            value: Value::Null,
+            span: Span::new(source, 0, 0),
+        });
+    };
+    match docs.next() {
+        None => Ok(first),
+        Some(second) => {
+            let offset = second.span.offset as usize;
+            Err(Box::new(syntax_error(
+                source,
+                text,
+                offset,
+                "expected a single document, found several",
+            )))
+        }
     }
 }
 
 /// Parse a multi-document YAML stream (`---` separated).
 pub fn parse_multi(source: SourceId, text: &str) -> Result<Vec<Node>, Box<Diagnostic>> {
-    let raw: Result<Vec<Spanned<RawValue>>, _> =
-        serde_saphyr::from_str_multiple_with_options(text, options());
-    match raw {
-        Ok(docs) => Ok(docs.into_iter().map(|d| convert(source, text, d)).collect()),
-        Err(err) => Err(Box::new(syntax_error(source, text, &err))),
+    let options = granit_parser::options! { emit_comments: false };
+    let mut parser = Parser::new_from_str_with_options(text, options);
+    let mut builder = Builder {
+        source,
+        text,
+        anchors: HashMap::new(),
+        created: 0,
+        expanded: 0,
+        stack: Vec::new(),
+        root: None,
+        docs: Vec::new(),
+    };
+    while let Some(item) = parser.next_event() {
+        let (event, span) = item.map_err(|e| Box::new(scan_error(source, text, &e)))?;
+        let start = span.start.byte_offset().unwrap_or(0);
+        let end = span.end.byte_offset().unwrap_or(start).max(start);
+        builder.event(event, start, end)?;
     }
+    Ok(builder.docs)
 }
 
-fn options() -> Options {
-    serde_saphyr::options! {
-        // Duplicates are reported by the decoders, all of them, with both places.
-        duplicate_keys: DuplicateKeyPolicy::PassThrough,
-        with_snippet: false,
-        // YAML 1.2 booleans only: `on:` is a key of statements, not `true` (YAML 1.1).
-        strict_booleans: true,
-    }
+/// A collection being read.
+struct Frame {
+    items: Items,
+    /// Where its start event was.
+    start: usize,
+    start_end: usize,
+    flow: bool,
+    anchor: usize,
+    /// [`Builder::created`] before the collection started: the nodes it holds are the difference.
+    created_before: usize,
 }
 
-fn syntax_error(source: SourceId, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
-    let plain = err.without_snippet();
-    let span = match plain.location() {
-        Some(loc) => {
-            let offset = loc
-                .span()
-                .byte_offset()
-                .and_then(|o| usize::try_from(o).ok())
-                .unwrap_or_else(|| offset_of(text, loc.line(), loc.column()));
-            let len = loc
-                .span()
-                .byte_len()
-                .and_then(|l| usize::try_from(l).ok())
-                .unwrap_or(0)
-                .max(1);
-            clamp(source, text, offset, len)
+enum Items {
+    Seq(Vec<Node>),
+    /// Entries, and the key whose value comes next.
+    Map(Vec<(Node, Node)>, Option<Node>),
+}
+
+struct Builder<'t> {
+    source: SourceId,
+    text: &'t str,
+    /// Anchored nodes, and how many nodes each holds.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes created so far, alias expansions included.
+    created: usize,
+    /// Nodes created by alias expansion.
+    expanded: usize,
+    stack: Vec<Frame>,
+    root: Option<Node>,
+    docs: Vec<Node>,
+}
+
+impl Builder<'_> {
+    fn event(&mut self, event: Event<'_>, start: usize, end: usize) -> Result<(), Box<Diagnostic>> {
+        match event {
+            Event::DocumentEnd => {
+                if let Some(root) = self.root.take() {
+                    self.docs.push(root);
+                }
+                self.anchors.clear();
+            }
+            Event::Scalar(value, style, anchor, tag) => {
+                self.created += 1;
+                let forced_str = tag
+                    .as_deref()
+                    .is_some_and(|t| t.core_suffix() == Some("str"));
+                let value = if style == ScalarStyle::Plain && !forced_str {
+                    resolve(&value)
+                } else {
+                    Value::Str(value.into_owned())
+                };
+                let node = Node {
+                    value,
+                    span: Span::new(self.source, start, end - start),
+                };
+                if anchor != 0 {
+                    self.anchors.insert(anchor, (node.clone(), 1));
+                }
+                self.add(node);
+            }
+            Event::SequenceStart(style, anchor, _) => {
+                self.open(Items::Seq(Vec::new()), style, anchor, start, end)?;
+            }
+            Event::MappingStart(style, anchor, _) => {
+                self.open(Items::Map(Vec::new(), None), style, anchor, start, end)?;
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.close(end),
+            Event::Alias(id) => {
+                let Some((anchored, size)) = self.anchors.get(&id) else {
+                    return Err(Box::new(syntax_error(
+                        self.source,
+                        self.text,
+                        start,
+                        "alias to an anchor that is not complete (a recursive alias)",
+                    )));
+                };
+                let size = *size;
+                self.expanded = self.expanded.saturating_add(size);
+                if self.expanded > MAX_ALIAS_NODES {
+                    return Err(Box::new(syntax_error(
+                        self.source,
+                        self.text,
+                        start,
+                        "too many alias expansions",
+                    )));
+                }
+                self.created = self.created.saturating_add(size);
+                let node = Node {
+                    value: anchored.value.clone(),
+                    span: Span::new(self.source, start, end - start),
+                };
+                self.add(node);
+            }
+            _ => {}
         }
-        None => Span::new(source, 0, 0),
-    };
-    let message = first_line(&plain.to_string());
-    Diagnostic::error("yaml-syntax", span, format!("invalid YAML: {message}"))
-        .with_label("here")
-        .with_help("fix the YAML syntax; the file was not read")
+        Ok(())
+    }
+
+    fn open(
+        &mut self,
+        items: Items,
+        style: StructureStyle,
+        anchor: usize,
+        start: usize,
+        end: usize,
+    ) -> Result<(), Box<Diagnostic>> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(Box::new(syntax_error(
+                self.source,
+                self.text,
+                start,
+                "collections nested too deeply",
+            )));
+        }
+        self.stack.push(Frame {
+            items,
+            start,
+            start_end: end,
+            flow: style == StructureStyle::Flow,
+            anchor,
+            created_before: self.created,
+        });
+        self.created += 1;
+        Ok(())
+    }
+
+    fn close(&mut self, end: usize) {
+        let Some(frame) = self.stack.pop() else {
+            return;
+        };
+        let (value, first, last) = match frame.items {
+            Items::Seq(items) => {
+                let first = items.first().map(|n| n.span.offset as usize);
+                let last = items.last().map(|n| n.span.range().end);
+                (Value::Seq(items), first, last)
+            }
+            Items::Map(entries, _) => {
+                let first = entries.first().map(|(k, _)| k.span.offset as usize);
+                let last = entries
+                    .last()
+                    .map(|(k, v)| v.span.range().end.max(k.span.range().end));
+                (Value::Map(entries), first, last)
+            }
+        };
+        let start = first.map_or(frame.start, |f| f.min(frame.start));
+        let mut stop = last.unwrap_or(frame.start_end).max(frame.start_end);
+        if frame.flow {
+            // The end event covers the closing bracket.
+            stop = stop.max(end);
+        }
+        let node = Node {
+            value,
+            span: Span::new(self.source, start, stop.saturating_sub(start)),
+        };
+        if frame.anchor != 0 {
+            let size = self.created.saturating_sub(frame.created_before);
+            self.anchors.insert(frame.anchor, (node.clone(), size));
+        }
+        self.add(node);
+    }
+
+    fn add(&mut self, node: Node) {
+        match self.stack.last_mut() {
+            None => self.root = Some(node),
+            Some(frame) => match &mut frame.items {
+                Items::Seq(items) => items.push(node),
+                Items::Map(entries, pending) => match pending.take() {
+                    Some(key) => entries.push((key, node)),
+                    None => *pending = Some(node),
+                },
+            },
+        }
+    }
 }
 
-/// serde-saphyr prefixes messages with `error: line L column C: `; keep only the reason.
-fn first_line(message: &str) -> String {
-    let line = message.lines().next().unwrap_or(message);
-    let line = line.strip_prefix("error: ").unwrap_or(line);
-    let reason = match line.find(": ") {
-        Some(i) if line.starts_with("line ") => line.get(i + 2..).unwrap_or(line),
-        _ => line,
+/// The YAML 1.2 core schema, with its strict booleans (`on` stays a string).
+fn resolve(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
+        _ => {}
+    }
+    let Some(first) = text.bytes().next() else {
+        return Value::Null;
     };
-    // The position is shown by the report itself.
+    // Everything else that is not a string starts with a sign, a digit or a dot.
+    if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
+        return Value::Str(text.to_string());
+    }
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Str(text.to_string()),
+        };
+    }
+    if let Some(digits) = text.strip_prefix("0o") {
+        return radix(text, digits, 8);
+    }
+    if let Some(digits) = text.strip_prefix("0x") {
+        return radix(text, digits, 16);
+    }
+    if matches!(unsigned, ".inf" | ".Inf" | ".INF") {
+        return Value::Float(if text.starts_with('-') {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
+    }
+    if is_float(unsigned)
+        && let Ok(f) = text.parse::<f64>()
+    {
+        return Value::Float(f);
+    }
+    Value::Str(text.to_string())
+}
+
+fn radix(text: &str, digits: &str, radix: u32) -> Value {
+    let valid = !digits.is_empty() && digits.chars().all(|c| c.is_digit(radix));
+    match i64::from_str_radix(digits, radix) {
+        Ok(i) if valid => Value::Int(i),
+        _ => Value::Str(text.to_string()),
+    }
+}
+
+/// `( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?`
+fn is_float(text: &str) -> bool {
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (text.get(..i).unwrap_or(""), text.get(i + 1..)),
+        None => (text, None),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (mantissa, None),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match fraction {
+        None => !whole.is_empty() && digits(whole),
+        Some(f) => digits(whole) && digits(f) && !(whole.is_empty() && f.is_empty()),
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exponent_ok
+}
+
+fn scan_error(source: SourceId, text: &str, err: &ScanError) -> Diagnostic {
+    let marker = err.marker();
+    let offset = marker
+        .byte_offset()
+        .unwrap_or_else(|| offset_of(text, marker.line(), marker.col()));
+    let reason = err.kind().to_string();
     let reason = match reason.rfind(" at line ") {
-        Some(i) => reason.get(..i).unwrap_or(reason),
-        None => reason,
+        Some(i) => reason.get(..i).unwrap_or(&reason),
+        None => &reason,
     };
-    reason.trim_end_matches('.').to_string()
+    syntax_error(source, text, offset, reason.trim_end_matches('.'))
 }
 
-fn offset_of(text: &str, line: u64, column: u64) -> usize {
+fn syntax_error(source: SourceId, text: &str, offset: usize, reason: &str) -> Diagnostic {
+    let mut offset = offset.min(text.len());
+    if offset == text.len() {
+        // At the end: underline the last character.
+        offset = text.char_indices().next_back().map_or(0, |(i, _)| i);
+    }
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let len = text
+        .get(offset..)
+        .and_then(|s| s.chars().next())
+        .map_or(0, char::len_utf8);
+    Diagnostic::error(
+        "yaml-syntax",
+        Span::new(source, offset, len),
+        format!("invalid YAML: {reason}"),
+    )
+    .with_label("here")
+    .with_help("fix the YAML syntax; the file was not read")
+}
+
+/// Byte offset of a 1-based line and 0-based column (in characters).
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
-        if (i as u64) + 1 == line {
-            let col = usize::try_from(column.saturating_sub(1)).unwrap_or(0);
-            return offset + l.char_indices().nth(col).map_or(l.len(), |(b, _)| b);
+        if i + 1 == line {
+            return offset + l.char_indices().nth(column).map_or(l.len(), |(b, _)| b);
         }
         offset += l.len();
     }
     text.len()
-}
-
-fn clamp(source: SourceId, text: &str, offset: usize, len: usize) -> Span {
-    let offset = offset.min(text.len());
-    let len = len.min(text.len() - offset);
-    Span::new(source, offset, len)
-}
-
-fn convert(source: SourceId, text: &str, raw: Spanned<RawValue>) -> Node {
-    // `referenced` is where the node is used (an alias), `defined` where it was written; errors
-    // point at the use.
-    let loc = raw.referenced;
-    let offset = loc
-        .span()
-        .byte_offset()
-        .and_then(|o| usize::try_from(o).ok())
-        .unwrap_or(0);
-    let len = loc
-        .span()
-        .byte_len()
-        .and_then(|l| usize::try_from(l).ok())
-        .unwrap_or(0);
-    let mut span = Span::new(source, offset, len);
-    let value = match raw.value {
-        RawValue::Null => Value::Null,
-        RawValue::Bool(b) => Value::Bool(b),
-        RawValue::Int(i) => Value::Int(i),
-        RawValue::Float(f) => Value::Float(f),
-        RawValue::Str(s) => Value::Str(s),
-        RawValue::Seq(items) => Value::Seq(
-            items
-                .into_iter()
-                .map(|i| convert(source, text, i))
-                .collect(),
-        ),
-        RawValue::Map(entries) => Value::Map(
-            entries
-                .into_iter()
-                .map(|(k, v)| (convert(source, text, k), convert(source, text, v)))
-                .collect(),
-        ),
-    };
-    // serde-saphyr gives a collection the position of its start only; make the span cover the
-    // whole collection, so that a diagnostic about it underlines all of it.
-    let last_end = match &value {
-        Value::Seq(items) => items.last().map(|n| n.span.range().end),
-        Value::Map(entries) => entries
-            .last()
-            .map(|(_, v)| v.span.range().end.max(v.span.offset as usize)),
-        _ => None,
-    };
-    let first_start = match &value {
-        Value::Seq(items) => items.first().map(|n| n.span.offset as usize),
-        Value::Map(entries) => entries.first().map(|(k, _)| k.span.offset as usize),
-        _ => None,
-    };
-    let is_collection = matches!(value, Value::Seq(_) | Value::Map(_));
-    if is_collection {
-        let start = first_start.unwrap_or(offset).min(offset);
-        let mut end = last_end.unwrap_or(offset + len).max(offset + len);
-        if matches!(text_at(text, offset), Some('{' | '[')) {
-            // Include the closing bracket of a flow collection.
-            let rest = text.get(end..).unwrap_or("");
-            let trimmed = rest.trim_start_matches([' ', '\t', '\n', '\r', ',']);
-            if trimmed.starts_with(['}', ']']) {
-                end += rest.len() - trimmed.len() + 1;
-            }
-        }
-        span = Span::new(source, start, end.saturating_sub(start));
-    }
-    Node { value, span }
-}
-
-fn text_at(text: &str, offset: usize) -> Option<char> {
-    text.get(offset..).and_then(|s| s.chars().next())
-}
-
-/// What serde-saphyr fills; converted to [`Node`] right after parsing.
-enum RawValue {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Seq(Vec<Spanned<RawValue>>),
-    Map(Vec<(Spanned<RawValue>, Spanned<RawValue>)>),
-}
-
-impl<'de> Deserialize<'de> for RawValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(RawVisitor)
-    }
-}
-
-struct RawVisitor;
-
-impl<'de> Visitor<'de> for RawVisitor {
-    type Value = RawValue;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    fn visit_unit<E>(self) -> Result<RawValue, E> {
-        Ok(RawValue::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<RawValue, E> {
-        Ok(RawValue::Null)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<RawValue, D::Error> {
-        d.deserialize_any(RawVisitor)
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<RawValue, E> {
-        Ok(RawValue::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<RawValue, E> {
-        Ok(RawValue::Int(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<RawValue, E> {
-        Ok(match i64::try_from(v) {
-            Ok(i) => RawValue::Int(i),
-            Err(_) => RawValue::Str(v.to_string()),
-        })
-    }
-
-    fn visit_i128<E>(self, v: i128) -> Result<RawValue, E> {
-        Ok(match i64::try_from(v) {
-            Ok(i) => RawValue::Int(i),
-            Err(_) => RawValue::Str(v.to_string()),
-        })
-    }
-
-    fn visit_u128<E>(self, v: u128) -> Result<RawValue, E> {
-        Ok(match i64::try_from(v) {
-            Ok(i) => RawValue::Int(i),
-            Err(_) => RawValue::Str(v.to_string()),
-        })
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<RawValue, E> {
-        Ok(RawValue::Float(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<RawValue, E> {
-        Ok(RawValue::Str(v.to_string()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<RawValue, E> {
-        Ok(RawValue::Str(v))
-    }
-
-    fn visit_bytes<E>(self, v: &[u8]) -> Result<RawValue, E> {
-        Ok(RawValue::Str(String::from_utf8_lossy(v).into_owned()))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawValue, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(RawValue::Seq(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawValue, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key()? {
-            let value = map.next_value()?;
-            entries.push((key, value));
-        }
-        Ok(RawValue::Map(entries))
-    }
 }
 
 /// The keys of a YAML map, checked against the keys a decoder knows.
@@ -500,5 +588,92 @@ mod tests {
     fn multi_document_streams() {
         let docs = parse_multi(SourceId(0), "a: 1\n---\nb: 2\n").unwrap();
         assert_eq!(docs.len(), 2);
+    }
+
+    #[test]
+    fn collection_and_quoted_spans() {
+        let src = "é: {a: 'x', b: [1, \"ü\"]  }\nlist:\n  - on\n  - 0x1F\n";
+        let doc = parse(SourceId(0), src).unwrap();
+        let Value::Map(entries) = &doc.value else {
+            panic!("not a map")
+        };
+        assert_eq!(text_of(src, &doc), src.trim_end());
+        assert_eq!(text_of(src, &entries[0].0), "é");
+        assert_eq!(text_of(src, &entries[0].1), "{a: 'x', b: [1, \"ü\"]  }");
+        let Value::Map(inner) = &entries[0].1.value else {
+            panic!("not a map")
+        };
+        assert_eq!(text_of(src, &inner[0].1), "'x'");
+        assert_eq!(text_of(src, &inner[1].1), "[1, \"ü\"]");
+        let Value::Seq(items) = &entries[1].1.value else {
+            panic!("not a seq")
+        };
+        assert_eq!(text_of(src, &entries[1].1), "- on\n  - 0x1F");
+        assert_eq!(items[0].value, Value::Str("on".into()));
+        assert_eq!(items[1].value, Value::Int(31));
+    }
+
+    #[test]
+    fn scalars_follow_the_core_schema() {
+        let cases = [
+            ("~", Value::Null),
+            ("", Value::Null),
+            ("TRUE", Value::Bool(true)),
+            ("yes", Value::Str("yes".into())),
+            ("-12", Value::Int(-12)),
+            ("0o17", Value::Int(15)),
+            (
+                "99999999999999999999",
+                Value::Str("99999999999999999999".into()),
+            ),
+            ("1.5", Value::Float(1.5)),
+            ("-2e3", Value::Float(-2000.0)),
+            ("-.Inf", Value::Float(f64::NEG_INFINITY)),
+            ("!!str 12", Value::Str("12".into())),
+            ("\"12\"", Value::Str("12".into())),
+            ("1.2.3", Value::Str("1.2.3".into())),
+            ("53/udp", Value::Str("53/udp".into())),
+        ];
+        for (src, expected) in cases {
+            assert_eq!(parse(SourceId(0), src).unwrap().value, expected, "{src}");
+        }
+        assert!(matches!(parse(SourceId(0), ".nan").unwrap().value, Value::Float(f) if f.is_nan()));
+    }
+
+    #[test]
+    fn aliases_are_expanded_within_bounds() {
+        let doc = parse(SourceId(0), "a: &x [1, 2]\nb: *x\n").unwrap();
+        let Value::Map(entries) = &doc.value else {
+            panic!("not a map")
+        };
+        assert_eq!(entries[0].1.value, entries[1].1.value);
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let j = i - 1;
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [*a{j}, *a{j}, *a{j}, *a{j}, *a{j}, *a{j}, *a{j}, *a{j}, *a{j}, *a{j}]\n"
+            ));
+        }
+        let err = parse(SourceId(0), &bomb).unwrap_err();
+        assert_eq!(err.message, "invalid YAML: too many alias expansions");
+        let deep = "[".repeat(100_000);
+        assert_eq!(parse(SourceId(0), &deep).unwrap_err().code, "yaml-syntax");
+    }
+
+    #[test]
+    fn empty_streams_and_several_documents() {
+        assert_eq!(parse(SourceId(0), "").unwrap().value, Value::Null);
+        assert_eq!(
+            parse(SourceId(0), "# nothing\n").unwrap().value,
+            Value::Null
+        );
+        assert!(parse_multi(SourceId(0), "").unwrap().is_empty());
+        assert_eq!(
+            parse(SourceId(0), "a: 1\n---\nb: 2\n").unwrap_err().code,
+            "yaml-syntax"
+        );
+        let err = parse(SourceId(0), "a: [1\n").unwrap_err();
+        assert_eq!(err.message, "invalid YAML: unclosed bracket '['");
+        assert_eq!(err.span.unwrap().range(), 3..4);
     }
 }

@@ -607,14 +607,8 @@ impl Decoder<'_> {
     fn statement(&mut self, node: &Node) -> Option<Statement> {
         let fields = Fields::read(node, "a statement", STATEMENT_KEYS, self.diagnostics)?;
         // A side that fails to decode drops the statement (its error is already reported).
-        let from = match fields.get("from") {
-            Some(n) => Some(Loc::new(self.peers(n), n.span)),
-            None => None,
-        };
-        let to = match fields.get("to") {
-            Some(n) => Some(Loc::new(self.peers(n), n.span)),
-            None => None,
-        };
+        let from = fields.get("from").map(|n| Loc::new(self.peers(n), n.span));
+        let to = fields.get("to").map(|n| Loc::new(self.peers(n), n.span));
         let from = match from {
             Some(Loc { value: None, .. }) => return None,
             Some(Loc {

@@ -1,6 +1,6 @@
 //! The `netpol` binary as users run it: exit codes, streams, output layout.
 
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
 use std::path::Path;
 use std::process::{Command, Output};

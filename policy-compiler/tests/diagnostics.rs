@@ -3,12 +3,7 @@
 //! Each case is a small set of in-memory files; a case passes only if the *first* error is
 //! the expected one, so a case also proves that nothing else went wrong first.
 
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::path::PathBuf;
 
