@@ -6,7 +6,12 @@
 //! The checks read the compiled objects with a small matcher written here, independent of the
 //! compiler's grouping logic.
 
-#![expect(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing, reason = "tests")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
