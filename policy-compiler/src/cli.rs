@@ -194,7 +194,8 @@ pub fn run(
         } => {
             let result = crate::compile_paths(fs, paths);
             report(&result.diagnostics, &result.sources, stderr);
-            let Some(objects) = result.objects.filter(|_| !result.diagnostics.has_errors()) else {
+            // `compile_paths` gives no objects when there is an error: never partial output.
+            let Some(objects) = result.objects else {
                 return Status::BadInput;
             };
             let format = match format {

@@ -292,87 +292,92 @@ fn items(
         .collect()
 }
 
-fn ingress_items(model: &Model, index: &RuleIndex<'_>, subject: Subject) -> Vec<IngressRule> {
-    let mut out = Vec::new();
-    for (peers, allowance) in items(model, index, subject, Direction::Ingress) {
-        let mut base = IngressRule::default();
-        for peer in peers {
-            match peer {
-                PeerSel::Endpoints(s) => base.from_endpoints.get_or_insert_with(Vec::new).push(s),
-                PeerSel::Entity(e) => base.from_entities.get_or_insert_with(Vec::new).push(e),
-                PeerSel::Cidr(c) => base.from_cidr_set.get_or_insert_with(Vec::new).push(c),
-                // The model never puts DNS names on ingress.
-                PeerSel::Fqdn(_) => continue,
-            }
+/// A rule item of one direction: [`IngressRule`] or [`EgressRule`], which differ only in the
+/// names of their peer fields.
+trait RuleItem: Default + Clone {
+    fn add_peer(&mut self, peer: PeerSel);
+    fn set_ports(&mut self, to_ports: Vec<PortRule>);
+    fn set_icmps(&mut self, icmps: Vec<IcmpRule>);
+}
+
+impl RuleItem for IngressRule {
+    fn add_peer(&mut self, peer: PeerSel) {
+        match peer {
+            PeerSel::Endpoints(s) => self.from_endpoints.get_or_insert_with(Vec::new).push(s),
+            PeerSel::Entity(e) => self.from_entities.get_or_insert_with(Vec::new).push(e),
+            PeerSel::Cidr(c) => self.from_cidr_set.get_or_insert_with(Vec::new).push(c),
+            // The model never puts DNS names on ingress.
+            PeerSel::Fqdn(_) => {}
         }
-        let (to_ports, icmps) = l4_fields(&allowance);
-        push_split(
-            &mut out,
-            base,
-            to_ports,
-            icmps,
-            |item, p| item.to_ports = p,
-            |item, i| item.icmps = i,
-        );
     }
-    out
+
+    fn set_ports(&mut self, to_ports: Vec<PortRule>) {
+        self.to_ports = Some(to_ports);
+    }
+
+    fn set_icmps(&mut self, icmps: Vec<IcmpRule>) {
+        self.icmps = Some(icmps);
+    }
+}
+
+impl RuleItem for EgressRule {
+    fn add_peer(&mut self, peer: PeerSel) {
+        match peer {
+            PeerSel::Endpoints(s) => self.to_endpoints.get_or_insert_with(Vec::new).push(s),
+            PeerSel::Entity(e) => self.to_entities.get_or_insert_with(Vec::new).push(e),
+            PeerSel::Cidr(c) => self.to_cidr_set.get_or_insert_with(Vec::new).push(c),
+            PeerSel::Fqdn(f) => self.to_fqdns.get_or_insert_with(Vec::new).push(f),
+        }
+    }
+
+    fn set_ports(&mut self, to_ports: Vec<PortRule>) {
+        self.to_ports = Some(to_ports);
+    }
+
+    fn set_icmps(&mut self, icmps: Vec<IcmpRule>) {
+        self.icmps = Some(icmps);
+    }
+}
+
+fn ingress_items(model: &Model, index: &RuleIndex<'_>, subject: Subject) -> Vec<IngressRule> {
+    rule_items(model, index, subject, Direction::Ingress)
 }
 
 fn egress_items(model: &Model, index: &RuleIndex<'_>, subject: Subject) -> Vec<EgressRule> {
-    let mut out = Vec::new();
-    for (peers, allowance) in items(model, index, subject, Direction::Egress) {
-        let mut base = EgressRule::default();
-        for peer in peers {
-            match peer {
-                PeerSel::Endpoints(s) => base.to_endpoints.get_or_insert_with(Vec::new).push(s),
-                PeerSel::Entity(e) => base.to_entities.get_or_insert_with(Vec::new).push(e),
-                PeerSel::Cidr(c) => base.to_cidr_set.get_or_insert_with(Vec::new).push(c),
-                PeerSel::Fqdn(f) => base.to_fqdns.get_or_insert_with(Vec::new).push(f),
-            }
-        }
-        let (to_ports, icmps) = l4_fields(&allowance);
-        push_split(
-            &mut out,
-            base,
-            to_ports,
-            icmps,
-            |item, p| item.to_ports = p,
-            |item, i| item.icmps = i,
-        );
-    }
-    out
+    rule_items(model, index, subject, Direction::Egress)
 }
 
-/// `icmps` and `toPorts` cannot share an item (§1.6): one item each, same peers.
-fn push_split<T: Clone>(
-    out: &mut Vec<T>,
-    base: T,
-    to_ports: Option<Vec<PortRule>>,
-    icmps: Option<Vec<IcmpRule>>,
-    set_ports: impl Fn(&mut T, Option<Vec<PortRule>>),
-    set_icmps: impl Fn(&mut T, Option<Vec<IcmpRule>>),
-) {
-    match (to_ports, icmps) {
-        (None, None) => out.push(base),
-        (ports, None) => {
-            let mut item = base;
-            set_ports(&mut item, ports);
-            out.push(item);
+fn rule_items<T: RuleItem>(
+    model: &Model,
+    index: &RuleIndex<'_>,
+    subject: Subject,
+    direction: Direction,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for (peers, allowance) in items(model, index, subject, direction) {
+        let mut base = T::default();
+        for peer in peers {
+            base.add_peer(peer);
         }
-        (None, icmps) => {
-            let mut item = base;
-            set_icmps(&mut item, icmps);
-            out.push(item);
-        }
-        (ports, icmps) => {
-            let mut with_ports = base.clone();
-            set_ports(&mut with_ports, ports);
-            out.push(with_ports);
-            let mut with_icmps = base;
-            set_icmps(&mut with_icmps, icmps);
-            out.push(with_icmps);
+        // `icmps` and `toPorts` cannot share an item (§1.6): one item each, same peers.
+        let (to_ports, icmps) = l4_fields(&allowance);
+        match (to_ports, icmps) {
+            (None, None) => out.push(base),
+            (to_ports, icmps) => {
+                if let Some(to_ports) = to_ports {
+                    let mut item = base.clone();
+                    item.set_ports(to_ports);
+                    out.push(item);
+                }
+                if let Some(icmps) = icmps {
+                    let mut item = base;
+                    item.set_icmps(icmps);
+                    out.push(item);
+                }
+            }
         }
     }
+    out
 }
 
 fn l4_fields(allowance: &Allowance) -> (Option<Vec<PortRule>>, Option<Vec<IcmpRule>>) {

@@ -116,14 +116,10 @@ pub fn files(objects: &[PolicyObject], format: Format) -> Result<Vec<(String, St
         out.push((path, body));
     }
     out.sort();
+    let resources = if out.is_empty() { " []" } else { "" };
     let mut kustomization = format!(
-        "{HEADER}\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+        "{HEADER}\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:{resources}\n"
     );
-    if out.is_empty() {
-        kustomization = format!(
-            "{HEADER}\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n"
-        );
-    }
     for (path, _) in &out {
         let _ = writeln!(kustomization, "  - {}", scalar_string(path));
     }

@@ -186,7 +186,7 @@ struct Resolver<'a> {
     diagnostics: &'a mut Diagnostics,
     services: Vec<ServiceDef>,
     by_name: HashMap<(String, String), ServiceId>,
-    groups: HashMap<(String, String), (Vec<ServiceId>, Span)>,
+    groups: HashMap<(String, String), Vec<ServiceId>>,
     namespaces: HashMap<String, Span>,
     templates: HashMap<String, (&'a crate::profile::Template, Span)>,
     used_templates: BTreeSet<String>,
@@ -404,7 +404,7 @@ impl<'a> Resolver<'a> {
                     .with_help("statements naming an empty group allow nothing"),
                 );
             }
-            self.groups.insert(key, (members, group.name.span));
+            self.groups.insert(key, members);
         }
     }
 
@@ -767,7 +767,7 @@ impl<'a> Resolver<'a> {
                 if let Some(&id) = self.by_name.get(&key) {
                     return Some(vec![End::Service(id)]);
                 }
-                if let Some((members, _)) = self.groups.get(&key) {
+                if let Some(members) = self.groups.get(&key) {
                     return Some(members.iter().map(|&id| End::Service(id)).collect());
                 }
                 let d = self.unknown_service(&ns, name, peer.span, true);

@@ -548,23 +548,12 @@ impl Decoder<'_> {
                 );
                 continue;
             }
-            let mut ranges = Vec::new();
-            for item in one_or_many(value) {
-                let Some(text) = item.scalar_text() else {
-                    self.wrong_type(
-                        item,
-                        "a port such as `8080` or `53/udp`",
-                        "a named port maps to a port number, a range, or a list of them",
-                    );
-                    continue;
-                };
-                match port::parse_range(&text) {
-                    Ok(range) => ranges.push(Loc::new(range, item.span)),
-                    Err(e) => {
-                        self.error("invalid-port", item.span, e.message, "invalid port", e.help)
-                    }
-                }
-            }
+            let ranges = self.ports_of(
+                value,
+                "a port such as `8080` or `53/udp`",
+                "a named port maps to a port number, a range, or a list of them",
+                port::parse_range,
+            );
             out.push(NamedPort {
                 name: Loc::new(name_text, key.span),
                 ranges,
@@ -641,18 +630,30 @@ impl Decoder<'_> {
     }
 
     fn port_refs(&mut self, node: &Node) -> Vec<Loc<PortRef>> {
+        self.ports_of(
+            node,
+            "a port such as `443`, `53/udp` or `http`",
+            "`on:` takes one port or a list of ports",
+            port::parse_ref,
+        )
+    }
+
+    /// One port or a list of ports, each parsed by `parse`; bad entries are reported and left out.
+    fn ports_of<T>(
+        &mut self,
+        node: &Node,
+        expected: &str,
+        help: &str,
+        parse: impl Fn(&str) -> Result<T, port::PortError>,
+    ) -> Vec<Loc<T>> {
         let mut out = Vec::new();
         for item in one_or_many(node) {
             let Some(text) = item.scalar_text() else {
-                self.wrong_type(
-                    item,
-                    "a port such as `443`, `53/udp` or `http`",
-                    "`on:` takes one port or a list of ports",
-                );
+                self.wrong_type(item, expected, help);
                 continue;
             };
-            match port::parse_ref(&text) {
-                Ok(r) => out.push(Loc::new(r, item.span)),
+            match parse(&text) {
+                Ok(value) => out.push(Loc::new(value, item.span)),
                 Err(e) => self.error("invalid-port", item.span, e.message, "invalid port", e.help),
             }
         }
@@ -1041,27 +1042,23 @@ impl Decoder<'_> {
         let resolver = fields.get("resolver").and_then(|n| self.peer(n));
         let mut ports = Vec::new();
         if let Some(node) = fields.get("ports") {
-            for item in one_or_many(node) {
-                let Some(text) = item.scalar_text() else {
-                    self.wrong_type(
-                        item,
-                        "a port such as `53/udp`",
-                        "the resolver's ports, e.g. `[53/udp, 53/tcp]`",
-                    );
-                    continue;
-                };
-                match port::parse_range(&text) {
-                    Ok(r) if r.first != r.last => self.error(
+            let ranges = self.ports_of(
+                node,
+                "a port such as `53/udp`",
+                "the resolver's ports, e.g. `[53/udp, 53/tcp]`",
+                port::parse_range,
+            );
+            for range in ranges {
+                if range.value.first == range.value.last {
+                    ports.push(range);
+                } else {
+                    self.error(
                         "invalid-port",
-                        item.span,
-                        format!("DNS port `{text}` is a range"),
+                        range.span,
+                        format!("DNS port `{}` is a range", range.value),
                         "a range",
                         "Cilium's DNS rules take single ports".to_string(),
-                    ),
-                    Ok(r) => ports.push(Loc::new(r, item.span)),
-                    Err(e) => {
-                        self.error("invalid-port", item.span, e.message, "invalid port", e.help)
-                    }
+                    );
                 }
             }
         }
