@@ -869,6 +869,9 @@ impl<'a> Resolver<'a> {
                         continue;
                     };
                     resolved_any = true;
+                    if !self.check_http(statement, &ports) {
+                        return true;
+                    }
                     produced |= self.add(
                         statement,
                         &End::Service(m),

@@ -437,6 +437,20 @@ const CASES: &[Case] = &[
         underlined: "{method: GET}",
     },
     Case {
+        name: "HTTP rules on UDP towards a whole namespace",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: web/*\n        on: 80/udp\n        http: [{method: GET}]\n",
+            ),
+            ("p/b.yaml", "namespace: web\nservices:\n  site: {}\n"),
+        ],
+        code: "http-on-non-tcp",
+        message: "HTTP rules on `80/udp`",
+        help: "Cilium applies HTTP rules to TCP only; move the other ports to a statement of their own",
+        underlined: "{method: GET}",
+    },
+    Case {
         name: "HTTP rules without ports",
         files: &[(
             "p/a.yaml",
