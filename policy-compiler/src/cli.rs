@@ -64,6 +64,57 @@ enum Command {
     },
     /// Print the JSON Schema of the profile format (for editors: yaml-language-server).
     Schema,
+    /// Judge recorded flows against policies, as Cilium would: which would be dropped, and why.
+    ///
+    /// Policies: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and NetworkPolicy objects
+    /// in YAML or JSON files (directories are searched recursively; other kinds are skipped).
+    /// Flows: netpol flow JSONL or Hubble exports (`hubble observe -o jsonpb`), auto-detected.
+    /// Exit 0 if nothing would be dropped, 1 if something would (or a policy is invalid and
+    /// ignored, as Cilium ignores it), 2 on bad input.
+    Verify {
+        /// Policy files or directories.
+        #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
+        policies: Vec<PathBuf>,
+        /// Flow records: a file, or `-` for stdin.
+        #[arg(long, value_name = "FILE")]
+        flows: PathBuf,
+        /// `kubectl get pods,services,namespaces,nodes -A -o json`: resolves IPs, named ports,
+        /// namespace labels and `toServices`.
+        #[arg(long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Explain how Cilium decides one flow, rule by rule.
+    ///
+    /// REF is a pod (`ns/name`, needs --inventory), a label set (`ns:media,app=sonarr`, add
+    /// `sa:NAME` for the service account), an IP, a DNS name or an entity (`world`, `host`,
+    /// `remote-node`, `kube-apiserver`, …). Exit 0 if allowed, 1 if dropped, 2 on bad input.
+    Explain {
+        /// Policy files or directories.
+        #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
+        policies: Vec<PathBuf>,
+        /// The client.
+        #[arg(long, value_name = "REF")]
+        from: String,
+        /// The server.
+        #[arg(long, value_name = "REF")]
+        to: String,
+        /// Port and protocol: `443/tcp`, `53/udp`, `8080` (TCP), `icmp/8`.
+        #[arg(long, value_name = "PORT")]
+        port: String,
+        /// Inventory, as for `verify`.
+        #[arg(long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -114,7 +165,8 @@ pub fn main() -> ExitCode {
         Color::Never => false,
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    let status = run(&cli, &Disk, &mut stdout, &mut stderr, color);
+    let interactive = std::io::stderr().is_terminal();
+    let status = run(&cli, &Disk, &mut stdout, &mut stderr, color, interactive);
     ExitCode::from(status as u8)
 }
 
@@ -130,7 +182,7 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     match Cli::try_parse_from(args) {
-        Ok(cli) => run(&cli, fs, stdout, stderr, false),
+        Ok(cli) => run(&cli, fs, stdout, stderr, false, false),
         Err(e) => {
             let _ = write!(stderr, "{e}");
             if e.use_stderr() {
@@ -142,12 +194,14 @@ where
     }
 }
 
+/// Run a parsed command. `interactive`: stderr is a terminal (progress may be shown).
 pub fn run(
     cli: &Cli,
     fs: &dyn Files,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
     color: bool,
+    interactive: bool,
 ) -> Status {
     let report = |diagnostics: &Diagnostics, sources: &SourceMap, stderr: &mut dyn Write| {
         let text = match cli.error_format {
@@ -160,6 +214,161 @@ pub fn run(
         let _ = stderr.write_all(text.as_bytes());
     };
     match &cli.command {
+        Command::Verify {
+            policies,
+            flows,
+            inventory,
+            format,
+        } => {
+            let Some(engine) = load_engine(fs, policies, inventory.as_deref(), stderr, &report)
+            else {
+                return Status::BadInput;
+            };
+            let mut reader = crate::flow::Reader::new(engine.inventory.as_ref());
+            let started = std::time::Instant::now();
+            let mut progress = |bytes: u64| {
+                if interactive {
+                    let secs = started.elapsed().as_secs_f64().max(0.001);
+                    #[expect(clippy::cast_precision_loss, reason = "progress display")]
+                    let mb = bytes as f64 / 1e6;
+                    let _ = write!(
+                        stderr,
+                        "\rreading flows: {mb:.0} MB ({:.0} MB/s)   ",
+                        mb / secs
+                    );
+                }
+            };
+            let read = if flows.as_os_str() == "-" {
+                reader.read_all(&mut std::io::stdin().lock(), &mut progress)
+            } else {
+                match fs.read(flows) {
+                    Ok(text) => reader.read_all(&mut text.as_bytes(), &mut progress),
+                    Err(e) => Err(e),
+                }
+            };
+            if interactive {
+                let _ = write!(stderr, "\r{:60}\r", "");
+            }
+            if let Err(e) = read {
+                let _ = writeln!(stderr, "error: cannot read `{}`: {e}", flows.display());
+                return Status::BadInput;
+            }
+            if reader.error_count > 0 {
+                for e in &reader.set.errors {
+                    let _ = writeln!(
+                        stderr,
+                        "error: {}:{}:{}: {}\n  help: {}",
+                        flows.display(),
+                        e.line,
+                        e.column,
+                        e.message,
+                        e.help
+                    );
+                }
+                if reader.error_count > reader.set.errors.len() {
+                    let _ = writeln!(
+                        stderr,
+                        "... and {} more errors",
+                        reader.error_count - reader.set.errors.len()
+                    );
+                }
+                let _ = writeln!(
+                    stderr,
+                    "error: {} bad flow records; nothing was judged",
+                    reader.error_count
+                );
+                return Status::BadInput;
+            }
+            let set = reader.set;
+            let cluster: &dyn crate::eval::NamedPorts = match &engine.inventory {
+                Some(inv) => inv,
+                None => &crate::eval::NoPorts,
+            };
+            let mut evaluator = crate::index::Evaluator::new(&engine.index, cluster);
+            let verification = crate::verify::judge(&set.flows, &mut evaluator);
+            let policies = engine.policies;
+            let text = match format {
+                ReportFormat::Text => crate::verify::render_text(
+                    &verification,
+                    &set,
+                    &engine.index,
+                    &engine.sources,
+                    policies,
+                ),
+                ReportFormat::Json => crate::verify::render_json(
+                    &verification,
+                    &set,
+                    &engine.index,
+                    &engine.sources,
+                    policies,
+                ),
+                ReportFormat::Markdown => crate::verify::render_markdown(
+                    &verification,
+                    &set,
+                    &engine.index,
+                    &engine.sources,
+                    policies,
+                ),
+            };
+            let status = write_out(stdout, &text);
+            if status != Status::Ok {
+                return status;
+            }
+            if verification.denied() > 0 || engine.rejected > 0 {
+                Status::Found
+            } else {
+                Status::Ok
+            }
+        }
+        Command::Explain {
+            policies,
+            from,
+            to,
+            port,
+            inventory,
+        } => {
+            let Some(engine) = load_engine(fs, policies, inventory.as_deref(), stderr, &report)
+            else {
+                return Status::BadInput;
+            };
+            let inv = engine.inventory.as_ref();
+            let resolved = (
+                crate::explain::resolve(from, inv),
+                crate::explain::resolve(to, inv),
+                crate::explain::parse_port(port),
+            );
+            let (from, to, (proto, port)) = match resolved {
+                (Ok(f), Ok(t), Ok(p)) => (f, t, p),
+                (f, t, p) => {
+                    for e in [f.err(), t.err(), p.err()].into_iter().flatten() {
+                        let _ = writeln!(stderr, "error: {e}");
+                    }
+                    return Status::BadInput;
+                }
+            };
+            let cluster: &dyn crate::eval::NamedPorts = match inv {
+                Some(inv) => inv,
+                None => &crate::eval::NoPorts,
+            };
+            let (text, allowed) = crate::explain::explain(
+                &engine.index.entries,
+                &engine.index,
+                &engine.sources,
+                &from,
+                &to,
+                proto,
+                port,
+                cluster,
+            );
+            let status = write_out(stdout, &text);
+            if status != Status::Ok {
+                status
+            } else if allowed {
+                Status::Ok
+            } else {
+                Status::Found
+            }
+        }
         Command::Schema => write_out(stdout, crate::schema::PROFILE_SCHEMA),
         Command::Check {
             paths,
@@ -229,6 +438,82 @@ pub fn run(
             }
         }
     }
+}
+
+/// Policies imported and indexed, with the inventory.
+struct Engine {
+    sources: SourceMap,
+    index: crate::index::Index,
+    inventory: Option<crate::inventory::Inventory>,
+    policies: usize,
+    rejected: usize,
+}
+
+/// Import policies and the inventory; `None` (after reporting) when the input is unusable:
+/// unreadable files, YAML syntax errors, a broken inventory, or no policy at all.
+fn load_engine(
+    fs: &dyn Files,
+    policies: &[PathBuf],
+    inventory: Option<&std::path::Path>,
+    stderr: &mut dyn Write,
+    report: &dyn Fn(&Diagnostics, &SourceMap, &mut dyn Write),
+) -> Option<Engine> {
+    let imported = crate::policy::import(fs, policies);
+    report(&imported.diagnostics, &imported.sources, stderr);
+    let fatal = imported
+        .diagnostics
+        .iter()
+        .any(|d| d.is_error() && matches!(d.code, "io" | "yaml-syntax"));
+    if fatal {
+        return None;
+    }
+    let stats = &imported.set.stats;
+    if imported.set.policies.is_empty() && stats.rejected == 0 {
+        let _ = writeln!(
+            stderr,
+            "error: no policies found in {} files\n  help: give CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or NetworkPolicy objects (YAML or JSON)",
+            stats.files
+        );
+        return None;
+    }
+    if stats.rejected > 0 {
+        let _ = writeln!(
+            stderr,
+            "warning: {} invalid policy objects are ignored, as Cilium ignores them",
+            stats.rejected
+        );
+    }
+    let inventory = match inventory {
+        None => None,
+        Some(path) => match fs.read(path) {
+            Ok(text) => match crate::inventory::Inventory::parse(&text) {
+                Ok(inv) => Some(inv),
+                Err(e) => {
+                    let _ = writeln!(
+                        stderr,
+                        "error: {}:{}:{}: {}\n  help: give the output of `kubectl get pods,services,namespaces,nodes -A -o json`",
+                        path.display(),
+                        e.line,
+                        e.column,
+                        e.message
+                    );
+                    return None;
+                }
+            },
+            Err(e) => {
+                let _ = writeln!(stderr, "error: cannot read `{}`: {e}", path.display());
+                return None;
+            }
+        },
+    };
+    let entries = crate::entry::build(&imported.set, inventory.as_ref());
+    Some(Engine {
+        sources: imported.sources,
+        index: crate::index::Index::new(entries),
+        inventory,
+        policies: imported.set.policies.len(),
+        rejected: stats.rejected,
+    })
 }
 
 /// Write results; a reader that went away (`netpol compile | head`) is not an error.

@@ -6,6 +6,8 @@
 //! at its exact place, rather than stopping at the first mismatch as a derived `Deserialize`
 //! would. Alias expansion and nesting depth are bounded, against alias bombs and deep nesting.
 
+pub mod de;
+
 use std::collections::HashMap;
 
 use granit_parser::{Event, Parser, ScalarStyle, ScanError, StructureStyle};
@@ -47,7 +49,47 @@ impl Value {
     }
 }
 
+/// One step of a path into a document: a map key or a list index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
 impl Node {
+    /// The value of `key` in a map.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The node a path leads to, or the deepest node on the way that exists; with `key` set
+    /// and the last step a map key, the key's node rather than its value.
+    pub fn at(&self, path: &[Step<'_>], key: bool) -> &Node {
+        let mut node = self;
+        for (i, step) in path.iter().enumerate() {
+            let last = i + 1 == path.len();
+            let next = match (step, &node.value) {
+                (Step::Key(name), Value::Map(entries)) => entries
+                    .iter()
+                    .find(|(k, _)| k.as_str() == Some(name))
+                    .map(|(k, v)| if last && key { k } else { v }),
+                (Step::Index(index), Value::Seq(items)) => items.get(*index),
+                _ => None,
+            };
+            match next {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        node
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
             Value::Str(s) => Some(s),

@@ -10,8 +10,9 @@ use crate::source::{Loc, SourceFile, SourceMap};
 
 /// Where file contents come from: the file system, or memory (tests, fuzzing, benchmarks).
 pub trait Files {
-    /// Expand a path given by the user into the profile files it names, sorted.
-    fn expand(&self, path: &Path) -> std::io::Result<Vec<PathBuf>>;
+    /// Expand a path given by the user into the files it names, sorted: the path itself if it is
+    /// a file, else the files under it whose extension is one of `extensions`.
+    fn expand(&self, path: &Path, extensions: &[&str]) -> std::io::Result<Vec<PathBuf>>;
     fn read(&self, path: &Path) -> std::io::Result<String>;
     /// The identity of a file, to load it once however it is reached.
     fn key(&self, path: &Path) -> PathBuf;
@@ -22,13 +23,13 @@ pub trait Files {
 pub struct Disk;
 
 impl Files for Disk {
-    fn expand(&self, path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    fn expand(&self, path: &Path, extensions: &[&str]) -> std::io::Result<Vec<PathBuf>> {
         let meta = std::fs::metadata(path)?;
         if !meta.is_dir() {
             return Ok(vec![path.to_path_buf()]);
         }
         let mut out = Vec::new();
-        walk(path, &mut out)?;
+        walk(path, extensions, &mut out)?;
         out.sort();
         Ok(out)
     }
@@ -48,9 +49,9 @@ impl Files for Disk {
     }
 }
 
-/// Profiles under a directory: `*.yaml` and `*.yml`, skipping hidden files and directories
+/// Files under a directory with one of `extensions`, skipping hidden files and directories
 /// (such as `.schema/`).
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn walk(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -59,19 +60,23 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         }
         let path = entry.path();
         if entry.file_type()?.is_dir() {
-            walk(&path, out)?;
-        } else if is_profile_name(&path) {
+            walk(&path, extensions, out)?;
+        } else if has_extension(&path, extensions) {
             out.push(path);
         }
     }
     Ok(())
 }
 
-fn is_profile_name(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    )
+/// Extensions of profile files.
+pub const PROFILE_EXTENSIONS: &[&str] = &["yaml", "yml"];
+/// Extensions of policy files (Kubernetes objects).
+pub const POLICY_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
+
+fn has_extension(path: &Path, extensions: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| extensions.contains(&e))
 }
 
 /// Files held in memory, by path.
@@ -92,14 +97,14 @@ impl Memory {
 }
 
 impl Files for Memory {
-    fn expand(&self, path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    fn expand(&self, path: &Path, extensions: &[&str]) -> std::io::Result<Vec<PathBuf>> {
         if self.files.contains_key(path) {
             return Ok(vec![path.to_path_buf()]);
         }
         let under: Vec<PathBuf> = self
             .files
             .keys()
-            .filter(|p| p.starts_with(path) && is_profile_name(p))
+            .filter(|p| p.starts_with(path) && has_extension(p, extensions))
             .cloned()
             .collect();
         if under.is_empty() {
@@ -152,7 +157,7 @@ pub fn load(fs: &dyn Files, paths: &[PathBuf]) -> Loaded {
     let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut queue: Vec<(PathBuf, Option<Loc<String>>)> = Vec::new();
     for path in paths {
-        match fs.expand(path) {
+        match fs.expand(path, PROFILE_EXTENSIONS) {
             Ok(found) if found.is_empty() => loaded.diagnostics.push(
                 Diagnostic::global(
                     "no-profiles",

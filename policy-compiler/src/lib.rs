@@ -15,15 +15,26 @@ pub mod compile;
 pub mod diagnostic;
 pub mod document;
 pub mod emit;
+pub mod entry;
+pub mod eval;
+pub mod explain;
+pub mod flow;
 pub mod fqdn;
+pub mod identity;
+pub mod index;
 pub mod input;
+pub mod inventory;
+pub mod kubernetes;
 pub mod label;
 pub mod model;
+pub mod policy;
 pub mod port;
 pub mod profile;
 pub mod schema;
+pub mod selector;
 pub mod source;
 pub mod suggest;
+pub mod verify;
 
 use std::path::PathBuf;
 

@@ -231,6 +231,18 @@ fn parse_icmp(family: IcmpFamily, text: &str) -> Result<IcmpType, PortError> {
         })
 }
 
+/// The number of a Cilium ICMP type name (`EchoRequest`), exactly as the CRD spells it.
+pub fn icmp_type_named(family: IcmpFamily, name: &str) -> Option<u8> {
+    let table = match family {
+        IcmpFamily::V4 => ICMP_V4,
+        IcmpFamily::V6 => ICMP_V6,
+    };
+    table
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, kind)| *kind)
+}
+
 /// `EchoRequest` → `echo-request`.
 fn kebab(name: &str) -> String {
     let mut out = String::new();

@@ -1,0 +1,707 @@
+//! Policy entries: every item of every rule, normalized (cilium-semantics.md §2.1, §10.2).
+//!
+//! One entry = subject × direction × verdict × peers (L3) × ports (L4) × L7, with the
+//! provenance of the item (policy, path, span). CNP, CCNP and KNP all become entries of the
+//! same shape, so that allows union and denies win across kinds (§2.4, §8).
+
+use std::fmt;
+
+use ipnet::IpNet;
+
+use crate::cilium::{
+    AuthenticationMode, CidrRule, EndpointSelector, Entity, IcmpFamily, IcmpType, PortProtocol,
+    Protocol, Rule,
+};
+use crate::document::Step;
+use crate::eval::{Direction, Proto, ProtoSet};
+use crate::fqdn::FqdnSelector;
+use crate::identity::{self, Reserved};
+use crate::inventory::Inventory;
+use crate::kubernetes::{
+    IntOrString, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, PolicyType,
+};
+use crate::policy::{self, Body, PeerField, Policy, PolicyKind, PolicySet, PortView, Section};
+use crate::selector::{Requirement, Selector};
+use crate::source::Span;
+
+/// Index of an entry in [`Entries::entries`].
+pub type EntryId = u32;
+
+/// Where an entry comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Index of the policy in the set.
+    pub policy: usize,
+    pub kind: PolicyKind,
+    pub name: String,
+    pub namespace: Option<String>,
+    /// `spec.ingress[0]`, `specs[1].egressDeny[2].toPorts[0]`.
+    pub path: String,
+    pub span: Span,
+}
+
+impl Origin {
+    /// `cnp/media/sonarr spec.egress[1]`.
+    pub fn describe(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{}/{ns}/{} {}", self.kind.short(), self.name, self.path),
+            None => format!("{}/{} {}", self.kind.short(), self.name, self.path),
+        }
+    }
+}
+
+/// Which endpoints an entry applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// Endpoints whose identity matches; for a CNP/KNP the namespace is part of the selector.
+    Endpoints(Selector),
+    /// Host endpoints (`nodeSelector`): enforced only with the host firewall, which netpol
+    /// assumes off (Cilium's default), so such entries never apply.
+    Nodes(Selector),
+}
+
+/// One peer predicate (cilium-semantics.md §10.2 step 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerMatch {
+    /// Any identity at all (entity `all`, KNP rules without peers).
+    Any,
+    /// Identities whose labels match (endpoint selectors after rewrites, entities).
+    Labels(Selector),
+    /// World-class peers whose IP is inside `net` and outside every `except` (§1.7, §5.3).
+    Cidr { net: IpNet, except: Vec<IpNet> },
+    /// World-class peers with a DNS name the selector matches, seen by the DNS proxy (§4.3).
+    Fqdn(FqdnSelector),
+    /// Something netpol cannot resolve offline (cloud groups, CIDR groups, Services without an
+    /// inventory); never matches, and says why.
+    Unresolved(String),
+}
+
+impl fmt::Display for PeerMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("any peer"),
+            Self::Labels(s) => write!(f, "identities {s}"),
+            Self::Cidr { net, except } if except.is_empty() => write!(f, "CIDR {net}"),
+            Self::Cidr { net, except } => {
+                let ex: Vec<String> = except.iter().map(ToString::to_string).collect();
+                write!(f, "CIDR {net} except {}", ex.join(", "))
+            }
+            Self::Fqdn(s) => write!(f, "DNS {}", s.text()),
+            Self::Unresolved(why) => write!(f, "unresolved ({why})"),
+        }
+    }
+}
+
+/// The L3 part of an entry (cilium-semantics.md §2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum L3 {
+    /// No peer field: with ports, every identity; without ports, nothing.
+    Wildcard,
+    /// A peer field given as an empty list: selects nothing.
+    Nothing,
+    Peers(Vec<PeerMatch>),
+}
+
+/// One port match: protocols × an inclusive port interval, or a named port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMatch {
+    pub protocols: ProtoSet,
+    pub first: u16,
+    pub last: u16,
+    /// A named port, resolved when a flow is judged (cilium-semantics.md §1.13).
+    pub name: Option<String>,
+}
+
+impl fmt::Display for PortMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let port = match (&self.name, self.first, self.last) {
+            (Some(name), _, _) => name.clone(),
+            (None, 0, 65535) => "*".to_owned(),
+            (None, a, b) if a == b => a.to_string(),
+            (None, a, b) => format!("{a}-{b}"),
+        };
+        write!(f, "{port}/{}", self.protocols)
+    }
+}
+
+/// The L4 part: `None` = every protocol and port (including ICMP).
+pub type L4 = Option<Vec<PortMatch>>;
+
+/// What an allow entry asks of the L7 proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L7 {
+    Http,
+    Kafka,
+    Dns,
+    Generic,
+    /// TLS interception or an Envoy listener without L7 rules.
+    Proxy,
+}
+
+/// One normalized policy entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub origin: Origin,
+    pub subject: Subject,
+    /// For CNP/KNP: the namespace the subject is restricted to (a fast filter).
+    pub namespace: Option<String>,
+    pub direction: Direction,
+    pub deny: bool,
+    /// Whether this entry switches its direction to default deny (§2.2, §2.3).
+    pub default_deny: bool,
+    pub l3: L3,
+    pub l4: L4,
+    pub l7: Option<L7>,
+    /// `rules.dns` selectors: the DNS queries this entry lets the proxy see (§4.1).
+    pub dns: Vec<FqdnSelector>,
+    pub auth_required: bool,
+}
+
+/// All entries of a policy set, and what could not be resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Entries {
+    pub entries: Vec<Entry>,
+}
+
+/// Build the entries of every policy.
+pub fn build(set: &PolicySet, inventory: Option<&Inventory>) -> Entries {
+    let mut out = Entries::default();
+    for (index, policy) in set.policies.iter().enumerate() {
+        match &policy.body {
+            Body::Cilium(rules) => {
+                for (rule, path) in rules {
+                    cilium_rule(&mut out, index, policy, rule, path, inventory);
+                }
+            }
+            Body::Kubernetes(spec) => knp(&mut out, index, policy, spec),
+        }
+    }
+    out
+}
+
+fn path_text(steps: &[Step<'_>]) -> String {
+    let mut s = String::new();
+    for step in steps {
+        match step {
+            Step::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Step::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn origin(index: usize, policy: &Policy, steps: &[Step<'_>]) -> Origin {
+    Origin {
+        policy: index,
+        kind: policy.kind,
+        name: policy.name.clone(),
+        namespace: policy.namespace.clone(),
+        path: path_text(steps),
+        span: policy.span_of(steps),
+    }
+}
+
+fn cilium_rule(
+    out: &mut Entries,
+    index: usize,
+    policy: &Policy,
+    rule: &Rule,
+    base: &[Step<'static>],
+    inventory: Option<&Inventory>,
+) {
+    let namespace = match policy.kind {
+        PolicyKind::Cnp => policy.namespace.clone(),
+        _ => None,
+    };
+    let subject = match (&rule.endpoint_selector, &rule.node_selector) {
+        (Some(sel), _) => {
+            let s = Selector::compile(sel, None);
+            Subject::Endpoints(match &namespace {
+                Some(ns) => s.subject_in(ns),
+                None => s,
+            })
+        }
+        (None, Some(sel)) => Subject::Nodes(Selector::compile(sel, None)),
+        (None, None) => return,
+    };
+    // CCNP peers get `namespace Exists` unless the subject is the init identity (§3.3).
+    let init_subject = rule.endpoint_selector.as_ref().is_some_and(selects_init);
+    let dd = rule.enable_default_deny.as_ref();
+    for item in policy::items(rule) {
+        let direction = if item.section.is_ingress() {
+            Direction::Ingress
+        } else {
+            Direction::Egress
+        };
+        let default_deny = match direction {
+            Direction::Ingress => dd.and_then(|d| d.ingress),
+            Direction::Egress => dd.and_then(|d| d.egress),
+        }
+        .unwrap_or(true);
+        let l3 = match item.peers.first() {
+            None => L3::Wildcard,
+            Some((_, field)) if field.is_empty() => L3::Nothing,
+            Some((_, field)) => {
+                L3::Peers(peers(*field, namespace.as_deref(), init_subject, inventory))
+            }
+        };
+        let item_path: Vec<Step<'static>> = base.iter().copied().chain(item.path()).collect();
+        let auth_required = item
+            .authentication
+            .is_some_and(|a| a.mode != AuthenticationMode::Disabled);
+        let make =
+            |l4: L4, l7: Option<L7>, dns: Vec<FqdnSelector>, steps: &[Step<'static>]| Entry {
+                origin: origin(index, policy, steps),
+                subject: subject.clone(),
+                namespace: namespace.clone(),
+                direction,
+                deny: item.section.is_deny(),
+                default_deny,
+                l3: l3.clone(),
+                l4,
+                l7,
+                dns,
+                auth_required,
+            };
+        match (&item.ports, item.icmps) {
+            (Some(ports), _) if !ports.is_empty() => {
+                for (i, pv) in ports.iter().enumerate() {
+                    let steps: Vec<Step<'static>> = item_path
+                        .iter()
+                        .copied()
+                        .chain([Step::Key("toPorts"), Step::Index(i)])
+                        .collect();
+                    let (l7, dns) = l7_of(pv);
+                    out.entries
+                        .push(make(Some(port_matches(pv.ports)), l7, dns, &steps));
+                }
+            }
+            (_, Some(icmps)) if !icmps.is_empty() => {
+                for (i, rule) in icmps.iter().enumerate() {
+                    let steps: Vec<Step<'static>> = item_path
+                        .iter()
+                        .copied()
+                        .chain([Step::Key("icmps"), Step::Index(i)])
+                        .collect();
+                    let l4 = rule
+                        .fields
+                        .iter()
+                        .flatten()
+                        .filter_map(|f| {
+                            let (proto, family) = match f.family {
+                                Some(IcmpFamily::IPv6) => {
+                                    (Proto::Icmpv6, crate::port::IcmpFamily::V6)
+                                }
+                                _ => (Proto::Icmp, crate::port::IcmpFamily::V4),
+                            };
+                            let kind = match &f.icmp_type {
+                                IcmpType::Number(n) => Some(*n),
+                                IcmpType::Name(name) => crate::port::icmp_type_named(family, name),
+                            }?;
+                            Some(PortMatch {
+                                protocols: ProtoSet::of(proto),
+                                first: u16::from(kind),
+                                last: u16::from(kind),
+                                name: None,
+                            })
+                        })
+                        .collect();
+                    out.entries.push(make(Some(l4), None, Vec::new(), &steps));
+                }
+            }
+            // `toPorts: []` and no ports at all: L3 only.
+            _ => out.entries.push(make(None, None, Vec::new(), &item_path)),
+        }
+    }
+}
+
+fn selects_init(sel: &EndpointSelector) -> bool {
+    sel.match_labels
+        .iter()
+        .flatten()
+        .any(|(k, _)| k == "reserved:init")
+        || sel
+            .match_expressions
+            .iter()
+            .flatten()
+            .any(|e| e.key == "reserved:init")
+}
+
+fn l7_of(pv: &PortView<'_>) -> (Option<L7>, Vec<FqdnSelector>) {
+    if let Some(rules) = pv.rules {
+        if let Some(dns) = &rules.dns {
+            let sels = dns
+                .iter()
+                .filter_map(|s| {
+                    s.match_name
+                        .as_deref()
+                        .map(|n| FqdnSelector::Name(crate::fqdn::normalize(n)))
+                        .or_else(|| {
+                            s.match_pattern
+                                .as_deref()
+                                .map(|p| FqdnSelector::Pattern(crate::fqdn::normalize(p)))
+                        })
+                })
+                .collect();
+            return (Some(L7::Dns), sels);
+        }
+        if rules.http.is_some() {
+            return (Some(L7::Http), Vec::new());
+        }
+        if rules.kafka.is_some() {
+            return (Some(L7::Kafka), Vec::new());
+        }
+        if rules.l7proto.is_some() {
+            return (Some(L7::Generic), Vec::new());
+        }
+    }
+    if pv.server_names.is_some() || pv.terminating_tls || pv.originating_tls || pv.listener {
+        return (Some(L7::Proxy), Vec::new());
+    }
+    (None, Vec::new())
+}
+
+/// `ports[]` of a `toPorts` item (cilium-semantics.md §1.13): no protocol or `ANY` = TCP, UDP
+/// and SCTP; `"0"` = every port; `endPort` above `port` = a range.
+fn port_matches(ports: Option<&[PortProtocol]>) -> Vec<PortMatch> {
+    let Some(ports) = ports.filter(|p| !p.is_empty()) else {
+        // `toPorts` without `ports`: every port of TCP/UDP/SCTP.
+        return vec![PortMatch {
+            protocols: ProtoSet::ANY,
+            first: 0,
+            last: 65535,
+            name: None,
+        }];
+    };
+    ports
+        .iter()
+        .filter_map(|p| {
+            let protocols = match p.protocol {
+                None | Some(Protocol::Any) => ProtoSet::ANY,
+                Some(Protocol::Tcp) => ProtoSet::of(Proto::Tcp),
+                Some(Protocol::Udp) => ProtoSet::of(Proto::Udp),
+                Some(Protocol::Sctp) => ProtoSet::of(Proto::Sctp),
+                Some(Protocol::Vrrp) => ProtoSet::of(Proto::Other(112)),
+                Some(Protocol::Igmp) => ProtoSet::of(Proto::Other(2)),
+            };
+            if p.port.is_empty() {
+                return Some(PortMatch {
+                    protocols,
+                    first: 0,
+                    last: 65535,
+                    name: None,
+                });
+            }
+            match p.port.parse::<u16>() {
+                Ok(0) => Some(PortMatch {
+                    protocols,
+                    first: 0,
+                    last: 65535,
+                    name: None,
+                }),
+                Ok(n) => {
+                    let end = p
+                        .end_port
+                        .and_then(|e| u16::try_from(e).ok())
+                        .filter(|e| *e > n);
+                    Some(PortMatch {
+                        protocols,
+                        first: n,
+                        last: end.unwrap_or(n),
+                        name: None,
+                    })
+                }
+                Err(_) => Some(PortMatch {
+                    protocols,
+                    first: 0,
+                    last: 0,
+                    name: Some(p.port.to_ascii_lowercase()),
+                }),
+            }
+        })
+        .collect()
+}
+
+fn peers(
+    field: PeerField<'_>,
+    namespace: Option<&str>,
+    init_subject: bool,
+    inventory: Option<&Inventory>,
+) -> Vec<PeerMatch> {
+    match field {
+        PeerField::Endpoints(sels) => sels
+            .iter()
+            .map(|s| PeerMatch::Labels(Selector::compile(s, None).peer(namespace, init_subject)))
+            .collect(),
+        PeerField::Entities(entities) => entities.iter().flat_map(|e| entity(*e)).collect(),
+        PeerField::Cidr(cidrs) => cidrs
+            .iter()
+            .filter_map(|c| policy::parse_cidr(c))
+            .map(|net| PeerMatch::Cidr {
+                net,
+                except: Vec::new(),
+            })
+            .collect(),
+        PeerField::CidrSet(rules) => rules.iter().map(cidr_rule).collect(),
+        PeerField::Fqdns(sels) => sels
+            .iter()
+            .filter_map(|s| {
+                s.match_name
+                    .as_deref()
+                    .map(|n| FqdnSelector::Name(crate::fqdn::normalize(n)))
+                    .or_else(|| {
+                        s.match_pattern
+                            .as_deref()
+                            .map(|p| FqdnSelector::Pattern(crate::fqdn::normalize(p)))
+                    })
+            })
+            .map(PeerMatch::Fqdn)
+            .collect(),
+        PeerField::Nodes(_) => vec![PeerMatch::Unresolved(
+            "node selectors need `--enable-node-selector-labels`".to_owned(),
+        )],
+        PeerField::Groups(_) => vec![PeerMatch::Unresolved(
+            "cloud provider groups are resolved by the Cilium operator".to_owned(),
+        )],
+        PeerField::Services(services) => services
+            .iter()
+            .flat_map(|s| match inventory {
+                Some(inv) => inv.service_peers(s),
+                None => vec![PeerMatch::Unresolved(
+                    "`toServices` needs `--inventory` to find the Service's pods".to_owned(),
+                )],
+            })
+            .collect(),
+    }
+}
+
+fn cidr_rule(r: &CidrRule) -> PeerMatch {
+    match (&r.cidr, &r.cidr_group_ref) {
+        (Some(c), _) => match policy::parse_cidr(c) {
+            Some(net) => PeerMatch::Cidr {
+                net,
+                except: r
+                    .except
+                    .iter()
+                    .flatten()
+                    .filter_map(|e| policy::parse_cidr(e))
+                    .collect(),
+            },
+            None => PeerMatch::Unresolved(format!("invalid CIDR `{c}`")),
+        },
+        (None, Some(group)) => PeerMatch::Unresolved(format!("CiliumCIDRGroup `{group}`")),
+        (None, None) => PeerMatch::Unresolved("CiliumCIDRGroup selector".to_owned()),
+    }
+}
+
+/// Entities as identity predicates (cilium-semantics.md §5.2).
+pub fn entity(e: Entity) -> Vec<PeerMatch> {
+    let reserved = |r: Reserved| {
+        PeerMatch::Labels(Selector::default().with(Requirement::exists(Some("reserved"), r.key())))
+    };
+    match e {
+        Entity::All => vec![PeerMatch::Any],
+        Entity::None => Vec::new(),
+        Entity::World => ["world", "world-ipv4", "world-ipv6"]
+            .into_iter()
+            .map(|k| {
+                PeerMatch::Labels(
+                    Selector::default().with(Requirement::exists(Some("reserved"), k)),
+                )
+            })
+            .collect(),
+        Entity::Cluster => {
+            let mut v: Vec<PeerMatch> = [
+                Reserved::Host,
+                Reserved::RemoteNode,
+                Reserved::Init,
+                Reserved::Ingress,
+                Reserved::Health,
+                Reserved::Unmanaged,
+                Reserved::KubeApiserver,
+            ]
+            .into_iter()
+            .map(reserved)
+            .collect();
+            v.push(PeerMatch::Labels(Selector::default().with(
+                Requirement::equals(Some("k8s"), identity::CLUSTER, identity::DEFAULT_CLUSTER),
+            )));
+            v
+        }
+        Entity::Host => vec![reserved(Reserved::Host)],
+        Entity::RemoteNode => vec![reserved(Reserved::RemoteNode)],
+        Entity::KubeApiserver => vec![reserved(Reserved::KubeApiserver)],
+        Entity::Ingress => vec![reserved(Reserved::Ingress)],
+        Entity::Health => vec![reserved(Reserved::Health)],
+        Entity::Init => vec![reserved(Reserved::Init)],
+        Entity::Unmanaged => vec![reserved(Reserved::Unmanaged)],
+    }
+}
+
+/// A Kubernetes NetworkPolicy as entries (cilium-semantics.md §8).
+fn knp(out: &mut Entries, index: usize, policy: &Policy, spec: &NetworkPolicySpec) {
+    let Some(ns) = policy.namespace.as_deref() else {
+        return;
+    };
+    let subject =
+        Subject::Endpoints(Selector::compile(&spec.pod_selector, Some("k8s")).subject_in(ns));
+    let types = spec.policy_types.as_deref();
+    // The API server defaults `policyTypes` to `Ingress`, plus `Egress` when there are egress
+    // rules; explicit types are taken as written (cilium-semantics.md §8).
+    let ingress_on = types.is_none_or(|ts| ts.contains(&PolicyType::Ingress));
+    let egress_on = match types {
+        Some(ts) => ts.contains(&PolicyType::Egress),
+        None => spec.egress.as_ref().is_some_and(|e| !e.is_empty()),
+    };
+    for (direction, on, key) in [
+        (Direction::Ingress, ingress_on, "ingress"),
+        (Direction::Egress, egress_on, "egress"),
+    ] {
+        if !on {
+            continue;
+        }
+        type Rules<'a> = Vec<(
+            Option<&'a [NetworkPolicyPeer]>,
+            Option<&'a [NetworkPolicyPort]>,
+        )>;
+        let rules: Rules<'_> = match direction {
+            Direction::Ingress => spec
+                .ingress
+                .iter()
+                .flatten()
+                .map(|r| (r.from.as_deref(), r.ports.as_deref()))
+                .collect(),
+            Direction::Egress => spec
+                .egress
+                .iter()
+                .flatten()
+                .map(|r| (r.to.as_deref(), r.ports.as_deref()))
+                .collect(),
+        };
+        let entry = |l3: L3, l4: L4, steps: &[Step<'_>]| Entry {
+            origin: origin(index, policy, steps),
+            subject: subject.clone(),
+            namespace: Some(ns.to_owned()),
+            direction,
+            deny: false,
+            default_deny: true,
+            l3,
+            l4,
+            l7: None,
+            dns: Vec::new(),
+            auth_required: false,
+        };
+        if rules.is_empty() {
+            // Default deny for the direction, allowing nothing.
+            let steps = [Step::Key("spec"), Step::Key("policyTypes")];
+            out.entries.push(entry(L3::Nothing, None, &steps));
+            continue;
+        }
+        for (i, (peers, ports)) in rules.into_iter().enumerate() {
+            let steps = [Step::Key("spec"), Step::Key(key), Step::Index(i)];
+            let l3 = match peers {
+                None | Some([]) => L3::Peers(vec![PeerMatch::Any]),
+                Some(peers) => L3::Peers(peers.iter().map(|p| knp_peer(p, ns)).collect()),
+            };
+            let l4 = match ports {
+                None | Some([]) => None,
+                Some(ports) => Some(ports.iter().map(knp_port).collect()),
+            };
+            out.entries.push(entry(l3, l4, &steps));
+        }
+    }
+}
+
+fn knp_peer(peer: &NetworkPolicyPeer, namespace: &str) -> PeerMatch {
+    if let Some(block) = &peer.ip_block {
+        return match policy::parse_cidr(&block.cidr) {
+            Some(net) => PeerMatch::Cidr {
+                net,
+                except: block
+                    .except
+                    .iter()
+                    .flatten()
+                    .filter_map(|e| policy::parse_cidr(e))
+                    .collect(),
+            },
+            None => PeerMatch::Unresolved(format!("invalid CIDR `{}`", block.cidr)),
+        };
+    }
+    let mut sel = peer
+        .pod_selector
+        .as_ref()
+        .map(|s| Selector::compile(s, Some("k8s")))
+        .unwrap_or_default();
+    match &peer.namespace_selector {
+        None => sel = sel.subject_in(namespace),
+        Some(ns_sel) => {
+            let ns = Selector::compile(ns_sel, Some("k8s"));
+            if ns.requirements.is_empty() {
+                sel = sel.with(Requirement::exists(Some("k8s"), identity::NAMESPACE));
+            }
+            for mut r in ns.requirements {
+                r.source = Some("k8s".to_owned());
+                r.key = format!("{}{}", identity::NAMESPACE_LABELS, r.key);
+                sel = sel.with(r);
+            }
+        }
+    }
+    PeerMatch::Labels(sel.with(Requirement::equals(
+        Some("k8s"),
+        identity::CLUSTER,
+        identity::DEFAULT_CLUSTER,
+    )))
+}
+
+fn knp_port(p: &NetworkPolicyPort) -> PortMatch {
+    let proto = match p.protocol.as_deref() {
+        Some("UDP") => Proto::Udp,
+        Some("SCTP") => Proto::Sctp,
+        _ => Proto::Tcp,
+    };
+    let protocols = ProtoSet::of(proto);
+    match &p.port {
+        None => PortMatch {
+            protocols,
+            first: 0,
+            last: 65535,
+            name: None,
+        },
+        Some(IntOrString::Int(n)) => {
+            let first = u16::try_from(*n).unwrap_or(0);
+            let last = p
+                .end_port
+                .and_then(|e| u16::try_from(e).ok())
+                .filter(|e| *e >= first)
+                .unwrap_or(first);
+            PortMatch {
+                protocols,
+                first,
+                last,
+                name: None,
+            }
+        }
+        Some(IntOrString::String(name)) => PortMatch {
+            protocols,
+            first: 0,
+            last: 0,
+            name: Some(name.to_ascii_lowercase()),
+        },
+    }
+}
+
+impl Section {
+    /// The direction of the section.
+    pub fn direction(self) -> Direction {
+        if self.is_ingress() {
+            Direction::Ingress
+        } else {
+            Direction::Egress
+        }
+    }
+}

@@ -1,0 +1,586 @@
+//! Deciding a flow like Cilium (cilium-semantics.md §10): the decision types, the predicates
+//! both evaluators share, and the naive reference evaluator.
+//!
+//! ```text
+//! Query {src, dst, proto, port}
+//!   egress point  (src is an endpoint): entries selecting src, egress  ─┐  deny > allow >
+//!   ingress point (dst is an endpoint): entries selecting dst, ingress ─┴─ default (§10.5)
+//!   allowed = egress allows AND ingress allows (§10.6)
+//! ```
+//!
+//! [`reference`] scans every entry for every flow and records why each entry matched or not;
+//! it is the executable specification that `explain` prints and that property tests hold the
+//! compiled [`crate::index::Index`] to.
+
+use std::fmt;
+
+use crate::entry::{Entries, Entry, EntryId, L3, L7, PeerMatch, PortMatch, Subject};
+use crate::identity::{NamedPort, Peer};
+
+/// A protocol of a flow.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+    Icmp,
+    Icmpv6,
+    /// Any other IP protocol number.
+    #[serde(untagged)]
+    Other(u8),
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Sctp => "sctp",
+            Self::Icmp => "icmp",
+            Self::Icmpv6 => "icmpv6",
+            Self::Other(_) => "ip",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text.to_ascii_lowercase().as_str() {
+            "tcp" => Self::Tcp,
+            "udp" => Self::Udp,
+            "sctp" => Self::Sctp,
+            "icmp" | "icmpv4" => Self::Icmp,
+            "icmpv6" => Self::Icmpv6,
+            other => Self::Other(other.parse().ok()?),
+        })
+    }
+
+    fn bit(self) -> u8 {
+        match self {
+            Self::Tcp => 1,
+            Self::Udp => 2,
+            Self::Sctp => 4,
+            Self::Icmp => 8,
+            Self::Icmpv6 => 16,
+            Self::Other(_) => 32,
+        }
+    }
+
+    /// ICMP: the "port" of a flow is its type.
+    pub fn is_icmp(self) -> bool {
+        matches!(self, Self::Icmp | Self::Icmpv6)
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Other(n) => write!(f, "ip/{n}"),
+            p => f.write_str(p.as_str()),
+        }
+    }
+}
+
+/// A set of protocols (a bit set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProtoSet(u8);
+
+impl ProtoSet {
+    /// `ANY` in a Cilium port rule: TCP, UDP and SCTP — never ICMP (cilium-semantics.md §1.13).
+    pub const ANY: Self = Self(1 | 2 | 4);
+
+    pub fn of(p: Proto) -> Self {
+        Self(p.bit())
+    }
+
+    pub fn contains(self, p: Proto) -> bool {
+        self.0 & p.bit() != 0
+    }
+}
+
+impl fmt::Display for ProtoSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == Self::ANY {
+            return f.write_str("any");
+        }
+        let names: Vec<&str> = [
+            Proto::Tcp,
+            Proto::Udp,
+            Proto::Sctp,
+            Proto::Icmp,
+            Proto::Icmpv6,
+            Proto::Other(0),
+        ]
+        .into_iter()
+        .filter(|p| self.contains(*p))
+        .map(Proto::as_str)
+        .collect();
+        f.write_str(&names.join("+"))
+    }
+}
+
+/// The direction of an enforcement point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Egress,
+    Ingress,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Egress => "egress",
+            Self::Ingress => "ingress",
+        })
+    }
+}
+
+/// One flow to decide: the connection-initiating direction.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Query {
+    pub src: Peer,
+    pub dst: Peer,
+    pub proto: Option<Proto>,
+    /// Destination port; the ICMP type for ICMP.
+    pub port: u16,
+}
+
+/// Named ports known cluster-wide, for egress rules (cilium-semantics.md §1.13).
+pub trait NamedPorts {
+    /// The unique number of a port name across all pods; `None` if unknown or ambiguous.
+    fn resolve(&self, name: &str, proto: Proto) -> Option<u16>;
+}
+
+/// No inventory: no cluster-wide port names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPorts;
+
+impl NamedPorts for NoPorts {
+    fn resolve(&self, _name: &str, _proto: Proto) -> Option<u16> {
+        None
+    }
+}
+
+/// Why a point decided as it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The peer on this side is not a Cilium endpoint (world, host, remote node): no point.
+    NotAnEndpoint,
+    /// No rule selects the endpoint in this direction: not enforced (§2.2).
+    NoPolicy,
+    /// A pod label `host` disables enforcement (pitfall 18).
+    HostLabel,
+    /// An allow entry matched.
+    AllowedByRule,
+    /// Ingress from the local node is always allowed (`allow-localhost`, §5.4).
+    AllowedLocalhost,
+    /// Enforced, but no rule is default-deny: everything not denied passes (§2.3).
+    NotDefaultDeny,
+    /// A deny entry matched (`POLICY_DENY`, 181).
+    DeniedByRule,
+    /// Enforced with default deny and no allow matched (`POLICY_DENIED`, 133).
+    DefaultDeny,
+}
+
+impl Reason {
+    pub fn allows(self) -> bool {
+        !matches!(self, Self::DeniedByRule | Self::DefaultDeny)
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::NotAnEndpoint => "not a Cilium endpoint, no policy here",
+            Self::NoPolicy => "no policy selects it in this direction: not enforced",
+            Self::HostLabel => "pod label `host` makes Cilium skip enforcement",
+            Self::AllowedByRule => "allowed by",
+            Self::AllowedLocalhost => {
+                "ingress from the local node is always allowed (allow-localhost)"
+            }
+            Self::NotDefaultDeny => "no selecting rule is default-deny: allowed",
+            Self::DeniedByRule => "denied by",
+            Self::DefaultDeny => "default deny: no rule allows it",
+        }
+    }
+}
+
+/// The decision at one enforcement point.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Point {
+    pub reason: Option<Reason>,
+    /// Allow entries that matched (all of them).
+    pub allowed_by: Vec<EntryId>,
+    /// Deny entries that matched (all of them).
+    pub denied_by: Vec<EntryId>,
+    /// Entries that select the endpoint in this direction.
+    pub selecting: usize,
+    /// Things the user should know: L7 redirects, unresolved names, …
+    pub notes: Vec<String>,
+}
+
+impl Point {
+    pub fn allows(&self) -> bool {
+        self.reason.is_none_or(Reason::allows)
+    }
+}
+
+/// The end-to-end decision of a flow (cilium-semantics.md §10.6).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Decision {
+    pub egress: Point,
+    pub ingress: Point,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        self.egress.allows() && self.ingress.allows()
+    }
+
+    /// Where it is dropped first (egress is checked first, at the source).
+    pub fn dropped_at(&self) -> Option<Direction> {
+        if !self.egress.allows() {
+            Some(Direction::Egress)
+        } else if !self.ingress.allows() {
+            Some(Direction::Ingress)
+        } else {
+            None
+        }
+    }
+}
+
+/// Does `entry` apply to the endpoint with these labels? (§10.3 step 3)
+pub fn selects(entry: &Entry, endpoint: &Peer) -> bool {
+    match &entry.subject {
+        Subject::Endpoints(sel) => {
+            if let Some(ns) = &entry.namespace
+                && endpoint.labels.namespace() != Some(ns.as_str())
+            {
+                return false;
+            }
+            sel.matches(&endpoint.labels)
+        }
+        // Host firewall off (Cilium's default): host policies are not enforced.
+        Subject::Nodes(_) => false,
+    }
+}
+
+/// The outcome of matching one peer predicate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerOutcome {
+    Match,
+    NoMatch,
+    /// Would match, but something is missing; the string says what.
+    Blocked(String),
+}
+
+/// Does a peer predicate hold? `dns_visible(name)` tells whether the subject's DNS rules let the
+/// proxy see a name (§4.3 step 2).
+pub fn peer_matches(m: &PeerMatch, peer: &Peer, dns_visible: &dyn Fn(&str) -> bool) -> PeerOutcome {
+    let yes = |b: bool| {
+        if b {
+            PeerOutcome::Match
+        } else {
+            PeerOutcome::NoMatch
+        }
+    };
+    match m {
+        PeerMatch::Any => PeerOutcome::Match,
+        PeerMatch::Labels(sel) => yes(sel.matches(&peer.labels)),
+        // CIDR rules select only world-class peers (§5.3).
+        PeerMatch::Cidr { net, except } => yes(peer.is_world()
+            && peer
+                .ip
+                .is_some_and(|ip| net.contains(&ip) && !except.iter().any(|e| e.contains(&ip)))),
+        PeerMatch::Fqdn(sel) => {
+            if !peer.is_world() {
+                return PeerOutcome::NoMatch;
+            }
+            let mut named = peer.names.iter().filter(|n| sel.matches(n)).peekable();
+            if named.peek().is_none() {
+                return PeerOutcome::NoMatch;
+            }
+            let names: Vec<&String> = named.collect();
+            if names.iter().any(|n| dns_visible(n)) {
+                PeerOutcome::Match
+            } else {
+                PeerOutcome::Blocked(format!(
+                    "`{}` matches `toFQDNs` {}, but no DNS rule (`rules.dns`) of the source lets Cilium's DNS proxy see that name, so the IP never gets the FQDN identity",
+                    names.first().map_or("", |n| n.as_str()),
+                    sel.text()
+                ))
+            }
+        }
+        PeerMatch::Unresolved(_) => PeerOutcome::NoMatch,
+    }
+}
+
+/// Does a port match hold for `(proto, port)`? `Err` explains an unresolvable named port.
+pub fn port_matches(
+    pm: &PortMatch,
+    proto: Proto,
+    port: u16,
+    destination_ports: &[NamedPort],
+    cluster: &dyn NamedPorts,
+    direction: Direction,
+) -> Result<bool, String> {
+    if !pm.protocols.contains(proto) {
+        return Ok(false);
+    }
+    let Some(name) = &pm.name else {
+        return Ok(pm.first <= port && port <= pm.last);
+    };
+    // Ingress: the subject's own container port; egress: the destination pod's port, else the
+    // cluster-wide unique number (cilium-semantics.md §1.13).
+    if let Some(np) = destination_ports
+        .iter()
+        .find(|np| np.name == *name && np.protocol == proto)
+    {
+        return Ok(np.port == port);
+    }
+    if direction == Direction::Egress
+        && let Some(n) = cluster.resolve(name, proto)
+    {
+        return Ok(n == port);
+    }
+    Err(format!(
+        "named port `{name}` is unknown for the destination (give `--inventory` so netpol can read the pods' container ports)"
+    ))
+}
+
+/// Does the L4 part of an entry match? (`None` = every protocol and port, §2.1)
+pub fn l4_matches(
+    entry: &Entry,
+    q: &Query,
+    cluster: &dyn NamedPorts,
+    notes: &mut Vec<String>,
+) -> bool {
+    let Some(ports) = &entry.l4 else {
+        return true;
+    };
+    let Some(proto) = q.proto else {
+        return false;
+    };
+    ports.iter().any(|pm| {
+        match port_matches(
+            pm,
+            proto,
+            q.port,
+            &q.dst.named_ports,
+            cluster,
+            entry.direction,
+        ) {
+            Ok(b) => b,
+            Err(note) => {
+                notes.push(note);
+                false
+            }
+        }
+    })
+}
+
+/// The DNS names the entries let the proxy see (for `toFQDNs`, §4.1).
+pub fn dns_visible(entries: &[&Entry], name: &str) -> bool {
+    entries
+        .iter()
+        .filter(|e| e.direction == Direction::Egress && !e.deny && e.l7 == Some(L7::Dns))
+        .any(|e| e.dns.iter().any(|s| s.matches(name)))
+}
+
+/// The L3 part: a wildcard without ports matches nothing (§2.1, `ingress: [{}]`).
+pub fn l3_matches(
+    entry: &Entry,
+    peer: &Peer,
+    visible: &dyn Fn(&str) -> bool,
+    notes: &mut Vec<String>,
+) -> bool {
+    match &entry.l3 {
+        L3::Nothing => false,
+        L3::Wildcard => entry.l4.is_some(),
+        L3::Peers(peers) => {
+            let mut matched = false;
+            for m in peers {
+                match peer_matches(m, peer, visible) {
+                    PeerOutcome::Match => {
+                        matched = true;
+                        break;
+                    }
+                    PeerOutcome::NoMatch => {}
+                    PeerOutcome::Blocked(note) => notes.push(note),
+                }
+            }
+            matched
+        }
+    }
+}
+
+/// Combine matched entries at a point (§10.3, §10.5). `selecting` are the entries that select
+/// the endpoint in this direction; `matched` those whose L3 and L4 hold.
+#[expect(clippy::too_many_arguments, reason = "the inputs of §10.5, named")]
+pub fn decide(
+    entries: &[Entry],
+    direction: Direction,
+    endpoint: &Peer,
+    other: &Peer,
+    selecting: &[EntryId],
+    default_deny: bool,
+    matched: &[EntryId],
+    mut notes: Vec<String>,
+) -> Point {
+    let get = |id: &EntryId| entries.get(*id as usize);
+    let mut point = Point {
+        selecting: selecting.len(),
+        ..Point::default()
+    };
+    let init = endpoint.labels.has(None, "init");
+    if !init && endpoint.labels.namespace().is_some() && endpoint.labels.has(None, "host") {
+        point.reason = Some(Reason::HostLabel);
+        return point;
+    }
+    if selecting.is_empty() && !init {
+        point.reason = Some(Reason::NoPolicy);
+        return point;
+    }
+    let default_deny = init || default_deny;
+    point.denied_by = matched
+        .iter()
+        .copied()
+        .filter(|id| get(id).is_some_and(|e| e.deny))
+        .collect();
+    point.allowed_by = matched
+        .iter()
+        .copied()
+        .filter(|id| get(id).is_some_and(|e| !e.deny))
+        .collect();
+    point.reason = Some(if !point.denied_by.is_empty() {
+        Reason::DeniedByRule
+    } else if direction == Direction::Ingress && other.is_host() {
+        Reason::AllowedLocalhost
+    } else if !point.allowed_by.is_empty() {
+        for e in point.allowed_by.iter().filter_map(get) {
+            match e.l7 {
+                Some(L7::Http) if default_deny => notes.push(format!(
+                    "HTTP requests are filtered by the L7 rules of {} (the connection goes through the proxy)",
+                    e.origin.describe()
+                )),
+                Some(L7::Kafka | L7::Generic) if default_deny => notes.push(format!(
+                    "requests are filtered by the L7 rules of {}",
+                    e.origin.describe()
+                )),
+                _ => {}
+            }
+            if e.auth_required {
+                notes.push(format!(
+                    "{} requires mutual authentication; without it Cilium drops the flow (AUTH_REQUIRED)",
+                    e.origin.describe()
+                ));
+            }
+        }
+        Reason::AllowedByRule
+    } else if default_deny {
+        Reason::DefaultDeny
+    } else {
+        Reason::NotDefaultDeny
+    });
+    notes.sort();
+    notes.dedup();
+    point.notes = notes;
+    point
+}
+
+/// One step of the reference evaluation of an entry, for `explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    pub entry: EntryId,
+    pub direction: Direction,
+    pub selects: bool,
+    pub l3: bool,
+    pub l4: bool,
+}
+
+/// The naive reference evaluator: every entry, every time (cilium-semantics.md §10.9).
+pub fn reference(
+    entries: &Entries,
+    q: &Query,
+    cluster: &dyn NamedPorts,
+    mut trace: Option<&mut Vec<Trace>>,
+) -> Decision {
+    let mut decision = Decision::default();
+    for (direction, endpoint, other) in [
+        (Direction::Egress, &q.src, &q.dst),
+        (Direction::Ingress, &q.dst, &q.src),
+    ] {
+        let point = if endpoint.is_endpoint() {
+            let all: Vec<(EntryId, &Entry)> = entries
+                .entries
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| u32::try_from(i).ok().map(|i| (i, e)))
+                .collect();
+            let selecting: Vec<EntryId> = all
+                .iter()
+                .filter(|(_, e)| e.direction == direction && selects(e, endpoint))
+                .map(|(i, _)| *i)
+                .collect();
+            // DNS visibility comes from the source's egress rules, whatever the direction.
+            let source_entries: Vec<&Entry> = all
+                .iter()
+                .filter(|(_, e)| e.direction == Direction::Egress && selects(e, &q.src))
+                .map(|(_, e)| *e)
+                .collect();
+            let visible = |name: &str| dns_visible(&source_entries, name);
+            let mut notes = Vec::new();
+            let mut matched = Vec::new();
+            for (id, e) in &all {
+                if e.direction != direction {
+                    continue;
+                }
+                let sel = selecting.contains(id);
+                let (l3, l4) = if sel {
+                    let l3 = l3_matches(e, other, &visible, &mut notes);
+                    let l4 = l3 && l4_matches(e, q, cluster, &mut notes);
+                    (l3, l4)
+                } else {
+                    (false, false)
+                };
+                if l3 && l4 {
+                    matched.push(*id);
+                }
+                if let Some(t) = trace.as_deref_mut() {
+                    t.push(Trace {
+                        entry: *id,
+                        direction,
+                        selects: sel,
+                        l3,
+                        l4,
+                    });
+                }
+            }
+            let default_deny = selecting
+                .iter()
+                .filter_map(|id| entries.entries.get(*id as usize))
+                .any(|e| e.default_deny);
+            decide(
+                &entries.entries,
+                direction,
+                endpoint,
+                other,
+                &selecting,
+                default_deny,
+                &matched,
+                notes,
+            )
+        } else {
+            Point {
+                reason: Some(Reason::NotAnEndpoint),
+                ..Point::default()
+            }
+        };
+        match direction {
+            Direction::Egress => decision.egress = point,
+            Direction::Ingress => decision.ingress = point,
+        }
+    }
+    decision
+}

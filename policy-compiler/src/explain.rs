@@ -1,0 +1,340 @@
+//! `netpol explain`: one flow, decided step by step, with every rule that could apply and why
+//! it matched or not (the reference evaluator's trace, cilium-semantics.md §10).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::entry::{Entries, L3, PeerMatch};
+use crate::eval::{self, Direction, NamedPorts, Proto, Query, Trace};
+use crate::identity::{self, Label, Labels, Peer, Reserved};
+use crate::inventory::Inventory;
+use crate::selector::Selector;
+use crate::source::SourceMap;
+use crate::verify::{PointReport, RuleRef};
+
+/// A flow end as the user names it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub peer: Peer,
+    pub display: String,
+}
+
+/// Resolve a REF: `ns/pod` (with an inventory), `ns:media,app=sonarr[,sa:NAME]`, an IP, an
+/// entity (`world`, `host`, …) or a DNS name.
+pub fn resolve(text: &str, inventory: Option<&Inventory>) -> Result<Resolved, String> {
+    let text = text.trim();
+    if let Some(r) = Reserved::parse(text) {
+        return Ok(Resolved {
+            peer: Peer {
+                labels: Arc::new(r.labels()),
+                ..Peer::default()
+            },
+            display: text.to_owned(),
+        });
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        if let Some(peer) = inventory.and_then(|inv| inv.classify(ip, None)) {
+            let display = inventory.and_then(|inv| inv.pod_by_ip(ip)).map_or_else(
+                || format!("{ip} ({})", peer.labels),
+                |p| format!("{}/{} ({ip})", p.namespace, p.name),
+            );
+            return Ok(Resolved { peer, display });
+        }
+        return Ok(Resolved {
+            peer: Peer {
+                labels: Arc::new(Reserved::World.labels()),
+                ip: Some(ip),
+                ..Peer::default()
+            },
+            display: format!("world ({ip})"),
+        });
+    }
+    if text.contains('=') || text.starts_with("ns:") {
+        let mut namespace = None;
+        let mut sa = None;
+        let mut labels = BTreeMap::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if let Some(ns) = part.strip_prefix("ns:") {
+                namespace = Some(ns.to_owned());
+            } else if let Some(s) = part.strip_prefix("sa:") {
+                sa = Some(s.to_owned());
+            } else if let Some((k, v)) = part.split_once('=') {
+                labels.insert(k.to_owned(), v.to_owned());
+            } else {
+                return Err(format!(
+                    "cannot read `{part}` in `{text}`: expected `key=value`, `ns:NAMESPACE` or `sa:SERVICEACCOUNT`"
+                ));
+            }
+        }
+        let Some(ns) = namespace else {
+            return Err(format!("`{text}` names no namespace: add `ns:NAMESPACE`"));
+        };
+        let identity = match inventory {
+            Some(inv) => inv.pod_identity(&ns, &labels, sa.as_deref()),
+            None => identity::pod_labels(&ns, &labels, sa.as_deref(), None),
+        };
+        return Ok(Resolved {
+            peer: Peer {
+                labels: Arc::new(identity),
+                ..Peer::default()
+            },
+            display: text.to_owned(),
+        });
+    }
+    if let Some((ns, name)) = text.split_once('/') {
+        let Some(inv) = inventory else {
+            return Err(format!(
+                "`{text}` names a pod: give `--inventory` (kubectl get pods,services,namespaces -A -o json), or write its labels as `ns:{ns},app=…`"
+            ));
+        };
+        let Some(pod) = inv.pod(ns, name) else {
+            return Err(format!(
+                "no pod `{name}` in namespace `{ns}` in the inventory"
+            ));
+        };
+        return Ok(Resolved {
+            peer: inv.pod_peer(pod),
+            display: format!("{ns}/{name}"),
+        });
+    }
+    if text.contains('.') && crate::fqdn::parse(text).is_ok() {
+        return Ok(Resolved {
+            peer: Peer {
+                labels: Arc::new(Reserved::World.labels()),
+                names: vec![crate::fqdn::normalize(text)],
+                ..Peer::default()
+            },
+            display: format!("world ({text})"),
+        });
+    }
+    Err(format!(
+        "cannot tell what `{text}` is: use `ns/pod`, `ns:NAMESPACE,key=value`, an IP, a DNS name or an entity ({})",
+        Reserved::ALL
+            .iter()
+            .map(|r| r.key())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// `443/tcp`, `53/udp`, `8080` (TCP), `icmp/8`, `icmpv6/128`.
+pub fn parse_port(text: &str) -> Result<(Proto, u16), String> {
+    let (a, b) = text.split_once('/').unwrap_or((text, "tcp"));
+    let (port, proto) = match (Proto::parse(a), Proto::parse(b)) {
+        (Some(p), _) if p.is_icmp() => (b, p),
+        (_, Some(p)) => (a, p),
+        _ => {
+            return Err(format!(
+                "cannot read port `{text}`: write `443/tcp`, `53/udp` or `icmp/8`"
+            ));
+        }
+    };
+    let port = port.parse::<u16>().map_err(|_| {
+        format!("cannot read port `{text}`: `{port}` is not a number from 0 to 65535")
+    })?;
+    Ok((proto, port))
+}
+
+fn why_not(m: &PeerMatch, peer: &Peer) -> String {
+    match m {
+        PeerMatch::Labels(sel) => match first_failure(sel, &peer.labels) {
+            Some(req) => format!("{m}: `{req}` does not hold"),
+            None => format!("{m}"),
+        },
+        PeerMatch::Cidr { .. } if !peer.is_world() => format!(
+            "{m}: CIDR rules select only world-class peers, not {}",
+            peer.labels
+        ),
+        PeerMatch::Cidr { .. } if peer.ip.is_none() => format!("{m}: the peer's IP is unknown"),
+        PeerMatch::Fqdn(_) if !peer.is_world() => {
+            format!("{m}: toFQDNs selects only world-class peers")
+        }
+        PeerMatch::Fqdn(_) if peer.names.is_empty() => {
+            format!("{m}: no DNS name is known for the peer")
+        }
+        other => format!("{other}: no match"),
+    }
+}
+
+fn first_failure<'a>(
+    sel: &'a Selector,
+    labels: &Labels,
+) -> Option<&'a crate::selector::Requirement> {
+    sel.requirements.iter().find(|r| !r.matches(labels))
+}
+
+/// The explanation, as text. Returns it and whether the flow is allowed.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the flow and everything it is judged against"
+)]
+pub fn explain(
+    entries: &Entries,
+    index: &crate::index::Index,
+    sources: &SourceMap,
+    from: &Resolved,
+    to: &Resolved,
+    proto: Proto,
+    port: u16,
+    cluster: &dyn NamedPorts,
+) -> (String, bool) {
+    let q = Query {
+        src: from.peer.clone(),
+        dst: to.peer.clone(),
+        proto: Some(proto),
+        port,
+    };
+    let mut trace: Vec<Trace> = Vec::new();
+    let decision = eval::reference(entries, &q, cluster, Some(&mut trace));
+    let mut out = String::new();
+    let port_text = if proto.is_icmp() {
+        format!("{proto}/{port}")
+    } else {
+        format!("{port}/{proto}")
+    };
+    let _ = writeln!(out, "flow: {} -> {} {port_text}", from.display, to.display);
+    let _ = writeln!(out, "  source identity:      {}", label_list(&from.peer));
+    let _ = writeln!(out, "  destination identity: {}", label_list(&to.peer));
+    for (step, (direction, endpoint, other, point, who)) in [
+        (
+            Direction::Egress,
+            &q.src,
+            &q.dst,
+            &decision.egress,
+            &from.display,
+        ),
+        (
+            Direction::Ingress,
+            &q.dst,
+            &q.src,
+            &decision.ingress,
+            &to.display,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let _ = writeln!(out, "\n{}. {direction} at {who}", step + 1);
+        let report = PointReport::new(index, sources, point);
+        if !endpoint.is_endpoint() {
+            let _ = writeln!(
+                out,
+                "   not a Cilium endpoint: no {direction} policy applies here"
+            );
+            continue;
+        }
+        let selecting: Vec<&Trace> = trace
+            .iter()
+            .filter(|t| t.direction == direction && t.selects)
+            .collect();
+        if selecting.is_empty() {
+            let _ = writeln!(
+                out,
+                "   no rule selects it for {direction}: not enforced, allowed"
+            );
+            continue;
+        }
+        let dd = selecting
+            .iter()
+            .filter_map(|t| entries.entries.get(t.entry as usize))
+            .any(|e| e.default_deny);
+        let _ = writeln!(
+            out,
+            "   {} rule(s) select it; {}",
+            selecting.len(),
+            if dd {
+                "default deny"
+            } else {
+                "no rule is default-deny (enableDefaultDeny: false)"
+            }
+        );
+        for t in &selecting {
+            let Some(e) = entries.entries.get(t.entry as usize) else {
+                continue;
+            };
+            let at = RuleRef::new(index, sources, t.entry)
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            let verdict = if e.deny { "deny " } else { "allow" };
+            let mark = if t.l3 && t.l4 { "✓" } else { "✗" };
+            let _ = writeln!(out, "   {mark} {verdict} {at}");
+            match &e.l3 {
+                L3::Nothing => {
+                    let _ = writeln!(out, "       peers: an empty list selects nothing");
+                }
+                L3::Wildcard if e.l4.is_none() => {
+                    let _ = writeln!(
+                        out,
+                        "       peers: none given and no ports: the item allows nothing (it only makes the direction default-deny)"
+                    );
+                }
+                L3::Wildcard => {
+                    let _ = writeln!(out, "       peers: any (no peer field, ports given)");
+                }
+                L3::Peers(peers) if t.l3 => {
+                    let _ = writeln!(
+                        out,
+                        "       peers: matched ({})",
+                        peers
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    );
+                }
+                L3::Peers(peers) => {
+                    for m in peers {
+                        let _ = writeln!(out, "       peer ✗ {}", why_not(m, other));
+                    }
+                }
+            }
+            if t.l3 {
+                let ports = match &e.l4 {
+                    None => "all protocols and ports".to_owned(),
+                    Some(p) => p
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
+                let _ = writeln!(
+                    out,
+                    "       ports {}: {ports}",
+                    if t.l4 { "✓" } else { "✗" }
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "   => {}: {}",
+            report.verdict.to_uppercase(),
+            report.summary()
+        );
+        for n in &report.notes {
+            let _ = writeln!(out, "   note: {n}");
+        }
+    }
+    let allowed = decision.allowed();
+    let _ = writeln!(
+        out,
+        "\nverdict: {}",
+        match decision.dropped_at() {
+            None => "ALLOWED".to_owned(),
+            Some(d) => format!("DROPPED at {d}"),
+        }
+    );
+    (out, allowed)
+}
+
+fn label_list(peer: &Peer) -> String {
+    let mut s: Vec<String> = peer.labels.iter().map(Label::to_string).collect();
+    if let Some(ip) = peer.ip {
+        s.push(format!("ip={ip}"));
+    }
+    for n in &peer.names {
+        s.push(format!("dns={n}"));
+    }
+    s.join(", ")
+}

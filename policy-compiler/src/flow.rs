@@ -1,0 +1,547 @@
+//! Flow records: netpol's own JSON lines format, and Hubble's exports.
+//!
+//! ```text
+//! JSONL (netpol | hubble -o json | hubble -o jsonpb) ──read (auto-detect, per line)──> Flow
+//! Flow + Inventory ──peers (identity labels, IP, DNS names)──> eval::Query
+//! ```
+//!
+//! # netpol flow JSONL
+//!
+//! One JSON object per line; `netpol-observer` writes it and `netpol verify --flows` reads it.
+//! Field reference (also in the README):
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `time` | RFC 3339 string | when the flow was (last) seen — required |
+//! | `first_seen` | RFC 3339 string | first packet, for aggregated records |
+//! | `protocol` | `tcp` `udp` `sctp` `icmp` `icmpv6` or a protocol number | required |
+//! | `source`, `destination` | endpoint | required, see below |
+//! | `icmp` | `{type, code}` | ICMP type and code |
+//! | `reply` | bool | the record is the reply direction of a connection |
+//! | `tcp_flags` | list of `SYN` `ACK` `FIN` `RST` | TCP flags seen |
+//! | `packets`, `bytes`, `connections` | integers | counters (default 0, 0, 1) |
+//!
+//! An endpoint has `ip`, `port`, and what is known of it: a pod (`namespace`, `pod`,
+//! `workload` such as `Deployment/sonarr`, `labels` (the pod's Kubernetes labels),
+//! `service_account`, `namespace_labels`, `node`), or an `entity` (`world`, `host`,
+//! `remote-node`, `kube-apiserver`, `health`, `ingress`, `unmanaged`, `init`), plus `names`:
+//! the DNS names the IP was resolved from.
+
+mod hubble;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::eval::{Proto, Query};
+use crate::identity::{self, Label, Labels, Peer, Reserved};
+use crate::inventory::Inventory;
+
+/// One end of a flow, with what a report shows about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoint {
+    pub peer: Peer,
+    pub port: Option<u16>,
+    pub namespace: Option<String>,
+    pub pod: Option<String>,
+    pub workload: Option<String>,
+    /// A reserved identity's name (`world`, `host`, …) when the endpoint is not a pod.
+    pub entity: Option<String>,
+}
+
+impl Endpoint {
+    /// How reports name the endpoint: `media/Deployment/sonarr`, `world (api.thetvdb.com)`.
+    pub fn display(&self) -> String {
+        if let Some(ns) = &self.namespace {
+            if let Some(w) = &self.workload {
+                return format!("{ns}/{w}");
+            }
+            if let Some(p) = &self.pod {
+                return format!("{ns}/{p}");
+            }
+            return format!("{ns}/?");
+        }
+        let what = self.entity.clone().unwrap_or_else(|| "world".to_owned());
+        match (self.peer.names.first(), self.peer.ip) {
+            (Some(name), _) => format!("{what} ({name})"),
+            (None, Some(ip)) if what == "world" => format!("world ({ip})"),
+            _ => what,
+        }
+    }
+}
+
+/// One flow record, normalized from any input format.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flow {
+    /// 0-based position among the flow records of the input.
+    pub index: usize,
+    /// 1-based line in the input.
+    pub line: usize,
+    pub time: Option<String>,
+    pub proto: Option<Proto>,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    /// ICMP type, for ICMP flows.
+    pub icmp_type: Option<u8>,
+    /// `Some(true)`: reply direction; `None`: unknown.
+    pub reply: Option<bool>,
+    pub syn: bool,
+    pub ack: bool,
+    pub packets: u64,
+    pub bytes: u64,
+    pub connections: u64,
+    /// What the input says happened (Hubble `verdict`), for comparison.
+    pub observed: Option<String>,
+}
+
+impl Flow {
+    /// The destination port, or the ICMP type.
+    pub fn port(&self) -> u16 {
+        match self.proto {
+            Some(p) if p.is_icmp() => self.icmp_type.map_or(0, u16::from),
+            _ => self.dst.port.unwrap_or(0),
+        }
+    }
+
+    /// Whether this record is the reply direction of a connection (cilium-semantics.md §10.1
+    /// step 1): said so by the input, or a TCP SYN-ACK.
+    pub fn is_reply(&self) -> bool {
+        self.reply.unwrap_or(false) || (self.proto == Some(Proto::Tcp) && self.syn && self.ack)
+    }
+
+    pub fn query(&self) -> Query {
+        Query {
+            src: self.src.peer.clone(),
+            dst: self.dst.peer.clone(),
+            proto: self.proto,
+            port: self.port(),
+        }
+    }
+
+    /// The same connection seen from the other side.
+    pub fn reversed(&self) -> Flow {
+        let mut f = self.clone();
+        std::mem::swap(&mut f.src, &mut f.dst);
+        f.reply = Some(false);
+        if let Some(t) = f.icmp_type {
+            // Echo reply ↔ echo request (v4 0 ↔ 8, v6 129 ↔ 128).
+            f.icmp_type = Some(match (f.proto, t) {
+                (Some(Proto::Icmp), 0) => 8,
+                (Some(Proto::Icmpv6), 129) => 128,
+                (_, t) => t,
+            });
+        }
+        f
+    }
+
+    /// Connection key of the initiating direction: `(proto, src ip, src port, dst ip, dst port)`.
+    pub fn connection(&self) -> (Option<Proto>, Option<IpAddr>, u16, Option<IpAddr>, u16) {
+        (
+            self.proto,
+            self.src.peer.ip,
+            self.src.port.unwrap_or(0),
+            self.dst.peer.ip,
+            self.port(),
+        )
+    }
+}
+
+/// An input problem, at a line of a flow file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub help: String,
+}
+
+/// The flows of an input, and what was skipped.
+#[derive(Debug, Clone, Default)]
+pub struct FlowSet {
+    pub flows: Vec<Flow>,
+    /// Lines that are not flows (Hubble `node_status`, `lost_events`, …), by kind.
+    pub skipped: BTreeMap<String, usize>,
+    pub format: Option<Format>,
+    pub errors: Vec<FlowError>,
+    pub bytes: u64,
+}
+
+/// The input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Netpol,
+    Hubble,
+}
+
+/// How many errors are kept; more are counted.
+const MAX_ERRORS: usize = 50;
+
+/// Reads flows line by line, interning label sets.
+#[derive(Debug)]
+pub struct Reader<'i> {
+    pub inventory: Option<&'i Inventory>,
+    labels: HashMap<Vec<String>, Arc<Labels>>,
+    pub set: FlowSet,
+    pub error_count: usize,
+}
+
+impl<'i> Reader<'i> {
+    pub fn new(inventory: Option<&'i Inventory>) -> Self {
+        Self {
+            inventory,
+            labels: HashMap::new(),
+            set: FlowSet::default(),
+            error_count: 0,
+        }
+    }
+
+    /// Read every line of `input`; `progress` is called with the bytes read so far.
+    pub fn read_all(
+        &mut self,
+        input: &mut dyn BufRead,
+        progress: &mut dyn FnMut(u64),
+    ) -> std::io::Result<()> {
+        let mut line = String::new();
+        let mut number = 0;
+        loop {
+            line.clear();
+            let n = input.read_line(&mut line)?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            self.set.bytes += n as u64;
+            if number % 65_536 == 0 {
+                progress(self.set.bytes);
+            }
+            self.line(number, &line);
+        }
+        progress(self.set.bytes);
+        Ok(())
+    }
+
+    fn error(&mut self, e: FlowError) {
+        self.error_count += 1;
+        if self.set.errors.len() < MAX_ERRORS {
+            self.set.errors.push(e);
+        }
+    }
+
+    /// One line of input.
+    pub fn line(&mut self, number: usize, text: &str) {
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        let format = match self.set.format {
+            Some(f) => f,
+            None => match detect(text) {
+                Ok(f) => {
+                    self.set.format = Some(f);
+                    f
+                }
+                Err(e) => {
+                    self.error(FlowError { line: number, ..e });
+                    return;
+                }
+            },
+        };
+        let result = match format {
+            Format::Netpol => self.netpol_line(text),
+            Format::Hubble => hubble::line(self, text),
+        };
+        match result {
+            Ok(Some(mut flow)) => {
+                flow.index = self.set.flows.len();
+                flow.line = number;
+                self.set.flows.push(flow);
+            }
+            Ok(None) => {}
+            Err(e) => self.error(FlowError { line: number, ..e }),
+        }
+    }
+
+    fn intern(
+        &mut self,
+        texts: Vec<String>,
+        build: impl FnOnce(&[String]) -> Labels,
+    ) -> Arc<Labels> {
+        if let Some(l) = self.labels.get(&texts) {
+            return l.clone();
+        }
+        let labels = Arc::new(build(&texts));
+        self.labels.insert(texts, labels.clone());
+        labels
+    }
+
+    fn netpol_line(&mut self, text: &str) -> Result<Option<Flow>, FlowError> {
+        let record: Record = serde_json::from_str(text).map_err(|e| {
+            json_error(
+                &e,
+                "a netpol flow record: see the flow format in the README",
+            )
+        })?;
+        let proto = Proto::parse(&record.protocol).ok_or_else(|| FlowError {
+            line: 0,
+            column: 1,
+            message: format!("unknown protocol `{}`", record.protocol),
+            help: "use `tcp`, `udp`, `sctp`, `icmp`, `icmpv6` or a protocol number".to_owned(),
+        })?;
+        let src_node = record.source.node.clone();
+        let dst_node = record.destination.node.clone();
+        let src = self.netpol_endpoint(record.source, dst_node.as_deref())?;
+        let dst = self.netpol_endpoint(record.destination, src_node.as_deref())?;
+        let flag = |f: &str| record.tcp_flags.iter().any(|x| x.eq_ignore_ascii_case(f));
+        Ok(Some(Flow {
+            index: 0,
+            line: 0,
+            time: Some(record.time),
+            proto: Some(proto),
+            src,
+            dst,
+            icmp_type: record.icmp.map(|i| i.kind),
+            reply: Some(record.reply),
+            syn: flag("SYN"),
+            ack: flag("ACK"),
+            packets: record.packets,
+            bytes: record.bytes,
+            connections: record.connections,
+            observed: None,
+        }))
+    }
+
+    fn netpol_endpoint(
+        &mut self,
+        e: RecordEndpoint,
+        other_node: Option<&str>,
+    ) -> Result<Endpoint, FlowError> {
+        let ip = match &e.ip {
+            Some(text) => Some(text.parse::<IpAddr>().map_err(|_| FlowError {
+                line: 0,
+                column: 1,
+                message: format!("invalid IP address `{text}`"),
+                help: "write an IPv4 or IPv6 address such as `10.42.0.12`".to_owned(),
+            })?),
+            None => None,
+        };
+        let names: Vec<String> = e.names.iter().map(|n| crate::fqdn::normalize(n)).collect();
+        let mut out = Endpoint {
+            port: e.port,
+            namespace: e.namespace.clone(),
+            pod: e.pod.clone(),
+            workload: e.workload.clone(),
+            entity: e.entity.clone(),
+            ..Endpoint::default()
+        };
+        let labels = if let Some(entity) = &e.entity {
+            let Some(r) = Reserved::parse(entity) else {
+                return Err(FlowError {
+                    line: 0,
+                    column: 1,
+                    message: format!("unknown entity `{entity}`"),
+                    help: "use one of `world`, `host`, `remote-node`, `kube-apiserver`, `health`, `ingress`, `unmanaged`, `init`".to_owned(),
+                });
+            };
+            Arc::new(r.labels())
+        } else if let Some(ns) = &e.namespace {
+            let inv_pod = match (self.inventory, &e.pod) {
+                (Some(inv), Some(pod)) => inv.pod(ns, pod),
+                _ => None,
+            };
+            match (&e.labels, inv_pod) {
+                (None, Some(pod)) => {
+                    out.peer.named_ports = pod.ports.clone();
+                    if out.workload.is_none() {
+                        out.workload = Some(pod.workload.clone());
+                    }
+                    pod.identity.clone()
+                }
+                (labels, pod) => {
+                    if let Some(pod) = pod {
+                        out.peer.named_ports = pod.ports.clone();
+                    }
+                    let labels = labels.clone().unwrap_or_default();
+                    let ns_labels = e.namespace_labels.clone().or_else(|| {
+                        self.inventory
+                            .and_then(|inv| inv.namespaces.get(ns).cloned())
+                    });
+                    let mut key: Vec<String> =
+                        labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    key.push(format!("\0ns={ns}"));
+                    key.push(format!(
+                        "\0sa={}",
+                        e.service_account.as_deref().unwrap_or("")
+                    ));
+                    for (k, v) in ns_labels.iter().flatten() {
+                        key.push(format!("\0nsl={k}={v}"));
+                    }
+                    let sa = e.service_account.clone();
+                    self.intern(key, |_| {
+                        identity::pod_labels(ns, &labels, sa.as_deref(), ns_labels.as_ref())
+                    })
+                }
+            }
+        } else if let Some(ip) = ip {
+            match self.inventory.and_then(|inv| inv.classify(ip, other_node)) {
+                Some(peer) => {
+                    out.peer.named_ports = peer.named_ports.clone();
+                    if let Some(pod) = self.inventory.and_then(|inv| inv.pod_by_ip(ip)) {
+                        out.namespace = Some(pod.namespace.clone());
+                        out.pod = Some(pod.name.clone());
+                        out.workload = Some(pod.workload.clone());
+                    } else {
+                        out.entity = peer.labels.iter().next().map(|l| l.key.clone());
+                    }
+                    peer.labels
+                }
+                None => Arc::new(Reserved::World.labels()),
+            }
+        } else {
+            return Err(FlowError {
+                line: 0,
+                column: 1,
+                message: "an endpoint needs `ip`, `namespace` or `entity`".to_owned(),
+                help: "say who the endpoint is: a pod (`namespace`, `pod`, `labels`), an `entity`, or at least its `ip`".to_owned(),
+            });
+        };
+        out.peer.labels = labels;
+        out.peer.ip = ip;
+        if out.peer.is_world() {
+            out.peer.names = names;
+        }
+        Ok(out)
+    }
+}
+
+/// Which format a first line is in.
+fn detect(text: &str) -> Result<Format, FlowError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        json_error(
+            &e,
+            "one JSON object per line: netpol flow records or Hubble flows",
+        )
+    })?;
+    let Some(obj) = value.as_object() else {
+        return Err(FlowError {
+            line: 0,
+            column: 1,
+            message: "expected a JSON object".to_owned(),
+            help: "flow files hold one JSON object per line".to_owned(),
+        });
+    };
+    let hubble = [
+        "flow",
+        "node_status",
+        "lost_events",
+        "IP",
+        "l4",
+        "Type",
+        "verdict",
+        "event_type",
+    ];
+    if hubble.iter().any(|k| obj.contains_key(*k)) {
+        Ok(Format::Hubble)
+    } else if obj.contains_key("protocol") && obj.contains_key("source") {
+        Ok(Format::Netpol)
+    } else {
+        Err(FlowError {
+            line: 0,
+            column: 1,
+            message: "not a flow record: neither netpol's format nor Hubble's".to_owned(),
+            help: "give `hubble observe -o jsonpb` output or netpol flow JSONL (`time`, `protocol`, `source`, `destination`)".to_owned(),
+        })
+    }
+}
+
+fn json_error(e: &serde_json::Error, expected: &str) -> FlowError {
+    FlowError {
+        line: 0,
+        column: e.column(),
+        message: format!("invalid flow record: {e}"),
+        help: format!("expected {expected}"),
+    }
+}
+
+/// A netpol flow record as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    pub protocol: String,
+    pub source: RecordEndpoint,
+    pub destination: RecordEndpoint,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<Icmp>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reply: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp_flags: Vec<String>,
+    #[serde(default)]
+    pub packets: u64,
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default = "one")]
+    pub connections: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// `icmp` of a record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Icmp {
+    #[serde(rename = "type")]
+    pub kind: u8,
+    #[serde(default)]
+    pub code: u8,
+}
+
+/// One end of a netpol flow record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordEndpoint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_labels: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+}
+
+/// Labels as Hubble prints them, with the cluster label Cilium's pods always carry added when
+/// an export left it out (peer selectors require it, cilium-semantics.md §3.5).
+fn hubble_labels(texts: &[String]) -> Labels {
+    let mut labels = Labels::new(texts.iter().map(|t| Label::parse(t)).collect());
+    if labels.namespace().is_some() && !labels.has(Some("k8s"), identity::CLUSTER) {
+        labels.insert(Label::new(
+            "k8s",
+            identity::CLUSTER,
+            identity::DEFAULT_CLUSTER,
+        ));
+    }
+    labels
+}

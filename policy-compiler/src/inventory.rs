@@ -1,0 +1,452 @@
+//! The cluster inventory: `kubectl get pods,services,namespaces,nodes -A -o json`.
+//!
+//! It resolves what flows and policies leave open: which pod an IP belongs to, a pod's labels,
+//! service account and container port names, a namespace's labels, node IPs, and the pods
+//! behind a Service (`toServices`, cilium-semantics.md §1.9).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::cilium;
+use crate::entry::PeerMatch;
+use crate::eval::{NamedPorts, Proto};
+use crate::identity::{self, Labels, NamedPort, Peer, Reserved};
+use crate::kubernetes::AnyObject;
+use crate::selector::{Requirement, Selector};
+
+/// A pod of the inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub service_account: Option<String>,
+    pub node: Option<String>,
+    pub host_network: bool,
+    pub ips: Vec<IpAddr>,
+    pub ports: Arc<Vec<NamedPort>>,
+    /// `Deployment/sonarr`, `StatefulSet/postgres`, or `Pod/<name>` without an owner.
+    pub workload: String,
+    /// The identity labels (§3.2).
+    pub identity: Arc<Labels>,
+}
+
+/// A Service of the inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub selector: Option<BTreeMap<String, String>>,
+    pub cluster_ips: Vec<IpAddr>,
+    /// `(port, protocol, targetPort)`; a named target port stays a name.
+    pub ports: Vec<(u16, Proto, TargetPort)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetPort {
+    Number(u16),
+    Name(String),
+}
+
+/// Everything the inventory knows.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub pods: Vec<Pod>,
+    pub services: Vec<Service>,
+    pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// Node name → addresses.
+    pub nodes: BTreeMap<String, Vec<IpAddr>>,
+    by_ip: HashMap<IpAddr, usize>,
+    by_name: HashMap<(String, String), usize>,
+    service_by_ip: HashMap<IpAddr, usize>,
+    node_by_ip: HashMap<IpAddr, String>,
+    port_names: HashMap<(String, Proto), Option<u16>>,
+}
+
+/// Why an inventory could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryError {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Inventory {
+    /// Parse kubectl's JSON (a `List`, one object, or several concatenated).
+    pub fn parse(text: &str) -> Result<Self, InventoryError> {
+        let mut objects = Vec::new();
+        for item in serde_json::Deserializer::from_str(text).into_iter::<AnyObject>() {
+            let obj = item.map_err(|e| InventoryError {
+                message: format!("invalid inventory JSON: {e}"),
+                line: e.line(),
+                column: e.column(),
+            })?;
+            flatten(obj, &mut objects);
+        }
+        let mut inv = Self::default();
+        for obj in &objects {
+            if obj.kind == "Namespace" {
+                inv.namespaces
+                    .insert(obj.metadata.name.clone(), obj.metadata.labels.clone());
+            }
+        }
+        for obj in objects {
+            match obj.kind.as_str() {
+                "Pod" => inv.add_pod(&obj),
+                "Service" => inv.add_service(&obj),
+                "Node" => {
+                    let ips = field(&obj.status, "addresses")
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| field(a, "address").as_str()?.parse().ok())
+                        .collect();
+                    inv.nodes.insert(obj.metadata.name.clone(), ips);
+                }
+                _ => {}
+            }
+        }
+        inv.reindex();
+        Ok(inv)
+    }
+
+    fn add_pod(&mut self, obj: &AnyObject) {
+        let namespace = obj
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
+        let spec = &obj.spec;
+        let mut ips: Vec<IpAddr> = field(&obj.status, "podIPs")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| field(p, "ip").as_str()?.parse().ok())
+            .collect();
+        if let Some(ip) = field(&obj.status, "podIP")
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            && !ips.contains(&ip)
+        {
+            ips.push(ip);
+        }
+        let mut ports = Vec::new();
+        for c in field(spec, "containers").as_array().into_iter().flatten() {
+            for p in field(c, "ports").as_array().into_iter().flatten() {
+                let (Some(name), Some(port)) = (
+                    field(p, "name").as_str(),
+                    field(p, "containerPort").as_u64(),
+                ) else {
+                    continue;
+                };
+                let protocol = field(p, "protocol")
+                    .as_str()
+                    .and_then(Proto::parse)
+                    .unwrap_or(Proto::Tcp);
+                if let Ok(port) = u16::try_from(port) {
+                    ports.push(NamedPort {
+                        name: name.to_ascii_lowercase(),
+                        port,
+                        protocol,
+                    });
+                }
+            }
+        }
+        let service_account = field(spec, "serviceAccountName")
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| Some("default".to_owned()));
+        let identity = identity::pod_labels(
+            &namespace,
+            &obj.metadata.labels,
+            service_account.as_deref(),
+            self.namespaces.get(&namespace),
+        );
+        self.pods.push(Pod {
+            workload: workload(&obj.metadata),
+            namespace,
+            name: obj.metadata.name.clone(),
+            labels: obj.metadata.labels.clone(),
+            service_account,
+            node: field(spec, "nodeName").as_str().map(str::to_owned),
+            host_network: field(spec, "hostNetwork").as_bool().unwrap_or(false),
+            ips,
+            ports: Arc::new(ports),
+            identity: Arc::new(identity),
+        });
+    }
+
+    fn add_service(&mut self, obj: &AnyObject) {
+        let spec = &obj.spec;
+        let mut cluster_ips: Vec<IpAddr> = field(spec, "clusterIPs")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str()?.parse().ok())
+            .collect();
+        if let Some(ip) = field(spec, "clusterIP")
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            && !cluster_ips.contains(&ip)
+        {
+            cluster_ips.push(ip);
+        }
+        let selector = field(spec, "selector").as_object().map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        });
+        let ports = field(spec, "ports")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                let port = u16::try_from(field(p, "port").as_u64()?).ok()?;
+                let proto = field(p, "protocol")
+                    .as_str()
+                    .and_then(Proto::parse)
+                    .unwrap_or(Proto::Tcp);
+                let target = match field(p, "targetPort") {
+                    Json::Number(n) => TargetPort::Number(u16::try_from(n.as_u64()?).ok()?),
+                    Json::String(s) => TargetPort::Name(s.to_ascii_lowercase()),
+                    _ => TargetPort::Number(port),
+                };
+                Some((port, proto, target))
+            })
+            .collect();
+        self.services.push(Service {
+            namespace: obj
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+            name: obj.metadata.name.clone(),
+            labels: obj.metadata.labels.clone(),
+            selector,
+            cluster_ips,
+            ports,
+        });
+    }
+
+    fn reindex(&mut self) {
+        self.pods
+            .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        self.services
+            .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        for (i, p) in self.pods.iter().enumerate() {
+            self.by_name
+                .insert((p.namespace.clone(), p.name.clone()), i);
+            if !p.host_network {
+                for ip in &p.ips {
+                    self.by_ip.insert(*ip, i);
+                }
+            }
+            for np in p.ports.iter() {
+                let slot = self
+                    .port_names
+                    .entry((np.name.clone(), np.protocol))
+                    .or_insert(Some(np.port));
+                if *slot != Some(np.port) {
+                    // The same name with different numbers: Cilium resolves it to nothing.
+                    *slot = None;
+                }
+            }
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            for ip in &s.cluster_ips {
+                self.service_by_ip.insert(*ip, i);
+            }
+        }
+        for (name, ips) in &self.nodes {
+            for ip in ips {
+                self.node_by_ip.insert(*ip, name.clone());
+            }
+        }
+    }
+
+    pub fn pod_by_ip(&self, ip: IpAddr) -> Option<&Pod> {
+        self.by_ip.get(&ip).and_then(|i| self.pods.get(*i))
+    }
+
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&Pod> {
+        self.by_name
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .and_then(|i| self.pods.get(*i))
+    }
+
+    pub fn service_by_ip(&self, ip: IpAddr) -> Option<&Service> {
+        self.service_by_ip
+            .get(&ip)
+            .and_then(|i| self.services.get(*i))
+    }
+
+    /// The node an IP belongs to.
+    pub fn node_by_ip(&self, ip: IpAddr) -> Option<&str> {
+        self.node_by_ip.get(&ip).map(String::as_str)
+    }
+
+    /// The identity labels of a pod in `namespace` with these pod labels.
+    pub fn pod_identity(
+        &self,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+        service_account: Option<&str>,
+    ) -> Labels {
+        identity::pod_labels(
+            namespace,
+            labels,
+            service_account,
+            self.namespaces.get(namespace),
+        )
+    }
+
+    /// A pod as a flow peer.
+    pub fn pod_peer(&self, pod: &Pod) -> Peer {
+        Peer {
+            labels: pod.identity.clone(),
+            ip: pod.ips.first().copied(),
+            names: Vec::new(),
+            named_ports: pod.ports.clone(),
+        }
+    }
+
+    /// The peer an IP stands for when nothing else is known: a pod, a node (`host` if it is
+    /// the node of `local_node`, else `remote-node`), else world (cilium-semantics.md §10.1).
+    pub fn classify(&self, ip: IpAddr, local_node: Option<&str>) -> Option<Peer> {
+        if let Some(pod) = self.pod_by_ip(ip) {
+            return Some(self.pod_peer(pod));
+        }
+        let node = self.node_by_ip(ip).or_else(|| {
+            self.pods
+                .iter()
+                .find(|p| p.host_network && p.ips.contains(&ip))
+                .and_then(|p| p.node.as_deref())
+        })?;
+        let reserved = if Some(node) == local_node {
+            Reserved::Host
+        } else {
+            Reserved::RemoteNode
+        };
+        Some(Peer {
+            labels: Arc::new(reserved.labels()),
+            ip: Some(ip),
+            ..Peer::default()
+        })
+    }
+
+    /// `toServices` expanded (cilium-semantics.md §1.9): a Service with a selector becomes a
+    /// selector over its pods; one without becomes nothing netpol can resolve.
+    pub fn service_peers(&self, s: &cilium::Service) -> Vec<PeerMatch> {
+        let matching: Vec<&Service> = self
+            .services
+            .iter()
+            .filter(|svc| {
+                if let Some(by_name) = &s.k8s_service {
+                    by_name.service_name.as_deref() == Some(svc.name.as_str())
+                        && by_name
+                            .namespace
+                            .as_deref()
+                            .is_none_or(|ns| ns == svc.namespace)
+                } else if let Some(by_label) = &s.k8s_service_selector {
+                    let labels = Labels::new(
+                        svc.labels
+                            .iter()
+                            .map(|(k, v)| identity::Label::new("k8s", k, v))
+                            .collect(),
+                    );
+                    by_label
+                        .namespace
+                        .as_deref()
+                        .is_none_or(|ns| ns == svc.namespace)
+                        && Selector::compile(&by_label.selector, None).matches(&labels)
+                } else {
+                    false
+                }
+            })
+            .collect();
+        if matching.is_empty() {
+            return vec![PeerMatch::Unresolved(
+                "no such Service in the inventory".to_owned(),
+            )];
+        }
+        matching
+            .into_iter()
+            .map(|svc| match &svc.selector {
+                Some(sel) => {
+                    let mut selector = Selector::default();
+                    for (k, v) in sel {
+                        selector = selector.with(Requirement::equals(Some("k8s"), k, v));
+                    }
+                    PeerMatch::Labels(selector.with(Requirement::equals(
+                        Some("k8s"),
+                        identity::NAMESPACE,
+                        &svc.namespace,
+                    )))
+                }
+                None => PeerMatch::Unresolved(format!(
+                    "Service {}/{} has no selector (its endpoints are not in the inventory)",
+                    svc.namespace, svc.name
+                )),
+            })
+            .collect()
+    }
+}
+
+impl NamedPorts for Inventory {
+    fn resolve(&self, name: &str, proto: Proto) -> Option<u16> {
+        self.port_names
+            .get(&(name.to_owned(), proto))
+            .copied()
+            .flatten()
+    }
+}
+
+static NULL: Json = Json::Null;
+
+/// A key of a JSON object, `null` when absent.
+fn field<'a>(v: &'a Json, key: &str) -> &'a Json {
+    v.get(key).unwrap_or(&NULL)
+}
+
+fn flatten(obj: AnyObject, out: &mut Vec<AnyObject>) {
+    match obj.items {
+        Some(items) => {
+            let implied = obj.kind.strip_suffix("List").unwrap_or_default().to_owned();
+            for mut item in items {
+                if item.kind.is_empty() {
+                    item.kind.clone_from(&implied);
+                }
+                flatten(item, out);
+            }
+        }
+        None => out.push(obj),
+    }
+}
+
+/// The workload owning a pod: a ReplicaSet's Deployment, or the direct controller.
+fn workload(meta: &crate::kubernetes::Meta) -> String {
+    let owner = meta
+        .owner_references
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| meta.owner_references.first());
+    match owner {
+        Some(o) if o.kind == "ReplicaSet" => {
+            let hash = meta.labels.get("pod-template-hash");
+            let name = match hash.and_then(|h| o.name.strip_suffix(&format!("-{h}"))) {
+                Some(deploy) => deploy.to_owned(),
+                None => o
+                    .name
+                    .rsplit_once('-')
+                    .map_or(o.name.clone(), |(d, _)| d.to_owned()),
+            };
+            format!("Deployment/{name}")
+        }
+        Some(o) => format!("{}/{}", o.kind, o.name),
+        None => format!("Pod/{}", meta.name),
+    }
+}

@@ -1,0 +1,1413 @@
+//! Importing policies from files: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and
+//! Kubernetes NetworkPolicy, validated as the cluster would validate them.
+//!
+//! ```text
+//! files / dirs ──document::parse_multi──> nodes ──(List items, kind dispatch)──> objects
+//!     ──document::de (typed, spans; unknown fields = warnings)──> cilium / kubernetes types
+//!     ──sanitize (Cilium's agent checks, cilium-semantics.md §1)──> PolicySet
+//! ```
+//!
+//! As in Cilium, an object that fails validation is reported and contributes no rule at all
+//! (cilium-semantics.md §1.1: `Parse` stops at the first invalid rule and the whole object is
+//! ignored; pitfall 20). Other kinds (Deployments, Services, kustomizations…) are skipped and
+//! counted.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+
+use crate::cilium::{
+    Authentication, CidrRule, CiliumClusterwideNetworkPolicy, CiliumNetworkPolicy,
+    EndpointSelector, Entity, FqdnSelector, Groups, IcmpFamily, IcmpRule, IcmpType, L7Rules,
+    PortProtocol, Protocol, Rule, SelectorOperator, Service,
+};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::document::{self, Node, Step, Value, de};
+use crate::input::{Files, POLICY_EXTENSIONS};
+use crate::kubernetes::{self, IntOrString, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
+use crate::source::{SourceFile, SourceId, SourceMap, Span};
+
+/// Which API an object comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PolicyKind {
+    Cnp,
+    Ccnp,
+    Knp,
+}
+
+impl PolicyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cnp => "CiliumNetworkPolicy",
+            Self::Ccnp => "CiliumClusterwideNetworkPolicy",
+            Self::Knp => "NetworkPolicy",
+        }
+    }
+
+    /// Short form for reports (`cnp`, `ccnp`, `knp`).
+    pub fn short(self) -> &'static str {
+        match self {
+            Self::Cnp => "cnp",
+            Self::Ccnp => "ccnp",
+            Self::Knp => "knp",
+        }
+    }
+}
+
+/// The rules of an object.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// `spec` then `specs[]`, each with its path in the document.
+    Cilium(Vec<(Rule, Vec<Step<'static>>)>),
+    Kubernetes(Box<kubernetes::NetworkPolicySpec>),
+}
+
+/// One valid policy object.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub kind: PolicyKind,
+    pub name: String,
+    /// The namespace of a CNP or KNP; `None` for a CCNP.
+    pub namespace: Option<String>,
+    pub body: Body,
+    /// The object's document, for the positions of its rules.
+    pub node: Node,
+}
+
+impl Policy {
+    /// `kind/namespace/name`, or `kind/name` for a CCNP.
+    pub fn display_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{}/{ns}/{}", self.kind.short(), self.name),
+            None => format!("{}/{}", self.kind.short(), self.name),
+        }
+    }
+
+    /// The span of the node at `path` inside the object.
+    pub fn span_of(&self, path: &[Step<'_>]) -> Span {
+        self.node.at(path, false).span
+    }
+}
+
+/// What an import read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportStats {
+    pub files: usize,
+    /// Valid policy objects, by kind.
+    pub accepted: BTreeMap<&'static str, usize>,
+    /// Policy objects rejected by validation.
+    pub rejected: usize,
+    /// Objects of other kinds, by kind (`(no kind)` for documents without one).
+    pub ignored: BTreeMap<String, usize>,
+}
+
+/// The valid policies of an import.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    pub policies: Vec<Policy>,
+    pub stats: ImportStats,
+}
+
+/// The result of an import: sources for rendering, diagnostics, and the accepted policies.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub sources: SourceMap,
+    pub diagnostics: Diagnostics,
+    pub set: PolicySet,
+}
+
+/// Import every policy under `paths` (files or directories, recursively: `*.yaml`, `*.yml`,
+/// `*.json`). Unreadable paths and syntax errors are errors; invalid objects are errors and are
+/// left out of the set.
+pub fn import(fs: &dyn Files, paths: &[PathBuf]) -> Imported {
+    let mut imported = Imported::default();
+    for path in paths {
+        let files = match fs.expand(path, POLICY_EXTENSIONS) {
+            Ok(files) => files,
+            Err(e) => {
+                imported.diagnostics.push(
+                    Diagnostic::global("io", format!("cannot read `{}`: {e}", path.display()))
+                        .with_help("give policy files (YAML or JSON) or directories of them"),
+                );
+                continue;
+            }
+        };
+        for file in files {
+            match fs.read(&file) {
+                Ok(text) => {
+                    let source = imported.sources.add(SourceFile::new(&file, text.as_str()));
+                    import_text(source, &text, &mut imported.diagnostics, &mut imported.set);
+                }
+                Err(e) => imported.diagnostics.push(Diagnostic::global(
+                    "io",
+                    format!("cannot read `{}`: {e}", file.display()),
+                )),
+            }
+        }
+    }
+    dedupe(&mut imported);
+    imported
+}
+
+/// Import the objects of one file's text.
+pub fn import_text(source: SourceId, text: &str, diags: &mut Diagnostics, set: &mut PolicySet) {
+    set.stats.files += 1;
+    let docs = match document::parse_multi(source, text) {
+        Ok(docs) => docs,
+        Err(d) => {
+            diags.push(*d);
+            return;
+        }
+    };
+    for doc in docs {
+        if matches!(doc.value, Value::Null) {
+            continue;
+        }
+        object(&doc, None, diags, set);
+    }
+}
+
+/// One object, or a `List` of them. `implied_kind` is the item kind of a typed list
+/// (`NetworkPolicyList` items carry no `kind`).
+fn object(node: &Node, implied_kind: Option<&str>, diags: &mut Diagnostics, set: &mut PolicySet) {
+    let kind = node.get("kind").and_then(Node::as_str).or(implied_kind);
+    let Some(kind) = kind else {
+        if !matches!(node.value, Value::Map(_)) {
+            diags.push(
+                Diagnostic::warning(
+                    "not-an-object",
+                    node.span,
+                    format!(
+                        "skipped: expected a Kubernetes object (a map), found {}",
+                        node.value.kind()
+                    ),
+                )
+                .with_label("not an object")
+                .with_help("policy files hold Kubernetes objects with `apiVersion` and `kind`"),
+            );
+            *set.stats
+                .ignored
+                .entry("(not an object)".to_owned())
+                .or_default() += 1;
+            return;
+        }
+        diags.push(
+            Diagnostic::warning("no-kind", node.span, "document without `kind` is skipped")
+                .with_label("no `kind`")
+                .with_help("policy objects have `kind: CiliumNetworkPolicy`, `CiliumClusterwideNetworkPolicy` or `NetworkPolicy`"),
+        );
+        *set.stats.ignored.entry("(no kind)".to_owned()).or_default() += 1;
+        return;
+    };
+    if kind == "List" || kind.ends_with("List") {
+        let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+        match node.get("items").map(|n| &n.value) {
+            Some(Value::Seq(items)) => {
+                for item in items {
+                    object(item, item_kind, diags, set);
+                }
+            }
+            Some(Value::Null) | None => {}
+            Some(other) => diags.push(
+                Diagnostic::error(
+                    "invalid-field",
+                    node.at(&[Step::Key("items")], false).span,
+                    format!("expected `items` to be a list, found {}", other.kind()),
+                )
+                .with_label("here"),
+            ),
+        }
+        return;
+    }
+    let policy_kind = match kind {
+        "CiliumNetworkPolicy" => PolicyKind::Cnp,
+        "CiliumClusterwideNetworkPolicy" => PolicyKind::Ccnp,
+        "NetworkPolicy"
+            if node
+                .get("apiVersion")
+                .and_then(Node::as_str)
+                .is_none_or(|v| v == kubernetes::API_VERSION_NETWORKING) =>
+        {
+            PolicyKind::Knp
+        }
+        other => {
+            *set.stats.ignored.entry(other.to_owned()).or_default() += 1;
+            return;
+        }
+    };
+    let unknown = de::Unknown::default();
+    let mut errors = Vec::new();
+    let policy = match policy_kind {
+        PolicyKind::Cnp => with_kind(node, policy_kind, |n| {
+            de::from_node::<CiliumNetworkPolicy>(n, &unknown)
+        })
+        .map(|p| cilium_policy(policy_kind, p.metadata, p.spec, p.specs, node, &mut errors)),
+        PolicyKind::Ccnp => with_kind(node, policy_kind, |n| {
+            de::from_node::<CiliumClusterwideNetworkPolicy>(n, &unknown)
+        })
+        .map(|p| cilium_policy(policy_kind, p.metadata, p.spec, p.specs, node, &mut errors)),
+        PolicyKind::Knp => with_kind(node, policy_kind, |n| {
+            de::from_node::<NetworkPolicy>(n, &unknown)
+        })
+        .map(|p| knp_policy(p, node, &mut errors)),
+    };
+    for w in unknown.warnings.into_inner() {
+        diags.push(w);
+    }
+    let what = format!(
+        "{} `{}`",
+        policy_kind.as_str(),
+        node.get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Node::as_str)
+            .unwrap_or("?")
+    );
+    match policy {
+        Err(e) => {
+            let mut d = e.into_diagnostic(node.span);
+            d.help = Some(match d.help {
+                Some(h) => format!("{h}; the whole {what} is ignored, as the cluster would"),
+                None => format!("the whole {what} is ignored, as the cluster would"),
+            });
+            diags.push(d);
+            set.stats.rejected += 1;
+        }
+        Ok(Some(policy)) if errors.iter().all(|d: &Diagnostic| !d.is_error()) => {
+            for d in errors {
+                diags.push(d);
+            }
+            *set.stats.accepted.entry(policy_kind.as_str()).or_default() += 1;
+            set.policies.push(policy);
+        }
+        Ok(_) => {
+            for mut d in errors {
+                if d.is_error() && d.help.as_deref().is_none_or(|h| !h.contains("is ignored")) {
+                    d.help = Some(match d.help {
+                        Some(h) => format!("{h}; Cilium ignores the whole {what}"),
+                        None => format!("Cilium ignores the whole {what}"),
+                    });
+                }
+                diags.push(d);
+            }
+            set.stats.rejected += 1;
+        }
+    }
+}
+
+/// Items of a typed list lack `kind`/`apiVersion`; decode them as if they had them.
+fn with_kind<T>(
+    node: &Node,
+    kind: PolicyKind,
+    decode: impl FnOnce(&Node) -> Result<T, de::DeError>,
+) -> Result<T, de::DeError> {
+    if node.get("kind").is_some() {
+        return decode(node);
+    }
+    let Value::Map(entries) = &node.value else {
+        return decode(node);
+    };
+    let mut entries = entries.clone();
+    let span = Span::new(node.span.source, node.span.offset as usize, 0);
+    let synth = |s: &str| Node {
+        value: Value::Str(s.to_owned()),
+        span,
+    };
+    if node.get("kind").is_none() {
+        entries.push((synth("kind"), synth(kind.as_str())));
+    }
+    if node.get("apiVersion").is_none() {
+        let version = match kind {
+            PolicyKind::Knp => kubernetes::API_VERSION_NETWORKING,
+            PolicyKind::Cnp | PolicyKind::Ccnp => crate::cilium::API_VERSION,
+        };
+        entries.push((synth("apiVersion"), synth(version)));
+    }
+    decode(&Node {
+        value: Value::Map(entries),
+        span: node.span,
+    })
+}
+
+/// Checks that collect errors with positions inside one object.
+struct Check<'a> {
+    node: &'a Node,
+    out: &'a mut Vec<Diagnostic>,
+}
+
+type Path = Vec<Step<'static>>;
+
+fn join(base: &[Step<'static>], rest: &[Step<'static>]) -> Path {
+    base.iter().chain(rest).copied().collect()
+}
+
+impl Check<'_> {
+    fn error(
+        &mut self,
+        path: &[Step<'static>],
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        let span = self.node.at(path, false).span;
+        self.out.push(
+            Diagnostic::error("invalid-policy", span, message)
+                .with_label("here")
+                .with_help(help),
+        );
+    }
+
+    fn error_at_key(
+        &mut self,
+        path: &[Step<'static>],
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        let span = self.node.at(path, true).span;
+        self.out.push(
+            Diagnostic::error("invalid-policy", span, message)
+                .with_label("here")
+                .with_help(help),
+        );
+    }
+
+    fn warning(
+        &mut self,
+        path: &[Step<'static>],
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        let span = self.node.at(path, true).span;
+        self.out.push(
+            Diagnostic::warning("policy-warning", span, message)
+                .with_label("here")
+                .with_help(help),
+        );
+    }
+}
+
+fn cilium_policy(
+    kind: PolicyKind,
+    metadata: crate::cilium::ObjectMeta,
+    spec: Option<Rule>,
+    specs: Option<Vec<Rule>>,
+    node: &Node,
+    out: &mut Vec<Diagnostic>,
+) -> Option<Policy> {
+    let mut check = Check { node, out };
+    let meta = [Step::Key("metadata")];
+    if metadata.name.is_empty() {
+        check.error(
+            &meta,
+            "the policy has no `metadata.name`",
+            "Cilium requires a name",
+        );
+    }
+    let namespace = match kind {
+        PolicyKind::Cnp => Some(match metadata.namespace.clone() {
+            Some(ns) if !ns.is_empty() => ns,
+            _ => {
+                check.warning(
+                    &meta,
+                    "no `metadata.namespace`: assuming `default`",
+                    "kubectl puts it in the current context's namespace; write the namespace explicitly",
+                );
+                "default".to_owned()
+            }
+        }),
+        _ => {
+            if metadata.namespace.is_some() {
+                check.warning(
+                    &[Step::Key("metadata"), Step::Key("namespace")],
+                    "`metadata.namespace` of a cluster-wide policy is ignored",
+                    "CiliumClusterwideNetworkPolicy is cluster-scoped; remove the namespace",
+                );
+            }
+            None
+        }
+    };
+    let mut rules = Vec::new();
+    if let Some(rule) = spec {
+        rules.push((rule, vec![Step::Key("spec")]));
+    }
+    for (i, rule) in specs.into_iter().flatten().enumerate() {
+        rules.push((rule, vec![Step::Key("specs"), Step::Index(i)]));
+    }
+    if rules.is_empty() {
+        check.error(
+            &[],
+            format!("the {} has no rules", kind.as_str()),
+            "add `spec` or `specs` (Cilium rejects an empty policy)",
+        );
+    }
+    for (rule, path) in &rules {
+        sanitize_rule(&mut check, kind, rule, path);
+    }
+    Some(Policy {
+        kind,
+        name: metadata.name,
+        namespace,
+        body: Body::Cilium(rules),
+        node: node.clone(),
+    })
+}
+
+/// The four sections of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Section {
+    Ingress,
+    IngressDeny,
+    Egress,
+    EgressDeny,
+}
+
+impl Section {
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Ingress => "ingress",
+            Self::IngressDeny => "ingressDeny",
+            Self::Egress => "egress",
+            Self::EgressDeny => "egressDeny",
+        }
+    }
+
+    pub fn is_deny(self) -> bool {
+        matches!(self, Self::IngressDeny | Self::EgressDeny)
+    }
+
+    pub fn is_ingress(self) -> bool {
+        matches!(self, Self::Ingress | Self::IngressDeny)
+    }
+}
+
+/// The single peer field of an item, whatever its section.
+#[derive(Debug, Clone, Copy)]
+pub enum PeerField<'a> {
+    Endpoints(&'a [EndpointSelector]),
+    Cidr(&'a [String]),
+    CidrSet(&'a [CidrRule]),
+    Entities(&'a [Entity]),
+    Nodes(&'a [EndpointSelector]),
+    Groups(&'a [Groups]),
+    Services(&'a [Service]),
+    Fqdns(&'a [FqdnSelector]),
+}
+
+impl PeerField<'_> {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Self::Endpoints(v) | Self::Nodes(v) => v.is_empty(),
+            Self::Cidr(v) => v.is_empty(),
+            Self::CidrSet(v) => v.is_empty(),
+            Self::Entities(v) => v.is_empty(),
+            Self::Groups(v) => v.is_empty(),
+            Self::Services(v) => v.is_empty(),
+            Self::Fqdns(v) => v.is_empty(),
+        }
+    }
+}
+
+/// One `toPorts[]` item of an allow or deny rule.
+#[derive(Debug, Clone, Copy)]
+pub struct PortView<'a> {
+    pub ports: Option<&'a [PortProtocol]>,
+    pub rules: Option<&'a L7Rules>,
+    pub server_names: Option<&'a [String]>,
+    pub terminating_tls: bool,
+    pub originating_tls: bool,
+    pub listener: bool,
+}
+
+/// One item of `ingress`, `ingressDeny`, `egress` or `egressDeny`, seen uniformly.
+#[derive(Debug, Clone)]
+pub struct Item<'a> {
+    pub section: Section,
+    pub index: usize,
+    /// The peer fields present, with their CRD names, in schema order.
+    pub peers: Vec<(&'static str, PeerField<'a>)>,
+    /// `None` when `toPorts` is absent.
+    pub ports: Option<Vec<PortView<'a>>>,
+    pub icmps: Option<&'a [IcmpRule]>,
+    pub authentication: Option<&'a Authentication>,
+}
+
+impl Item<'_> {
+    /// The item's path below its rule.
+    pub fn path(&self) -> [Step<'static>; 2] {
+        [Step::Key(self.section.key()), Step::Index(self.index)]
+    }
+}
+
+fn push<'a>(
+    peers: &mut Vec<(&'static str, PeerField<'a>)>,
+    name: &'static str,
+    field: Option<PeerField<'a>>,
+) {
+    if let Some(f) = field {
+        peers.push((name, f));
+    }
+}
+
+/// The items of a rule, in the order ingress, ingressDeny, egress, egressDeny.
+pub fn items(rule: &Rule) -> Vec<Item<'_>> {
+    let mut out = Vec::new();
+    for (index, r) in rule.ingress.iter().flatten().enumerate() {
+        let mut peers = Vec::new();
+        push(
+            &mut peers,
+            "fromEndpoints",
+            r.from_endpoints.as_deref().map(PeerField::Endpoints),
+        );
+        push(
+            &mut peers,
+            "fromCIDR",
+            r.from_cidr.as_deref().map(PeerField::Cidr),
+        );
+        push(
+            &mut peers,
+            "fromCIDRSet",
+            r.from_cidr_set.as_deref().map(PeerField::CidrSet),
+        );
+        push(
+            &mut peers,
+            "fromEntities",
+            r.from_entities.as_deref().map(PeerField::Entities),
+        );
+        push(
+            &mut peers,
+            "fromNodes",
+            r.from_nodes.as_deref().map(PeerField::Nodes),
+        );
+        push(
+            &mut peers,
+            "fromGroups",
+            r.from_groups.as_deref().map(PeerField::Groups),
+        );
+        out.push(Item {
+            section: Section::Ingress,
+            index,
+            peers,
+            ports: r
+                .to_ports
+                .as_ref()
+                .map(|ps| ps.iter().map(allow_ports).collect()),
+            icmps: r.icmps.as_deref(),
+            authentication: r.authentication.as_ref(),
+        });
+    }
+    for (index, r) in rule.ingress_deny.iter().flatten().enumerate() {
+        let mut peers = Vec::new();
+        push(
+            &mut peers,
+            "fromEndpoints",
+            r.from_endpoints.as_deref().map(PeerField::Endpoints),
+        );
+        push(
+            &mut peers,
+            "fromCIDR",
+            r.from_cidr.as_deref().map(PeerField::Cidr),
+        );
+        push(
+            &mut peers,
+            "fromCIDRSet",
+            r.from_cidr_set.as_deref().map(PeerField::CidrSet),
+        );
+        push(
+            &mut peers,
+            "fromEntities",
+            r.from_entities.as_deref().map(PeerField::Entities),
+        );
+        push(
+            &mut peers,
+            "fromNodes",
+            r.from_nodes.as_deref().map(PeerField::Nodes),
+        );
+        push(
+            &mut peers,
+            "fromGroups",
+            r.from_groups.as_deref().map(PeerField::Groups),
+        );
+        out.push(Item {
+            section: Section::IngressDeny,
+            index,
+            peers,
+            ports: r
+                .to_ports
+                .as_ref()
+                .map(|ps| ps.iter().map(|p| deny_ports(p.ports.as_deref())).collect()),
+            icmps: r.icmps.as_deref(),
+            authentication: None,
+        });
+    }
+    for (index, r) in rule.egress.iter().flatten().enumerate() {
+        let mut peers = Vec::new();
+        push(
+            &mut peers,
+            "toEndpoints",
+            r.to_endpoints.as_deref().map(PeerField::Endpoints),
+        );
+        push(
+            &mut peers,
+            "toCIDR",
+            r.to_cidr.as_deref().map(PeerField::Cidr),
+        );
+        push(
+            &mut peers,
+            "toCIDRSet",
+            r.to_cidr_set.as_deref().map(PeerField::CidrSet),
+        );
+        push(
+            &mut peers,
+            "toEntities",
+            r.to_entities.as_deref().map(PeerField::Entities),
+        );
+        push(
+            &mut peers,
+            "toServices",
+            r.to_services.as_deref().map(PeerField::Services),
+        );
+        push(
+            &mut peers,
+            "toFQDNs",
+            r.to_fqdns.as_deref().map(PeerField::Fqdns),
+        );
+        push(
+            &mut peers,
+            "toNodes",
+            r.to_nodes.as_deref().map(PeerField::Nodes),
+        );
+        push(
+            &mut peers,
+            "toGroups",
+            r.to_groups.as_deref().map(PeerField::Groups),
+        );
+        out.push(Item {
+            section: Section::Egress,
+            index,
+            peers,
+            ports: r
+                .to_ports
+                .as_ref()
+                .map(|ps| ps.iter().map(allow_ports).collect()),
+            icmps: r.icmps.as_deref(),
+            authentication: r.authentication.as_ref(),
+        });
+    }
+    for (index, r) in rule.egress_deny.iter().flatten().enumerate() {
+        let mut peers = Vec::new();
+        push(
+            &mut peers,
+            "toEndpoints",
+            r.to_endpoints.as_deref().map(PeerField::Endpoints),
+        );
+        push(
+            &mut peers,
+            "toCIDR",
+            r.to_cidr.as_deref().map(PeerField::Cidr),
+        );
+        push(
+            &mut peers,
+            "toCIDRSet",
+            r.to_cidr_set.as_deref().map(PeerField::CidrSet),
+        );
+        push(
+            &mut peers,
+            "toEntities",
+            r.to_entities.as_deref().map(PeerField::Entities),
+        );
+        push(
+            &mut peers,
+            "toServices",
+            r.to_services.as_deref().map(PeerField::Services),
+        );
+        push(
+            &mut peers,
+            "toNodes",
+            r.to_nodes.as_deref().map(PeerField::Nodes),
+        );
+        push(
+            &mut peers,
+            "toGroups",
+            r.to_groups.as_deref().map(PeerField::Groups),
+        );
+        out.push(Item {
+            section: Section::EgressDeny,
+            index,
+            peers,
+            ports: r
+                .to_ports
+                .as_ref()
+                .map(|ps| ps.iter().map(|p| deny_ports(p.ports.as_deref())).collect()),
+            icmps: r.icmps.as_deref(),
+            authentication: None,
+        });
+    }
+    out
+}
+
+fn allow_ports(p: &crate::cilium::PortRule) -> PortView<'_> {
+    PortView {
+        ports: p.ports.as_deref(),
+        rules: p.rules.as_ref(),
+        server_names: p.server_names.as_deref(),
+        terminating_tls: p.terminating_tls.is_some(),
+        originating_tls: p.originating_tls.is_some(),
+        listener: p.listener.is_some(),
+    }
+}
+
+fn deny_ports(ports: Option<&[PortProtocol]>) -> PortView<'_> {
+    PortView {
+        ports,
+        rules: None,
+        server_names: None,
+        terminating_tls: false,
+        originating_tls: false,
+        listener: false,
+    }
+}
+
+const NOT_SUPPORTED: &str = "netpol assumes Cilium's defaults";
+
+/// Cilium's `Rule.Sanitize` (cilium-semantics.md §1.2, §1.6–§1.15).
+fn sanitize_rule(check: &mut Check<'_>, kind: PolicyKind, rule: &Rule, base: &[Step<'static>]) {
+    match (&rule.endpoint_selector, &rule.node_selector) {
+        (None, None) => check.error(
+            base,
+            "the rule has neither `endpointSelector` nor `nodeSelector`",
+            "select the pods the rule applies to with `endpointSelector` (`{}` = all)",
+        ),
+        (Some(_), Some(_)) => check.error_at_key(
+            &join(base, &[Step::Key("nodeSelector")]),
+            "`endpointSelector` and `nodeSelector` cannot both be set",
+            "a rule applies to pods (`endpointSelector`) or to nodes (`nodeSelector`), not both",
+        ),
+        _ => {}
+    }
+    if kind == PolicyKind::Cnp && rule.node_selector.is_some() {
+        check.error_at_key(
+            &join(base, &[Step::Key("nodeSelector")]),
+            "a CiliumNetworkPolicy cannot have `nodeSelector`",
+            "host policies must be CiliumClusterwideNetworkPolicies",
+        );
+    }
+    if let Some(sel) = &rule.endpoint_selector {
+        selector(check, sel, &join(base, &[Step::Key("endpointSelector")]));
+    }
+    if let Some(sel) = &rule.node_selector {
+        selector(check, sel, &join(base, &[Step::Key("nodeSelector")]));
+    }
+    let non_empty = [
+        rule.ingress.as_ref().is_some_and(|v| !v.is_empty()),
+        rule.ingress_deny.as_ref().is_some_and(|v| !v.is_empty()),
+        rule.egress.as_ref().is_some_and(|v| !v.is_empty()),
+        rule.egress_deny.as_ref().is_some_and(|v| !v.is_empty()),
+    ];
+    if !non_empty.contains(&true) {
+        check.error(
+            base,
+            "rule must have at least one of `ingress`, `ingressDeny`, `egress`, `egressDeny`",
+            "an empty list does not count; Cilium rejects a rule without rules (cilium-semantics.md §1.2)",
+        );
+    }
+    if let Some(value) = rule.log.as_ref().and_then(|l| l.value.as_ref())
+        && (value.chars().count() > 32 || value.chars().any(char::is_control))
+    {
+        check.error(
+            &join(base, &[Step::Key("log"), Step::Key("value")]),
+            format!("`log.value` `{value}` is longer than 32 characters or not printable"),
+            "use at most 32 printable characters",
+        );
+    }
+    let host = rule.node_selector.is_some();
+    for item in items(rule) {
+        let path = join(base, &item.path());
+        sanitize_item(check, &item, &path, host);
+    }
+}
+
+fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>], host: bool) {
+    if let [(first, _), (second, _), ..] = item.peers.as_slice() {
+        check.error_at_key(
+            &join(path, &[Step::Key(second)]),
+            format!("combining `{first}` and `{second}` is not supported yet"),
+            "Cilium allows one peer field per item; split it into two list items",
+        );
+    }
+    if item.icmps.is_some() && item.ports.is_some() {
+        check.error_at_key(
+            &join(path, &[Step::Key("icmps")]),
+            "the `icmps` block may only be present without `toPorts`",
+            "put `icmps` and `toPorts` into separate items",
+        );
+    }
+    for (name, field) in &item.peers {
+        let field_path = join(path, &[Step::Key(name)]);
+        match field {
+            PeerField::Endpoints(sels) | PeerField::Nodes(sels) => {
+                for (i, sel) in sels.iter().enumerate() {
+                    selector(check, sel, &join(&field_path, &[Step::Index(i)]));
+                }
+                if matches!(field, PeerField::Nodes(_)) {
+                    check.error_at_key(
+                        &field_path,
+                        format!("`{name}` needs `--enable-node-selector-labels`"),
+                        format!("{NOT_SUPPORTED} (node selector labels off), under which Cilium rejects the policy; use the `remote-node` entity"),
+                    );
+                }
+            }
+            PeerField::Cidr(cidrs) => {
+                for (i, text) in cidrs.iter().enumerate() {
+                    if parse_cidr(text).is_none() {
+                        check.error(
+                            &join(&field_path, &[Step::Index(i)]),
+                            format!("invalid CIDR `{text}`"),
+                            "write a prefix such as `10.0.0.0/8` or `2001:db8::/32`",
+                        );
+                    }
+                }
+            }
+            PeerField::CidrSet(rules) => {
+                for (i, r) in rules.iter().enumerate() {
+                    cidr_rule(check, r, &join(&field_path, &[Step::Index(i)]));
+                }
+            }
+            PeerField::Fqdns(sels) => {
+                for (i, sel) in sels.iter().enumerate() {
+                    fqdn_selector(check, sel, &join(&field_path, &[Step::Index(i)]));
+                }
+            }
+            PeerField::Services(services) => {
+                for (i, s) in services.iter().enumerate() {
+                    let p = join(&field_path, &[Step::Index(i)]);
+                    match (&s.k8s_service, &s.k8s_service_selector) {
+                        (Some(_), Some(_)) | (None, None) => check.error(
+                            &p,
+                            "a `toServices` item needs exactly one of `k8sService` and `k8sServiceSelector`",
+                            "name one Service, or select Services by label",
+                        ),
+                        (None, Some(sel)) => selector(
+                            check,
+                            &sel.selector,
+                            &join(&p, &[Step::Key("k8sServiceSelector"), Step::Key("selector")]),
+                        ),
+                        (Some(_), None) => {}
+                    }
+                }
+            }
+            PeerField::Entities(_) | PeerField::Groups(_) => {}
+        }
+    }
+    if let Some(icmps) = item.icmps {
+        for (i, rule) in icmps.iter().enumerate() {
+            let p = join(
+                path,
+                &[Step::Key("icmps"), Step::Index(i), Step::Key("fields")],
+            );
+            let fields = rule.fields.as_deref().unwrap_or_default();
+            if fields.len() > 40 {
+                check.error(
+                    &p,
+                    format!("{} ICMP fields, at most 40 are allowed", fields.len()),
+                    "split the item",
+                );
+            }
+            for (j, f) in fields.iter().enumerate() {
+                if let IcmpType::Name(name) = &f.icmp_type {
+                    let family = match f.family {
+                        Some(IcmpFamily::IPv6) => crate::port::IcmpFamily::V6,
+                        _ => crate::port::IcmpFamily::V4,
+                    };
+                    if crate::port::icmp_type_named(family, name).is_none() {
+                        check.error(
+                            &join(&p, &[Step::Index(j), Step::Key("type")]),
+                            format!("unknown ICMP type name `{name}` for this family"),
+                            "use a number (0-255) or a CamelCase name of the family, such as `EchoRequest`",
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if let Some(ports) = &item.ports {
+        for (i, pv) in ports.iter().enumerate() {
+            port_rule(
+                check,
+                item,
+                pv,
+                &join(path, &[Step::Key("toPorts"), Step::Index(i)]),
+                host,
+            );
+        }
+    }
+}
+
+fn port_rule(
+    check: &mut Check<'_>,
+    item: &Item<'_>,
+    pv: &PortView<'_>,
+    path: &[Step<'static>],
+    host: bool,
+) {
+    let ports = pv.ports.unwrap_or_default();
+    if ports.len() > 40 {
+        check.error(
+            &join(path, &[Step::Key("ports")]),
+            format!("{} ports, at most 40 are allowed", ports.len()),
+            "split the ports into several `toPorts` items",
+        );
+    }
+    for (j, p) in ports.iter().enumerate() {
+        let pp = join(path, &[Step::Key("ports"), Step::Index(j)]);
+        if matches!(p.protocol, Some(Protocol::Vrrp | Protocol::Igmp)) {
+            check.error(
+                &join(&pp, &[Step::Key("protocol")]),
+                "protocols `VRRP` and `IGMP` need `--enable-extended-ip-protocols`",
+                format!("{NOT_SUPPORTED}, under which Cilium rejects the policy"),
+            );
+        }
+        if p.port.is_empty() && !matches!(p.protocol, Some(Protocol::Vrrp | Protocol::Igmp)) {
+            check.error(
+                &pp,
+                "a port is required",
+                "write `port: \"443\"`; `\"0\"` means every port",
+            );
+        } else if p.port.parse::<u32>().is_ok_and(|n| n > 65535) {
+            check.error(
+                &join(&pp, &[Step::Key("port")]),
+                format!("port `{}` is out of range", p.port),
+                "ports are 0 to 65535",
+            );
+        } else if p.port.parse::<u32>().is_err()
+            && !crate::port::is_port_name(&p.port.to_ascii_lowercase())
+        {
+            check.error(
+                &join(&pp, &[Step::Key("port")]),
+                format!("invalid port `{}`", p.port),
+                "a port is a number or an IANA service name such as `http`",
+            );
+        }
+        if let Some(end) = p.end_port
+            && !(0..=65535).contains(&end)
+        {
+            check.error(
+                &join(&pp, &[Step::Key("endPort")]),
+                format!("`endPort` {end} is out of range"),
+                "ports are 0 to 65535",
+            );
+        }
+    }
+    let Some(rules) = pv.rules else {
+        if pv.server_names.is_some_and(<[String]>::is_empty) {
+            check.error(
+                &join(path, &[Step::Key("serverNames")]),
+                "empty `serverNames`",
+                "list at least one server name",
+            );
+        }
+        return;
+    };
+    let rp = join(path, &[Step::Key("rules")]);
+    let families: Vec<&str> = [
+        ("http", rules.http.is_some()),
+        ("kafka", rules.kafka.is_some()),
+        ("dns", rules.dns.is_some()),
+        ("l7proto", rules.l7proto.is_some()),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(n, _)| *n)
+    .collect();
+    if families.len() > 1 {
+        check.error(
+            &rp,
+            format!("`rules` mixes {} L7 families", families.len()),
+            "one `toPorts` item can carry only one of `http`, `kafka`, `dns`, `l7proto`",
+        );
+    }
+    if rules.l7.is_some() && rules.l7proto.is_none() {
+        check.error_at_key(
+            &join(&rp, &[Step::Key("l7")]),
+            "`l7` requires `l7proto`",
+            "name the proxylib parser in `l7proto`",
+        );
+    }
+    let is_dns = rules.dns.is_some();
+    let ingress = item.section.is_ingress();
+    if is_dns && ingress {
+        check.error_at_key(
+            &join(&rp, &[Step::Key("dns")]),
+            "DNS rules are not allowed on ingress",
+            "DNS rules filter the queries a pod sends; put them under `egress`",
+        );
+    }
+    if host && ingress {
+        check.error(
+            &rp,
+            "L7 rules are not allowed on ingress of a host policy",
+            "host policies support only L3/L4 on ingress",
+        );
+    }
+    if host && !ingress && !is_dns {
+        check.error(
+            &rp,
+            "host policies allow only DNS rules on egress",
+            "remove the L7 rules or use an endpoint policy",
+        );
+    }
+    if pv.listener {
+        check.error_at_key(
+            &join(path, &[Step::Key("listener")]),
+            "`listener` cannot be combined with L7 `rules`",
+            "use either an Envoy listener or L7 rules",
+        );
+    }
+    if pv.server_names.is_some() && !pv.terminating_tls {
+        check.error_at_key(
+            &join(path, &[Step::Key("serverNames")]),
+            "`serverNames` with L7 rules requires `terminatingTLS`",
+            "the proxy must terminate TLS to see the requests",
+        );
+    }
+    for (j, p) in ports.iter().enumerate() {
+        let pp = join(path, &[Step::Key("ports"), Step::Index(j)]);
+        if !is_dns && p.protocol != Some(Protocol::Tcp) {
+            check.error(
+                &join(&pp, &[Step::Key("protocol")]),
+                "L7 rules can only apply to TCP (not ANY) except for DNS rules",
+                "write `protocol: TCP` explicitly",
+            );
+        }
+        if p.port == "0" {
+            check.error(
+                &join(&pp, &[Step::Key("port")]),
+                "L7 rules cannot be used with port `0`",
+                "name the port the proxy should listen for",
+            );
+        }
+        if is_dns
+            && let (Ok(first), Some(end)) = (p.port.parse::<i32>(), p.end_port)
+            && end > first
+        {
+            check.error(
+                &join(&pp, &[Step::Key("endPort")]),
+                "DNS rules cannot use a port range",
+                "DNS rules apply to single ports such as 53",
+            );
+        }
+    }
+    if is_dns && ports.is_empty() {
+        check.error(
+            &rp,
+            "DNS rules need at least one port",
+            "add `ports: [{port: \"53\", protocol: ANY}]`",
+        );
+    }
+    for (j, sel) in rules.dns.iter().flatten().enumerate() {
+        fqdn_selector(check, sel, &join(&rp, &[Step::Key("dns"), Step::Index(j)]));
+    }
+}
+
+fn fqdn_selector(check: &mut Check<'_>, sel: &FqdnSelector, path: &[Step<'static>]) {
+    match (&sel.match_name, &sel.match_pattern) {
+        (Some(_), Some(_)) | (None, None) => check.error(
+            path,
+            "a DNS selector needs exactly one of `matchName` and `matchPattern`",
+            "use `matchName` for one name, `matchPattern` for wildcards",
+        ),
+        (Some(name), None) => {
+            if name.contains('*') || crate::fqdn::parse(name).is_err() {
+                check.error(
+                    &join(path, &[Step::Key("matchName")]),
+                    format!("invalid DNS name `{name}`"),
+                    "letters, digits, `-` and `_` between dots; use `matchPattern` for wildcards",
+                );
+            }
+        }
+        (None, Some(pattern)) => {
+            if !pattern.trim_end_matches('.').chars().all(|c| c == '*')
+                && crate::fqdn::parse(pattern).is_err()
+            {
+                check.error(
+                    &join(path, &[Step::Key("matchPattern")]),
+                    format!("invalid DNS pattern `{pattern}`"),
+                    "letters, digits, `-`, `_` and `*` between dots",
+                );
+            }
+        }
+    }
+}
+
+fn cidr_rule(check: &mut Check<'_>, r: &CidrRule, path: &[Step<'static>]) {
+    let set = [
+        r.cidr.is_some(),
+        r.cidr_group_ref.is_some(),
+        r.cidr_group_selector.is_some(),
+    ];
+    if set.iter().filter(|b| **b).count() != 1 {
+        check.error(
+            path,
+            "a CIDR rule needs exactly one of `cidr`, `cidrGroupRef` and `cidrGroupSelector`",
+            "write `cidr: 10.0.0.0/8`",
+        );
+        return;
+    }
+    let Some(text) = &r.cidr else { return };
+    let Some(net) = parse_cidr(text) else {
+        check.error(
+            &join(path, &[Step::Key("cidr")]),
+            format!("invalid CIDR `{text}`"),
+            "write a prefix such as `10.0.0.0/8`",
+        );
+        return;
+    };
+    for (i, e) in r.except.iter().flatten().enumerate() {
+        let p = join(path, &[Step::Key("except"), Step::Index(i)]);
+        match parse_cidr(e) {
+            None => check.error(
+                &p,
+                format!("invalid CIDR `{e}`"),
+                "write a prefix such as `10.0.0.0/24`",
+            ),
+            Some(ex) if !net.contains(&ex) => check.error(
+                &p,
+                format!("`{e}` is not inside `{text}`"),
+                "every `except` prefix must lie inside `cidr` and be of the same family",
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+/// A prefix in `addr/len` notation (the CRD's `format: cidr`); a bare address is not one.
+pub fn parse_cidr(text: &str) -> Option<IpNet> {
+    if !text.contains('/') {
+        return None;
+    }
+    text.parse::<IpNet>().ok()
+}
+
+/// A label selector, after Cilium's key conversion (cilium-semantics.md §1.3, §3.1).
+fn selector(check: &mut Check<'_>, sel: &EndpointSelector, path: &[Step<'static>]) {
+    for (key, value) in sel.match_labels.iter().flatten() {
+        let bare = key.split_once(':').map_or(key.as_str(), |(_, k)| k);
+        if !bare.is_empty() && crate::label::check_key(bare).is_err() {
+            check.error_at_key(
+                &join(path, &[Step::Key("matchLabels")]),
+                format!("invalid label key `{key}`"),
+                "a key is `[prefix/]name` with an optional `source:` in front",
+            );
+        }
+        if crate::label::check_value(value).is_err() {
+            check.error(
+                &join(path, &[Step::Key("matchLabels")]),
+                format!("invalid label value `{value}`"),
+                "label values have at most 63 characters: letters, digits, `-`, `_`, `.`",
+            );
+        }
+    }
+    for (i, req) in sel.match_expressions.iter().flatten().enumerate() {
+        let p = join(path, &[Step::Key("matchExpressions"), Step::Index(i)]);
+        let values = req.values.as_deref().unwrap_or_default();
+        match req.operator {
+            SelectorOperator::In | SelectorOperator::NotIn if values.is_empty() => check.error(
+                &p,
+                format!("operator `{}` needs `values`", req.operator),
+                "list the values, or use `Exists`",
+            ),
+            SelectorOperator::Exists | SelectorOperator::DoesNotExist if !values.is_empty() => {
+                check.error(
+                    &p,
+                    format!("operator `{}` takes no `values`", req.operator),
+                    "remove `values`",
+                )
+            }
+            _ => {}
+        }
+    }
+}
+
+fn knp_policy(p: NetworkPolicy, node: &Node, out: &mut Vec<Diagnostic>) -> Option<Policy> {
+    let mut check = Check { node, out };
+    if p.metadata.name.is_empty() {
+        check.error(
+            &[Step::Key("metadata")],
+            "the policy has no `metadata.name`",
+            "the API server requires a name",
+        );
+    }
+    let namespace = match p.metadata.namespace.clone() {
+        Some(ns) if !ns.is_empty() => ns,
+        _ => {
+            check.warning(
+                &[Step::Key("metadata")],
+                "no `metadata.namespace`: assuming `default`",
+                "kubectl puts it in the current context's namespace; write the namespace explicitly",
+            );
+            "default".to_owned()
+        }
+    };
+    let spec_path = [Step::Key("spec")];
+    selector(
+        &mut check,
+        &p.spec.pod_selector,
+        &join(&spec_path, &[Step::Key("podSelector")]),
+    );
+    for (i, r) in p.spec.ingress.iter().flatten().enumerate() {
+        let base = join(&spec_path, &[Step::Key("ingress"), Step::Index(i)]);
+        knp_peers(
+            &mut check,
+            r.from.as_deref(),
+            &join(&base, &[Step::Key("from")]),
+        );
+        knp_ports(
+            &mut check,
+            r.ports.as_deref(),
+            &join(&base, &[Step::Key("ports")]),
+        );
+    }
+    for (i, r) in p.spec.egress.iter().flatten().enumerate() {
+        let base = join(&spec_path, &[Step::Key("egress"), Step::Index(i)]);
+        knp_peers(
+            &mut check,
+            r.to.as_deref(),
+            &join(&base, &[Step::Key("to")]),
+        );
+        knp_ports(
+            &mut check,
+            r.ports.as_deref(),
+            &join(&base, &[Step::Key("ports")]),
+        );
+    }
+    Some(Policy {
+        kind: PolicyKind::Knp,
+        name: p.metadata.name,
+        namespace: Some(namespace),
+        body: Body::Kubernetes(Box::new(p.spec)),
+        node: node.clone(),
+    })
+}
+
+fn knp_peers(check: &mut Check<'_>, peers: Option<&[NetworkPolicyPeer]>, path: &[Step<'static>]) {
+    for (i, peer) in peers.unwrap_or_default().iter().enumerate() {
+        let p = join(path, &[Step::Index(i)]);
+        let selectors = peer.pod_selector.is_some() || peer.namespace_selector.is_some();
+        match (&peer.ip_block, selectors) {
+            (Some(_), true) => check.error(
+                &p,
+                "`ipBlock` cannot be combined with `podSelector` or `namespaceSelector`",
+                "use separate peers",
+            ),
+            (None, false) => check.error(
+                &p,
+                "a peer needs `podSelector`, `namespaceSelector` or `ipBlock`",
+                "an empty peer is rejected by the API server; omit `from`/`to` to allow every peer",
+            ),
+            _ => {}
+        }
+        if let Some(sel) = &peer.pod_selector {
+            selector(check, sel, &join(&p, &[Step::Key("podSelector")]));
+        }
+        if let Some(sel) = &peer.namespace_selector {
+            selector(check, sel, &join(&p, &[Step::Key("namespaceSelector")]));
+        }
+        if let Some(block) = &peer.ip_block {
+            let bp = join(&p, &[Step::Key("ipBlock")]);
+            match parse_cidr(&block.cidr) {
+                None => check.error(
+                    &join(&bp, &[Step::Key("cidr")]),
+                    format!("invalid CIDR `{}`", block.cidr),
+                    "write a prefix such as `10.0.0.0/8`",
+                ),
+                Some(net) => {
+                    for (j, e) in block.except.iter().flatten().enumerate() {
+                        if !parse_cidr(e).is_some_and(|ex| net.contains(&ex) && ex != net) {
+                            check.error(
+                                &join(&bp, &[Step::Key("except"), Step::Index(j)]),
+                                format!("`{e}` is not a prefix strictly inside `{}`", block.cidr),
+                                "every `except` prefix must lie inside `cidr`",
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn knp_ports(check: &mut Check<'_>, ports: Option<&[NetworkPolicyPort]>, path: &[Step<'static>]) {
+    for (i, port) in ports.unwrap_or_default().iter().enumerate() {
+        let p = join(path, &[Step::Index(i)]);
+        if let Some(proto) = &port.protocol
+            && !matches!(proto.as_str(), "TCP" | "UDP" | "SCTP")
+        {
+            check.error(
+                &join(&p, &[Step::Key("protocol")]),
+                format!("unsupported protocol `{proto}`"),
+                "use `TCP`, `UDP` or `SCTP`",
+            );
+        }
+        match &port.port {
+            Some(IntOrString::Int(n)) if !(1..=65535).contains(n) => {
+                check.error(
+                    &join(&p, &[Step::Key("port")]),
+                    format!("port {n} is out of range"),
+                    "ports are 1 to 65535",
+                );
+            }
+            Some(IntOrString::String(name)) if !crate::port::is_port_name(name) => {
+                check.error(
+                    &join(&p, &[Step::Key("port")]),
+                    format!("invalid port name `{name}`"),
+                    "a port name is an IANA service name such as `http`",
+                );
+            }
+            _ => {}
+        }
+        if let Some(end) = port.end_port {
+            match &port.port {
+                Some(IntOrString::Int(n)) if i64::from(end) >= *n && end <= 65535 => {}
+                _ => check.error(
+                    &join(&p, &[Step::Key("endPort")]),
+                    "`endPort` needs a numeric `port` not above it (and at most 65535)",
+                    "write `port: 32000` with `endPort: 32768`",
+                ),
+            }
+        }
+    }
+}
+
+/// Two objects with the same kind, namespace and name: the cluster keeps the one applied last
+/// (`kubectl apply` goes through files in order), so does netpol.
+fn dedupe(imported: &mut Imported) {
+    let mut last: BTreeMap<(PolicyKind, Option<String>, String), usize> = BTreeMap::new();
+    for (i, p) in imported.set.policies.iter().enumerate() {
+        last.insert((p.kind, p.namespace.clone(), p.name.clone()), i);
+    }
+    if last.len() == imported.set.policies.len() {
+        return;
+    }
+    let policies = std::mem::take(&mut imported.set.policies);
+    for (i, p) in policies.into_iter().enumerate() {
+        let key = (p.kind, p.namespace.clone(), p.name.clone());
+        let keep = last.get(&key).copied();
+        if keep == Some(i) {
+            imported.set.policies.push(p);
+        } else {
+            imported.diagnostics.push(
+                Diagnostic::warning(
+                    "duplicate-policy",
+                    p.node.span,
+                    format!(
+                        "{} is defined again later; this definition is replaced",
+                        p.display_name()
+                    ),
+                )
+                .with_label("replaced")
+                .with_help("the cluster keeps the object applied last; remove one of them"),
+            );
+            if let Some(n) = imported.set.stats.accepted.get_mut(p.kind.as_str()) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
