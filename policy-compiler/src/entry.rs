@@ -380,7 +380,7 @@ fn port_matches(ports: Option<&[PortProtocol]>) -> Vec<PortMatch> {
     };
     ports
         .iter()
-        .filter_map(|p| {
+        .map(|p| {
             let protocols = match p.protocol {
                 None | Some(Protocol::Any) => ProtoSet::ANY,
                 Some(Protocol::Tcp) => ProtoSet::of(Proto::Tcp),
@@ -390,38 +390,38 @@ fn port_matches(ports: Option<&[PortProtocol]>) -> Vec<PortMatch> {
                 Some(Protocol::Igmp) => ProtoSet::of(Proto::Other(2)),
             };
             if p.port.is_empty() {
-                return Some(PortMatch {
+                return PortMatch {
                     protocols,
                     first: 0,
                     last: 65535,
                     name: None,
-                });
+                };
             }
             match p.port.parse::<u16>() {
-                Ok(0) => Some(PortMatch {
+                Ok(0) => PortMatch {
                     protocols,
                     first: 0,
                     last: 65535,
                     name: None,
-                }),
+                },
                 Ok(n) => {
                     let end = p
                         .end_port
                         .and_then(|e| u16::try_from(e).ok())
                         .filter(|e| *e > n);
-                    Some(PortMatch {
+                    PortMatch {
                         protocols,
                         first: n,
                         last: end.unwrap_or(n),
                         name: None,
-                    })
+                    }
                 }
-                Err(_) => Some(PortMatch {
+                Err(_) => PortMatch {
                     protocols,
                     first: 0,
                     last: 0,
                     name: Some(p.port.to_ascii_lowercase()),
-                }),
+                },
             }
         })
         .collect()

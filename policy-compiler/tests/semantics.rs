@@ -1,0 +1,1125 @@
+//! Cilium's policy semantics, rule by rule. Each test is named after the rule it pins down and
+//! cites the section of cilium-semantics.md (the team's reference, in the design notes) that
+//! states it. Every decision is computed twice — by the compiled index and by the naive
+//! reference evaluator — and the two must agree.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use netpol_compiler::entry;
+use netpol_compiler::eval::{self, Decision, NamedPorts, NoPorts, Proto, Query, Reason};
+use netpol_compiler::identity::{self, Label, Labels, NamedPort, Peer, Reserved};
+use netpol_compiler::index::{Evaluator, Index};
+use netpol_compiler::input::Memory;
+use netpol_compiler::inventory::Inventory;
+use netpol_compiler::policy;
+
+struct Engine {
+    index: Index,
+    inventory: Option<Inventory>,
+}
+
+fn engine_with(yaml: &str, inventory: Option<&str>) -> Engine {
+    let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
+    let imported = policy::import(&fs, &[PathBuf::from("p")]);
+    let errors: Vec<String> = imported
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.message.clone())
+        .collect();
+    assert!(errors.is_empty(), "unexpected errors: {errors:?}");
+    let inventory = inventory.map(|t| Inventory::parse(t).unwrap());
+    let entries = entry::build(&imported.set, inventory.as_ref());
+    Engine {
+        index: Index::new(entries),
+        inventory,
+    }
+}
+
+fn engine(yaml: &str) -> Engine {
+    engine_with(yaml, None)
+}
+
+impl Engine {
+    fn decide(&self, src: &Peer, dst: &Peer, port: &str) -> Decision {
+        let (proto, port) = netpol_compiler::explain::parse_port(port).unwrap();
+        let q = Query {
+            src: src.clone(),
+            dst: dst.clone(),
+            proto: Some(proto),
+            port,
+        };
+        let cluster: &dyn NamedPorts = match &self.inventory {
+            Some(inv) => inv,
+            None => &NoPorts,
+        };
+        let reference = eval::reference(&self.index.entries, &q, cluster, None);
+        let mut ev = Evaluator::new(&self.index, cluster);
+        let indexed = ev.decide(&q);
+        assert_eq!(indexed, reference, "index and reference evaluator disagree");
+        indexed
+    }
+
+    fn allowed(&self, src: &Peer, dst: &Peer, port: &str) -> bool {
+        self.decide(src, dst, port).allowed()
+    }
+}
+
+fn pod(ns: &str, labels: &[(&str, &str)]) -> Peer {
+    let labels: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Peer {
+        labels: Arc::new(identity::pod_labels(ns, &labels, Some("default"), None)),
+        ..Peer::default()
+    }
+}
+
+fn pod_sa(ns: &str, app: &str, sa: &str) -> Peer {
+    let labels = BTreeMap::from([("app".to_owned(), app.to_owned())]);
+    Peer {
+        labels: Arc::new(identity::pod_labels(ns, &labels, Some(sa), None)),
+        ..Peer::default()
+    }
+}
+
+fn world(ip: &str, names: &[&str]) -> Peer {
+    Peer {
+        labels: Arc::new(Reserved::World.labels()),
+        ip: Some(ip.parse().unwrap()),
+        names: names.iter().map(|n| (*n).to_owned()).collect(),
+        ..Peer::default()
+    }
+}
+
+fn reserved(r: Reserved) -> Peer {
+    Peer {
+        labels: Arc::new(r.labels()),
+        ..Peer::default()
+    }
+}
+
+fn web() -> Peer {
+    pod("shop", &[("app", "web")])
+}
+
+fn frontend() -> Peer {
+    pod("shop", &[("app", "frontend")])
+}
+
+const WEB_INGRESS_FROM_FRONTEND_8080: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+      toPorts: [{ports: [{port: "8080", protocol: TCP}]}]
+"#;
+
+// §2.2: a direction is enforced only when some rule selecting the endpoint has entries in
+// that direction; then it is default-deny.
+#[test]
+fn default_deny_is_per_direction_and_only_under_a_selecting_rule() {
+    let e = engine(WEB_INGRESS_FROM_FRONTEND_8080);
+    assert!(e.allowed(&frontend(), &web(), "8080/tcp"));
+    let d = e.decide(&frontend(), &web(), "8081/tcp");
+    assert_eq!(d.ingress.reason, Some(Reason::DefaultDeny));
+    // frontend has no policy: its egress is not enforced.
+    assert_eq!(d.egress.reason, Some(Reason::NoPolicy));
+    // web's egress is not touched by an ingress-only rule.
+    let d = e.decide(&web(), &world("1.1.1.1", &[]), "443/tcp");
+    assert!(d.allowed());
+    assert_eq!(d.egress.reason, Some(Reason::NoPolicy));
+    // Another pod of the namespace is not selected at all.
+    assert!(e.allowed(&frontend(), &pod("shop", &[("app", "db")]), "5432/tcp"));
+}
+
+// §2.1, §2.5, pitfall 9: `ingress: [{}]` in a CNP allows nothing but makes ingress default-deny.
+#[test]
+fn cnp_empty_ingress_item_allows_nothing_but_enables_default_deny() {
+    let e = engine(
+        r"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: lock, namespace: shop}
+spec:
+  endpointSelector: {}
+  ingress: [{}]
+",
+    );
+    let d = e.decide(&frontend(), &web(), "80/tcp");
+    assert_eq!(d.ingress.reason, Some(Reason::DefaultDeny));
+    assert!(!e.allowed(&world("8.8.8.8", &[]), &web(), "80/tcp"));
+}
+
+// §2.5, §8, pitfall 9: a Kubernetes NetworkPolicy `ingress: [{}]` allows everything.
+#[test]
+fn knp_empty_ingress_rule_allows_every_peer_and_port() {
+    let e = engine(
+        r"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: all, namespace: shop}
+spec:
+  podSelector: {}
+  ingress: [{}]
+",
+    );
+    assert!(e.allowed(&world("8.8.8.8", &[]), &web(), "80/tcp"));
+    assert!(e.allowed(&frontend(), &web(), "icmp/8"));
+    assert_eq!(
+        e.decide(&frontend(), &web(), "1/udp").ingress.reason,
+        Some(Reason::AllowedByRule)
+    );
+}
+
+// §8: a KNP without ingress rules but `policyTypes: [Ingress]` is a default deny; Egress only
+// when listed (or when egress rules exist).
+#[test]
+fn knp_policy_types_decide_the_directions() {
+    let e = engine(
+        r"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny, namespace: shop}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Egress]
+",
+    );
+    let d = e.decide(&frontend(), &web(), "80/tcp");
+    assert_eq!(d.egress.reason, Some(Reason::DefaultDeny));
+    assert_eq!(d.ingress.reason, Some(Reason::DefaultDeny));
+    let e = engine(
+        r"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-in, namespace: shop}
+spec:
+  podSelector: {}
+",
+    );
+    let d = e.decide(&frontend(), &web(), "80/tcp");
+    assert_eq!(d.egress.reason, Some(Reason::NoPolicy));
+    assert_eq!(d.ingress.reason, Some(Reason::DefaultDeny));
+}
+
+// §2.2, pitfall 8: a deny-only policy also switches the direction to default deny.
+#[test]
+fn deny_only_policy_enables_default_deny() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: deny80, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingressDeny:
+    - toPorts: [{ports: [{port: "80", protocol: TCP}]}]
+"#,
+    );
+    assert_eq!(
+        e.decide(&frontend(), &web(), "80/tcp").ingress.reason,
+        Some(Reason::DeniedByRule)
+    );
+    assert_eq!(
+        e.decide(&frontend(), &web(), "81/tcp").ingress.reason,
+        Some(Reason::DefaultDeny)
+    );
+    assert!(!e.allowed(&frontend(), &web(), "icmp/8"));
+}
+
+// §2.3: with `enableDefaultDeny: false` the rule's entries do not make the direction
+// default-deny: only its denies bite.
+#[test]
+fn enable_default_deny_false_keeps_the_direction_open() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: deny80, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  enableDefaultDeny: {ingress: false}
+  ingressDeny:
+    - toPorts: [{ports: [{port: "80", protocol: TCP}]}]
+"#,
+    );
+    assert!(!e.allowed(&frontend(), &web(), "80/tcp"));
+    let d = e.decide(&frontend(), &web(), "81/tcp");
+    assert_eq!(d.ingress.reason, Some(Reason::NotDefaultDeny));
+    assert!(d.allowed());
+}
+
+// §2.3: "any rule wins" — one default-deny rule selecting the endpoint makes it default-deny.
+#[test]
+fn one_default_deny_rule_wins_over_enable_default_deny_false() {
+    let e = engine(&format!(
+        r#"{WEB_INGRESS_FROM_FRONTEND_8080}
+---
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {{name: visibility}}
+spec:
+  endpointSelector: {{}}
+  enableDefaultDeny: {{ingress: false, egress: false}}
+  ingress:
+    - fromEntities: [world]
+"#
+    ));
+    assert!(!e.allowed(&frontend(), &web(), "81/tcp"));
+    // The CCNP's allow still counts as an allow where the CNP made web default-deny.
+    assert!(e.allowed(&world("8.8.8.8", &[]), &web(), "81/tcp"));
+    // A pod no default-deny rule selects stays open.
+    assert!(e.allowed(&frontend(), &pod("shop", &[("app", "db")]), "81/tcp"));
+}
+
+// §2.4, §8: allows of CNP, CCNP and KNP union; a deny from any kind wins over all of them.
+#[test]
+fn cnp_ccnp_knp_together_allows_union_and_deny_wins() {
+    let e = engine(&format!(
+        r#"{WEB_INGRESS_FROM_FRONTEND_8080}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: metrics, namespace: shop}}
+spec:
+  podSelector: {{matchLabels: {{app: web}}}}
+  ingress:
+    - from: [{{namespaceSelector: {{matchLabels: {{team: obs}}}}}}]
+      ports: [{{port: 9090}}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {{name: no-debug}}
+spec:
+  endpointSelector: {{}}
+  ingressDeny:
+    - fromEntities: [cluster]
+      toPorts: [{{ports: [{{port: "8080", protocol: TCP}}]}}]
+"#
+    ));
+    let prom = Peer {
+        labels: Arc::new(identity::pod_labels(
+            "monitoring",
+            &BTreeMap::from([("app".to_owned(), "prometheus".to_owned())]),
+            None,
+            Some(&BTreeMap::from([("team".to_owned(), "obs".to_owned())])),
+        )),
+        ..Peer::default()
+    };
+    assert!(e.allowed(&prom, &web(), "9090/tcp"));
+    let d = e.decide(&frontend(), &web(), "8080/tcp");
+    assert_eq!(d.ingress.reason, Some(Reason::DeniedByRule));
+    assert_eq!(
+        d.ingress.allowed_by.len(),
+        1,
+        "the CNP allow matched too, and lost"
+    );
+}
+
+// §2.1, §2.4: an L3-only allow allows every port and protocol of that peer, ICMP included.
+#[test]
+fn l3_only_allow_allows_every_port_and_icmp() {
+    let e = engine(
+        r"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+",
+    );
+    for port in ["80/tcp", "53/udp", "9/sctp", "icmp/8", "icmpv6/128"] {
+        assert!(e.allowed(&frontend(), &web(), port), "{port}");
+    }
+    assert!(!e.allowed(&pod("shop", &[("app", "other")]), &web(), "80/tcp"));
+}
+
+// §2.1, §2.5: ports without a peer field allow those ports from every identity, world too.
+#[test]
+fn l4_only_rule_allows_every_peer_on_its_ports() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+"#,
+    );
+    assert!(e.allowed(&world("203.0.113.9", &[]), &web(), "443/tcp"));
+    assert!(e.allowed(&reserved(Reserved::RemoteNode), &web(), "443/tcp"));
+    assert!(e.allowed(&pod("other", &[("app", "x")]), &web(), "443/tcp"));
+    assert!(!e.allowed(&world("203.0.113.9", &[]), &web(), "80/tcp"));
+}
+
+// §2.4 (deny table): an L3-only deny denies every port even where a port allow exists; an
+// L4-only deny denies its port for everybody.
+#[test]
+fn l3_only_deny_beats_port_allow_and_l4_only_deny_hits_everyone() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+      toPorts: [{ports: [{port: "80", protocol: TCP}]}]
+    - fromEndpoints: [{matchLabels: {app: admin}}]
+  ingressDeny:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+    - toPorts: [{ports: [{port: "22", protocol: TCP}]}]
+"#,
+    );
+    assert_eq!(
+        e.decide(&frontend(), &web(), "80/tcp").ingress.reason,
+        Some(Reason::DeniedByRule)
+    );
+    assert_eq!(
+        e.decide(&frontend(), &web(), "icmp/8").ingress.reason,
+        Some(Reason::DeniedByRule)
+    );
+    let admin = pod("shop", &[("app", "admin")]);
+    assert!(e.allowed(&admin, &web(), "80/tcp"));
+    assert_eq!(
+        e.decide(&admin, &web(), "22/tcp").ingress.reason,
+        Some(Reason::DeniedByRule)
+    );
+}
+
+// §2.1: a peer field given as an empty list selects nothing.
+#[test]
+fn explicitly_empty_peer_list_selects_nothing() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: []
+      toPorts: [{ports: [{port: "80", protocol: TCP}]}]
+"#,
+    );
+    assert_eq!(
+        e.decide(&frontend(), &web(), "80/tcp").ingress.reason,
+        Some(Reason::DefaultDeny)
+    );
+}
+
+// §3.3 rule 2: CNP peer selectors without a namespace key select the policy's namespace only.
+#[test]
+fn cnp_peer_selector_is_scoped_to_the_policy_namespace() {
+    let e = engine(WEB_INGRESS_FROM_FRONTEND_8080);
+    assert!(!e.allowed(&pod("other", &[("app", "frontend")]), &web(), "8080/tcp"));
+}
+
+// §3.3 rule 2: a namespace key in the peer selector is kept (In/Exists for several/all).
+#[test]
+fn cnp_peer_selector_with_namespace_key_reaches_other_namespaces() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints:
+        - matchLabels: {"k8s:io.kubernetes.pod.namespace": traefik, "app.kubernetes.io/name": traefik}
+    - fromEndpoints:
+        - matchExpressions: [{key: "k8s:io.kubernetes.pod.namespace", operator: In, values: [a, b]}]
+      toPorts: [{ports: [{port: "9000", protocol: TCP}]}]
+"#,
+    );
+    let traefik = pod("traefik", &[("app.kubernetes.io/name", "traefik")]);
+    assert!(e.allowed(&traefik, &web(), "8080/tcp"));
+    assert!(e.allowed(&pod("b", &[]), &web(), "9000/tcp"));
+    assert!(!e.allowed(&pod("c", &[]), &web(), "9000/tcp"));
+    assert!(!e.allowed(&pod("shop", &[]), &web(), "9000/tcp"));
+}
+
+// §3.3 rule 2 (1.16+): namespace-label keys select pods of every namespace with those labels.
+#[test]
+fn namespace_label_selector_spans_namespaces() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints:
+        - matchLabels: {"k8s:io.cilium.k8s.namespace.labels.team": payments}
+"#,
+    );
+    let in_ns = |ns: &str, team: &str| Peer {
+        labels: Arc::new(identity::pod_labels(
+            ns,
+            &BTreeMap::new(),
+            None,
+            Some(&BTreeMap::from([("team".to_owned(), team.to_owned())])),
+        )),
+        ..Peer::default()
+    };
+    assert!(e.allowed(&in_ns("billing", "payments"), &web(), "80/tcp"));
+    assert!(!e.allowed(&in_ns("billing", "search"), &web(), "80/tcp"));
+}
+
+// §3.3 rule 1: a CNP's endpointSelector never leaves its namespace, even if it names another.
+#[test]
+fn cnp_endpoint_selector_is_forced_into_its_namespace() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web, "k8s:io.kubernetes.pod.namespace": other}}
+  ingress: [{}]
+"#,
+    );
+    assert!(!e.allowed(&frontend(), &web(), "80/tcp"));
+    assert!(e.allowed(&frontend(), &pod("other", &[("app", "web")]), "80/tcp"));
+}
+
+// §2.5, pitfall 10: CCNP `fromEndpoints: [{}]` = all pods of all namespaces, not host/world.
+#[test]
+fn ccnp_empty_endpoint_selector_selects_pods_of_every_namespace_only() {
+    let e = engine(
+        r"
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: pods-only}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{}]
+",
+    );
+    assert!(e.allowed(&pod("any", &[]), &web(), "80/tcp"));
+    assert!(!e.allowed(&world("8.8.8.8", &[]), &web(), "80/tcp"));
+    assert!(!e.allowed(&reserved(Reserved::RemoteNode), &web(), "80/tcp"));
+    // CNP `fromEndpoints: [{}]`: the policy's namespace only.
+    let e = engine(
+        r"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: same-ns, namespace: shop}
+spec:
+  endpointSelector: {}
+  ingress:
+    - fromEndpoints: [{}]
+",
+    );
+    assert!(e.allowed(&frontend(), &web(), "80/tcp"));
+    assert!(!e.allowed(&pod("any", &[]), &web(), "80/tcp"));
+}
+
+// §3.4: service accounts are selectable with `io.cilium.k8s.policy.serviceaccount`.
+#[test]
+fn service_account_selector() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {"io.cilium.k8s.policy.serviceaccount": web-sa}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {"k8s:io.cilium.k8s.policy.serviceaccount": api}}]
+"#,
+    );
+    let server = pod_sa("shop", "web", "web-sa");
+    assert!(e.allowed(&pod_sa("shop", "x", "api"), &server, "80/tcp"));
+    assert!(!e.allowed(&pod_sa("shop", "x", "other"), &server, "80/tcp"));
+}
+
+// §3.1: `k8s:` keys match only the k8s source, bare keys any source, `reserved:` reserved labels.
+#[test]
+fn label_sources_in_selector_keys() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: sources}
+spec:
+  endpointSelector: {matchLabels: {"k8s:app": web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {"reserved:host": ""}}]
+      toPorts: [{ports: [{port: "1", protocol: TCP}]}]
+    - fromEndpoints: [{matchLabels: {"any:tier": fe}}]
+      toPorts: [{ports: [{port: "2", protocol: TCP}]}]
+    - fromEndpoints: [{matchLabels: {"container:tier": fe}}]
+      toPorts: [{ports: [{port: "3", protocol: TCP}]}]
+"#,
+    );
+    let fe = pod("x", &[("tier", "fe")]);
+    assert!(e.allowed(&fe, &web(), "2/tcp"));
+    assert!(
+        !e.allowed(&fe, &web(), "3/tcp"),
+        "source `container` does not match k8s labels"
+    );
+    let host_lbl = Peer {
+        labels: Arc::new(Labels::new(vec![Label::new("reserved", "host", "")])),
+        ..Peer::default()
+    };
+    assert!(e.allowed(&host_lbl, &web(), "1/tcp"));
+    assert!(!e.allowed(&world("1.2.3.4", &[]), &web(), "1/tcp"));
+}
+
+// §3.2, pitfall 17: labels the identity filter drops are never matched.
+#[test]
+fn filtered_labels_are_not_part_of_identities() {
+    let p = pod(
+        "shop",
+        &[
+            ("app", "web"),
+            ("pod-template-hash", "abc"),
+            ("statefulset.kubernetes.io/pod-name", "web-0"),
+        ],
+    );
+    assert!(!p.labels.has(None, "pod-template-hash"));
+    assert!(!p.labels.has(None, "statefulset.kubernetes.io/pod-name"));
+    assert!(p.labels.has(Some("k8s"), "app"));
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {"statefulset.kubernetes.io/pod-name": db-0}}]
+"#,
+    );
+    let db0 = pod(
+        "shop",
+        &[
+            ("app", "db"),
+            ("statefulset.kubernetes.io/pod-name", "db-0"),
+        ],
+    );
+    assert!(!e.allowed(&db0, &p, "80/tcp"));
+}
+
+fn entity_policy(entity: &str) -> Engine {
+    engine(&format!(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {{name: web, namespace: shop}}
+spec:
+  endpointSelector: {{matchLabels: {{app: web}}}}
+  ingress:
+    - fromEntities: [{entity}]
+      toPorts: [{{ports: [{{port: "80", protocol: TCP}}]}}]
+"#
+    ))
+}
+
+// §5.2: every entity selects exactly its reserved identities; `cluster` covers pods of the
+// local cluster and every reserved in-cluster identity, `all` everything, `none` nothing.
+#[test]
+fn every_entity_selects_its_identities() {
+    let peers: Vec<(&str, Peer)> = vec![
+        ("host", reserved(Reserved::Host)),
+        ("remote-node", reserved(Reserved::RemoteNode)),
+        ("kube-apiserver", reserved(Reserved::KubeApiserver)),
+        ("health", reserved(Reserved::Health)),
+        ("ingress", reserved(Reserved::Ingress)),
+        ("init", reserved(Reserved::Init)),
+        ("unmanaged", reserved(Reserved::Unmanaged)),
+        ("world", world("8.8.8.8", &[])),
+        ("pod", pod("other", &[("app", "x")])),
+    ];
+    let expect: &[(&str, &[&str])] = &[
+        ("host", &["host"]),
+        ("remote-node", &["remote-node", "kube-apiserver"]),
+        ("kube-apiserver", &["kube-apiserver"]),
+        ("health", &["health"]),
+        ("ingress", &["ingress"]),
+        ("init", &["init"]),
+        ("unmanaged", &["unmanaged"]),
+        ("world", &["world"]),
+        (
+            "cluster",
+            &[
+                "host",
+                "remote-node",
+                "kube-apiserver",
+                "health",
+                "ingress",
+                "init",
+                "unmanaged",
+                "pod",
+            ],
+        ),
+        (
+            "all",
+            &[
+                "host",
+                "remote-node",
+                "kube-apiserver",
+                "health",
+                "ingress",
+                "init",
+                "unmanaged",
+                "world",
+                "pod",
+            ],
+        ),
+        ("none", &[]),
+    ];
+    for (entity, selected) in expect {
+        let e = entity_policy(entity);
+        for (name, peer) in &peers {
+            // Host ingress is always allowed (allow-localhost); look at the rule match instead.
+            let d = e.decide(peer, &web(), "80/tcp");
+            let matched = !d.ingress.allowed_by.is_empty();
+            assert_eq!(
+                matched,
+                selected.contains(name),
+                "entity `{entity}`, peer `{name}`"
+            );
+        }
+    }
+}
+
+// §1.7, §5.3, pitfall 7: CIDR rules match world-class IPs inside the prefix and outside every
+// `except`, never pods or nodes.
+#[test]
+fn cidr_set_with_except_matches_only_world_ips() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  egress:
+    - toCIDRSet:
+        - cidr: 10.0.0.0/8
+          except: [10.96.0.0/12]
+    - toCIDR: ["2001:db8::/32"]
+      toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+"#,
+    );
+    assert!(e.allowed(&web(), &world("10.1.2.3", &[]), "80/tcp"));
+    assert!(!e.allowed(&web(), &world("10.96.0.10", &[]), "80/tcp"));
+    assert!(!e.allowed(&web(), &world("11.0.0.1", &[]), "80/tcp"));
+    assert!(e.allowed(&web(), &world("2001:db8::1", &[]), "443/tcp"));
+    let mut inside_pod = pod("shop", &[("app", "db")]);
+    inside_pod.ip = Some("10.1.2.3".parse().unwrap());
+    assert!(!e.allowed(&web(), &inside_pod, "80/tcp"));
+    let mut node = reserved(Reserved::RemoteNode);
+    node.ip = Some("10.1.2.4".parse().unwrap());
+    assert!(!e.allowed(&web(), &node, "80/tcp"));
+}
+
+const FQDN_POLICY: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: sonarr, namespace: media}
+spec:
+  endpointSelector: {matchLabels: {app: sonarr}}
+  egress:
+    - toEndpoints:
+        - matchLabels: {"k8s:io.kubernetes.pod.namespace": kube-system, "k8s:k8s-app": kube-dns}
+      toPorts:
+        - ports: [{port: "53", protocol: UDP}, {port: "53", protocol: TCP}]
+          rules:
+            dns: [{matchPattern: "*.thetvdb.com"}, {matchName: "github.com"}]
+    - toFQDNs: [{matchName: api.thetvdb.com}, {matchPattern: "**.github.com"}, {matchName: github.com}]
+      toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+"#;
+
+// §4.2, §4.3: `toFQDNs` matches world IPs by the names the DNS proxy saw, and the DNS lookup
+// itself is allowed by the DNS rule; names the DNS rule does not cover get no FQDN identity.
+#[test]
+fn to_fqdns_needs_a_dns_rule_that_sees_the_name() {
+    let e = engine(FQDN_POLICY);
+    let sonarr = pod("media", &[("app", "sonarr")]);
+    let dns = pod("kube-system", &[("k8s-app", "kube-dns")]);
+    assert!(e.allowed(&sonarr, &dns, "53/udp"));
+    assert!(e.allowed(&sonarr, &dns, "53/tcp"));
+    assert!(!e.allowed(&sonarr, &dns, "5353/udp"));
+    assert!(e.allowed(
+        &sonarr,
+        &world("151.101.1.1", &["api.thetvdb.com"]),
+        "443/tcp"
+    ));
+    assert!(!e.allowed(
+        &sonarr,
+        &world("151.101.1.1", &["api.thetvdb.com"]),
+        "80/tcp"
+    ));
+    assert!(!e.allowed(&sonarr, &world("151.101.1.1", &["evil.com"]), "443/tcp"));
+    assert!(!e.allowed(&sonarr, &world("151.101.1.1", &[]), "443/tcp"));
+    assert!(e.allowed(&sonarr, &world("140.82.1.1", &["github.com"]), "443/tcp"));
+    // `**.github.com` matches, but the DNS rule does not let the proxy see api.github.com.
+    let d = e.decide(
+        &sonarr,
+        &world("140.82.1.2", &["api.github.com"]),
+        "443/tcp",
+    );
+    assert!(!d.allowed());
+    assert!(
+        d.egress.notes.iter().any(|n| n.contains("DNS proxy")),
+        "{:?}",
+        d.egress.notes
+    );
+}
+
+// §1.8: `*` stays within one label, a leading `**.` spans several.
+#[test]
+fn fqdn_wildcards() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: w, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  egress:
+    - toEndpoints: [{matchLabels: {"k8s:io.kubernetes.pod.namespace": kube-system}}]
+      toPorts: [{ports: [{port: "53", protocol: ANY}], rules: {dns: [{matchPattern: "*"}]}}]
+    - toFQDNs: [{matchPattern: "*.example.com"}, {matchPattern: "**.deep.org"}]
+"#,
+    );
+    let ok = |name: &str| e.allowed(&web(), &world("192.0.2.1", &[name]), "443/tcp");
+    assert!(ok("a.example.com"));
+    assert!(!ok("a.b.example.com"));
+    assert!(!ok("example.com"));
+    assert!(ok("a.b.deep.org"));
+    assert!(!ok("deep.org"));
+    assert!(ok("A.Example.COM."), "case and trailing dot do not matter");
+}
+
+// §1.13: `endPort` makes a range; `port: "0"` every port; no protocol/ANY = TCP+UDP+SCTP,
+// never ICMP (pitfall 14).
+#[test]
+fn port_ranges_wildcards_and_any() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+      toPorts: [{ports: [{port: "6881", endPort: 6889, protocol: UDP}, {port: "8000"}]}]
+    - fromEndpoints: [{matchLabels: {app: admin}}]
+      toPorts: [{ports: [{port: "0", protocol: TCP}]}]
+"#,
+    );
+    assert!(e.allowed(&frontend(), &web(), "6885/udp"));
+    assert!(!e.allowed(&frontend(), &web(), "6890/udp"));
+    assert!(!e.allowed(&frontend(), &web(), "6885/tcp"));
+    for p in ["8000/tcp", "8000/udp", "8000/sctp"] {
+        assert!(e.allowed(&frontend(), &web(), p), "{p}");
+    }
+    assert!(!e.allowed(&frontend(), &web(), "icmp/8"));
+    let admin = pod("shop", &[("app", "admin")]);
+    assert!(e.allowed(&admin, &web(), "65535/tcp"));
+    assert!(!e.allowed(&admin, &web(), "53/udp"));
+}
+
+// §1.15: ICMP types by number or name, per family.
+#[test]
+fn icmp_types_by_number_and_name() {
+    let e = engine(
+        r"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+      icmps:
+        - fields: [{type: 8}, {type: EchoRequest, family: IPv6}]
+",
+    );
+    assert!(e.allowed(&frontend(), &web(), "icmp/8"));
+    assert!(e.allowed(&frontend(), &web(), "icmpv6/128"));
+    assert!(!e.allowed(&frontend(), &web(), "icmp/13"));
+    assert!(!e.allowed(&frontend(), &web(), "8/tcp"));
+}
+
+const INVENTORY: &str = r#"{"apiVersion":"v1","kind":"List","items":[
+ {"kind":"Namespace","metadata":{"name":"shop","labels":{"team":"web"}}},
+ {"kind":"Pod","metadata":{"name":"web-7f9c6d5b4-8m2lp","namespace":"shop","labels":{"app":"web","pod-template-hash":"7f9c6d5b4"},
+   "ownerReferences":[{"kind":"ReplicaSet","name":"web-7f9c6d5b4","controller":true}]},
+  "spec":{"serviceAccountName":"web","nodeName":"n1","containers":[{"name":"c","ports":[{"name":"http","containerPort":8080,"protocol":"TCP"}]}]},
+  "status":{"podIP":"10.0.1.5","podIPs":[{"ip":"10.0.1.5"}]}},
+ {"kind":"Pod","metadata":{"name":"frontend-0","namespace":"shop","labels":{"app":"frontend"},
+   "ownerReferences":[{"kind":"StatefulSet","name":"frontend","controller":true}]},
+  "spec":{"nodeName":"n2","containers":[{"name":"c"}]},"status":{"podIP":"10.0.2.7"}},
+ {"kind":"Service","metadata":{"name":"web","namespace":"shop","labels":{"tier":"front"}},
+  "spec":{"selector":{"app":"web"},"clusterIP":"10.96.0.20","ports":[{"port":80,"targetPort":"http","protocol":"TCP"}]}},
+ {"kind":"Node","metadata":{"name":"n1"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.11"}]}},
+ {"kind":"Node","metadata":{"name":"n2"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.12"}]}}
+]}"#;
+
+// §1.13, pitfall 13: named ports resolve from the pod's container ports (inventory); without an
+// inventory they cannot be resolved and the rule does not match (reported).
+#[test]
+fn named_ports_resolve_from_the_inventory() {
+    let yaml = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+      toPorts: [{ports: [{port: http, protocol: TCP}]}]
+"#;
+    let e = engine_with(yaml, Some(INVENTORY));
+    let inv = e.inventory.as_ref().unwrap();
+    let web = inv.pod_peer(inv.pod("shop", "web-7f9c6d5b4-8m2lp").unwrap());
+    let fe = inv.pod_peer(inv.pod("shop", "frontend-0").unwrap());
+    assert!(e.allowed(&fe, &web, "8080/tcp"));
+    assert!(!e.allowed(&fe, &web, "80/tcp"));
+    // Without the inventory the name is unknown.
+    let e = engine(yaml);
+    let mut bare = web.clone();
+    bare.named_ports = Arc::new(Vec::new());
+    let d = e.decide(&fe, &bare, "8080/tcp");
+    assert!(!d.allowed());
+    assert!(
+        d.ingress
+            .notes
+            .iter()
+            .any(|n| n.contains("named port `http`")),
+        "{:?}",
+        d.ingress.notes
+    );
+    let _: &[NamedPort] = &web.named_ports;
+}
+
+// §1.9: `toServices` selects the Service's pods (selector + namespace), from the inventory.
+#[test]
+fn to_services_select_the_service_pods() {
+    let yaml = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: fe, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: frontend}}
+  egress:
+    - toServices: [{k8sService: {serviceName: web, namespace: shop}}]
+    - toServices: [{k8sServiceSelector: {selector: {matchLabels: {tier: none}}}}]
+"#;
+    let e = engine_with(yaml, Some(INVENTORY));
+    let inv = e.inventory.as_ref().unwrap();
+    let web = inv.pod_peer(inv.pod("shop", "web-7f9c6d5b4-8m2lp").unwrap());
+    let fe = inv.pod_peer(inv.pod("shop", "frontend-0").unwrap());
+    assert!(e.allowed(&fe, &web, "8080/tcp"));
+    assert!(!e.allowed(&fe, &pod("shop", &[("app", "db")]), "8080/tcp"));
+    // Without an inventory nothing is resolved.
+    let e = engine(yaml);
+    assert!(!e.allowed(&fe, &web, "8080/tcp"));
+}
+
+// §8: KNP `namespaceSelector` maps to namespace labels, `{}` = every namespace; `ipBlock`
+// is a CIDR with except.
+#[test]
+fn knp_namespace_selector_and_ip_block() {
+    let e = engine(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress, Egress]
+  ingress:
+    - from:
+        - namespaceSelector: {}
+          podSelector: {matchLabels: {app: prometheus}}
+        - podSelector: {matchLabels: {app: frontend}}
+  egress:
+    - to: [{ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8]}}]
+      ports: [{port: 443}]
+"#,
+    );
+    assert!(e.allowed(
+        &pod("monitoring", &[("app", "prometheus")]),
+        &web(),
+        "9090/tcp"
+    ));
+    assert!(!e.allowed(
+        &pod("monitoring", &[("app", "grafana")]),
+        &web(),
+        "9090/tcp"
+    ));
+    assert!(e.allowed(&frontend(), &web(), "80/tcp"));
+    assert!(!e.allowed(&pod("other", &[("app", "frontend")]), &web(), "80/tcp"));
+    assert!(e.allowed(&web(), &world("1.1.1.1", &[]), "443/tcp"));
+    assert!(
+        !e.allowed(&web(), &world("1.1.1.1", &[]), "443/udp"),
+        "KNP ports default to TCP"
+    );
+    assert!(!e.allowed(&web(), &world("10.1.1.1", &[]), "443/tcp"));
+}
+
+// §5.4, §6.3: ingress from the local node is always allowed (allow-localhost) — unless a deny
+// rule matches.
+#[test]
+fn host_ingress_is_allowed_unless_denied() {
+    let e = engine(WEB_INGRESS_FROM_FRONTEND_8080);
+    let d = e.decide(&reserved(Reserved::Host), &web(), "8080/tcp");
+    assert_eq!(d.ingress.reason, Some(Reason::AllowedLocalhost));
+    let e = engine(
+        r"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingressDeny:
+    - fromEntities: [host]
+",
+    );
+    assert!(!e.allowed(&reserved(Reserved::Host), &web(), "8080/tcp"));
+}
+
+// Pitfall 18: a pod label `host` makes Cilium skip enforcement; a label `init` forces default
+// deny in both directions.
+#[test]
+fn pod_labels_named_host_or_init_change_enforcement() {
+    let e = engine(WEB_INGRESS_FROM_FRONTEND_8080);
+    let hosty = pod("shop", &[("app", "web"), ("host", "yes")]);
+    assert_eq!(
+        e.decide(&world("1.1.1.1", &[]), &hosty, "22/tcp")
+            .ingress
+            .reason,
+        Some(Reason::HostLabel)
+    );
+    let inity = pod("shop", &[("app", "x"), ("init", "1")]);
+    assert_eq!(
+        e.decide(&inity, &world("1.1.1.1", &[]), "443/tcp")
+            .egress
+            .reason,
+        Some(Reason::DefaultDeny)
+    );
+}
+
+// §10.6, pitfall 11: a pod-to-pod flow needs the client's egress and the server's ingress.
+#[test]
+fn both_ends_must_allow() {
+    let e = engine(&format!(
+        r#"{WEB_INGRESS_FROM_FRONTEND_8080}
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {{name: frontend, namespace: shop}}
+spec:
+  endpointSelector: {{matchLabels: {{app: frontend}}}}
+  egress:
+    - toEndpoints: [{{matchLabels: {{app: api}}}}]
+"#
+    ));
+    let d = e.decide(&frontend(), &web(), "8080/tcp");
+    assert_eq!(d.egress.reason, Some(Reason::DefaultDeny));
+    assert_eq!(d.ingress.reason, Some(Reason::AllowedByRule));
+    assert_eq!(d.dropped_at(), Some(eval::Direction::Egress));
+}
+
+// §1.1, pitfall 20: an object with one invalid rule contributes no rule at all.
+#[test]
+fn invalid_object_contributes_no_rules() {
+    let fs = Memory::new([(
+        PathBuf::from("p/x.yaml"),
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+specs:
+  - endpointSelector: {matchLabels: {app: web}}
+    ingress: [{fromEndpoints: [{}]}]
+  - endpointSelector: {matchLabels: {app: web}}
+    ingress:
+      - fromEndpoints: [{}]
+        fromEntities: [world]
+"#
+        .to_owned(),
+    )]);
+    let imported = policy::import(&fs, &[PathBuf::from("p")]);
+    assert_eq!(imported.set.policies.len(), 0);
+    assert_eq!(imported.set.stats.rejected, 1);
+    let d = imported.diagnostics.iter().find(|d| d.is_error()).unwrap();
+    assert_eq!(
+        d.message,
+        "combining `fromEndpoints` and `fromEntities` is not supported yet"
+    );
+}
+
+// Nodes selectors are host policies: enforced only with the host firewall, off by default (§2.2).
+#[test]
+fn node_selector_rules_are_not_enforced_without_host_firewall() {
+    let e = engine(
+        r"
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: hosts}
+spec:
+  nodeSelector: {}
+  ingress:
+    - fromEntities: [cluster]
+",
+    );
+    assert!(e.allowed(&world("1.1.1.1", &[]), &reserved(Reserved::Host), "22/tcp"));
+    assert!(e.allowed(&world("1.1.1.1", &[]), &web(), "22/tcp"));
+}
+
+// §2.4, §10.5: an allow with HTTP rules redirects to the proxy; the report says so.
+#[test]
+fn l7_http_allow_is_reported_as_filtered() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+      toPorts:
+        - ports: [{port: "80", protocol: TCP}]
+          rules: {http: [{method: GET, path: "/api/.*"}]}
+"#,
+    );
+    let d = e.decide(&frontend(), &web(), "80/tcp");
+    assert!(d.allowed());
+    assert!(
+        d.ingress
+            .notes
+            .iter()
+            .any(|n| n.contains("HTTP requests are filtered"))
+    );
+    let _ = Proto::Tcp;
+}
