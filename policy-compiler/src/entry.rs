@@ -170,13 +170,23 @@ pub fn build(set: &PolicySet, inventory: Option<&Inventory>) -> Entries {
         match &policy.body {
             Body::Cilium(rules) => {
                 for (rule, path) in rules {
-                    cilium_rule(&mut out, index, policy, rule, path, inventory);
+                    let ctx = Context {
+                        inventory,
+                        groups: &set.cidr_groups,
+                    };
+                    cilium_rule(&mut out, index, policy, rule, path, &ctx);
                 }
             }
             Body::Kubernetes(spec) => knp(&mut out, index, policy, spec),
         }
     }
     out
+}
+
+/// What peers are resolved against.
+struct Context<'a> {
+    inventory: Option<&'a Inventory>,
+    groups: &'a std::collections::BTreeMap<String, policy::CidrGroup>,
 }
 
 fn path_text(steps: &[Step<'_>]) -> String {
@@ -212,7 +222,7 @@ fn cilium_rule(
     policy: &Policy,
     rule: &Rule,
     base: &[Step<'static>],
-    inventory: Option<&Inventory>,
+    ctx: &Context<'_>,
 ) {
     let namespace = match policy.kind {
         PolicyKind::Cnp => policy.namespace.clone(),
@@ -246,9 +256,7 @@ fn cilium_rule(
         let l3 = match item.peers.first() {
             None => L3::Wildcard,
             Some((_, field)) if field.is_empty() => L3::Nothing,
-            Some((_, field)) => {
-                L3::Peers(peers(*field, namespace.as_deref(), init_subject, inventory))
-            }
+            Some((_, field)) => L3::Peers(peers(*field, namespace.as_deref(), init_subject, ctx)),
         };
         let item_path: Vec<Step<'static>> = base.iter().copied().chain(item.path()).collect();
         let auth_required = item
@@ -431,7 +439,7 @@ fn peers(
     field: PeerField<'_>,
     namespace: Option<&str>,
     init_subject: bool,
-    inventory: Option<&Inventory>,
+    ctx: &Context<'_>,
 ) -> Vec<PeerMatch> {
     match field {
         PeerField::Endpoints(sels) => sels
@@ -447,7 +455,7 @@ fn peers(
                 except: Vec::new(),
             })
             .collect(),
-        PeerField::CidrSet(rules) => rules.iter().map(cidr_rule).collect(),
+        PeerField::CidrSet(rules) => rules.iter().flat_map(|r| cidr_rule(r, ctx)).collect(),
         PeerField::Fqdns(sels) => sels
             .iter()
             .filter_map(|s| {
@@ -470,7 +478,7 @@ fn peers(
         )],
         PeerField::Services(services) => services
             .iter()
-            .flat_map(|s| match inventory {
+            .flat_map(|s| match ctx.inventory {
                 Some(inv) => inv.service_peers(s),
                 None => vec![PeerMatch::Unresolved(
                     "`toServices` needs `--inventory` to find the Service's pods".to_owned(),
@@ -480,23 +488,60 @@ fn peers(
     }
 }
 
-fn cidr_rule(r: &CidrRule) -> PeerMatch {
-    match (&r.cidr, &r.cidr_group_ref) {
-        (Some(c), _) => match policy::parse_cidr(c) {
-            Some(net) => PeerMatch::Cidr {
-                net,
-                except: r
-                    .except
-                    .iter()
-                    .flatten()
-                    .filter_map(|e| policy::parse_cidr(e))
-                    .collect(),
-            },
+fn cidr_rule(r: &CidrRule, ctx: &Context<'_>) -> Vec<PeerMatch> {
+    let except: Vec<IpNet> = r
+        .except
+        .iter()
+        .flatten()
+        .filter_map(|e| policy::parse_cidr(e))
+        .collect();
+    let of_groups = |groups: Vec<&policy::CidrGroup>| -> Vec<PeerMatch> {
+        groups
+            .into_iter()
+            .flat_map(|g| g.cidrs.iter())
+            .map(|net| PeerMatch::Cidr {
+                net: *net,
+                except: except.clone(),
+            })
+            .collect()
+    };
+    if let Some(c) = &r.cidr {
+        return vec![match policy::parse_cidr(c) {
+            Some(net) => PeerMatch::Cidr { net, except },
             None => PeerMatch::Unresolved(format!("invalid CIDR `{c}`")),
-        },
-        (None, Some(group)) => PeerMatch::Unresolved(format!("CiliumCIDRGroup `{group}`")),
-        (None, None) => PeerMatch::Unresolved("CiliumCIDRGroup selector".to_owned()),
+        }];
     }
+    if let Some(name) = &r.cidr_group_ref {
+        return match ctx.groups.get(name) {
+            Some(g) => of_groups(vec![g]),
+            None => vec![PeerMatch::Unresolved(format!(
+                "CiliumCIDRGroup `{name}` is not among the imported objects"
+            ))],
+        };
+    }
+    if let Some(sel) = &r.cidr_group_selector {
+        let sel = Selector::compile(sel, None);
+        let groups: Vec<&policy::CidrGroup> = ctx
+            .groups
+            .values()
+            .filter(|g| {
+                let labels = identity::Labels::new(
+                    g.labels
+                        .iter()
+                        .map(|(k, v)| identity::Label::new("cidrgroup", k, v))
+                        .collect(),
+                );
+                sel.matches(&labels)
+            })
+            .collect();
+        if groups.is_empty() {
+            return vec![PeerMatch::Unresolved(
+                "no imported CiliumCIDRGroup matches `cidrGroupSelector`".to_owned(),
+            )];
+        }
+        return of_groups(groups);
+    }
+    Vec::new()
 }
 
 /// Entities as identity predicates (cilium-semantics.md §5.2).

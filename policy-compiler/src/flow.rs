@@ -60,9 +60,15 @@ impl Endpoint {
                 return format!("{ns}/{w}");
             }
             if let Some(p) = &self.pod {
-                return format!("{ns}/{p}");
+                return format!("{ns}/{}", workload_of_pod(p));
             }
-            return format!("{ns}/?");
+            // Labels only: the usual application labels name it.
+            for key in ["app.kubernetes.io/name", "app", "k8s-app", "name"] {
+                if let Some(v) = self.peer.labels.get(Some("k8s"), key) {
+                    return format!("{ns}/{key}={v}");
+                }
+            }
+            return format!("{ns}/(unknown pod)");
         }
         let what = self.entity.clone().unwrap_or_else(|| "world".to_owned());
         match (self.peer.names.first(), self.peer.ip) {
@@ -70,6 +76,31 @@ impl Endpoint {
             (None, Some(ip)) if what == "world" => format!("world ({ip})"),
             _ => what,
         }
+    }
+}
+
+/// The workload part of a pod name when nothing better is known: `web-7f9c6d5b4-8m2lp` →
+/// `web` (Deployment pods: ReplicaSet hash and pod suffix), `node-agent-x7k2p` → `node-agent`
+/// (DaemonSet and Job pods). StatefulSet pods (`db-0`) keep their name.
+pub fn workload_of_pod(pod: &str) -> &str {
+    let alnum = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    let is_suffix = |s: &str, lens: &[usize]| {
+        lens.contains(&s.len())
+            && alnum(s)
+            && (lens == [5] || s.bytes().any(|b| b.is_ascii_digit()))
+    };
+    let Some((rest, last)) = pod.rsplit_once('-') else {
+        return pod;
+    };
+    if !is_suffix(last, &[5]) {
+        return pod;
+    }
+    match rest.rsplit_once('-') {
+        Some((base, hash)) if is_suffix(hash, &[8, 9, 10]) => base,
+        _ => rest,
     }
 }
 
@@ -95,6 +126,8 @@ pub struct Flow {
     pub connections: u64,
     /// What the input says happened (Hubble `verdict`), for comparison.
     pub observed: Option<String>,
+    /// The destination was a Service address, translated to a backend: `shop/web 10.96.0.20:80`.
+    pub service: Option<String>,
 }
 
 impl Flow {
@@ -256,6 +289,7 @@ impl<'i> Reader<'i> {
         };
         match result {
             Ok(Some(mut flow)) => {
+                self.translate_service(&mut flow);
                 flow.index = self.set.flows.len();
                 flow.line = number;
                 self.set.flows.push(flow);
@@ -263,6 +297,34 @@ impl<'i> Reader<'i> {
             Ok(None) => {}
             Err(e) => self.error(FlowError { line: number, ..e }),
         }
+    }
+
+    /// Replace a Service cluster IP destination by a backend pod and its target port.
+    fn translate_service(&self, flow: &mut Flow) {
+        let (Some(inv), Some(ip), Some(proto)) = (self.inventory, flow.dst.peer.ip, flow.proto)
+        else {
+            return;
+        };
+        if !flow.dst.peer.is_world() {
+            return;
+        }
+        let Some((svc, pod, port)) = inv.service_backend(ip, flow.dst.port, proto) else {
+            return;
+        };
+        flow.service = Some(match flow.dst.port {
+            Some(p) => format!("{}/{} {ip}:{p}", svc.namespace, svc.name),
+            None => format!("{}/{} {ip}", svc.namespace, svc.name),
+        });
+        let mut peer = inv.pod_peer(pod);
+        peer.ip = pod.ips.first().copied();
+        flow.dst = Endpoint {
+            peer,
+            port,
+            namespace: Some(pod.namespace.clone()),
+            pod: Some(pod.name.clone()),
+            workload: Some(pod.workload.clone()),
+            entity: None,
+        };
     }
 
     fn intern(
@@ -311,6 +373,7 @@ impl<'i> Reader<'i> {
             bytes: record.bytes,
             connections: record.connections,
             observed: None,
+            service: None,
         }))
     }
 

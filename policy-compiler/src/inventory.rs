@@ -338,6 +338,39 @@ impl Inventory {
         })
     }
 
+    /// A Service cluster IP and port as the backend Cilium's policy sees after translation
+    /// (cilium-semantics.md §10.1 step 2, pitfall 6): the first ready pod (by name) the
+    /// Service selects, and the target port. `None` if the IP is no Service's or it has no pod.
+    pub fn service_backend(
+        &self,
+        ip: IpAddr,
+        port: Option<u16>,
+        proto: Proto,
+    ) -> Option<(&Service, &Pod, Option<u16>)> {
+        let svc = self.service_by_ip(ip)?;
+        let selector = svc.selector.as_ref()?;
+        let pod = self.pods.iter().find(|p| {
+            p.namespace == svc.namespace
+                && !p.ips.is_empty()
+                && selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+        })?;
+        let target = port.and_then(|port| {
+            let (_, _, target) = svc
+                .ports
+                .iter()
+                .find(|(p, pr, _)| *p == port && *pr == proto)?;
+            match target {
+                TargetPort::Number(n) => Some(*n),
+                TargetPort::Name(name) => pod
+                    .ports
+                    .iter()
+                    .find(|np| np.name == *name && np.protocol == proto)
+                    .map(|np| np.port),
+            }
+        });
+        Some((svc, pod, target.or(port)))
+    }
+
     /// `toServices` expanded (cilium-semantics.md §1.9): a Service with a selector becomes a
     /// selector over its pods; one without becomes nothing netpol can resolve.
     pub fn service_peers(&self, s: &cilium::Service) -> Vec<PeerMatch> {

@@ -106,7 +106,18 @@ pub struct ImportStats {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     pub policies: Vec<Policy>,
+    /// `CiliumCIDRGroup` objects found next to the policies, by name; `cidrGroupRef` and
+    /// `cidrGroupSelector` resolve against them (cilium-semantics.md §1.7).
+    pub cidr_groups: BTreeMap<String, CidrGroup>,
     pub stats: ImportStats,
+}
+
+/// A `CiliumCIDRGroup`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CidrGroup {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub cidrs: Vec<IpNet>,
 }
 
 /// The result of an import: sources for rendering, diagnostics, and the accepted policies.
@@ -220,6 +231,10 @@ fn object(node: &Node, implied_kind: Option<&str>, diags: &mut Diagnostics, set:
         }
         return;
     }
+    if kind == "CiliumCIDRGroup" {
+        cidr_group(node, diags, set);
+        return;
+    }
     let policy_kind = match kind {
         "CiliumNetworkPolicy" => PolicyKind::Cnp,
         "CiliumClusterwideNetworkPolicy" => PolicyKind::Ccnp,
@@ -292,6 +307,67 @@ fn object(node: &Node, implied_kind: Option<&str>, diags: &mut Diagnostics, set:
             }
             set.stats.rejected += 1;
         }
+    }
+}
+
+/// A `CiliumCIDRGroup` (`spec.externalCIDRs`).
+fn cidr_group(node: &Node, diags: &mut Diagnostics, set: &mut PolicySet) {
+    let name = node
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Node::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let labels = node
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
+        .map(|l| match &l.value {
+            Value::Map(entries) => entries
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.scalar_text()?)))
+                .collect(),
+            _ => BTreeMap::new(),
+        })
+        .unwrap_or_default();
+    let mut cidrs = Vec::new();
+    let mut ok = !name.is_empty();
+    if !ok {
+        diags.push(
+            Diagnostic::error(
+                "invalid-policy",
+                node.span,
+                "the CiliumCIDRGroup has no `metadata.name`",
+            )
+            .with_label("here")
+            .with_help("policies refer to CIDR groups by name"),
+        );
+    }
+    let list = node.get("spec").and_then(|s| s.get("externalCIDRs"));
+    for item in list.map(document::one_or_many).unwrap_or_default() {
+        match item.as_str().and_then(parse_cidr) {
+            Some(net) => cidrs.push(net),
+            None => {
+                ok = false;
+                diags.push(
+                    Diagnostic::error("invalid-policy", item.span, "invalid CIDR in `externalCIDRs`")
+                        .with_label("not a prefix")
+                        .with_help("write prefixes such as `203.0.113.0/24`; the whole CiliumCIDRGroup is ignored"),
+                );
+            }
+        }
+    }
+    if ok {
+        *set.stats.accepted.entry("CiliumCIDRGroup").or_default() += 1;
+        set.cidr_groups.insert(
+            name.clone(),
+            CidrGroup {
+                name,
+                labels,
+                cidrs,
+            },
+        );
+    } else {
+        set.stats.rejected += 1;
     }
 }
 

@@ -204,6 +204,9 @@ pub struct FlowReport {
     pub port: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed: Option<String>,
+    /// The Service address the destination was translated from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
     pub egress: PointReport,
     pub ingress: PointReport,
 }
@@ -279,6 +282,7 @@ pub fn render_json(
             protocol: proto_text(judged_flow),
             port: judged_flow.port(),
             observed: flow.observed.clone(),
+            service: flow.service.clone(),
             egress,
             ingress,
         };

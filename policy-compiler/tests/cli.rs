@@ -168,3 +168,297 @@ fn schema_is_valid_json() {
         "https://json-schema.org/draft/2020-12/schema"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// verify / explain
+// ---------------------------------------------------------------------------------------------
+
+const SONARR_CNP: &str = r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: sonarr
+  namespace: media
+spec:
+  endpointSelector:
+    matchLabels:
+      app: sonarr
+  egress:
+    - toEndpoints:
+        - matchLabels:
+            "k8s:io.kubernetes.pod.namespace": kube-system
+            "k8s:k8s-app": kube-dns
+      toPorts:
+        - ports: [{port: "53", protocol: ANY}]
+          rules:
+            dns: [{matchPattern: "*"}]
+    - toFQDNs: [{matchName: api.thetvdb.com}]
+      toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+"#;
+
+const FLOWS: &str = concat!(
+    r#"{"time":"2026-11-27T10:00:00Z","protocol":"tcp","source":{"ip":"10.42.0.5","port":40000,"namespace":"media","pod":"sonarr-0","workload":"Deployment/sonarr","labels":{"app":"sonarr"}},"destination":{"ip":"151.101.1.1","port":443,"entity":"world","names":["api.thetvdb.com"]},"packets":10,"bytes":5000}"#,
+    "\n",
+    r#"{"time":"2026-11-27T10:00:01Z","protocol":"tcp","source":{"ip":"10.42.0.5","port":40001,"namespace":"media","pod":"sonarr-0","workload":"Deployment/sonarr","labels":{"app":"sonarr"}},"destination":{"ip":"203.0.113.9","port":443,"entity":"world","names":["evil.example.com"]}}"#,
+    "\n",
+    r#"{"time":"2026-11-27T10:00:02Z","protocol":"tcp","reply":true,"source":{"ip":"151.101.1.1","port":443,"entity":"world","names":["api.thetvdb.com"]},"destination":{"ip":"10.42.0.5","port":40000,"namespace":"media","pod":"sonarr-0","workload":"Deployment/sonarr","labels":{"app":"sonarr"}}}"#,
+    "\n"
+);
+
+fn verify_workspace(flows: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/sonarr.yaml"), SONARR_CNP).unwrap();
+    std::fs::write(dir.path().join("flows.jsonl"), flows).unwrap();
+    dir
+}
+
+#[test]
+fn verify_reports_would_be_drops_with_exit_1_and_the_json_contract() {
+    let dir = verify_workspace(FLOWS);
+    let out = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "flows.jsonl",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let flows = report["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 3);
+    let verdicts: Vec<&str> = flows
+        .iter()
+        .map(|f| f["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["allowed", "denied", "allowed"]);
+    let indexes: Vec<u64> = flows.iter().map(|f| f["index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes, [0, 1, 2]);
+    // The reply takes its connection's decision.
+    assert_eq!(flows[2]["reply"], true);
+    assert_eq!(flows[2]["same_as"], 0);
+    assert_eq!(flows[1]["dropped_at"], "egress");
+    assert_eq!(flows[1]["egress"]["reason"], "default-deny");
+    assert_eq!(
+        flows[0]["egress"]["allowed_by"][0]["policy"],
+        "cnp/media/sonarr"
+    );
+    assert_eq!(
+        flows[0]["egress"]["allowed_by"][0]["rule"],
+        "spec.egress[1].toPorts[0]"
+    );
+    assert_eq!(flows[0]["egress"]["allowed_by"][0]["line"], 20);
+    assert_eq!(flows[0]["ingress"]["reason"], "not-an-endpoint");
+    assert_eq!(report["summary"]["denied"], 1);
+}
+
+#[test]
+fn verify_text_and_markdown_put_drops_first() {
+    let dir = verify_workspace(FLOWS);
+    let out = netpol(
+        dir.path(),
+        &["verify", "--policies", "policies", "--flows", "flows.jsonl"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    let dropped = stdout
+        .find("DROPPED  media/Deployment/sonarr -> world (evil.example.com) 443/tcp  x1")
+        .unwrap();
+    let allowed = stdout
+        .find("ALLOWED  media/Deployment/sonarr -> world (api.thetvdb.com) 443/tcp  x2")
+        .unwrap();
+    assert!(dropped < allowed, "{stdout}");
+    assert!(
+        stdout.contains(
+            "allowed by cnp/media/sonarr spec.egress[1].toPorts[0] (policies/sonarr.yaml:20)"
+        ),
+        "{stdout}"
+    );
+    let out = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "flows.jsonl",
+            "--format",
+            "markdown",
+        ],
+    );
+    let md = text(&out.stdout);
+    assert!(
+        md.starts_with("### ❌ netpol verify: 3 flows against 1 policies: 1 would be dropped"),
+        "{md}"
+    );
+    assert!(md.contains("| `media/Deployment/sonarr` | `world (evil.example.com)` | 443/tcp | 1 | egress | default deny: no rule allows it |"), "{md}");
+    // Deterministic.
+    let again = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "flows.jsonl",
+            "--format",
+            "markdown",
+        ],
+    );
+    assert_eq!(again.stdout, out.stdout);
+}
+
+#[test]
+fn verify_exits_0_when_nothing_is_dropped_and_reads_stdin() {
+    let first_line = FLOWS.lines().next().unwrap();
+    let dir = verify_workspace(first_line);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netpol"))
+        .args(["verify", "--policies", "policies", "--flows", "-"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(first_line.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("1 flows against 1 policies: 0 would be dropped"));
+}
+
+#[test]
+fn verify_rejects_bad_flow_records_with_their_line_and_no_report() {
+    let bad = format!(
+        "{}\n{{\"time\":\"x\",\"protocol\":\"tcp\",\"source\":{{\"ip\":\"10.0.0.1\"}},\"destination\":{{\"ip\":\"nope\"}}}}\nnot json\n",
+        FLOWS.lines().next().unwrap()
+    );
+    let dir = verify_workspace(&bad);
+    let out = netpol(
+        dir.path(),
+        &["verify", "--policies", "policies", "--flows", "flows.jsonl"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no partial report");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("flows.jsonl:2:1: invalid IP address `nope`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("flows.jsonl:3:"), "{stderr}");
+    assert!(
+        stderr.contains("2 bad flow records; nothing was judged"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn verify_rejects_broken_policy_yaml_with_exit_2() {
+    let dir = verify_workspace(FLOWS);
+    std::fs::write(dir.path().join("policies/broken.yaml"), "kind: [unclosed\n").unwrap();
+    let out = netpol(
+        dir.path(),
+        &["verify", "--policies", "policies", "--flows", "flows.jsonl"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(text(&out.stderr).contains("broken.yaml"));
+}
+
+#[test]
+fn verify_ignores_an_invalid_policy_like_cilium_and_says_so() {
+    let dir = verify_workspace(FLOWS.lines().next().unwrap());
+    std::fs::write(
+        dir.path().join("policies/bad.yaml"),
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: bad, namespace: media}\nspec:\n  endpointSelector: {}\n  ingress:\n    - fromEntities: [world]\n      fromCIDR: [10.0.0.0/8]\n",
+    )
+    .unwrap();
+    let out = netpol(
+        dir.path(),
+        &["verify", "--policies", "policies", "--flows", "flows.jsonl"],
+    );
+    assert_eq!(out.status.code(), Some(1), "an ignored policy is a finding");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("combining `fromCIDR` and `fromEntities` is not supported yet")
+            || stderr.contains("combining `fromEntities` and `fromCIDR` is not supported yet"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 invalid policy objects are ignored"),
+        "{stderr}"
+    );
+    assert!(text(&out.stdout).starts_with("1 flows against 1 policies: 0 would be dropped"));
+}
+
+#[test]
+fn explain_walks_through_the_decision() {
+    let dir = verify_workspace(FLOWS);
+    let out = netpol(
+        dir.path(),
+        &[
+            "explain",
+            "--policies",
+            "policies",
+            "--from",
+            "ns:media,app=sonarr",
+            "--to",
+            "evil.example.com",
+            "--port",
+            "443/tcp",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("1. egress at ns:media,app=sonarr"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 rule(s) select it; default deny"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("peer ✗ DNS api.thetvdb.com"), "{stdout}");
+    assert!(stdout.contains("verdict: DROPPED at egress"), "{stdout}");
+    let out = netpol(
+        dir.path(),
+        &[
+            "explain",
+            "--policies",
+            "policies",
+            "--from",
+            "ns:media,app=sonarr",
+            "--to",
+            "api.thetvdb.com",
+            "--port",
+            "443",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("verdict: ALLOWED"));
+    let out = netpol(
+        dir.path(),
+        &[
+            "explain",
+            "--policies",
+            "policies",
+            "--from",
+            "media/sonarr-0",
+            "--to",
+            "world",
+            "--port",
+            "443/tcp",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("give `--inventory`"));
+}

@@ -2,12 +2,7 @@
 //! cites the section of cilium-semantics.md (the team's reference, in the design notes) that
 //! states it. Every decision is computed twice — by the compiled index and by the naive
 //! reference evaluator — and the two must agree.
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -208,6 +208,7 @@ pub(super) fn line(reader: &mut Reader<'_>, text: &str) -> Result<Option<Flow>, 
         bytes: 0,
         connections: 1,
         observed: flow.verdict,
+        service: None,
     }))
 }
 

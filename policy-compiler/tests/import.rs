@@ -1,0 +1,360 @@
+//! Importing policies: what the CRD schema and Cilium's sanitize checks reject
+//! (cilium-semantics.md §1), each asserted precisely — message, help and the underlined text —
+//! and what is accepted, counted or skipped.
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests"
+)]
+
+use std::path::PathBuf;
+
+use netpol_compiler::diagnostic::{Diagnostic, Severity};
+use netpol_compiler::input::Memory;
+use netpol_compiler::policy::{self, Imported};
+
+fn import(files: &[(&str, &str)]) -> Imported {
+    let fs = Memory::new(
+        files
+            .iter()
+            .map(|(p, t)| (PathBuf::from(*p), (*t).to_owned())),
+    );
+    policy::import(&fs, &[PathBuf::from("p")])
+}
+
+fn underlined(imported: &Imported, d: &Diagnostic) -> String {
+    let span = d.span.unwrap();
+    imported
+        .sources
+        .get(span.source)
+        .unwrap()
+        .slice(span)
+        .to_owned()
+}
+
+/// One invalid object: exactly one error, at `text`, with `message`; the object is rejected.
+fn rejects(yaml: &str, message: &str, text: &str) {
+    let imported = import(&[("p/x.yaml", yaml)]);
+    let errors: Vec<&Diagnostic> = imported
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .collect();
+    assert_eq!(errors.len(), 1, "{yaml}\n{errors:#?}");
+    let d = errors[0];
+    assert_eq!(d.message, message, "{yaml}");
+    assert_eq!(underlined(&imported, d), text, "{yaml}");
+    assert!(d.help.is_some(), "every error has a hint");
+    assert!(
+        imported.set.policies.is_empty(),
+        "the object contributes nothing"
+    );
+    assert_eq!(imported.set.stats.rejected, 1);
+}
+
+fn cnp(spec: &str) -> String {
+    format!(
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: t\n  namespace: ns\nspec:\n{spec}"
+    )
+}
+
+#[test]
+fn sanitize_two_peer_fields_in_one_item() {
+    rejects(
+        &cnp(
+            "  endpointSelector: {}\n  egress:\n    - toEndpoints: [{}]\n      toFQDNs: [{matchName: a.com}]\n",
+        ),
+        "combining `toEndpoints` and `toFQDNs` is not supported yet",
+        "toFQDNs",
+    );
+}
+
+#[test]
+fn sanitize_rule_without_sections() {
+    rejects(
+        &cnp("  endpointSelector: {}\n  ingress: []\n"),
+        "rule must have at least one of `ingress`, `ingressDeny`, `egress`, `egressDeny`",
+        "endpointSelector: {}\n  ingress: []",
+    );
+}
+
+#[test]
+fn sanitize_both_selectors_and_node_selector_in_cnp() {
+    let imported = import(&[(
+        "p/x.yaml",
+        &cnp("  endpointSelector: {}\n  nodeSelector: {}\n  ingress: [{}]\n"),
+    )]);
+    let messages: Vec<&str> = imported
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "`endpointSelector` and `nodeSelector` cannot both be set",
+            "a CiliumNetworkPolicy cannot have `nodeSelector`"
+        ]
+    );
+}
+
+#[test]
+fn sanitize_icmps_with_to_ports() {
+    rejects(
+        &cnp(
+            "  endpointSelector: {}\n  ingress:\n    - icmps: [{fields: [{type: 8}]}]\n      toPorts: [{ports: [{port: \"80\"}]}]\n",
+        ),
+        "the `icmps` block may only be present without `toPorts`",
+        "icmps",
+    );
+}
+
+#[test]
+fn sanitize_dns_rules_on_ingress() {
+    rejects(
+        &cnp(
+            "  endpointSelector: {}\n  ingress:\n    - toPorts:\n        - ports: [{port: \"53\", protocol: UDP}]\n          rules: {dns: [{matchPattern: \"*\"}]}\n",
+        ),
+        "DNS rules are not allowed on ingress",
+        "dns",
+    );
+}
+
+#[test]
+fn sanitize_http_rules_need_tcp() {
+    rejects(
+        &cnp(
+            "  endpointSelector: {}\n  ingress:\n    - toPorts:\n        - ports: [{port: \"80\", protocol: ANY}]\n          rules: {http: [{method: GET}]}\n",
+        ),
+        "L7 rules can only apply to TCP (not ANY) except for DNS rules",
+        "ANY",
+    );
+}
+
+#[test]
+fn sanitize_dns_rule_with_port_range() {
+    rejects(
+        &cnp(
+            "  endpointSelector: {}\n  egress:\n    - toPorts:\n        - ports: [{port: \"53\", endPort: 54, protocol: UDP}]\n          rules: {dns: [{matchPattern: \"*\"}]}\n",
+        ),
+        "DNS rules cannot use a port range",
+        "54",
+    );
+}
+
+#[test]
+fn sanitize_except_outside_cidr() {
+    rejects(
+        &cnp(
+            "  endpointSelector: {}\n  egress:\n    - toCIDRSet: [{cidr: 10.0.0.0/8, except: [192.168.0.0/16]}]\n",
+        ),
+        "`192.168.0.0/16` is not inside `10.0.0.0/8`",
+        "192.168.0.0/16",
+    );
+}
+
+#[test]
+fn schema_cidr_needs_a_prefix() {
+    rejects(
+        &cnp("  endpointSelector: {}\n  egress:\n    - toCIDR: [10.0.0.1]\n"),
+        "invalid CIDR `10.0.0.1`",
+        "10.0.0.1",
+    );
+}
+
+#[test]
+fn sanitize_too_many_ports() {
+    let ports: Vec<String> = (1..=41).map(|p| format!("{{port: \"{p}\"}}")).collect();
+    rejects(
+        &cnp(&format!(
+            "  endpointSelector: {{}}\n  ingress:\n    - toPorts: [{{ports: [{}]}}]\n",
+            ports.join(", ")
+        )),
+        "41 ports, at most 40 are allowed",
+        &format!("[{}]", ports.join(", ")),
+    );
+}
+
+#[test]
+fn sanitize_match_expression_values() {
+    rejects(
+        &cnp(
+            "  endpointSelector:\n    matchExpressions: [{key: app, operator: In}]\n  ingress: [{}]\n",
+        ),
+        "operator `In` needs `values`",
+        "{key: app, operator: In}",
+    );
+}
+
+#[test]
+fn sanitize_fqdn_selector_needs_one_field() {
+    rejects(
+        &cnp(
+            "  endpointSelector: {}\n  egress:\n    - toFQDNs: [{matchName: a.com, matchPattern: \"*.a.com\"}]\n",
+        ),
+        "a DNS selector needs exactly one of `matchName` and `matchPattern`",
+        "{matchName: a.com, matchPattern: \"*.a.com\"}",
+    );
+}
+
+#[test]
+fn sanitize_icmp_name_of_the_wrong_family() {
+    rejects(
+        &cnp(
+            "  endpointSelector: {}\n  ingress:\n    - icmps: [{fields: [{type: PacketTooBig}]}]\n",
+        ),
+        "unknown ICMP type name `PacketTooBig` for this family",
+        "PacketTooBig",
+    );
+}
+
+#[test]
+fn schema_wrong_types_and_enums_point_at_the_value() {
+    rejects(
+        &cnp("  endpointSelector: {}\n  ingress:\n    - toPorts: [{ports: [{port: 80}]}]\n"),
+        "expected a string, found the number `80`",
+        "80",
+    );
+    rejects(
+        &cnp("  endpointSelector: {}\n  egress:\n    - toEntities: [wrold]\n"),
+        "unknown value `wrold`",
+        "wrold",
+    );
+    rejects(
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nspec: {endpointSelector: {}, ingress: [{}]}\n",
+        "missing required field `metadata`",
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nspec: {endpointSelector: {}, ingress: [{}]}",
+    );
+}
+
+#[test]
+fn knp_validation() {
+    let knp = |spec: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: t, namespace: ns}}\nspec:\n{spec}"
+        )
+    };
+    rejects(
+        &knp(
+            "  podSelector: {}\n  ingress:\n    - from: [{ipBlock: {cidr: 10.0.0.0/8}, podSelector: {}}]\n",
+        ),
+        "`ipBlock` cannot be combined with `podSelector` or `namespaceSelector`",
+        "{ipBlock: {cidr: 10.0.0.0/8}, podSelector: {}}",
+    );
+    rejects(
+        &knp("  podSelector: {}\n  ingress:\n    - ports: [{port: http, endPort: 90}]\n"),
+        "`endPort` needs a numeric `port` not above it (and at most 65535)",
+        "90",
+    );
+    rejects(
+        &knp("  podSelector: {}\n  egress:\n    - ports: [{protocol: ICMP}]\n"),
+        "unsupported protocol `ICMP`",
+        "ICMP",
+    );
+}
+
+#[test]
+fn unknown_fields_are_warnings_and_ignored_like_the_api_server() {
+    let imported = import(&[(
+        "p/x.yaml",
+        &cnp(
+            "  endpointSelector: {}\n  ingress:\n    - fromEndpoints: [{}]\n      fromRequires: [{matchLabels: {env: prod}}]\n",
+        ),
+    )]);
+    assert!(!imported.diagnostics.has_errors());
+    let w: Vec<&Diagnostic> = imported.diagnostics.iter().collect();
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].severity, Severity::Warning);
+    assert_eq!(w[0].message, "unknown field `fromRequires` is ignored");
+    assert_eq!(underlined(&imported, w[0]), "fromRequires");
+    assert_eq!(imported.set.policies.len(), 1);
+}
+
+#[test]
+fn lists_json_other_kinds_and_several_errors_at_once() {
+    let list = r#"{"apiVersion":"v1","kind":"List","items":[
+      {"apiVersion":"cilium.io/v2","kind":"CiliumClusterwideNetworkPolicy","metadata":{"name":"a"},"spec":{"endpointSelector":{},"ingress":[{"fromEntities":["cluster"]}]}},
+      {"apiVersion":"v1","kind":"Service","metadata":{"name":"s"}}]}"#;
+    let typed = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicyList\nitems:\n  - metadata: {name: k, namespace: ns}\n    spec: {podSelector: {}}\n";
+    let broken = format!(
+        "{}---\n{}",
+        cnp("  endpointSelector: {}\n  ingress: []\n"),
+        cnp("  endpointSelector: {}\n  egress:\n    - toCIDR: [nope]\n")
+    );
+    let imported = import(&[
+        ("p/list.json", list),
+        ("p/typed.yaml", typed),
+        ("p/broken.yaml", &broken),
+        (
+            "p/deploy.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n",
+        ),
+        ("p/notes.txt", "not a policy"),
+    ]);
+    let stats = &imported.set.stats;
+    assert_eq!(stats.files, 4, "only .yaml/.yml/.json files are read");
+    assert_eq!(
+        stats.accepted.get("CiliumClusterwideNetworkPolicy"),
+        Some(&1)
+    );
+    assert_eq!(stats.accepted.get("NetworkPolicy"), Some(&1));
+    assert_eq!(stats.rejected, 2, "both broken objects are reported");
+    assert_eq!(stats.ignored.get("Service"), Some(&1));
+    assert_eq!(stats.ignored.get("Deployment"), Some(&1));
+    assert_eq!(imported.diagnostics.error_count(), 2);
+}
+
+#[test]
+fn the_last_definition_of_a_policy_wins() {
+    let a = cnp("  endpointSelector: {}\n  ingress: [{}]\n");
+    let b = cnp("  endpointSelector: {}\n  egress: [{}]\n");
+    let imported = import(&[("p/a.yaml", &a), ("p/b.yaml", &b)]);
+    assert_eq!(imported.set.policies.len(), 1);
+    assert!(
+        imported.set.policies[0]
+            .node
+            .get("spec")
+            .unwrap()
+            .get("egress")
+            .is_some()
+    );
+    assert_eq!(imported.diagnostics.warning_count(), 1);
+}
+
+#[test]
+fn cidr_groups_resolve_by_name_and_selector() {
+    use netpol_compiler::entry::{self, L3, PeerMatch};
+    let yaml = "apiVersion: cilium.io/v2alpha1\nkind: CiliumCIDRGroup\nmetadata: {name: office, labels: {site: hq}}\nspec:\n  externalCIDRs: [203.0.113.0/24]\n---\n";
+    let imported = import(&[(
+        "p/x.yaml",
+        &format!(
+            "{yaml}{}",
+            cnp(
+                "  endpointSelector: {}\n  egress:\n    - toCIDRSet: [{cidrGroupRef: office}, {cidrGroupSelector: {matchLabels: {site: hq}}}, {cidrGroupRef: nope}]\n"
+            )
+        ),
+    )]);
+    assert!(!imported.diagnostics.has_errors());
+    let entries = entry::build(&imported.set, None);
+    let L3::Peers(peers) = &entries.entries[0].l3 else {
+        panic!("peers")
+    };
+    let nets: Vec<String> = peers
+        .iter()
+        .map(|p| match p {
+            PeerMatch::Cidr { net, .. } => net.to_string(),
+            PeerMatch::Unresolved(why) => why.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        nets,
+        [
+            "203.0.113.0/24",
+            "203.0.113.0/24",
+            "CiliumCIDRGroup `nope` is not among the imported objects"
+        ]
+    );
+}
