@@ -1,0 +1,226 @@
+//! Flow inputs: Hubble exports and netpol's own JSONL, read into flows whose peers carry the
+//! identities Cilium would see (cilium-semantics.md §7.3, §10.1, §10.8). The Hubble lines are
+//! composed here in the shape `hubble observe -o jsonpb` prints.
+#![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+use std::path::PathBuf;
+
+use netpol_compiler::eval::{NoPorts, Proto};
+use netpol_compiler::flow::{Format, Reader};
+use netpol_compiler::index::{Evaluator, Index};
+use netpol_compiler::input::Memory;
+use netpol_compiler::inventory::Inventory;
+use netpol_compiler::{entry, policy, verify};
+
+fn read<'i>(text: &str, inventory: Option<&'i Inventory>) -> Reader<'i> {
+    let mut r = Reader::new(inventory);
+    r.read_all(&mut text.as_bytes(), &mut |_| {}).unwrap();
+    r
+}
+
+const SYN: &str = r#"{"flow":{"time":"2026-11-20T08:00:00.000000001Z","verdict":"FORWARDED","IP":{"source":"10.0.1.23","destination":"10.0.2.45","ipVersion":"IPv4"},"l4":{"TCP":{"source_port":51234,"destination_port":8080,"flags":{"SYN":true}}},"source":{"ID":11,"identity":48213,"namespace":"shop","labels":["k8s:app=frontend","k8s:io.kubernetes.pod.namespace=shop"],"pod_name":"frontend-6d4b7c9f8-x2kq9","workloads":[{"name":"frontend","kind":"Deployment"}]},"destination":{"ID":12,"identity":30977,"namespace":"shop","labels":["k8s:app=web","k8s:io.cilium.k8s.policy.cluster=default","k8s:io.kubernetes.pod.namespace=shop"],"pod_name":"web-7f9c6d5b4-8m2lp"},"Type":"L3_L4","node_name":"c1/worker-1","is_reply":false,"event_type":{"type":4},"traffic_direction":"INGRESS","trace_observation_point":"TO_ENDPOINT"},"node_name":"c1/worker-1","time":"2026-11-20T08:00:00.000000001Z"}"#;
+const SYNACK: &str = r#"{"flow":{"time":"2026-11-20T08:00:00.000000002Z","verdict":"FORWARDED","IP":{"source":"10.0.2.45","destination":"10.0.1.23","ipVersion":"IPv4"},"l4":{"TCP":{"source_port":8080,"destination_port":51234,"flags":{"SYN":true,"ACK":true}}},"source":{"identity":30977,"namespace":"shop","labels":["k8s:app=web","k8s:io.kubernetes.pod.namespace=shop"],"pod_name":"web-7f9c6d5b4-8m2lp"},"destination":{"identity":48213,"namespace":"shop","labels":["k8s:app=frontend","k8s:io.kubernetes.pod.namespace=shop"],"pod_name":"frontend-6d4b7c9f8-x2kq9"},"Type":"L3_L4"}}"#;
+const WORLD_BARE: &str = r#"{"time":"2026-11-20T08:00:01Z","verdict":"DROPPED","drop_reason_desc":"POLICY_DENIED","IP":{"source":"10.0.1.23","destination":"151.101.1.1","ipVersion":"IPv4"},"l4":{"TCP":{"source_port":40022,"destination_port":443,"flags":{"SYN":true}}},"source":{"identity":48213,"namespace":"shop","labels":["k8s:app=frontend","k8s:io.kubernetes.pod.namespace=shop"],"pod_name":"frontend-6d4b7c9f8-x2kq9"},"destination":{"identity":2},"destination_names":["API.Example.com."],"Type":"L3_L4","traffic_direction":"EGRESS"}"#;
+const PING: &str = r#"{"flow":{"IP":{"source":"10.0.1.23","destination":"fd00::1","ipVersion":"IPv6"},"l4":{"ICMPv6":{"type":128}},"source":{"namespace":"shop","labels":["k8s:app=frontend","k8s:io.kubernetes.pod.namespace=shop"]},"destination":{"identity":6,"labels":["reserved:remote-node"]}}}"#;
+const OTHER_LINES: &str = "{\"node_status\":{\"state_change\":\"NODE_CONNECTED\",\"node_names\":[\"worker-1\"]},\"node_name\":\"c1/worker-1\"}\n{\"lost_events\":{\"source\":\"PERF_EVENT_RING_BUFFER\",\"num_events_lost\":\"12\"}}\n";
+
+#[test]
+fn hubble_wrapper_bare_flows_and_skipped_lines() {
+    let text = format!("{SYN}\n{SYNACK}\n{OTHER_LINES}{WORLD_BARE}\n\n{PING}\n");
+    let r = read(&text, None);
+    assert!(r.set.errors.is_empty(), "{:?}", r.set.errors);
+    assert_eq!(r.set.format, Some(Format::Hubble));
+    let flows = &r.set.flows;
+    assert_eq!(flows.len(), 4);
+    assert_eq!(r.set.skipped.get("node_status"), Some(&1));
+    assert_eq!(r.set.skipped.get("lost_events"), Some(&1));
+    // Indexes count flow records; lines count lines.
+    assert_eq!((flows[2].index, flows[2].line), (2, 5));
+
+    let syn = &flows[0];
+    assert_eq!(syn.proto, Some(Proto::Tcp));
+    assert_eq!(syn.port(), 8080);
+    assert!(!syn.is_reply());
+    assert_eq!(syn.src.display(), "shop/Deployment/frontend");
+    assert_eq!(syn.dst.display(), "shop/web");
+    // The cluster label Cilium's pods carry is added when an export leaves it out.
+    assert!(
+        syn.src
+            .peer
+            .labels
+            .has(Some("k8s"), "io.cilium.k8s.policy.cluster")
+    );
+    assert!(flows[1].is_reply(), "SYN-ACK is the reply direction");
+
+    let world = &flows[2];
+    assert!(
+        world.dst.peer.is_world(),
+        "identity 2 without labels is world"
+    );
+    assert_eq!(world.dst.peer.names, ["api.example.com"]);
+    assert_eq!(world.observed.as_deref(), Some("DROPPED"));
+    assert_eq!(world.dst.display(), "world (api.example.com)");
+
+    let ping = &flows[3];
+    assert_eq!((ping.proto, ping.port()), (Some(Proto::Icmpv6), 128));
+    assert!(ping.dst.peer.labels.reserved("remote-node"));
+}
+
+#[test]
+fn replies_are_judged_with_their_connection() {
+    let yaml = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+      toPorts: [{ports: [{port: "8080", protocol: TCP}]}]
+"#;
+    let fs = Memory::new([(PathBuf::from("p/x.yaml"), yaml.to_owned())]);
+    let imported = policy::import(&fs, &[PathBuf::from("p")]);
+    let index = Index::new(entry::build(&imported.set, None));
+    // The reply alone first (its connection started before the capture), then a SYN.
+    let r = read(&format!("{SYNACK}\n{SYN}\n{SYNACK}\n"), None);
+    let mut ev = Evaluator::new(&index, &NoPorts);
+    let v = verify::judge(&r.set.flows, &mut ev);
+    assert_eq!(v.judged.len(), 3);
+    assert!(v.judged.iter().all(|j| v.decisions[j.decision].1.allowed()));
+    // The lone reply was judged as frontend -> web:8080, not as web -> frontend:51234.
+    let (judged, _) = &v.decisions[v.judged[0].decision];
+    assert_eq!(
+        (judged.src.display(), judged.port()),
+        ("shop/frontend".to_owned(), 8080)
+    );
+    assert_eq!(v.judged[2].same_as, Some(0));
+}
+
+const INVENTORY: &str = r#"{"kind":"List","items":[
+ {"kind":"Namespace","metadata":{"name":"shop","labels":{"team":"web"}}},
+ {"kind":"Pod","metadata":{"name":"web-7f9c6d5b4-8m2lp","namespace":"shop","labels":{"app":"web","pod-template-hash":"7f9c6d5b4"},"ownerReferences":[{"kind":"ReplicaSet","name":"web-7f9c6d5b4","controller":true}]},
+  "spec":{"serviceAccountName":"web","nodeName":"n1","containers":[{"name":"c","ports":[{"name":"http","containerPort":8080}]}]},"status":{"podIP":"10.0.2.45"}},
+ {"kind":"Pod","metadata":{"name":"node-exporter-abcde","namespace":"mon","labels":{"app":"node-exporter"},"ownerReferences":[{"kind":"DaemonSet","name":"node-exporter","controller":true}]},
+  "spec":{"hostNetwork":true,"nodeName":"n2","containers":[{"name":"c"}]},"status":{"podIP":"192.168.1.12"}},
+ {"kind":"Service","metadata":{"name":"web","namespace":"shop"},"spec":{"selector":{"app":"web"},"clusterIP":"10.96.0.20","ports":[{"port":80,"targetPort":"http","protocol":"TCP"}]}},
+ {"kind":"Node","metadata":{"name":"n1"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.11"}]}},
+ {"kind":"Node","metadata":{"name":"n2"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.12"}]}}
+]}"#;
+
+#[test]
+fn netpol_jsonl_with_inventory_resolves_ips_nodes_and_services() {
+    let inv = Inventory::parse(INVENTORY).unwrap();
+    let text = concat!(
+        r#"{"time":"2026-11-20T08:00:00Z","protocol":"tcp","source":{"ip":"10.0.1.23","port":40000,"namespace":"shop","pod":"frontend-0","labels":{"app":"frontend"},"service_account":"fe","node":"n1"},"destination":{"ip":"10.96.0.20","port":80},"packets":3,"bytes":180,"connections":1}"#,
+        "\n",
+        r#"{"time":"2026-11-20T08:00:01Z","protocol":"tcp","source":{"ip":"192.168.1.11"},"destination":{"ip":"10.0.2.45","port":8080,"node":"n1"}}"#,
+        "\n",
+        r#"{"time":"2026-11-20T08:00:02Z","protocol":"tcp","source":{"ip":"192.168.1.12","port":9100},"destination":{"ip":"10.0.2.45","port":8080,"node":"n1"}}"#,
+        "\n",
+        r#"{"time":"2026-11-20T08:00:03Z","protocol":"udp","source":{"ip":"10.0.2.45","port":5000},"destination":{"ip":"9.9.9.9","port":53,"names":["dns.quad9.net"]}}"#,
+        "\n"
+    );
+    let r = read(text, Some(&inv));
+    assert!(r.set.errors.is_empty(), "{:?}", r.set.errors);
+    assert_eq!(r.set.format, Some(Format::Netpol));
+    let f = &r.set.flows;
+    // Service address → backend pod and target port (policy sees the backend, pitfall 6).
+    assert_eq!(f[0].dst.display(), "shop/Deployment/web");
+    assert_eq!(f[0].port(), 8080);
+    assert_eq!(f[0].service.as_deref(), Some("shop/web 10.96.0.20:80"));
+    assert!(
+        f[0].src
+            .peer
+            .labels
+            .has(Some("k8s"), "io.cilium.k8s.policy.serviceaccount")
+    );
+    assert_eq!(
+        f[0].src
+            .peer
+            .labels
+            .get(Some("k8s"), "io.cilium.k8s.namespace.labels.team"),
+        Some("web")
+    );
+    assert_eq!(f[0].packets, 3);
+    // The node of the destination pod is `host`, another node `remote-node` (§10.1).
+    assert!(
+        f[1].src.peer.labels.reserved("host"),
+        "{}",
+        f[1].src.peer.labels
+    );
+    assert!(
+        f[2].src.peer.labels.reserved("remote-node"),
+        "hostNetwork pods are their node"
+    );
+    assert_eq!(f[3].src.display(), "shop/Deployment/web");
+    assert_eq!(f[3].dst.peer.names, ["dns.quad9.net"]);
+}
+
+#[test]
+fn bad_records_are_reported_with_line_and_column_and_all_of_them() {
+    let text = concat!(
+        r#"{"time":"t","protocol":"tcp","source":{"ip":"10.0.0.1"},"destination":{"ip":"10.0.0.2","port":80}}"#,
+        "\n",
+        r#"{"time":"t","protocol":"tcp","source":{"ip":"10.0.0.1","prot":1},"destination":{"ip":"10.0.0.2"}}"#,
+        "\n",
+        r#"{"time":"t","protocol":"gre2","source":{"ip":"10.0.0.1"},"destination":{"ip":"10.0.0.2"}}"#,
+        "\n",
+        r#"{"protocol":"tcp","source":{"ip":"10.0.0.1"},"destination":{"ip":"10.0.0.2"}}"#,
+        "\n",
+        r#"{"time":"t","protocol":"tcp","source":{"entity":"moon"},"destination":{"ip":"10.0.0.2"}}"#,
+        "\n",
+        "{\"time\": \"t\", \"protocol\": \"tcp\", \"source\": {\"ip\"",
+        "\n"
+    );
+    let r = read(text, None);
+    let errors: Vec<(usize, &str)> = r
+        .set
+        .errors
+        .iter()
+        .map(|e| (e.line, e.message.as_str()))
+        .collect();
+    assert_eq!(errors.len(), 5, "{errors:#?}");
+    assert_eq!(errors[0].0, 2);
+    assert!(
+        errors[0].1.contains("unknown field `prot`"),
+        "{}",
+        errors[0].1
+    );
+    assert_eq!(errors[1], (3, "unknown protocol `gre2`"));
+    assert!(errors[2].1.contains("missing field `time`"));
+    assert_eq!(errors[3], (5, "unknown entity `moon`"));
+    assert_eq!(errors[4].0, 6);
+    assert!(r.set.errors[4].column > 1);
+}
+
+#[test]
+fn unknown_formats_are_rejected_on_the_first_line() {
+    let r = read("{\"hello\":1}\n", None);
+    assert_eq!(r.set.errors.len(), 1);
+    assert_eq!(
+        r.set.errors[0].message,
+        "not a flow record: neither netpol's format nor Hubble's"
+    );
+    let r = read("[1,2]\n", None);
+    assert_eq!(r.set.errors[0].message, "expected a JSON object");
+}
+
+#[test]
+fn hubble_pods_without_labels_take_them_from_the_inventory() {
+    let inv = Inventory::parse(INVENTORY).unwrap();
+    let line = r#"{"flow":{"verdict":"DROPPED","IP":{"source":"10.244.1.60","destination":"10.0.2.45","ipVersion":"IPv4"},"l4":{"TCP":{"source_port":44916,"destination_port":8080,"flags":{"SYN":true}}},"source":{"namespace":"shop","pod_name":"xwing"},"destination":{"namespace":"shop","pod_name":"web-7f9c6d5b4-8m2lp"},"drop_reason_desc":"POLICY_DENIED"}}"#;
+    let r = read(line, Some(&inv));
+    let f = &r.set.flows[0];
+    assert!(
+        f.dst.peer.labels.has(Some("k8s"), "app"),
+        "from the inventory: {}",
+        f.dst.peer.labels
+    );
+    assert_eq!(f.dst.peer.named_ports.len(), 1);
+    assert_eq!(
+        f.src.peer.labels.namespace(),
+        Some("shop"),
+        "unknown pod: namespace only"
+    );
+    assert!(!f.src.peer.labels.has(Some("k8s"), "app"));
+}
