@@ -214,45 +214,19 @@ fn check_object(
     tally: &mut Tally,
 ) -> Result<()> {
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
-    let api_version = object
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
     let name = object
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("<no name>");
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let plural = plural(kind);
-    let Some(versions) = schemas.files.get_mut(&plural) else {
-        tally.skipped += 1;
-        return Ok(());
-    };
-    let Some(schema) = versions.get_mut(version).filter(|_| group == GROUP) else {
-        let known: Vec<String> = versions.keys().map(|v| format!("{GROUP}/{v}")).collect();
-        writeln!(
-            out,
-            "{label}: object {kind}/{name}: /apiVersion: no schema for `{api_version}` (known: {})",
-            known.join(", ")
-        )?;
-        tally.invalid += 1;
-        return Ok(());
-    };
-    let schema = schema.load()?;
-    let mut instance = object.clone();
-    prune_nulls(&mut instance, &schema.schema);
-    let mut errors: Vec<ValidationError<'_>> = schema.validator.iter_errors(&instance).collect();
-    if errors.is_empty() {
-        tally.valid += 1;
-        return Ok(());
-    }
-    tally.invalid += 1;
-    errors.sort_by(|a, b| a.instance_path().as_str().cmp(b.instance_path().as_str()));
-    for error in &errors {
-        let path = error.instance_path().as_str();
-        let path = if path.is_empty() { "/" } else { path };
-        let message = describe(error, &schema.schema);
-        writeln!(out, "{label}: object {kind}/{name}: {path}: {message}")?;
+    match schemas.violations(object)? {
+        None => tally.skipped += 1,
+        Some(errors) if errors.is_empty() => tally.valid += 1,
+        Some(errors) => {
+            tally.invalid += 1;
+            for (path, message) in errors {
+                writeln!(out, "{label}: object {kind}/{name}: {path}: {message}")?;
+            }
+        }
     }
     Ok(())
 }
@@ -268,7 +242,7 @@ fn plural(kind: &str) -> String {
 
 /// The derived schema files, by plural and version, compiled on first use.
 #[derive(Debug)]
-struct Schemas {
+pub struct Schemas {
     files: BTreeMap<String, BTreeMap<String, SchemaFile>>,
 }
 
@@ -286,7 +260,47 @@ struct Compiled {
 }
 
 impl Schemas {
-    fn load(dir: &Path, strict: bool) -> Result<Self> {
+    /// The schema violations of one object as `(path, message)`, sorted; `None` for kinds
+    /// without a schema.
+    pub fn violations(&mut self, object: &Value) -> Result<Option<Vec<(String, String)>>> {
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let Some(versions) = self.files.get_mut(&plural(kind)) else {
+            return Ok(None);
+        };
+        let Some(schema) = versions.get_mut(version).filter(|_| group == GROUP) else {
+            let known: Vec<String> = versions.keys().map(|v| format!("{GROUP}/{v}")).collect();
+            return Ok(Some(vec![(
+                "/apiVersion".to_owned(),
+                format!(
+                    "no schema for `{api_version}` (known: {})",
+                    known.join(", ")
+                ),
+            )]));
+        };
+        let schema = schema.load()?;
+        let mut instance = object.clone();
+        prune_nulls(&mut instance, &schema.schema);
+        let mut errors: Vec<ValidationError<'_>> =
+            schema.validator.iter_errors(&instance).collect();
+        errors.sort_by(|a, b| a.instance_path().as_str().cmp(b.instance_path().as_str()));
+        Ok(Some(
+            errors
+                .iter()
+                .map(|error| {
+                    let path = error.instance_path().as_str();
+                    let path = if path.is_empty() { "/" } else { path };
+                    (path.to_owned(), describe(error, &schema.schema))
+                })
+                .collect(),
+        ))
+    }
+
+    pub fn load(dir: &Path, strict: bool) -> Result<Self> {
         let mut files: BTreeMap<String, BTreeMap<String, SchemaFile>> = BTreeMap::new();
         for entry in
             fs::read_dir(dir).with_context(|| format!("cannot list `{}`", dir.display()))?

@@ -4,11 +4,13 @@
 //! cargo xtask setup       install toolchains, LLVM and bpf-linker (idempotent, fast when done)
 //! cargo xtask ci          setup → fmt → clippy → test: what `.ci/run` and the README call
 //! cargo xtask crd-check   validate Cilium policies against the CRDs' openAPIV3Schema (dev tool)
+//! cargo xtask corpus      run the policy engine over the shared corpus, compare with the CRDs
 //! ```
 //!
 //! One module per task; each exposes `run`. Later tasks (`build-ebpf`) slot in the same way.
 
 mod ci;
+mod corpus;
 mod crd;
 mod process;
 mod setup;
@@ -40,6 +42,9 @@ enum Task {
     Ci,
     /// Validate CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy YAML against the CRD schemas
     CrdCheck(crd::Args),
+    /// Import every policy of the shared corpus (comparing with the CRD schema) and judge every
+    /// Hubble flow in it (dev check; needs ../shared/corpus)
+    Corpus(corpus::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run().map(|()| true),
         Task::Ci => ci::run().map(|()| true),
         Task::CrdCheck(args) => crd::run(&args),
+        Task::Corpus(args) => corpus::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
