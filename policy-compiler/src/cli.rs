@@ -483,6 +483,21 @@ fn load_engine(
             stats.rejected
         );
     }
+    let accepted: Vec<String> = stats
+        .accepted
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    let mut summary = format!("read {} from {} files", accepted.join(", "), stats.files);
+    if !stats.ignored.is_empty() {
+        let ignored: Vec<String> = stats
+            .ignored
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        summary.push_str(&format!("; skipped {}", ignored.join(", ")));
+    }
+    let _ = writeln!(stderr, "{summary}");
     let inventory = match inventory {
         None => None,
         Some(path) => match fs.read(path) {

@@ -38,6 +38,8 @@ pub struct Origin {
     /// `spec.ingress[0]`, `specs[1].egressDeny[2].toPorts[0]`.
     pub path: String,
     pub span: Span,
+    /// The profile statement a compiled policy comes from (`profiles/media.yaml:12`).
+    pub profile: Option<String>,
 }
 
 impl Origin {
@@ -213,6 +215,7 @@ fn origin(index: usize, policy: &Policy, steps: &[Step<'_>]) -> Origin {
         namespace: policy.namespace.clone(),
         path: path_text(steps),
         span: policy.span_of(steps),
+        profile: policy.profile.clone(),
     }
 }
 

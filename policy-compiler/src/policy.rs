@@ -73,6 +73,9 @@ pub struct Policy {
     pub body: Body,
     /// The object's document, for the positions of its rules.
     pub node: Node,
+    /// For objects `netpol compile` wrote: the profile statement they come from
+    /// (annotation `netpol.dev/source`, `profiles/media.yaml:12`).
+    pub profile: Option<String>,
 }
 
 impl Policy {
@@ -520,11 +523,19 @@ fn cilium_policy(
     }
     Some(Policy {
         kind,
+        profile: source_annotation(&metadata),
         name: metadata.name,
         namespace,
         body: Body::Cilium(rules),
         node: node.clone(),
     })
+}
+
+fn source_annotation(meta: &crate::cilium::ObjectMeta) -> Option<String> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get("netpol.dev/source"))
+        .cloned()
 }
 
 /// The four sections of a rule.
@@ -1356,6 +1367,7 @@ fn knp_policy(p: NetworkPolicy, node: &Node, out: &mut Vec<Diagnostic>) -> Optio
     }
     Some(Policy {
         kind: PolicyKind::Knp,
+        profile: source_annotation(&p.metadata),
         name: p.metadata.name,
         namespace: Some(namespace),
         body: Body::Kubernetes(Box::new(p.spec)),

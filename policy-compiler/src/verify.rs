@@ -99,6 +99,9 @@ pub struct RuleRef {
     pub rule: String,
     pub file: String,
     pub line: usize,
+    /// For policies `netpol compile` wrote: the profile they come from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 impl RuleRef {
@@ -115,6 +118,7 @@ impl RuleRef {
             rule: o.path.clone(),
             file: file.path.display().to_string(),
             line,
+            profile: o.profile.clone(),
         })
     }
 }
@@ -123,9 +127,13 @@ impl std::fmt::Display for RuleRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} {} ({}:{})",
+            "{} {} ({}:{}",
             self.policy, self.rule, self.file, self.line
-        )
+        )?;
+        if let Some(p) = &self.profile {
+            write!(f, ", from {p}")?;
+        }
+        f.write_str(")")
     }
 }
 
