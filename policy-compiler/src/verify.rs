@@ -387,18 +387,35 @@ fn groups(v: &Verification, index: &Index, sources: &SourceMap) -> Vec<Group> {
         .collect()
 }
 
+/// `1 flow`, `2 flows`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 fn headline(s: &Summary) -> String {
     let skipped: usize = s.skipped_lines.values().sum();
+    let policies = if s.policies == 1 {
+        "1 policy".to_owned()
+    } else {
+        format!("{} policies", s.policies)
+    };
     let mut line = format!(
-        "{} flows against {} policies: {} would be dropped, {} allowed",
-        s.flows, s.policies, s.denied, s.allowed
+        "{} against {policies}: {} would be dropped, {} allowed",
+        count(s.flows, "flow"),
+        s.denied,
+        s.allowed
     );
     if s.replies > 0 {
-        let _ = write!(
-            line,
-            " ({} replies judged with their connection)",
-            s.replies
-        );
+        let replies = if s.replies == 1 {
+            "1 reply".to_owned()
+        } else {
+            format!("{} replies", s.replies)
+        };
+        let _ = write!(line, " ({replies} judged with their connection)");
     }
     if skipped > 0 {
         let parts: Vec<String> = s
@@ -465,7 +482,7 @@ pub fn render_markdown(
             let (at, why) = match g.dropped_at {
                 Some(Direction::Egress) => ("egress", &g.egress),
                 Some(Direction::Ingress) => ("ingress", &g.ingress),
-                None => ("both", &g.ingress),
+                None => ("", &g.ingress),
             };
             let why = if g.dropped_at.is_none() {
                 format!(
@@ -489,15 +506,19 @@ pub fn render_markdown(
         }
     };
     if !dropped.is_empty() {
-        let _ = writeln!(out, "**Would be dropped** ({} groups)\n", dropped.len());
+        let _ = writeln!(
+            out,
+            "**Would be dropped** ({})\n",
+            count(dropped.len(), "group")
+        );
         table(&mut out, &dropped);
         out.push('\n');
     }
     if !allowed.is_empty() {
         let _ = writeln!(
             out,
-            "<details><summary>Allowed ({} groups)</summary>\n",
-            allowed.len()
+            "<details><summary>Allowed ({})</summary>\n",
+            count(allowed.len(), "group")
         );
         table(&mut out, &allowed);
         out.push_str("\n</details>\n");

@@ -209,6 +209,13 @@ fn verify_workspace(flows: &str) -> tempfile::TempDir {
     std::fs::create_dir(dir.path().join("policies")).unwrap();
     std::fs::write(dir.path().join("policies/sonarr.yaml"), SONARR_CNP).unwrap();
     std::fs::write(dir.path().join("flows.jsonl"), flows).unwrap();
+    std::fs::write(
+        dir.path().join("inventory.json"),
+        r#"{"apiVersion":"v1","kind":"List","items":[
+{"kind":"Namespace","metadata":{"name":"kube-system"}},
+{"kind":"Pod","metadata":{"name":"coredns-0","namespace":"kube-system","labels":{"k8s-app":"kube-dns"}},"spec":{"serviceAccountName":"coredns","containers":[{"name":"coredns","ports":[{"name":"dns","containerPort":53,"protocol":"UDP"}]}]},"status":{"podIP":"10.42.0.10"}}]}"#,
+    )
+    .unwrap();
     dir
 }
 
@@ -292,7 +299,7 @@ fn verify_text_and_markdown_put_drops_first() {
     );
     let md = text(&out.stdout);
     assert!(
-        md.starts_with("### ❌ netpol verify: 3 flows against 1 policies: 1 would be dropped"),
+        md.starts_with("### ❌ netpol verify: 3 flows against 1 policy: 1 would be dropped"),
         "{md}"
     );
     assert!(md.contains("| `media/Deployment/sonarr` | `world (evil.example.com)` | 443/tcp | 1 | egress | default deny: no rule allows it |"), "{md}");
@@ -333,7 +340,7 @@ fn verify_exits_0_when_nothing_is_dropped_and_reads_stdin() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("1 flows against 1 policies: 0 would be dropped"));
+    assert!(text(&out.stdout).starts_with("1 flow against 1 policy: 0 would be dropped"));
 }
 
 #[test]
@@ -397,7 +404,7 @@ fn verify_ignores_an_invalid_policy_like_cilium_and_says_so() {
         stderr.contains("1 invalid policy objects are ignored"),
         "{stderr}"
     );
-    assert!(text(&out.stdout).starts_with("1 flows against 1 policies: 0 would be dropped"));
+    assert!(text(&out.stdout).starts_with("1 flow against 1 policy: 0 would be dropped"));
 }
 
 #[test]
@@ -461,4 +468,42 @@ fn explain_walks_through_the_decision() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("give `--inventory`"));
+}
+
+#[test]
+fn verify_and_explain_reports_snapshot() {
+    let dir = verify_workspace(FLOWS);
+    let run = |args: &[&str]| text(&netpol(dir.path(), args).stdout);
+    insta::assert_snapshot!(
+        "verify_text",
+        run(&["verify", "--policies", "policies", "--flows", "flows.jsonl"])
+    );
+    insta::assert_snapshot!(
+        "verify_markdown",
+        run(&[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "flows.jsonl",
+            "--format",
+            "markdown"
+        ])
+    );
+    insta::assert_snapshot!(
+        "explain",
+        run(&[
+            "explain",
+            "--policies",
+            "policies",
+            "--from",
+            "ns:media,app=sonarr",
+            "--to",
+            "kube-system/coredns-0",
+            "--port",
+            "53/udp",
+            "--inventory",
+            "inventory.json"
+        ])
+    );
 }
