@@ -1056,13 +1056,39 @@ pub struct IcmpField {
 }
 
 /// An ICMP type as number or name, the CRD's int-or-string (cilium-semantics.md §1.15).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(untagged)]
 pub enum IcmpType {
     /// Numeric type, 0–255.
     Number(u8),
     /// Type name such as `EchoRequest`; must exist in the given family.
     Name(String),
+}
+
+impl<'de> Deserialize<'de> for IcmpType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = IcmpType;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an ICMP type: a number from 0 to 255 or a name such as `EchoRequest`")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<IcmpType, E> {
+                u8::try_from(v)
+                    .map(IcmpType::Number)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<IcmpType, E> {
+                u8::try_from(v)
+                    .map(IcmpType::Number)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IcmpType, E> {
+                Ok(IcmpType::Name(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 impl fmt::Display for IcmpType {

@@ -371,7 +371,11 @@ fn l7_of(pv: &PortView<'_>) -> (Option<L7>, Vec<FqdnSelector>) {
             return (Some(L7::Generic), Vec::new());
         }
     }
-    if pv.server_names.is_some() || pv.terminating_tls || pv.originating_tls || pv.listener {
+    if pv.server_names.is_some()
+        || pv.terminating_tls
+        || pv.originating_tls
+        || pv.listener.is_some()
+    {
         return (Some(L7::Proxy), Vec::new());
     }
     (None, Vec::new())

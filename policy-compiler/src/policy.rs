@@ -601,7 +601,7 @@ pub struct PortView<'a> {
     pub server_names: Option<&'a [String]>,
     pub terminating_tls: bool,
     pub originating_tls: bool,
-    pub listener: bool,
+    pub listener: Option<&'a crate::cilium::Listener>,
 }
 
 /// One item of `ingress`, `ingressDeny`, `egress` or `egressDeny`, seen uniformly.
@@ -838,7 +838,7 @@ fn allow_ports(p: &crate::cilium::PortRule) -> PortView<'_> {
         server_names: p.server_names.as_deref(),
         terminating_tls: p.terminating_tls.is_some(),
         originating_tls: p.originating_tls.is_some(),
-        listener: p.listener.is_some(),
+        listener: p.listener.as_ref(),
     }
 }
 
@@ -849,7 +849,7 @@ fn deny_ports(ports: Option<&[PortProtocol]>) -> PortView<'_> {
         server_names: None,
         terminating_tls: false,
         originating_tls: false,
-        listener: false,
+        listener: None,
     }
 }
 
@@ -1083,6 +1083,32 @@ fn port_rule(
             );
         }
     }
+    if let Some(l) = pv.listener {
+        let lp = join(path, &[Step::Key("listener")]);
+        if item.section.is_ingress() {
+            check.error_at_key(
+                &lp,
+                "`listener` is only allowed on egress",
+                "move the rule under `egress`",
+            );
+        }
+        if l.name.is_empty() || l.envoy_config.name.is_empty() {
+            check.error(
+                &lp,
+                "a listener needs `name` and `envoyConfig.name`",
+                "name the CiliumEnvoyConfig and its listener",
+            );
+        }
+        if let Some(p) = l.priority
+            && !(1..=100).contains(&p)
+        {
+            check.error(
+                &join(&lp, &[Step::Key("priority")]),
+                format!("listener priority {p} is out of range"),
+                "priorities are 1 to 100",
+            );
+        }
+    }
     let Some(rules) = pv.rules else {
         if pv.server_names.is_some_and(<[String]>::is_empty) {
             check.error(
@@ -1141,7 +1167,7 @@ fn port_rule(
             "remove the L7 rules or use an endpoint policy",
         );
     }
-    if pv.listener {
+    if pv.listener.is_some() {
         check.error_at_key(
             &join(path, &[Step::Key("listener")]),
             "`listener` cannot be combined with L7 `rules`",
