@@ -226,11 +226,12 @@ impl Point {
     }
 }
 
-/// The end-to-end decision of a flow (cilium-semantics.md §10.6).
+/// The end-to-end decision of a flow (cilium-semantics.md §10.6). The points are shared: the
+/// index hands out the same decision for every flow of a (pair, port).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Decision {
-    pub egress: Point,
-    pub ingress: Point,
+    pub egress: std::sync::Arc<Point>,
+    pub ingress: std::sync::Arc<Point>,
 }
 
 impl Decision {
@@ -301,13 +302,11 @@ pub fn peer_matches(m: &PeerMatch, peer: &Peer, dns_visible: &dyn Fn(&str) -> bo
             if named.peek().is_none() {
                 return PeerOutcome::NoMatch;
             }
-            let names: Vec<&String> = named.collect();
-            if names.iter().any(|n| dns_visible(n)) {
+            if named.any(|n| dns_visible(n)) {
                 PeerOutcome::Match
             } else {
                 PeerOutcome::Blocked(format!(
-                    "`{}` matches `toFQDNs` {}, but no DNS rule (`rules.dns`) of the source lets Cilium's DNS proxy see that name, so the IP never gets the FQDN identity",
-                    names.first().map_or("", |n| n.as_str()),
+                    "the peer's DNS name matches `toFQDNs` `{}`, but no DNS rule (`rules.dns`) of the source lets Cilium's DNS proxy see that name, so the IP never gets the FQDN identity",
                     sel.text()
                 ))
             }
@@ -578,8 +577,8 @@ pub fn reference(
             }
         };
         match direction {
-            Direction::Egress => decision.egress = point,
-            Direction::Ingress => decision.ingress = point,
+            Direction::Egress => decision.egress = std::sync::Arc::new(point),
+            Direction::Ingress => decision.ingress = std::sync::Arc::new(point),
         }
     }
     decision

@@ -2,23 +2,28 @@
 //! is compiled").
 //!
 //! ```text
-//! Entries ──by namespace / cluster-wide──> candidates
-//! endpoint identity ──(once per identity)──> selecting entries per direction, default deny
-//! (endpoint identity, direction, peer identity) ──(once per pair)──> entries whose L3 holds
-//! flow ──> L4 check over those few entries ──> eval::decide (deny > allow > default)
+//! Entries ──by namespace / cluster-wide──> candidates;  CIDR and DNS selectors numbered
+//! label set ──(once per identity)──> selecting entries per direction, default deny
+//! world peer ──(once per IP / per name list)──> CIDR class, DNS-name class
+//! (subject, direction, peer identity [+ classes]) ──(once per pair)──> entries whose L3 holds
+//! (pair, protocol, port) ──(once)──> the decision at that point, shared
 //! ```
 //!
-//! Like Cilium's selector cache and policy map, the work per identity and per identity pair is
-//! done once; judging a flow is two hash lookups and an interval check. Identities are keyed by
-//! their interned label sets (pointer identity of the `Arc`, kept alive by the cache).
+//! Like Cilium's selector cache, ipcache and policy map, the work per identity, per pair and
+//! per port is done once; judging a flow in the steady state is a handful of hash lookups.
+//! World peers are keyed by the set of CIDR rules their IP falls into and the set of DNS
+//! selectors their names match (Cilium's CIDR and FQDN identities), not by the IP itself, so
+//! a million distinct internet addresses make a few pairs, not a million.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
-use crate::entry::{Entries, Entry, EntryId, Subject};
-use crate::eval::{self, Decision, Direction, NamedPorts, Point, Query, Reason};
+use crate::entry::{Entries, Entry, EntryId, L3, PeerMatch, Subject};
+use crate::eval::{self, Decision, Direction, NamedPorts, Point, Proto, Query, Reason};
+use crate::fqdn::FqdnSelector;
 use crate::identity::{Labels, Peer};
 
 /// Entries grouped for lookup.
@@ -29,16 +34,41 @@ pub struct Index {
     by_namespace: FxHashMap<String, Vec<EntryId>>,
     /// CCNP entries (any namespace, reserved endpoints).
     clusterwide: Vec<EntryId>,
+    /// Every distinct CIDR predicate of the entries.
+    cidrs: Vec<(IpNet, Vec<IpNet>)>,
+    /// Every distinct DNS selector (`toFQDNs` and `rules.dns`).
+    fqdns: Vec<FqdnSelector>,
 }
 
 impl Index {
     pub fn new(entries: Entries) -> Self {
         let mut by_namespace: FxHashMap<String, Vec<EntryId>> = FxHashMap::default();
         let mut clusterwide = Vec::new();
+        let mut cidrs: Vec<(IpNet, Vec<IpNet>)> = Vec::new();
+        let mut fqdns: Vec<FqdnSelector> = Vec::new();
         for (i, e) in entries.entries.iter().enumerate() {
             let Ok(id) = EntryId::try_from(i) else {
                 continue;
             };
+            if let L3::Peers(peers) = &e.l3 {
+                for p in peers {
+                    match p {
+                        PeerMatch::Cidr { net, except } => {
+                            let c = (*net, except.clone());
+                            if !cidrs.contains(&c) {
+                                cidrs.push(c);
+                            }
+                        }
+                        PeerMatch::Fqdn(s) if !fqdns.contains(s) => fqdns.push(s.clone()),
+                        _ => {}
+                    }
+                }
+            }
+            for s in &e.dns {
+                if !fqdns.contains(s) {
+                    fqdns.push(s.clone());
+                }
+            }
             if matches!(e.subject, Subject::Nodes(_)) {
                 // Host firewall off: never enforced.
                 continue;
@@ -52,6 +82,8 @@ impl Index {
             entries,
             by_namespace,
             clusterwide,
+            cidrs,
+            fqdns,
         }
     }
 
@@ -64,22 +96,62 @@ impl Index {
 struct SubjectInfo {
     selecting: [Vec<EntryId>; 2],
     default_deny: [bool; 2],
-    /// Egress entries with DNS rules, for `toFQDNs` visibility.
+    /// Egress allow entries with DNS rules, for `toFQDNs` visibility.
     dns: Vec<EntryId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct PeerKey {
-    labels: u32,
-    /// Only for world-class peers: CIDR and FQDN rules look at them.
-    ip: Option<IpAddr>,
-    names: Vec<String>,
+#[derive(Debug)]
+struct Identity {
+    endpoint: bool,
+    world: bool,
+    subject: Option<SubjectInfo>,
 }
 
-#[derive(Debug, Default)]
-struct L3Match {
+/// No class (a peer that is not world-class).
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PairKey {
+    subject: u32,
+    direction: u8,
+    peer: u32,
+    cidr: u32,
+    names: u32,
+}
+
+#[derive(Debug)]
+struct Pair {
     entries: Vec<EntryId>,
     notes: Vec<String>,
+    /// Some entry names a port: decisions depend on the pod, not only on the identities.
+    named: bool,
+    points: FxHashMap<(Proto, u16), Arc<Point>>,
+}
+
+/// Judges flows against an [`Index`], caching per identity, pair and port.
+pub struct Evaluator<'a> {
+    index: &'a Index,
+    cluster: &'a dyn NamedPorts,
+    by_ptr: FxHashMap<usize, u32>,
+    by_content: FxHashMap<Arc<Labels>, u32>,
+    /// Every label set whose address is a key of `by_ptr`, kept alive.
+    alive: Vec<Arc<Labels>>,
+    identities: Vec<Identity>,
+    cidr_of_ip: FxHashMap<IpAddr, u32>,
+    cidr_sets: FxHashMap<Vec<u32>, u32>,
+    names_of: FxHashMap<Vec<String>, u32>,
+    name_sets: FxHashMap<Vec<Vec<u32>>, u32>,
+    pairs: FxHashMap<PairKey, Pair>,
+    not_endpoint: Arc<Point>,
+}
+
+impl std::fmt::Debug for Evaluator<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator")
+            .field("identities", &self.identities.len())
+            .field("pairs", &self.pairs.len())
+            .finish_non_exhaustive()
+    }
 }
 
 fn slot(d: Direction) -> usize {
@@ -89,24 +161,9 @@ fn slot(d: Direction) -> usize {
     }
 }
 
-/// Judges flows against an [`Index`], caching per identity and identity pair.
-pub struct Evaluator<'a> {
-    index: &'a Index,
-    cluster: &'a dyn NamedPorts,
-    labels: FxHashMap<*const Labels, (Arc<Labels>, u32)>,
-    by_content: FxHashMap<Arc<Labels>, u32>,
-    subjects: FxHashMap<u32, SubjectInfo>,
-    peers: FxHashMap<PeerKey, u32>,
-    pairs: FxHashMap<(u32, usize, u32), L3Match>,
-}
-
-impl std::fmt::Debug for Evaluator<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Evaluator")
-            .field("identities", &self.by_content.len())
-            .field("pairs", &self.pairs.len())
-            .finish_non_exhaustive()
-    }
+fn intern<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, u32>, key: K) -> u32 {
+    let next = u32::try_from(map.len()).unwrap_or(NONE - 1);
+    *map.entry(key).or_insert(next)
 }
 
 impl<'a> Evaluator<'a> {
@@ -114,141 +171,203 @@ impl<'a> Evaluator<'a> {
         Self {
             index,
             cluster,
-            labels: FxHashMap::default(),
+            by_ptr: FxHashMap::default(),
             by_content: FxHashMap::default(),
-            subjects: FxHashMap::default(),
-            peers: FxHashMap::default(),
+            alive: Vec::new(),
+            identities: Vec::new(),
+            cidr_of_ip: FxHashMap::default(),
+            cidr_sets: FxHashMap::default(),
+            names_of: FxHashMap::default(),
+            name_sets: FxHashMap::default(),
             pairs: FxHashMap::default(),
+            not_endpoint: Arc::new(Point {
+                reason: Some(Reason::NotAnEndpoint),
+                ..Point::default()
+            }),
         }
     }
 
-    fn label_id(&mut self, labels: &Arc<Labels>) -> u32 {
-        let ptr = Arc::as_ptr(labels);
-        if let Some((_, id)) = self.labels.get(&ptr) {
+    /// The identity of a label set: by the `Arc`'s address first (flow readers intern label
+    /// sets), by content otherwise.
+    fn identity(&mut self, peer: &Peer) -> u32 {
+        let ptr = Arc::as_ptr(&peer.labels) as usize;
+        if let Some(id) = self.by_ptr.get(&ptr) {
             return *id;
         }
-        let next = u32::try_from(self.by_content.len()).unwrap_or(u32::MAX);
-        let id = *self.by_content.entry(labels.clone()).or_insert(next);
-        self.labels.insert(ptr, (labels.clone(), id));
+        let id = match self.by_content.get(&peer.labels) {
+            Some(id) => *id,
+            None => {
+                let id = u32::try_from(self.identities.len()).unwrap_or(NONE - 1);
+                self.by_content.insert(peer.labels.clone(), id);
+                self.identities.push(Identity {
+                    endpoint: peer.is_endpoint(),
+                    world: peer.is_world(),
+                    subject: None,
+                });
+                id
+            }
+        };
+        // INVARIANT: an address is a key only while its Arc lives; keep it alive.
+        self.alive.push(peer.labels.clone());
+        self.by_ptr.insert(ptr, id);
         id
     }
 
-    fn subject(&mut self, id: u32, endpoint: &Peer) -> &SubjectInfo {
+    fn subject_info(&mut self, id: u32, endpoint: &Peer) {
         let index = self.index;
-        self.subjects.entry(id).or_insert_with(|| {
-            let mut info = SubjectInfo::default();
-            let ns = endpoint.labels.namespace();
-            let candidates = index.clusterwide.iter().chain(
-                ns.and_then(|ns| index.by_namespace.get(ns))
-                    .into_iter()
-                    .flatten(),
-            );
-            for id in candidates {
-                let Some(e) = index.entry(*id) else { continue };
-                if !eval::selects(e, endpoint) {
-                    continue;
-                }
-                let s = slot(e.direction);
-                if let Some(list) = info.selecting.get_mut(s) {
-                    list.push(*id);
-                }
-                if let Some(dd) = info.default_deny.get_mut(s) {
-                    *dd |= e.default_deny;
-                }
-                if e.direction == Direction::Egress && !e.dns.is_empty() && !e.deny {
-                    info.dns.push(*id);
-                }
+        let Some(identity) = self.identities.get_mut(id as usize) else {
+            return;
+        };
+        if identity.subject.is_some() {
+            return;
+        }
+        let mut info = SubjectInfo::default();
+        let ns = endpoint.labels.namespace();
+        let candidates = index.clusterwide.iter().chain(
+            ns.and_then(|ns| index.by_namespace.get(ns))
+                .into_iter()
+                .flatten(),
+        );
+        for id in candidates {
+            let Some(e) = index.entry(*id) else { continue };
+            if !eval::selects(e, endpoint) {
+                continue;
             }
-            for list in &mut info.selecting {
-                list.sort_unstable();
+            let s = slot(e.direction);
+            if let Some(list) = info.selecting.get_mut(s) {
+                list.push(*id);
             }
-            info
-        })
+            if let Some(dd) = info.default_deny.get_mut(s) {
+                *dd |= e.default_deny;
+            }
+            if e.direction == Direction::Egress && !e.dns.is_empty() && !e.deny {
+                info.dns.push(*id);
+            }
+        }
+        for list in &mut info.selecting {
+            list.sort_unstable();
+        }
+        identity.subject = Some(info);
     }
 
-    fn peer_id(&mut self, peer: &Peer) -> u32 {
-        let labels = self.label_id(&peer.labels);
-        let key = if peer.is_world() {
-            PeerKey {
-                labels,
-                ip: peer.ip,
-                names: peer.names.clone(),
-            }
-        } else {
-            PeerKey {
-                labels,
-                ip: None,
-                names: Vec::new(),
-            }
-        };
-        let next = u32::try_from(self.peers.len()).unwrap_or(u32::MAX);
-        *self.peers.entry(key).or_insert(next)
+    /// The CIDR class of an IP: which CIDR predicates of the policies contain it.
+    fn cidr_class(&mut self, ip: Option<IpAddr>) -> u32 {
+        let Some(ip) = ip else { return NONE };
+        if let Some(c) = self.cidr_of_ip.get(&ip) {
+            return *c;
+        }
+        let set: Vec<u32> = self
+            .index
+            .cidrs
+            .iter()
+            .enumerate()
+            .filter(|(_, (net, except))| {
+                net.contains(&ip) && !except.iter().any(|e| e.contains(&ip))
+            })
+            .filter_map(|(i, _)| u32::try_from(i).ok())
+            .collect();
+        let class = intern(&mut self.cidr_sets, set);
+        self.cidr_of_ip.insert(ip, class);
+        class
     }
 
-    fn point(&mut self, direction: Direction, q: &Query) -> Point {
-        let (endpoint, other) = match direction {
-            Direction::Egress => (&q.src, &q.dst),
-            Direction::Ingress => (&q.dst, &q.src),
+    /// The DNS class of a list of names: for each name, which DNS selectors match it.
+    fn names_class(&mut self, names: &[String]) -> u32 {
+        if names.is_empty() {
+            return NONE;
+        }
+        if let Some(c) = self.names_of.get(names) {
+            return *c;
+        }
+        let mut set: Vec<Vec<u32>> = names
+            .iter()
+            .map(|n| {
+                self.index
+                    .fqdns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.matches(n))
+                    .filter_map(|(i, _)| u32::try_from(i).ok())
+                    .collect::<Vec<u32>>()
+            })
+            .filter(|v| !v.is_empty())
+            .collect();
+        set.sort();
+        set.dedup();
+        let class = intern(&mut self.name_sets, set);
+        self.names_of.insert(names.to_vec(), class);
+        class
+    }
+
+    fn point(
+        &mut self,
+        direction: Direction,
+        q: &Query,
+        ids: (u32, u32),
+        classes: (u32, u32),
+    ) -> Arc<Point> {
+        let (endpoint, other, subject, peer) = match direction {
+            Direction::Egress => (&q.src, &q.dst, ids.0, ids.1),
+            Direction::Ingress => (&q.dst, &q.src, ids.1, ids.0),
         };
-        if !endpoint.is_endpoint() {
-            return Point {
-                reason: Some(Reason::NotAnEndpoint),
-                ..Point::default()
-            };
+        if !self
+            .identities
+            .get(subject as usize)
+            .is_some_and(|i| i.endpoint)
+        {
+            return self.not_endpoint.clone();
         }
-        let subject_id = self.label_id(&endpoint.labels);
-        let source_id = self.label_id(&q.src.labels);
-        let peer_id = self.peer_id(other);
-        let s = slot(direction);
-        // DNS visibility is the source's; make sure its info exists.
-        if q.src.is_endpoint() {
-            self.subject(source_id, &q.src);
+        let world = self.identities.get(peer as usize).is_some_and(|i| i.world);
+        let (cidr, names) = if world { classes } else { (NONE, NONE) };
+        let key = PairKey {
+            subject,
+            direction: u8::from(direction == Direction::Ingress),
+            peer,
+            cidr,
+            names,
+        };
+        let proto = q.proto;
+        if let Some(pair) = self.pairs.get(&key)
+            && !pair.named
+            && let Some(p) = proto.and_then(|p| pair.points.get(&(p, q.port)))
+        {
+            return p.clone();
         }
-        self.subject(subject_id, endpoint);
+        if !self.pairs.contains_key(&key) {
+            self.subject_info(subject, endpoint);
+            self.subject_info(ids.0, &q.src);
+            let pair = self.pair(direction, subject, ids.0, other);
+            self.pairs.insert(key, pair);
+        }
         let index = self.index;
-        if !self.pairs.contains_key(&(subject_id, s, peer_id)) {
-            let dns: Vec<&Entry> = self
-                .subjects
-                .get(&source_id)
-                .map(|i| i.dns.iter().filter_map(|id| index.entry(*id)).collect())
-                .unwrap_or_default();
-            let visible = |name: &str| eval::dns_visible(&dns, name);
-            let mut m = L3Match::default();
-            let selecting = self
-                .subjects
-                .get(&subject_id)
-                .and_then(|i| i.selecting.get(s))
-                .cloned()
-                .unwrap_or_default();
-            for id in selecting {
-                if let Some(e) = index.entry(id)
-                    && eval::l3_matches(e, other, &visible, &mut m.notes)
-                {
-                    m.entries.push(id);
-                }
-            }
-            self.pairs.insert((subject_id, s, peer_id), m);
-        }
-        let Some(info) = self.subjects.get(&subject_id) else {
-            return Point::default();
+        let cluster = self.cluster;
+        let Some(pair) = self.pairs.get(&key) else {
+            return Arc::new(Point::default());
         };
-        let Some(l3) = self.pairs.get(&(subject_id, s, peer_id)) else {
-            return Point::default();
-        };
-        let mut notes = l3.notes.clone();
-        let matched: Vec<EntryId> = l3
+        let mut notes = pair.notes.clone();
+        let matched: Vec<EntryId> = pair
             .entries
             .iter()
             .copied()
             .filter(|id| {
                 index
                     .entry(*id)
-                    .is_some_and(|e| eval::l4_matches(e, q, self.cluster, &mut notes))
+                    .is_some_and(|e| eval::l4_matches(e, q, cluster, &mut notes))
             })
             .collect();
-        let selecting = info.selecting.get(s).map_or(&[][..], Vec::as_slice);
-        let default_deny = info.default_deny.get(s).copied().unwrap_or(false);
-        eval::decide(
+        let info = self
+            .identities
+            .get(subject as usize)
+            .and_then(|i| i.subject.as_ref());
+        let s = slot(direction);
+        let selecting = info
+            .and_then(|i| i.selecting.get(s))
+            .map_or(&[][..], Vec::as_slice);
+        let default_deny = info
+            .and_then(|i| i.default_deny.get(s))
+            .copied()
+            .unwrap_or(false);
+        let point = Arc::new(eval::decide(
             &index.entries.entries,
             direction,
             endpoint,
@@ -257,14 +376,70 @@ impl<'a> Evaluator<'a> {
             default_deny,
             &matched,
             notes,
-        )
+        ));
+        if let Some(pair) = self.pairs.get_mut(&key)
+            && !pair.named
+            && let Some(p) = proto
+        {
+            pair.points.insert((p, q.port), point.clone());
+        }
+        point
+    }
+
+    /// The entries of `subject` in `direction` whose L3 part holds for `other`.
+    fn pair(&self, direction: Direction, subject: u32, source: u32, other: &Peer) -> Pair {
+        let index = self.index;
+        let info = self
+            .identities
+            .get(subject as usize)
+            .and_then(|i| i.subject.as_ref());
+        let dns: Vec<&Entry> = self
+            .identities
+            .get(source as usize)
+            .and_then(|i| i.subject.as_ref())
+            .map(|i| i.dns.iter().filter_map(|id| index.entry(*id)).collect())
+            .unwrap_or_default();
+        let visible = |name: &str| eval::dns_visible(&dns, name);
+        let mut pair = Pair {
+            entries: Vec::new(),
+            notes: Vec::new(),
+            named: false,
+            points: FxHashMap::default(),
+        };
+        let selecting = info
+            .and_then(|i| i.selecting.get(slot(direction)))
+            .map_or(&[][..], Vec::as_slice);
+        for id in selecting {
+            if let Some(e) = index.entry(*id)
+                && eval::l3_matches(e, other, &visible, &mut pair.notes)
+            {
+                pair.named |= e.l4.iter().flatten().any(|p| p.name.is_some());
+                pair.entries.push(*id);
+            }
+        }
+        pair
     }
 
     /// The decision for one flow.
     pub fn decide(&mut self, q: &Query) -> Decision {
+        let ids = (self.identity(&q.src), self.identity(&q.dst));
+        let src_world = self.identities.get(ids.0 as usize).is_some_and(|i| i.world);
+        let dst_world = self.identities.get(ids.1 as usize).is_some_and(|i| i.world);
+        // Only the peer side's classes matter: the source's for ingress, the destination's for
+        // egress.
+        let src_classes = if src_world {
+            (self.cidr_class(q.src.ip), self.names_class(&q.src.names))
+        } else {
+            (NONE, NONE)
+        };
+        let dst_classes = if dst_world {
+            (self.cidr_class(q.dst.ip), self.names_class(&q.dst.names))
+        } else {
+            (NONE, NONE)
+        };
         Decision {
-            egress: self.point(Direction::Egress, q),
-            ingress: self.point(Direction::Ingress, q),
+            egress: self.point(Direction::Egress, q, ids, dst_classes),
+            ingress: self.point(Direction::Ingress, q, ids, src_classes),
         }
     }
 }
