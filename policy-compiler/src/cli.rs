@@ -241,8 +241,8 @@ pub fn run(
             let read = if flows.as_os_str() == "-" {
                 reader.read_all(&mut std::io::stdin().lock(), &mut progress)
             } else {
-                match fs.read(flows) {
-                    Ok(text) => reader.read_all(&mut text.as_bytes(), &mut progress),
+                match fs.open(flows) {
+                    Ok(mut input) => reader.read_all(&mut input, &mut progress),
                     Err(e) => Err(e),
                 }
             };
@@ -287,30 +287,35 @@ pub fn run(
             let mut evaluator = crate::index::Evaluator::new(&engine.index, cluster);
             let verification = crate::verify::judge(&set.flows, &mut evaluator);
             let policies = engine.policies;
-            let text = match format {
-                ReportFormat::Text => crate::verify::render_text(
-                    &verification,
-                    &set,
-                    &engine.index,
-                    &engine.sources,
-                    policies,
+            let args = (
+                &verification,
+                &set,
+                &engine.index,
+                &engine.sources,
+                policies,
+            );
+            let status = match format {
+                ReportFormat::Text => write_out(
+                    stdout,
+                    &crate::verify::render_text(args.0, args.1, args.2, args.3, args.4),
                 ),
-                ReportFormat::Json => crate::verify::render_json(
-                    &verification,
-                    &set,
-                    &engine.index,
-                    &engine.sources,
-                    policies,
+                ReportFormat::Markdown => write_out(
+                    stdout,
+                    &crate::verify::render_markdown(args.0, args.1, args.2, args.3, args.4),
                 ),
-                ReportFormat::Markdown => crate::verify::render_markdown(
-                    &verification,
-                    &set,
-                    &engine.index,
-                    &engine.sources,
-                    policies,
-                ),
+                ReportFormat::Json => {
+                    let mut out = std::io::BufWriter::with_capacity(1 << 16, &mut *stdout);
+                    let written = crate::verify::render_json(
+                        &mut out, args.0, args.1, args.2, args.3, args.4,
+                    )
+                    .and_then(|()| out.flush());
+                    match written {
+                        Ok(()) => Status::Ok,
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Status::Ok,
+                        Err(_) => Status::BadInput,
+                    }
+                }
             };
-            let status = write_out(stdout, &text);
             if status != Status::Ok {
                 return status;
             }

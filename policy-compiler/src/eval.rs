@@ -147,6 +147,26 @@ pub struct Query {
     pub port: u16,
 }
 
+/// A flow by reference: what the evaluators read of it.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowKey<'a> {
+    pub src: &'a Peer,
+    pub dst: &'a Peer,
+    pub proto: Option<Proto>,
+    pub port: u16,
+}
+
+impl Query {
+    pub fn key(&self) -> FlowKey<'_> {
+        FlowKey {
+            src: &self.src,
+            dst: &self.dst,
+            proto: self.proto,
+            port: self.port,
+        }
+    }
+}
+
 /// Named ports known cluster-wide, for egress rules (cilium-semantics.md §1.13).
 pub trait NamedPorts {
     /// The unique number of a port name across all pods; `None` if unknown or ambiguous.
@@ -351,7 +371,7 @@ pub fn port_matches(
 /// Does the L4 part of an entry match? (`None` = every protocol and port, §2.1)
 pub fn l4_matches(
     entry: &Entry,
-    q: &Query,
+    q: &FlowKey<'_>,
     cluster: &dyn NamedPorts,
     notes: &mut Vec<String>,
 ) -> bool {
@@ -538,7 +558,7 @@ pub fn reference(
                 let sel = selecting.contains(id);
                 let (l3, l4) = if sel {
                     let l3 = l3_matches(e, other, &visible, &mut notes);
-                    let l4 = l3 && l4_matches(e, q, cluster, &mut notes);
+                    let l4 = l3 && l4_matches(e, &q.key(), cluster, &mut notes);
                     (l3, l4)
                 } else {
                     (false, false)

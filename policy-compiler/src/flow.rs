@@ -29,14 +29,14 @@
 
 mod hubble;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::{Proto, Query};
+use crate::eval::Proto;
 use crate::identity::{self, Label, Labels, Peer, Reserved};
 use crate::inventory::Inventory;
 
@@ -144,42 +144,6 @@ impl Flow {
     pub fn is_reply(&self) -> bool {
         self.reply.unwrap_or(false) || (self.proto == Some(Proto::Tcp) && self.syn && self.ack)
     }
-
-    pub fn query(&self) -> Query {
-        Query {
-            src: self.src.peer.clone(),
-            dst: self.dst.peer.clone(),
-            proto: self.proto,
-            port: self.port(),
-        }
-    }
-
-    /// The same connection seen from the other side.
-    pub fn reversed(&self) -> Flow {
-        let mut f = self.clone();
-        std::mem::swap(&mut f.src, &mut f.dst);
-        f.reply = Some(false);
-        if let Some(t) = f.icmp_type {
-            // Echo reply ↔ echo request (v4 0 ↔ 8, v6 129 ↔ 128).
-            f.icmp_type = Some(match (f.proto, t) {
-                (Some(Proto::Icmp), 0) => 8,
-                (Some(Proto::Icmpv6), 129) => 128,
-                (_, t) => t,
-            });
-        }
-        f
-    }
-
-    /// Connection key of the initiating direction: `(proto, src ip, src port, dst ip, dst port)`.
-    pub fn connection(&self) -> (Option<Proto>, Option<IpAddr>, u16, Option<IpAddr>, u16) {
-        (
-            self.proto,
-            self.src.peer.ip,
-            self.src.port.unwrap_or(0),
-            self.dst.peer.ip,
-            self.port(),
-        )
-    }
 }
 
 /// An input problem, at a line of a flow file.
@@ -217,7 +181,7 @@ const MAX_ERRORS: usize = 50;
 #[derive(Debug)]
 pub struct Reader<'i> {
     pub inventory: Option<&'i Inventory>,
-    labels: HashMap<Vec<String>, Arc<Labels>>,
+    labels: rustc_hash::FxHashMap<Vec<String>, Arc<Labels>>,
     pub set: FlowSet,
     pub error_count: usize,
 }
@@ -226,7 +190,7 @@ impl<'i> Reader<'i> {
     pub fn new(inventory: Option<&'i Inventory>) -> Self {
         Self {
             inventory,
-            labels: HashMap::new(),
+            labels: rustc_hash::FxHashMap::default(),
             set: FlowSet::default(),
             error_count: 0,
         }

@@ -22,7 +22,7 @@ use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
 use crate::entry::{Entries, Entry, EntryId, L3, PeerMatch, Subject};
-use crate::eval::{self, Decision, Direction, NamedPorts, Point, Proto, Query, Reason};
+use crate::eval::{self, Decision, Direction, FlowKey, NamedPorts, Point, Proto, Query, Reason};
 use crate::fqdn::FqdnSelector;
 use crate::identity::{Labels, Peer};
 
@@ -302,13 +302,13 @@ impl<'a> Evaluator<'a> {
     fn point(
         &mut self,
         direction: Direction,
-        q: &Query,
+        q: &FlowKey<'_>,
         ids: (u32, u32),
         classes: (u32, u32),
     ) -> Arc<Point> {
         let (endpoint, other, subject, peer) = match direction {
-            Direction::Egress => (&q.src, &q.dst, ids.0, ids.1),
-            Direction::Ingress => (&q.dst, &q.src, ids.1, ids.0),
+            Direction::Egress => (q.src, q.dst, ids.0, ids.1),
+            Direction::Ingress => (q.dst, q.src, ids.1, ids.0),
         };
         if !self
             .identities
@@ -335,7 +335,7 @@ impl<'a> Evaluator<'a> {
         }
         if !self.pairs.contains_key(&key) {
             self.subject_info(subject, endpoint);
-            self.subject_info(ids.0, &q.src);
+            self.subject_info(ids.0, q.src);
             let pair = self.pair(direction, subject, ids.0, other);
             self.pairs.insert(key, pair);
         }
@@ -422,7 +422,12 @@ impl<'a> Evaluator<'a> {
 
     /// The decision for one flow.
     pub fn decide(&mut self, q: &Query) -> Decision {
-        let ids = (self.identity(&q.src), self.identity(&q.dst));
+        self.decide_key(&q.key())
+    }
+
+    /// The decision for one flow, by reference.
+    pub fn decide_key(&mut self, q: &FlowKey<'_>) -> Decision {
+        let ids = (self.identity(q.src), self.identity(q.dst));
         let src_world = self.identities.get(ids.0 as usize).is_some_and(|i| i.world);
         let dst_world = self.identities.get(ids.1 as usize).is_some_and(|i| i.world);
         // Only the peer side's classes matter: the source's for ingress, the destination's for

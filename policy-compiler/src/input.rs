@@ -14,6 +14,12 @@ pub trait Files {
     /// a file, else the files under it whose extension is one of `extensions`.
     fn expand(&self, path: &Path, extensions: &[&str]) -> std::io::Result<Vec<PathBuf>>;
     fn read(&self, path: &Path) -> std::io::Result<String>;
+    /// Open a file for reading line by line (large flow files are streamed, not slurped).
+    fn open(&self, path: &Path) -> std::io::Result<Box<dyn std::io::BufRead + '_>> {
+        Ok(Box::new(std::io::Cursor::new(
+            self.read(path)?.into_bytes(),
+        )))
+    }
     /// The identity of a file, to load it once however it is reached.
     fn key(&self, path: &Path) -> PathBuf;
 }
@@ -46,6 +52,11 @@ impl Files for Disk {
 
     fn key(&self, path: &Path) -> PathBuf {
         std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    }
+
+    fn open(&self, path: &Path) -> std::io::Result<Box<dyn std::io::BufRead + '_>> {
+        let file = std::fs::File::open(path)?;
+        Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
     }
 }
 

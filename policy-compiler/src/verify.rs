@@ -6,13 +6,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::entry::EntryId;
-use crate::eval::{Decision, Direction, Point, Reason};
-use crate::flow::{Flow, FlowSet};
+use crate::eval::{Decision, Direction, FlowKey, Point, Proto, Reason};
+use crate::flow::{Endpoint, Flow, FlowSet};
 use crate::index::{Evaluator, Index};
 use crate::source::SourceMap;
 
@@ -20,73 +23,126 @@ use crate::source::SourceMap;
 #[derive(Debug, Clone)]
 pub struct Judged {
     pub index: usize,
-    /// The record is a reply; judged as the connection it answers.
+    /// The record is a reply; judged as the connection it answers (initiating direction).
     pub reply: bool,
-    /// Index of the record whose decision this reuses (an earlier record of the connection).
+    /// The record whose decision this reuses (an earlier record of the connection).
     pub same_as: Option<usize>,
-    /// Position in [`Verification::decisions`].
-    pub decision: usize,
+    /// Shared with every flow of the same (pair, port).
+    pub decision: Decision,
 }
 
-/// All decisions of a run.
+/// All decisions of a run, one per input flow record, in input order.
 #[derive(Debug, Clone, Default)]
 pub struct Verification {
     pub judged: Vec<Judged>,
-    pub decisions: Vec<(Flow, Decision)>,
 }
 
 impl Verification {
     pub fn denied(&self) -> usize {
-        self.judged
-            .iter()
-            .filter(|j| {
-                self.decisions
-                    .get(j.decision)
-                    .is_some_and(|(_, d)| !d.allowed())
-            })
-            .count()
+        self.judged.iter().filter(|j| !j.decision.allowed()).count()
+    }
+}
+
+/// A flow in the direction it is judged: as recorded, or reversed for a reply.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub src: &'a Endpoint,
+    pub dst: &'a Endpoint,
+    pub proto: Option<Proto>,
+    pub port: u16,
+}
+
+impl<'a> View<'a> {
+    pub fn of(flow: &'a Flow, reply: bool) -> Self {
+        if !reply {
+            return Self {
+                src: &flow.src,
+                dst: &flow.dst,
+                proto: flow.proto,
+                port: flow.port(),
+            };
+        }
+        let port = match (flow.proto, flow.icmp_type) {
+            // Echo reply ↔ echo request (v4 0 ↔ 8, v6 129 ↔ 128).
+            (Some(Proto::Icmp), Some(0)) => 8,
+            (Some(Proto::Icmpv6), Some(129)) => 128,
+            (Some(p), Some(t)) if p.is_icmp() => u16::from(t),
+            _ => flow.src.port.unwrap_or(0),
+        };
+        Self {
+            src: &flow.dst,
+            dst: &flow.src,
+            proto: flow.proto,
+            port,
+        }
+    }
+
+    /// The flow as an owned query (for the reference evaluator and tests).
+    pub fn query(&self) -> crate::eval::Query {
+        crate::eval::Query {
+            src: self.src.peer.clone(),
+            dst: self.dst.peer.clone(),
+            proto: self.proto,
+            port: self.port,
+        }
+    }
+
+    fn key(&self) -> FlowKey<'a> {
+        FlowKey {
+            src: &self.src.peer,
+            dst: &self.dst.peer,
+            proto: self.proto,
+            port: self.port,
+        }
+    }
+
+    /// `443/tcp`, `icmp/8`.
+    pub fn port_text(&self) -> String {
+        match self.proto {
+            Some(p) if p.is_icmp() => format!("{p}/{}", self.port),
+            Some(p) => format!("{}/{p}", self.port),
+            None => "?".to_owned(),
+        }
     }
 }
 
 /// Judge every flow.
 pub fn judge(flows: &[Flow], evaluator: &mut Evaluator<'_>) -> Verification {
-    let mut out = Verification::default();
-    type Key = (
-        Option<crate::eval::Proto>,
-        Option<std::net::IpAddr>,
-        u16,
-        Option<std::net::IpAddr>,
-        u16,
-    );
-    let mut connections: FxHashMap<Key, (usize, usize)> = FxHashMap::default();
+    type Key = (Option<Proto>, IpAddr, u16, IpAddr, u16);
+    let mut out = Verification {
+        judged: Vec::with_capacity(flows.len()),
+    };
+    let mut connections: FxHashMap<Key, (usize, Decision)> = FxHashMap::default();
     for flow in flows {
         let reply = flow.is_reply();
-        let judged_flow = if reply { flow.reversed() } else { flow.clone() };
-        let key = judged_flow.connection();
-        let has_key = judged_flow.src.peer.ip.is_some() && judged_flow.dst.peer.ip.is_some();
+        let view = View::of(flow, reply);
+        let key = match (view.src.peer.ip, view.dst.peer.ip) {
+            (Some(s), Some(d)) => Some((view.proto, s, view.src.port.unwrap_or(0), d, view.port)),
+            _ => None,
+        };
         if reply
-            && has_key
-            && let Some((first, decision)) = connections.get(&key)
+            && let Some(key) = &key
+            && let Some((first, decision)) = connections.get(key)
         {
             out.judged.push(Judged {
                 index: flow.index,
                 reply,
                 same_as: Some(*first),
-                decision: *decision,
+                decision: decision.clone(),
             });
             continue;
         }
-        let decision = evaluator.decide(&judged_flow.query());
-        let at = out.decisions.len();
-        out.decisions.push((judged_flow, decision));
-        if has_key {
-            connections.entry(key).or_insert((flow.index, at));
+        let decision = evaluator.decide_key(&view.key());
+        if let Some(key) = key {
+            connections
+                .entry(key)
+                .or_insert_with(|| (flow.index, decision.clone()));
         }
         out.judged.push(Judged {
             index: flow.index,
             reply,
             same_as: None,
-            decision: at,
+            decision,
         });
     }
     out
@@ -192,31 +248,29 @@ impl PointReport {
     }
 }
 
-/// One record in the JSON report.
+/// The fields of one record in the JSON report, besides the two points.
 #[derive(Debug, Clone, Serialize)]
-pub struct FlowReport {
-    pub index: usize,
-    pub line: usize,
-    pub verdict: &'static str,
+struct FlowHead<'a> {
+    index: usize,
+    line: usize,
+    verdict: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dropped_at: Option<Direction>,
+    dropped_at: Option<Direction>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub reply: bool,
+    reply: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub same_as: Option<usize>,
+    same_as: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub time: Option<String>,
-    pub source: String,
-    pub destination: String,
-    pub protocol: String,
-    pub port: u16,
+    time: Option<&'a str>,
+    source: String,
+    destination: String,
+    protocol: String,
+    port: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub observed: Option<String>,
+    observed: Option<&'a str>,
     /// The Service address the destination was translated from.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    pub egress: PointReport,
-    pub ingress: PointReport,
+    service: Option<&'a str>,
 }
 
 /// Totals of a run.
@@ -230,78 +284,66 @@ pub struct Summary {
     pub skipped_lines: BTreeMap<String, usize>,
 }
 
-fn proto_text(flow: &Flow) -> String {
-    flow.proto.map_or_else(|| "?".to_owned(), |p| p.to_string())
-}
-
-/// `443/tcp`, `icmp/8`.
-pub fn port_text(flow: &Flow) -> String {
-    match flow.proto {
-        Some(p) if p.is_icmp() => format!("{p}/{}", flow.port()),
-        Some(p) => format!("{}/{p}", flow.port()),
-        None => "?".to_owned(),
-    }
-}
-
-/// The JSON report: `{"summary": …, "flows": [ … ]}`.
+/// The JSON report, streamed: `{"summary": …, "flows": [ … ]}`, one flow per line.
 pub fn render_json(
+    out: &mut dyn Write,
     v: &Verification,
     set: &FlowSet,
     index: &Index,
     sources: &SourceMap,
     policies: usize,
-) -> String {
-    let mut out = String::with_capacity(256 * v.judged.len() + 256);
+) -> std::io::Result<()> {
     let summary = summary(v, set, policies);
-    out.push_str("{\"summary\":");
-    out.push_str(&serde_json::to_string(&summary).unwrap_or_default());
-    out.push_str(",\"flows\":[");
-    let mut cache: FxHashMap<usize, (PointReport, PointReport)> = FxHashMap::default();
+    write!(
+        out,
+        "{{\"summary\":{},\"flows\":[",
+        serde_json::to_string(&summary).unwrap_or_default()
+    )?;
+    // Points are shared between flows: render each once.
+    let mut points: FxHashMap<usize, String> = FxHashMap::default();
+    let mut render = |p: &Arc<Point>| -> String {
+        points
+            .entry(Arc::as_ptr(p) as usize)
+            .or_insert_with(|| {
+                serde_json::to_string(&PointReport::new(index, sources, p)).unwrap_or_default()
+            })
+            .clone()
+    };
     for (i, j) in v.judged.iter().enumerate() {
-        let Some((judged_flow, decision)) = v.decisions.get(j.decision) else {
-            continue;
-        };
         let Some(flow) = set.flows.get(j.index) else {
             continue;
         };
-        let (egress, ingress) = cache
-            .entry(j.decision)
-            .or_insert_with(|| {
-                (
-                    PointReport::new(index, sources, &decision.egress),
-                    PointReport::new(index, sources, &decision.ingress),
-                )
-            })
-            .clone();
-        let report = FlowReport {
+        let view = View::of(flow, j.reply);
+        let head = FlowHead {
             index: j.index,
             line: flow.line,
-            verdict: if decision.allowed() {
+            verdict: if j.decision.allowed() {
                 "allowed"
             } else {
                 "denied"
             },
-            dropped_at: decision.dropped_at(),
+            dropped_at: j.decision.dropped_at(),
             reply: j.reply,
             same_as: j.same_as,
-            time: flow.time.clone(),
-            source: judged_flow.src.display(),
-            destination: judged_flow.dst.display(),
-            protocol: proto_text(judged_flow),
-            port: judged_flow.port(),
-            observed: flow.observed.clone(),
-            service: flow.service.clone(),
-            egress,
-            ingress,
+            time: flow.time.as_deref(),
+            source: view.src.display(),
+            destination: view.dst.display(),
+            protocol: view.proto.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+            port: view.port,
+            observed: flow.observed.as_deref(),
+            service: flow.service.as_deref(),
         };
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('\n');
-        out.push_str(&serde_json::to_string(&report).unwrap_or_default());
+        let mut head = serde_json::to_string(&head).unwrap_or_default();
+        head.pop(); // the closing brace: the points follow
+        write!(
+            out,
+            "{}\n{head},\"egress\":{},\"ingress\":{}}}",
+            if i > 0 { "," } else { "" },
+            render(&j.decision.egress),
+            render(&j.decision.ingress)
+        )?;
     }
-    out.push_str("\n]}\n");
-    out
+    out.write_all(b"\n]}\n")
 }
 
 pub fn summary(v: &Verification, set: &FlowSet, policies: usize) -> Summary {
@@ -330,16 +372,22 @@ struct Group {
     notes: Vec<String>,
 }
 
-fn groups(v: &Verification, index: &Index, sources: &SourceMap) -> Vec<Group> {
+fn groups(v: &Verification, set: &FlowSet, index: &Index, sources: &SourceMap) -> Vec<Group> {
     type Key = (bool, String, String, String, String, String);
     let mut map: BTreeMap<Key, (usize, Option<Direction>, Vec<String>)> = BTreeMap::new();
-    let mut reports: FxHashMap<usize, (String, String, Vec<String>)> = FxHashMap::default();
+    let mut reports: FxHashMap<(usize, usize), (String, String, Vec<String>)> =
+        FxHashMap::default();
     for j in &v.judged {
-        let Some((flow, decision)) = v.decisions.get(j.decision) else {
+        let Some(flow) = set.flows.get(j.index) else {
             continue;
         };
+        let decision = &j.decision;
+        let view = View::of(flow, j.reply);
         let (egress, ingress, notes) = reports
-            .entry(j.decision)
+            .entry((
+                Arc::as_ptr(&decision.egress) as usize,
+                Arc::as_ptr(&decision.ingress) as usize,
+            ))
             .or_insert_with(|| {
                 let e = PointReport::new(index, sources, &decision.egress);
                 let i = PointReport::new(index, sources, &decision.ingress);
@@ -351,9 +399,9 @@ fn groups(v: &Verification, index: &Index, sources: &SourceMap) -> Vec<Group> {
             .clone();
         let key = (
             decision.allowed(),
-            flow.src.display(),
-            flow.dst.display(),
-            port_text(flow),
+            view.src.display(),
+            view.dst.display(),
+            view.port_text(),
             egress,
             ingress,
         );
@@ -439,7 +487,7 @@ pub fn render_text(
     let s = summary(v, set, policies);
     let mut out = headline(&s);
     out.push_str("\n\n");
-    for g in groups(v, index, sources) {
+    for g in groups(v, set, index, sources) {
         let _ = writeln!(
             out,
             "{}  {} -> {} {}  x{}",
@@ -474,7 +522,7 @@ pub fn render_markdown(
     let mut out = String::new();
     let icon = if s.denied == 0 { "✅" } else { "❌" };
     let _ = writeln!(out, "### {icon} netpol verify: {}\n", headline(&s));
-    let all = groups(v, index, sources);
+    let all = groups(v, set, index, sources);
     let (dropped, allowed): (Vec<&Group>, Vec<&Group>) = all.iter().partition(|g| !g.allowed);
     let table = |out: &mut String, groups: &[&Group]| {
         out.push_str("| source | destination | port | flows | where | decision |\n|---|---|---|---|---|---|\n");

@@ -86,11 +86,11 @@ spec:
     let mut ev = Evaluator::new(&index, &NoPorts);
     let v = verify::judge(&r.set.flows, &mut ev);
     assert_eq!(v.judged.len(), 3);
-    assert!(v.judged.iter().all(|j| v.decisions[j.decision].1.allowed()));
+    assert!(v.judged.iter().all(|j| j.decision.allowed()));
     // The lone reply was judged as frontend -> web:8080, not as web -> frontend:51234.
-    let (judged, _) = &v.decisions[v.judged[0].decision];
+    let view = verify::View::of(&r.set.flows[0], v.judged[0].reply);
     assert_eq!(
-        (judged.src.display(), judged.port()),
+        (view.src.display(), view.port),
         ("shop/frontend".to_owned(), 8080)
     );
     assert_eq!(v.judged[2].same_as, Some(0));
