@@ -45,11 +45,11 @@ use crate::inventory::Inventory;
 pub struct Endpoint {
     pub peer: Peer,
     pub port: Option<u16>,
-    pub namespace: Option<String>,
-    pub pod: Option<String>,
-    pub workload: Option<String>,
+    pub namespace: Option<Arc<str>>,
+    pub pod: Option<Arc<str>>,
+    pub workload: Option<Arc<str>>,
     /// A reserved identity's name (`world`, `host`, …) when the endpoint is not a pod.
-    pub entity: Option<String>,
+    pub entity: Option<Arc<str>>,
 }
 
 impl Endpoint {
@@ -70,7 +70,7 @@ impl Endpoint {
             }
             return format!("{ns}/(unknown pod)");
         }
-        let what = self.entity.clone().unwrap_or_else(|| "world".to_owned());
+        let what = self.entity.as_deref().unwrap_or("world").to_owned();
         match (self.peer.names.first(), self.peer.ip) {
             (Some(name), _) => format!("{what} ({name})"),
             (None, Some(ip)) if what == "world" => format!("world ({ip})"),
@@ -125,7 +125,7 @@ pub struct Flow {
     pub bytes: u64,
     pub connections: u64,
     /// What the input says happened (Hubble `verdict`), for comparison.
-    pub observed: Option<String>,
+    pub observed: Option<Arc<str>>,
     /// The destination was a Service address, translated to a backend: `shop/web 10.96.0.20:80`.
     pub service: Option<String>,
 }
@@ -177,11 +177,17 @@ pub enum Format {
 /// How many errors are kept; more are counted.
 const MAX_ERRORS: usize = 50;
 
+/// A label set and the texts it was read from.
+type Interned = (Vec<Box<str>>, Arc<Labels>);
+
 /// Reads flows line by line, interning label sets.
 #[derive(Debug)]
 pub struct Reader<'i> {
     pub inventory: Option<&'i Inventory>,
-    labels: rustc_hash::FxHashMap<Vec<String>, Arc<Labels>>,
+    /// Label sets by the hash of their texts (collisions resolved by comparing).
+    labels: rustc_hash::FxHashMap<u64, Vec<Interned>>,
+    /// Names of namespaces, pods, workloads…: one allocation each, however many flows.
+    strings: rustc_hash::FxHashSet<Arc<str>>,
     pub set: FlowSet,
     pub error_count: usize,
 }
@@ -191,6 +197,7 @@ impl<'i> Reader<'i> {
         Self {
             inventory,
             labels: rustc_hash::FxHashMap::default(),
+            strings: rustc_hash::FxHashSet::default(),
             set: FlowSet::default(),
             error_count: 0,
         }
@@ -264,7 +271,7 @@ impl<'i> Reader<'i> {
     }
 
     /// Replace a Service cluster IP destination by a backend pod and its target port.
-    fn translate_service(&self, flow: &mut Flow) {
+    fn translate_service(&mut self, flow: &mut Flow) {
         let (Some(inv), Some(ip), Some(proto)) = (self.inventory, flow.dst.peer.ip, flow.proto)
         else {
             return;
@@ -284,24 +291,52 @@ impl<'i> Reader<'i> {
         flow.dst = Endpoint {
             peer,
             port,
-            namespace: Some(pod.namespace.clone()),
-            pod: Some(pod.name.clone()),
-            workload: Some(pod.workload.clone()),
+            namespace: Some(self.text(&pod.namespace)),
+            pod: Some(self.text(&pod.name)),
+            workload: Some(self.text(&pod.workload)),
             entity: None,
         };
     }
 
-    fn intern(
+    /// A label set read as texts, built once per distinct list of texts.
+    fn intern<T: AsRef<str>>(
         &mut self,
-        texts: Vec<String>,
-        build: impl FnOnce(&[String]) -> Labels,
+        texts: &[T],
+        build: impl FnOnce() -> Labels,
     ) -> Arc<Labels> {
-        if let Some(l) = self.labels.get(&texts) {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        for t in texts {
+            t.as_ref().hash(&mut h);
+        }
+        let key = h.finish();
+        let same = |k: &Vec<Box<str>>| {
+            k.len() == texts.len() && k.iter().zip(texts).all(|(a, b)| **a == *b.as_ref())
+        };
+        if let Some((_, l)) = self
+            .labels
+            .get(&key)
+            .and_then(|b| b.iter().find(|(k, _)| same(k)))
+        {
             return l.clone();
         }
-        let labels = Arc::new(build(&texts));
-        self.labels.insert(texts, labels.clone());
+        let labels = Arc::new(build());
+        let stored: Vec<Box<str>> = texts.iter().map(|t| Box::from(t.as_ref())).collect();
+        self.labels
+            .entry(key)
+            .or_default()
+            .push((stored, labels.clone()));
         labels
+    }
+
+    /// A shared copy of a name.
+    pub fn text(&mut self, s: &str) -> Arc<str> {
+        if let Some(t) = self.strings.get(s) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(s);
+        self.strings.insert(t.clone());
+        t
     }
 
     fn netpol_line(&mut self, text: &str) -> Result<Option<Flow>, FlowError> {
@@ -358,10 +393,10 @@ impl<'i> Reader<'i> {
         let names: Vec<String> = e.names.iter().map(|n| crate::fqdn::normalize(n)).collect();
         let mut out = Endpoint {
             port: e.port,
-            namespace: e.namespace.clone(),
-            pod: e.pod.clone(),
-            workload: e.workload.clone(),
-            entity: e.entity.clone(),
+            namespace: e.namespace.as_deref().map(|t| self.text(t)),
+            pod: e.pod.as_deref().map(|t| self.text(t)),
+            workload: e.workload.as_deref().map(|t| self.text(t)),
+            entity: e.entity.as_deref().map(|t| self.text(t)),
             ..Endpoint::default()
         };
         let labels = if let Some(entity) = &e.entity {
@@ -383,7 +418,7 @@ impl<'i> Reader<'i> {
                 (None, Some(pod)) => {
                     out.peer.named_ports = pod.ports.clone();
                     if out.workload.is_none() {
-                        out.workload = Some(pod.workload.clone());
+                        out.workload = Some(self.text(&pod.workload));
                     }
                     pod.identity.clone()
                 }
@@ -407,7 +442,7 @@ impl<'i> Reader<'i> {
                         key.push(format!("\0nsl={k}={v}"));
                     }
                     let sa = e.service_account.clone();
-                    self.intern(key, |_| {
+                    self.intern(&key, || {
                         identity::pod_labels(ns, &labels, sa.as_deref(), ns_labels.as_ref())
                     })
                 }
@@ -417,11 +452,11 @@ impl<'i> Reader<'i> {
                 Some(peer) => {
                     out.peer.named_ports = peer.named_ports.clone();
                     if let Some(pod) = self.inventory.and_then(|inv| inv.pod_by_ip(ip)) {
-                        out.namespace = Some(pod.namespace.clone());
-                        out.pod = Some(pod.name.clone());
-                        out.workload = Some(pod.workload.clone());
-                    } else {
-                        out.entity = peer.labels.iter().next().map(|l| l.key.clone());
+                        out.namespace = Some(self.text(&pod.namespace));
+                        out.pod = Some(self.text(&pod.name));
+                        out.workload = Some(self.text(&pod.workload));
+                    } else if let Some(l) = peer.labels.iter().next() {
+                        out.entity = Some(self.text(&l.key));
                     }
                     peer.labels
                 }
@@ -561,8 +596,8 @@ pub struct RecordEndpoint {
 
 /// Labels as Hubble prints them, with the cluster label Cilium's pods always carry added when
 /// an export left it out (peer selectors require it, cilium-semantics.md §3.5).
-fn hubble_labels(texts: &[String]) -> Labels {
-    let mut labels = Labels::new(texts.iter().map(|t| Label::parse(t)).collect());
+fn hubble_labels<T: AsRef<str>>(texts: &[T]) -> Labels {
+    let mut labels = Labels::new(texts.iter().map(|t| Label::parse(t.as_ref())).collect());
     if labels.namespace().is_some() && !labels.has(Some("k8s"), identity::CLUSTER) {
         labels.insert(Label::new(
             "k8s",

@@ -372,12 +372,59 @@ struct Group {
     notes: Vec<String>,
 }
 
+/// What an endpoint's display depends on, borrowed from the flow: grouping a million flows
+/// hashes these instead of formatting names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct EndKey<'a> {
+    namespace: Option<&'a str>,
+    workload: Option<&'a str>,
+    pod: Option<&'a str>,
+    entity: Option<&'a str>,
+    name: Option<&'a str>,
+    ip: Option<IpAddr>,
+    labels: usize,
+}
+
+impl<'a> EndKey<'a> {
+    fn of(e: &'a Endpoint) -> Self {
+        Self {
+            namespace: e.namespace.as_deref(),
+            workload: e.workload.as_deref(),
+            pod: e.pod.as_deref(),
+            entity: e.entity.as_deref(),
+            name: e.peer.names.first().map(String::as_str),
+            ip: e.peer.ip.filter(|_| e.namespace.is_none()),
+            labels: Arc::as_ptr(&e.peer.labels) as usize,
+        }
+    }
+}
+
 fn groups(v: &Verification, set: &FlowSet, index: &Index, sources: &SourceMap) -> Vec<Group> {
+    // First by cheap keys (shared points by address, endpoints by borrowed fields)…
+    type Fast<'a> = (EndKey<'a>, EndKey<'a>, Option<Proto>, u16, usize, usize);
+    let mut fast: FxHashMap<Fast<'_>, (usize, usize)> = FxHashMap::default();
+    for (at, j) in v.judged.iter().enumerate() {
+        let Some(flow) = set.flows.get(j.index) else {
+            continue;
+        };
+        let view = View::of(flow, j.reply);
+        let key = (
+            EndKey::of(view.src),
+            EndKey::of(view.dst),
+            view.proto,
+            view.port,
+            Arc::as_ptr(&j.decision.egress) as usize,
+            Arc::as_ptr(&j.decision.ingress) as usize,
+        );
+        fast.entry(key).or_insert((0, at)).0 += 1;
+    }
+    // … then by what the report shows.
     type Key = (bool, String, String, String, String, String);
     let mut map: BTreeMap<Key, (usize, Option<Direction>, Vec<String>)> = BTreeMap::new();
     let mut reports: FxHashMap<(usize, usize), (String, String, Vec<String>)> =
         FxHashMap::default();
-    for j in &v.judged {
+    for (_, (n, at)) in fast {
+        let Some(j) = v.judged.get(at) else { continue };
         let Some(flow) = set.flows.get(j.index) else {
             continue;
         };
@@ -408,12 +455,15 @@ fn groups(v: &Verification, set: &FlowSet, index: &Index, sources: &SourceMap) -
         let slot = map
             .entry(key)
             .or_insert((0, decision.dropped_at(), Vec::new()));
-        slot.0 += 1;
+        slot.0 += n;
         for n in notes {
             if !slot.2.contains(&n) {
                 slot.2.push(n);
             }
         }
+    }
+    for (_, _, notes) in map.values_mut() {
+        notes.sort();
     }
     map.into_iter()
         .map(

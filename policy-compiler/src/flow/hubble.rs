@@ -5,6 +5,7 @@
 //! else by the numeric reserved identity, else by the inventory (IP, namespace/pod), else
 //! they are world. Lines that carry no flow (`node_status`, `lost_events`) are counted.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -15,9 +16,9 @@ use crate::eval::Proto;
 use crate::identity::{Reserved, pod_labels};
 
 #[derive(Deserialize)]
-struct Line {
-    #[serde(default)]
-    flow: Option<HFlow>,
+struct Line<'a> {
+    #[serde(default, borrow)]
+    flow: Option<HFlow<'a>>,
     #[serde(default)]
     node_status: Option<IgnoredAny>,
     #[serde(default)]
@@ -25,38 +26,38 @@ struct Line {
 }
 
 #[derive(Deserialize, Default)]
-struct HFlow {
-    #[serde(default)]
-    time: Option<String>,
-    #[serde(default)]
-    verdict: Option<String>,
-    #[serde(default, rename = "IP")]
-    ip: Option<Ip>,
+struct HFlow<'a> {
+    #[serde(default, borrow)]
+    time: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    verdict: Option<Cow<'a, str>>,
+    #[serde(default, rename = "IP", borrow)]
+    ip: Option<Ip<'a>>,
     #[serde(default)]
     l4: Option<L4>,
-    #[serde(default)]
-    source: Option<HEndpoint>,
-    #[serde(default)]
-    destination: Option<HEndpoint>,
+    #[serde(default, borrow)]
+    source: Option<HEndpoint<'a>>,
+    #[serde(default, borrow)]
+    destination: Option<HEndpoint<'a>>,
     #[serde(default)]
     is_reply: Option<bool>,
     /// Deprecated spelling of `is_reply` in older exports.
     #[serde(default)]
     reply: Option<bool>,
-    #[serde(default)]
-    source_names: Vec<String>,
-    #[serde(default)]
-    destination_names: Vec<String>,
-    #[serde(default)]
-    node_name: Option<String>,
+    #[serde(default, borrow)]
+    source_names: Vec<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    destination_names: Vec<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    node_name: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
-struct Ip {
-    #[serde(default)]
-    source: Option<String>,
-    #[serde(default)]
-    destination: Option<String>,
+struct Ip<'a> {
+    #[serde(default, borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    destination: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -100,25 +101,25 @@ struct IcmpFields {
 }
 
 #[derive(Deserialize, Default)]
-struct HEndpoint {
+struct HEndpoint<'a> {
     #[serde(default)]
     identity: Option<u64>,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    labels: Vec<String>,
-    #[serde(default)]
-    pod_name: Option<String>,
-    #[serde(default)]
-    workloads: Vec<Workload>,
+    #[serde(default, borrow)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    labels: Vec<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pod_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    workloads: Vec<Workload<'a>>,
 }
 
 #[derive(Deserialize, Default)]
-struct Workload {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    kind: String,
+struct Workload<'a> {
+    #[serde(default, borrow)]
+    name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kind: Cow<'a, str>,
 }
 
 /// One line of a Hubble export.
@@ -171,7 +172,7 @@ pub(super) fn line(reader: &mut Reader<'_>, text: &str) -> Result<Option<Flow>, 
         _ => (None, None, None),
     };
     let ip = flow.ip.unwrap_or_default();
-    let parse_ip = |s: &Option<String>| s.as_deref().and_then(|s| s.parse().ok());
+    let parse_ip = |s: &Option<Cow<'_, str>>| s.as_deref().and_then(|s| s.parse().ok());
     let node = flow
         .node_name
         .as_deref()
@@ -196,7 +197,7 @@ pub(super) fn line(reader: &mut Reader<'_>, text: &str) -> Result<Option<Flow>, 
     Ok(Some(Flow {
         index: 0,
         line: 0,
-        time: flow.time,
+        time: flow.time.map(Cow::into_owned),
         proto,
         src,
         dst,
@@ -207,32 +208,40 @@ pub(super) fn line(reader: &mut Reader<'_>, text: &str) -> Result<Option<Flow>, 
         packets: 1,
         bytes: 0,
         connections: 1,
-        observed: flow.verdict,
+        observed: flow.verdict.as_deref().map(|v| reader.text(v)),
         service: None,
     }))
 }
 
 fn endpoint(
     reader: &mut Reader<'_>,
-    e: HEndpoint,
+    e: HEndpoint<'_>,
     ip: Option<std::net::IpAddr>,
     port: Option<u16>,
-    names: Vec<String>,
+    names: Vec<Cow<'_, str>>,
     node: Option<&str>,
 ) -> Endpoint {
     let mut out = Endpoint {
         port,
-        namespace: e.namespace.clone().filter(|n| !n.is_empty()),
-        pod: e.pod_name.clone().filter(|n| !n.is_empty()),
+        namespace: e
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .map(|n| reader.text(n)),
+        pod: e
+            .pod_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .map(|n| reader.text(n)),
         workload: e
             .workloads
             .first()
-            .map(|w| format!("{}/{}", w.kind, w.name)),
+            .map(|w| reader.text(&format!("{}/{}", w.kind, w.name))),
         ..Endpoint::default()
     };
     let inventory = reader.inventory;
     let labels = if !e.labels.is_empty() {
-        reader.intern(e.labels, hubble_labels)
+        reader.intern(&e.labels, || hubble_labels(&e.labels))
     } else if let Some(labels) = e.identity.and_then(Reserved::from_numeric) {
         Arc::new(labels)
     } else if let Some(ns) = out.namespace.clone() {
@@ -248,17 +257,17 @@ fn endpoint(
                 .unwrap_or_default()
             }
             _ => {
-                let ns_labels = inventory.and_then(|inv| inv.namespaces.get(&ns).cloned());
-                reader.intern(vec![format!("\0ns={ns}")], |_| {
+                let ns_labels = inventory.and_then(|inv| inv.namespaces.get(&*ns).cloned());
+                reader.intern(&[format!("\0ns={ns}")], || {
                     pod_labels(&ns, &Default::default(), None, ns_labels.as_ref())
                 })
             }
         }
     } else if let Some(peer) = ip.and_then(|ip| inventory.and_then(|inv| inv.classify(ip, node))) {
         if let Some(pod) = ip.and_then(|ip| inventory.and_then(|inv| inv.pod_by_ip(ip))) {
-            out.namespace = Some(pod.namespace.clone());
-            out.pod = Some(pod.name.clone());
-            out.workload = Some(pod.workload.clone());
+            out.namespace = Some(reader.text(&pod.namespace));
+            out.pod = Some(reader.text(&pod.name));
+            out.workload = Some(reader.text(&pod.workload));
         }
         out.peer.named_ports = peer.named_ports.clone();
         peer.labels
@@ -269,11 +278,11 @@ fn endpoint(
         out.entity = labels
             .iter()
             .find(|l| l.source == "reserved")
-            .map(|l| l.key.clone());
+            .map(|l| reader.text(&l.key));
     }
     // Pods named in labels but not the endpoint fields: take the namespace from the labels.
     if out.namespace.is_none() && out.entity.is_none() {
-        out.namespace = labels.namespace().map(str::to_owned);
+        out.namespace = labels.namespace().map(|n| reader.text(n));
     }
     if out.workload.is_none()
         && out.namespace.is_some()
@@ -281,7 +290,7 @@ fn endpoint(
             (inventory, out.namespace.as_deref(), out.pod.as_deref())
         && let Some(p) = inv.pod(ns, pod)
     {
-        out.workload = Some(p.workload.clone());
+        out.workload = Some(reader.text(&p.workload));
         out.peer.named_ports = p.ports.clone();
     }
     out.peer.labels = labels;
