@@ -343,22 +343,22 @@ fn selects_init(sel: &EndpointSelector) -> bool {
             .any(|e| e.key == "reserved:init")
 }
 
+/// A `matchName`/`matchPattern` selector, normalized (lowercase, no trailing dot).
+fn fqdn_selector(s: &crate::cilium::FqdnSelector) -> Option<FqdnSelector> {
+    s.match_name
+        .as_deref()
+        .map(|n| FqdnSelector::Name(crate::fqdn::normalize(n)))
+        .or_else(|| {
+            s.match_pattern
+                .as_deref()
+                .map(|p| FqdnSelector::Pattern(crate::fqdn::normalize(p)))
+        })
+}
+
 fn l7_of(pv: &PortView<'_>) -> (Option<L7>, Vec<FqdnSelector>) {
     if let Some(rules) = pv.rules {
         if let Some(dns) = &rules.dns {
-            let sels = dns
-                .iter()
-                .filter_map(|s| {
-                    s.match_name
-                        .as_deref()
-                        .map(|n| FqdnSelector::Name(crate::fqdn::normalize(n)))
-                        .or_else(|| {
-                            s.match_pattern
-                                .as_deref()
-                                .map(|p| FqdnSelector::Pattern(crate::fqdn::normalize(p)))
-                        })
-                })
-                .collect();
+            let sels = dns.iter().filter_map(fqdn_selector).collect();
             return (Some(L7::Dns), sels);
         }
         if rules.http.is_some() {
@@ -465,16 +465,7 @@ fn peers(
         PeerField::CidrSet(rules) => rules.iter().flat_map(|r| cidr_rule(r, ctx)).collect(),
         PeerField::Fqdns(sels) => sels
             .iter()
-            .filter_map(|s| {
-                s.match_name
-                    .as_deref()
-                    .map(|n| FqdnSelector::Name(crate::fqdn::normalize(n)))
-                    .or_else(|| {
-                        s.match_pattern
-                            .as_deref()
-                            .map(|p| FqdnSelector::Pattern(crate::fqdn::normalize(p)))
-                    })
-            })
+            .filter_map(fqdn_selector)
             .map(PeerMatch::Fqdn)
             .collect(),
         PeerField::Nodes(_) => vec![PeerMatch::Unresolved(

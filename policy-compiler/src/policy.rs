@@ -421,6 +421,11 @@ fn join(base: &[Step<'static>], rest: &[Step<'static>]) -> Path {
 }
 
 impl Check<'_> {
+    fn push(&mut self, d: Diagnostic, help: impl Into<String>) {
+        self.out.push(d.with_label("here").with_help(help));
+    }
+
+    /// An error at the node `path` leads to.
     fn error(
         &mut self,
         path: &[Step<'static>],
@@ -428,13 +433,10 @@ impl Check<'_> {
         help: impl Into<String>,
     ) {
         let span = self.node.at(path, false).span;
-        self.out.push(
-            Diagnostic::error("invalid-policy", span, message)
-                .with_label("here")
-                .with_help(help),
-        );
+        self.push(Diagnostic::error("invalid-policy", span, message), help);
     }
 
+    /// An error at the key of the last step (`toFQDNs` rather than its whole list).
     fn error_at_key(
         &mut self,
         path: &[Step<'static>],
@@ -442,11 +444,7 @@ impl Check<'_> {
         help: impl Into<String>,
     ) {
         let span = self.node.at(path, true).span;
-        self.out.push(
-            Diagnostic::error("invalid-policy", span, message)
-                .with_label("here")
-                .with_help(help),
-        );
+        self.push(Diagnostic::error("invalid-policy", span, message), help);
     }
 
     fn warning(
@@ -456,11 +454,7 @@ impl Check<'_> {
         help: impl Into<String>,
     ) {
         let span = self.node.at(path, true).span;
-        self.out.push(
-            Diagnostic::warning("policy-warning", span, message)
-                .with_label("here")
-                .with_help(help),
-        );
+        self.push(Diagnostic::warning("policy-warning", span, message), help);
     }
 }
 
@@ -634,45 +628,53 @@ fn push<'a>(
     }
 }
 
+/// The peer fields of a rule item, present ones only, in schema order.
+macro_rules! peer_fields {
+    ($r:expr, $($name:literal => $field:ident as $variant:ident),* $(,)?) => {{
+        let mut peers = Vec::new();
+        $(push(&mut peers, $name, $r.$field.as_deref().map(PeerField::$variant));)*
+        peers
+    }};
+}
+
+/// The peer fields of `ingress` and `ingressDeny` items.
+macro_rules! ingress_peers {
+    ($r:expr) => {
+        peer_fields!($r,
+            "fromEndpoints" => from_endpoints as Endpoints,
+            "fromCIDR" => from_cidr as Cidr,
+            "fromCIDRSet" => from_cidr_set as CidrSet,
+            "fromEntities" => from_entities as Entities,
+            "fromNodes" => from_nodes as Nodes,
+            "fromGroups" => from_groups as Groups,
+        )
+    };
+}
+
+/// The peer fields of `egress` items (with `toFQDNs`) and `egressDeny` items (without).
+macro_rules! egress_peers {
+    ($r:expr $(, $name:literal => $field:ident as $variant:ident)?) => {
+        peer_fields!($r,
+            "toEndpoints" => to_endpoints as Endpoints,
+            "toCIDR" => to_cidr as Cidr,
+            "toCIDRSet" => to_cidr_set as CidrSet,
+            "toEntities" => to_entities as Entities,
+            "toServices" => to_services as Services,
+            $($name => $field as $variant,)?
+            "toNodes" => to_nodes as Nodes,
+            "toGroups" => to_groups as Groups,
+        )
+    };
+}
+
 /// The items of a rule, in the order ingress, ingressDeny, egress, egressDeny.
 pub fn items(rule: &Rule) -> Vec<Item<'_>> {
     let mut out = Vec::new();
     for (index, r) in rule.ingress.iter().flatten().enumerate() {
-        let mut peers = Vec::new();
-        push(
-            &mut peers,
-            "fromEndpoints",
-            r.from_endpoints.as_deref().map(PeerField::Endpoints),
-        );
-        push(
-            &mut peers,
-            "fromCIDR",
-            r.from_cidr.as_deref().map(PeerField::Cidr),
-        );
-        push(
-            &mut peers,
-            "fromCIDRSet",
-            r.from_cidr_set.as_deref().map(PeerField::CidrSet),
-        );
-        push(
-            &mut peers,
-            "fromEntities",
-            r.from_entities.as_deref().map(PeerField::Entities),
-        );
-        push(
-            &mut peers,
-            "fromNodes",
-            r.from_nodes.as_deref().map(PeerField::Nodes),
-        );
-        push(
-            &mut peers,
-            "fromGroups",
-            r.from_groups.as_deref().map(PeerField::Groups),
-        );
         out.push(Item {
             section: Section::Ingress,
             index,
-            peers,
+            peers: ingress_peers!(r),
             ports: r
                 .to_ports
                 .as_ref()
@@ -682,41 +684,10 @@ pub fn items(rule: &Rule) -> Vec<Item<'_>> {
         });
     }
     for (index, r) in rule.ingress_deny.iter().flatten().enumerate() {
-        let mut peers = Vec::new();
-        push(
-            &mut peers,
-            "fromEndpoints",
-            r.from_endpoints.as_deref().map(PeerField::Endpoints),
-        );
-        push(
-            &mut peers,
-            "fromCIDR",
-            r.from_cidr.as_deref().map(PeerField::Cidr),
-        );
-        push(
-            &mut peers,
-            "fromCIDRSet",
-            r.from_cidr_set.as_deref().map(PeerField::CidrSet),
-        );
-        push(
-            &mut peers,
-            "fromEntities",
-            r.from_entities.as_deref().map(PeerField::Entities),
-        );
-        push(
-            &mut peers,
-            "fromNodes",
-            r.from_nodes.as_deref().map(PeerField::Nodes),
-        );
-        push(
-            &mut peers,
-            "fromGroups",
-            r.from_groups.as_deref().map(PeerField::Groups),
-        );
         out.push(Item {
             section: Section::IngressDeny,
             index,
-            peers,
+            peers: ingress_peers!(r),
             ports: r
                 .to_ports
                 .as_ref()
@@ -726,51 +697,10 @@ pub fn items(rule: &Rule) -> Vec<Item<'_>> {
         });
     }
     for (index, r) in rule.egress.iter().flatten().enumerate() {
-        let mut peers = Vec::new();
-        push(
-            &mut peers,
-            "toEndpoints",
-            r.to_endpoints.as_deref().map(PeerField::Endpoints),
-        );
-        push(
-            &mut peers,
-            "toCIDR",
-            r.to_cidr.as_deref().map(PeerField::Cidr),
-        );
-        push(
-            &mut peers,
-            "toCIDRSet",
-            r.to_cidr_set.as_deref().map(PeerField::CidrSet),
-        );
-        push(
-            &mut peers,
-            "toEntities",
-            r.to_entities.as_deref().map(PeerField::Entities),
-        );
-        push(
-            &mut peers,
-            "toServices",
-            r.to_services.as_deref().map(PeerField::Services),
-        );
-        push(
-            &mut peers,
-            "toFQDNs",
-            r.to_fqdns.as_deref().map(PeerField::Fqdns),
-        );
-        push(
-            &mut peers,
-            "toNodes",
-            r.to_nodes.as_deref().map(PeerField::Nodes),
-        );
-        push(
-            &mut peers,
-            "toGroups",
-            r.to_groups.as_deref().map(PeerField::Groups),
-        );
         out.push(Item {
             section: Section::Egress,
             index,
-            peers,
+            peers: egress_peers!(r, "toFQDNs" => to_fqdns as Fqdns),
             ports: r
                 .to_ports
                 .as_ref()
@@ -780,46 +710,10 @@ pub fn items(rule: &Rule) -> Vec<Item<'_>> {
         });
     }
     for (index, r) in rule.egress_deny.iter().flatten().enumerate() {
-        let mut peers = Vec::new();
-        push(
-            &mut peers,
-            "toEndpoints",
-            r.to_endpoints.as_deref().map(PeerField::Endpoints),
-        );
-        push(
-            &mut peers,
-            "toCIDR",
-            r.to_cidr.as_deref().map(PeerField::Cidr),
-        );
-        push(
-            &mut peers,
-            "toCIDRSet",
-            r.to_cidr_set.as_deref().map(PeerField::CidrSet),
-        );
-        push(
-            &mut peers,
-            "toEntities",
-            r.to_entities.as_deref().map(PeerField::Entities),
-        );
-        push(
-            &mut peers,
-            "toServices",
-            r.to_services.as_deref().map(PeerField::Services),
-        );
-        push(
-            &mut peers,
-            "toNodes",
-            r.to_nodes.as_deref().map(PeerField::Nodes),
-        );
-        push(
-            &mut peers,
-            "toGroups",
-            r.to_groups.as_deref().map(PeerField::Groups),
-        );
         out.push(Item {
             section: Section::EgressDeny,
             index,
-            peers,
+            peers: egress_peers!(r),
             ports: r
                 .to_ports
                 .as_ref()

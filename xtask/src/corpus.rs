@@ -22,7 +22,7 @@ use netpol_compiler::source::{SourceFile, SourceMap};
 use netpol_compiler::{entry, verify};
 use serde_json::Value;
 
-use crate::crd::Schemas;
+use crate::crd::{Schemas, objects};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -221,17 +221,6 @@ fn check(
     }
     all.policies.extend(set.policies);
     Ok(())
-}
-
-fn objects(document: &Value) -> Vec<&Value> {
-    let is_list = document
-        .get("kind")
-        .and_then(Value::as_str)
-        .is_some_and(|kind| kind.ends_with("List"));
-    match document.get("items").and_then(Value::as_array) {
-        Some(items) if is_list => items.iter().flat_map(objects).collect(),
-        _ => vec![document],
-    }
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

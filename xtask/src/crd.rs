@@ -195,7 +195,7 @@ fn check_text(
 }
 
 /// The objects in one document: the document itself, or the items of a `List` / `*List`.
-fn objects(document: &Value) -> Vec<&Value> {
+pub fn objects(document: &Value) -> Vec<&Value> {
     let is_list = document
         .get("kind")
         .and_then(Value::as_str)
