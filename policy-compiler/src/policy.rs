@@ -930,6 +930,19 @@ fn port_rule(
     host: bool,
 ) {
     let ports = pv.ports.unwrap_or_default();
+    for (j, name) in pv.server_names.unwrap_or_default().iter().enumerate() {
+        let bare = name
+            .strip_prefix("**.")
+            .or_else(|| name.strip_prefix("*."))
+            .unwrap_or(name);
+        if name.len() > 255 || crate::fqdn::parse(bare).is_err() || bare.contains('*') {
+            check.error(
+                &join(path, &[Step::Key("serverNames"), Step::Index(j)]),
+                format!("invalid server name `{name}`"),
+                "a TLS server name is a DNS name, optionally starting with `*.` or `**.`",
+            );
+        }
+    }
     if ports.len() > 40 {
         check.error(
             &join(path, &[Step::Key("ports")]),
@@ -1014,6 +1027,25 @@ fn port_rule(
         return;
     };
     let rp = join(path, &[Step::Key("rules")]);
+    for (j, http) in rules.http.iter().flatten().enumerate() {
+        for (k, m) in http.header_matches.iter().flatten().enumerate() {
+            if m.name.is_empty() {
+                check.error(
+                    &join(
+                        &rp,
+                        &[
+                            Step::Key("http"),
+                            Step::Index(j),
+                            Step::Key("headerMatches"),
+                            Step::Index(k),
+                        ],
+                    ),
+                    "a header match needs a `name`",
+                    "name the HTTP header to match",
+                );
+            }
+        }
+    }
     let families: Vec<&str> = [
         ("http", rules.http.is_some()),
         ("kafka", rules.kafka.is_some()),
@@ -1150,6 +1182,15 @@ fn cidr_rule(check: &mut Check<'_>, r: &CidrRule, path: &[Step<'static>]) {
         r.cidr_group_ref.is_some(),
         r.cidr_group_selector.is_some(),
     ];
+    if let Some(group) = &r.cidr_group_ref
+        && (group.len() > 253 || !group.split('.').all(crate::label::is_dns_label))
+    {
+        check.error(
+            &join(path, &[Step::Key("cidrGroupRef")]),
+            format!("invalid CiliumCIDRGroup name `{group}`"),
+            "a name is lowercase letters, digits, `-` and `.` (a DNS subdomain)",
+        );
+    }
     if set.iter().filter(|b| **b).count() != 1 {
         check.error(
             path,

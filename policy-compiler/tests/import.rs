@@ -358,3 +358,26 @@ fn cidr_groups_resolve_by_name_and_selector() {
         ]
     );
 }
+
+#[test]
+fn schema_patterns_of_server_names_cidr_groups_and_headers() {
+    rejects(
+        &cnp(
+            "  endpointSelector: {}\n  egress:\n    - toPorts: [{ports: [{port: \"443\", protocol: TCP}], serverNames: [\"bad name\"]}]\n",
+        ),
+        "invalid server name `bad name`",
+        "\"bad name\"",
+    );
+    rejects(
+        &cnp("  endpointSelector: {}\n  egress:\n    - toCIDRSet: [{cidrGroupRef: Office_LAN}]\n"),
+        "invalid CiliumCIDRGroup name `Office_LAN`",
+        "Office_LAN",
+    );
+    rejects(
+        &cnp(
+            "  endpointSelector: {}\n  ingress:\n    - toPorts: [{ports: [{port: \"80\", protocol: TCP}], rules: {http: [{headerMatches: [{name: \"\"}]}]}}]\n",
+        ),
+        "a header match needs a `name`",
+        "{name: \"\"}",
+    );
+}
