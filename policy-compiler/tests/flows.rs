@@ -224,3 +224,12 @@ fn hubble_pods_without_labels_take_them_from_the_inventory() {
     );
     assert!(!f.src.peer.labels.has(Some("k8s"), "app"));
 }
+
+#[test]
+fn hubble_pods_with_labels_still_get_their_port_names_from_the_inventory() {
+    let inv = Inventory::parse(INVENTORY).unwrap();
+    let r = read(SYN, Some(&inv));
+    let dst = &r.set.flows[0].dst;
+    assert_eq!(dst.peer.named_ports.len(), 1, "web's `http` container port");
+    assert_eq!(dst.display(), "shop/Deployment/web");
+}

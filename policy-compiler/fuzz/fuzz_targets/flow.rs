@@ -105,8 +105,13 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(verification.judged.len(), reader.set.flows.len());
     let _ = verification.denied();
     for judged in &verification.judged {
-        let flow = &reader.set.flows[judged.index];
-        let query = verify::View::of(flow, judged.reply).query();
+        // A reply that found its connection takes that connection's decision (judged from
+        // the record that opened it, whose endpoints may be better identified).
+        let (flow, reply) = match judged.same_as {
+            Some(first) => (&reader.set.flows[first], verification.judged[first].reply),
+            None => (&reader.set.flows[judged.index], judged.reply),
+        };
+        let query = verify::View::of(flow, reply).query();
         let reference = eval::reference(&index.entries, &query, &NoPorts, None);
         assert_eq!(judged.decision, reference, "flow {flow:?}");
     }

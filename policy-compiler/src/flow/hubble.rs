@@ -284,13 +284,19 @@ fn endpoint(
     if out.namespace.is_none() && out.entity.is_none() {
         out.namespace = labels.namespace().map(|n| reader.text(n));
     }
-    if out.workload.is_none()
-        && out.namespace.is_some()
-        && let (Some(inv), Some(ns), Some(pod)) =
-            (inventory, out.namespace.as_deref(), out.pod.as_deref())
-        && let Some(p) = inv.pod(ns, pod)
-    {
-        out.workload = Some(reader.text(&p.workload));
+    // The inventory's pod, by name or by IP: its workload and its container port names
+    // (named ports of ingress rules resolve against them, cilium-semantics.md §1.13).
+    let known = inventory.and_then(|inv| {
+        match (out.namespace.as_deref(), out.pod.as_deref()) {
+            (Some(ns), Some(pod)) => inv.pod(ns, pod),
+            _ => None,
+        }
+        .or_else(|| ip.and_then(|ip| inv.pod_by_ip(ip)))
+    });
+    if let Some(p) = known.filter(|p| out.namespace.as_deref() == Some(p.namespace.as_str())) {
+        if out.workload.is_none() {
+            out.workload = Some(reader.text(&p.workload));
+        }
         out.peer.named_ports = p.ports.clone();
     }
     out.peer.labels = labels;
