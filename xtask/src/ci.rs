@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: every check CI runs, in order, failing fast.
 //!
 //! ```text
-//! setup → cargo fmt --check → cargo clippy -D warnings → cargo test
+//! setup → build-ebpf → cargo fmt --check → cargo clippy -D warnings → cargo test
 //! ```
 //!
 //! `.ci/run` execs this and the README names it as the way to run all tests, so local runs and
@@ -18,11 +18,14 @@ use crate::{process, setup, workspace_root};
 enum Step {
     /// In-process, so a fresh machine gets its toolchain before anything is compiled with it.
     Setup,
+    /// The kernel programs, which the observer embeds.
+    BuildEbpf,
     Cargo(&'static [&'static str]),
 }
 
 const STEPS: &[(&str, Step)] = &[
     ("setup", Step::Setup),
+    ("build-ebpf", Step::BuildEbpf),
     ("fmt", Step::Cargo(&["fmt", "--all", "--check"])),
     (
         "clippy",
@@ -47,6 +50,7 @@ pub fn run() -> Result<()> {
         let step_started = Instant::now();
         let result = match step {
             Step::Setup => setup::run(),
+            Step::BuildEbpf => crate::ebpf::run(),
             Step::Cargo(args) => process::run(
                 Command::new(process::cargo())
                     .args(*args)

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo xtask setup       install toolchains, LLVM and bpf-linker (idempotent, fast when done)
-//! cargo xtask ci          setup → fmt → clippy → test: what `.ci/run` and the README call
+//! cargo xtask build-ebpf  build the kernel programs (nightly, bpfel-unknown-none)
+//! cargo xtask ci          setup → build-ebpf → fmt → clippy → test: what `.ci/run` and the README call
 //! cargo xtask crd-check   validate Cilium policies against the CRDs' openAPIV3Schema (dev tool)
 //! cargo xtask corpus      run the policy engine over the shared corpus, compare with the CRDs
 //! ```
@@ -12,6 +13,7 @@
 mod ci;
 mod corpus;
 mod crd;
+mod ebpf;
 mod process;
 mod setup;
 
@@ -38,7 +40,9 @@ enum Task {
     ///
     /// Idempotent: every step checks first, so a second run takes a second or two.
     Setup,
-    /// Run every check CI runs: setup, rustfmt, clippy, tests (fails fast)
+    /// Build the kernel programs (nightly, bpfel-unknown-none) for the observer to embed
+    BuildEbpf,
+    /// Run every check CI runs: setup, eBPF build, rustfmt, clippy, tests (fails fast)
     Ci,
     /// Validate CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy YAML against the CRD schemas
     CrdCheck(crd::Args),
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
         Task::Setup => setup::run().map(|()| true),
+        Task::BuildEbpf => ebpf::run().map(|()| true),
         Task::Ci => ci::run().map(|()| true),
         Task::CrdCheck(args) => crd::run(&args),
         Task::Corpus(args) => corpus::run(&args),

@@ -26,12 +26,19 @@ const LLVM_MAJOR: u32 = 22;
 const NIGHTLY: &str = "nightly";
 /// Debian packages bpf-linker links against (the `llvm-22` feature; keep in step with
 /// [`LLVM_MAJOR`], a test checks).
+/// Also what the observer's privileged tests run: network namespaces and veths (iproute2),
+/// ping, a real DNS server (dnsmasq, without its system service) and bpftool (to check that
+/// nothing stays attached).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
     "libzstd-dev",
     "zlib1g-dev",
     "libxml2-dev",
+    "iproute2",
+    "iputils-ping",
+    "dnsmasq-base",
+    "bpftool",
 ];
 const BPFFS: &str = "/sys/fs/bpf";
 

@@ -17,9 +17,9 @@
 //! are nanoseconds of `CLOCK_BOOTTIME` (`bpf_ktime_get_boot_ns`), which keeps counting through
 //! suspend.
 //!
-//! Feature `user`: the userspace side. When the observer crate lands it implements `aya::Pod`
-//! for these types (the only decoding allowed: no `transmute`, no `repr(packed)`); it is empty
-//! until then so that this crate does not pull aya's dependency tree into the workspace early.
+//! Feature `user`: the userspace side implements `aya::Pod` for the map types (the only decoding
+//! of map memory allowed: no `transmute`, no `repr(packed)`); ring buffer records are decoded
+//! from bytes by [`FlowEvent::from_bytes`] and [`DnsEvent::from_bytes`], without `unsafe`.
 #![no_std]
 
 #[cfg(test)]
@@ -68,9 +68,11 @@ pub struct FlowKey {
     pub dst_addr: [u8; 16],
     /// The cgroup v2 id of the local socket (`bpf_skb_cgroup_id`): which pod.
     pub cgroup_id: u64,
-    /// Source port in host byte order; 0 for protocols without ports.
+    /// Source port in host byte order; the code for ICMP/ICMPv6; 0 for other protocols
+    /// without ports.
     pub src_port: u16,
-    /// Destination port in host byte order; 0 for protocols without ports.
+    /// Destination port in host byte order; the type for ICMP/ICMPv6; 0 for other protocols
+    /// without ports.
     pub dst_port: u16,
     /// IANA protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, 132 SCTP).
     pub protocol: u8,
@@ -182,7 +184,7 @@ const _: () = assert!(align_of::<DnsEventHeader>() == 8);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DnsEvent {
     pub header: DnsEventHeader,
-    /// The message's first `header.payload_len` bytes; the rest is zero.
+    /// The message's first `header.payload_len` bytes; the rest is unspecified.
     pub payload: [u8; DNS_PAYLOAD_MAX],
 }
 
@@ -209,6 +211,82 @@ impl DnsEvent {
     pub fn message(&self) -> &[u8] {
         let len = usize::from(self.header.payload_len).min(DNS_PAYLOAD_MAX);
         self.payload.get(..len).unwrap_or_default()
+    }
+}
+
+// SAFETY: both types are `#[repr(C)]`, contain only integers and byte arrays with their padding
+// spelled out as fields (asserted sizes above), so every bit pattern is a valid value and no
+// byte is uninitialised.
+#[cfg(feature = "user")]
+#[expect(unsafe_code, reason = "aya reads map keys and values as plain bytes")]
+unsafe impl aya::Pod for FlowKey {}
+#[cfg(feature = "user")]
+#[expect(unsafe_code, reason = "aya reads map keys and values as plain bytes")]
+unsafe impl aya::Pod for FlowStats {}
+
+/// Little-endian integers at a position of a record, for decoding ring buffer bytes.
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+impl FlowKey {
+    /// Decode the 48 bytes of a key (layout above; the kernel is little-endian `bpfel`).
+    #[must_use]
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            src_addr: b.get(0..16)?.try_into().ok()?,
+            dst_addr: b.get(16..32)?.try_into().ok()?,
+            cgroup_id: u64_at(b, 32)?,
+            src_port: u16_at(b, 40)?,
+            dst_port: u16_at(b, 42)?,
+            protocol: *b.get(44)?,
+            direction: *b.get(45)?,
+            family: *b.get(46)?,
+            _pad: 0,
+        })
+    }
+}
+
+impl FlowEvent {
+    /// Decode a `FLOW_EVENTS` record.
+    #[must_use]
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() < size_of::<Self>() {
+            return None;
+        }
+        Some(Self {
+            key: FlowKey::from_bytes(b.get(..48)?)?,
+            first_seen_ns: u64_at(b, 48)?,
+            tcp_flags: *b.get(56)?,
+            _pad: [0; 7],
+        })
+    }
+}
+
+impl DnsEvent {
+    /// Decode a `DNS_EVENTS` record.
+    #[must_use]
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() < size_of::<Self>() {
+            return None;
+        }
+        let mut event = Self::ZEROED;
+        event.header.cgroup_id = u64_at(b, 0)?;
+        event.header.timestamp_ns = u64_at(b, 8)?;
+        event.header.msg_len = u16_at(b, 16)?;
+        event.header.payload_len = u16_at(b, 18)?.min(DNS_PAYLOAD_MAX as u16);
+        event.header.direction = *b.get(20)?;
+        event.header.protocol = *b.get(21)?;
+        let len = usize::from(event.header.payload_len);
+        event
+            .payload
+            .get_mut(..len)?
+            .copy_from_slice(b.get(24..24 + len)?);
+        Some(event)
     }
 }
 

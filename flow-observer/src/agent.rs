@@ -1,0 +1,203 @@
+//! `netpol-observer run`: attach, read the kernel's events and counters, serve, and detach
+//! cleanly on SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aya::maps::{MapData, RingBuf};
+use netpol_ebpf_common::{DnsEvent, FlowEvent};
+use tokio::io::unix::AsyncFd;
+
+use crate::aggregate::FlowTable;
+use crate::clock::Clock;
+use crate::dns::DnsCache;
+use crate::ebpf::{self, Programs};
+use crate::export::{self, Shared, lock};
+use crate::identity::Identity;
+
+/// The agent's settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub cgroup: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub inventory: Option<PathBuf>,
+    pub node: Option<String>,
+    pub max_flows: u32,
+    pub max_records: usize,
+    pub per_connection: bool,
+    pub interval: Duration,
+}
+
+/// Seconds since boot (`/proc/uptime`), for DNS TTLs.
+fn uptime_s() -> u64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|t| t.split('.').next().and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+pub async fn run(opts: Options) -> Result<()> {
+    let inventory = match &opts.inventory {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read `{}`", path.display()))?;
+            Some(
+                netpol_compiler::inventory::Inventory::parse(&text).map_err(|e| {
+                    anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message)
+                })?,
+            )
+        }
+        None => None,
+    };
+    let cgroup = match &opts.cgroup {
+        Some(c) => c.clone(),
+        None => ebpf::find_cgroup_root()?,
+    };
+    let mut programs = Programs::attach(&cgroup, opts.max_flows)?;
+    let flow_ring = register(programs.ring("FLOW_EVENTS")?)?;
+    let dns_ring = register(programs.ring("DNS_EVENTS")?)?;
+    let state = Arc::new(Mutex::new(Shared {
+        table: FlowTable::new(
+            opts.per_connection,
+            opts.max_flows as usize,
+            opts.max_records,
+        ),
+        dns: DnsCache::new(65_536),
+        identity: Identity {
+            inventory,
+            node: opts.node.clone(),
+        },
+        clock: Clock::calibrate(),
+        now_s: uptime_s(),
+        kernel: Vec::new(),
+        flow_events: 0,
+        dns_events: 0,
+    }));
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.listen))?;
+    eprintln!(
+        "netpol-observer: attached to {}, serving http://{}/flows",
+        cgroup.display(),
+        listener.local_addr().unwrap_or(opts.listen)
+    );
+    let server = tokio::spawn(axum::serve(listener, export::router(state.clone())).into_future());
+    let flows_task = tokio::spawn(read_flow_events(flow_ring, state.clone()));
+    let dns_task = tokio::spawn(read_dns_events(dns_ring, state.clone()));
+    let mut tick = tokio::time::interval(opts.interval);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => refresh(&programs, &state),
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+    }
+    server.abort();
+    flows_task.abort();
+    dns_task.abort();
+    // Dropping the programs detaches them from the cgroup.
+    drop(programs);
+    eprintln!("netpol-observer: detached, exiting");
+    Ok(())
+}
+
+/// A ring buffer, readable with tokio.
+#[expect(
+    unsafe_code,
+    reason = "tokio's fd registration is unsafe since tokio#8587"
+)]
+fn register(ring: RingBuf<MapData>) -> Result<AsyncFd<RingBuf<MapData>>> {
+    // SAFETY: the ring buffer owns its file descriptor (aya's `MapData` holds an `OwnedFd`) and
+    // the `AsyncFd` owns the ring buffer, so the descriptor stays open exactly as long as it is
+    // registered, and nothing else closes or replaces it.
+    unsafe { AsyncFd::register(ring) }
+        .map_err(|e| anyhow::anyhow!("cannot watch a ring buffer: {}", e.into_parts().1))
+}
+
+/// Read the kernel's flow counts and counters into the table.
+fn refresh(programs: &Programs, state: &Mutex<Shared>) {
+    let flows = programs.flows();
+    let counters = programs.counters();
+    let mut s = lock(state);
+    s.now_s = uptime_s();
+    let now = s.now_s;
+    let Shared {
+        table,
+        identity,
+        dns,
+        kernel,
+        ..
+    } = &mut *s;
+    if let Ok(flows) = flows {
+        for (key, stats) in &flows {
+            table.update(key, stats, &|ip| identity.who(ip));
+        }
+    }
+    if let Ok(c) = counters {
+        *kernel = c;
+    }
+    dns.expire(now);
+}
+
+async fn read_flow_events(mut ring: AsyncFd<RingBuf<MapData>>, state: Arc<Mutex<Shared>>) {
+    loop {
+        let Ok(mut guard) = ring.readable_mut().await else {
+            return;
+        };
+        let events: Vec<FlowEvent> = {
+            let rb = guard.get_inner_mut();
+            let mut v = Vec::new();
+            while let Some(item) = rb.next() {
+                if let Some(e) = FlowEvent::from_bytes(&item) {
+                    v.push(e);
+                }
+            }
+            v
+        };
+        guard.clear_ready();
+        let mut s = lock(&state);
+        let Shared {
+            table,
+            identity,
+            flow_events,
+            ..
+        } = &mut *s;
+        for e in &events {
+            *flow_events += 1;
+            table.new_key(&e.key, e.first_seen_ns, e.tcp_flags, &|ip| identity.who(ip));
+        }
+    }
+}
+
+async fn read_dns_events(mut ring: AsyncFd<RingBuf<MapData>>, state: Arc<Mutex<Shared>>) {
+    loop {
+        let Ok(mut guard) = ring.readable_mut().await else {
+            return;
+        };
+        let messages: Vec<Vec<u8>> = {
+            let rb = guard.get_inner_mut();
+            let mut v = Vec::new();
+            while let Some(item) = rb.next() {
+                if let Some(e) = DnsEvent::from_bytes(&item) {
+                    v.push(e.message().to_vec());
+                }
+            }
+            v
+        };
+        guard.clear_ready();
+        let mut s = lock(&state);
+        let now = uptime_s();
+        for m in &messages {
+            s.dns_events += 1;
+            s.dns.learn(m, now);
+        }
+    }
+}

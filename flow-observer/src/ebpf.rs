@@ -1,0 +1,125 @@
+//! Loading and attaching the kernel programs (aya).
+//!
+//! [`Programs`] owns the loaded object: dropping it detaches both programs and frees the maps,
+//! so the agent leaves nothing behind when it exits (SIGTERM, SIGINT, or an error).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType};
+use aya::{Ebpf, EbpfLoader};
+use netpol_ebpf_common::{Counter, FlowKey, FlowStats};
+
+/// The kernel programs, built by `cargo xtask build-ebpf` and embedded by the build script.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netpol-ebpf"));
+
+/// Where cgroup v2 is mounted: the unified hierarchy of a hybrid setup, or `/sys/fs/cgroup`.
+pub fn find_cgroup_root() -> Result<PathBuf> {
+    let mounts =
+        std::fs::read_to_string("/proc/self/mounts").context("cannot read /proc/self/mounts")?;
+    let mut found: Vec<PathBuf> = mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, path, kind) = (f.next()?, f.next()?, f.next()?);
+            (kind == "cgroup2").then(|| PathBuf::from(path))
+        })
+        .collect();
+    found.sort_by_key(|p| p.as_os_str().len());
+    found
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("no cgroup v2 hierarchy is mounted; pass `--cgroup PATH`"))
+}
+
+/// The loaded and attached programs.
+pub struct Programs {
+    ebpf: Ebpf,
+    pub cgroup: PathBuf,
+}
+
+impl std::fmt::Debug for Programs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Programs")
+            .field("cgroup", &self.cgroup)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Programs {
+    /// Load the programs (the `FLOWS` map sized to `max_flows`) and attach them to the ingress
+    /// and egress of `cgroup`. Through a bpf_link (kernel 5.7+), which coexists with any other
+    /// program there (Cilium's own, say) whatever the mode; link_create wants mode flags 0.
+    pub fn attach(cgroup: &Path, max_flows: u32) -> Result<Self> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("FLOWS", max_flows)
+            .load(OBJECT)
+            .context("cannot load the eBPF programs (root, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN, is needed)")?;
+        let dir = std::fs::File::open(cgroup)
+            .with_context(|| format!("cannot open the cgroup `{}`", cgroup.display()))?;
+        for (name, kind) in [
+            ("netpol_ingress", CgroupSkbAttachType::Ingress),
+            ("netpol_egress", CgroupSkbAttachType::Egress),
+        ] {
+            let program: &mut CgroupSkb = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("the eBPF object has no program `{name}`"))?
+                .try_into()?;
+            program
+                .load()
+                .with_context(|| format!("the kernel rejected `{name}`"))?;
+            program
+                .attach(&dir, kind, CgroupAttachMode::Single)
+                .with_context(|| format!("cannot attach `{name}` to `{}`", cgroup.display()))?;
+        }
+        Ok(Self {
+            ebpf,
+            cgroup: cgroup.to_path_buf(),
+        })
+    }
+
+    /// A ring buffer, taken out of the object (once).
+    pub fn ring(&mut self, name: &str) -> Result<RingBuf<MapData>> {
+        let map = self
+            .ebpf
+            .take_map(name)
+            .ok_or_else(|| anyhow!("no map `{name}`"))?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
+    /// Every flow the kernel counts now.
+    pub fn flows(&self) -> Result<Vec<(FlowKey, FlowStats)>> {
+        let map = self
+            .ebpf
+            .map("FLOWS")
+            .ok_or_else(|| anyhow!("no map `FLOWS`"))?;
+        let flows: HashMap<&MapData, FlowKey, FlowStats> = HashMap::try_from(map)?;
+        let mut out = Vec::new();
+        for item in flows.iter() {
+            match item {
+                Ok(kv) => out.push(kv),
+                // An LRU entry evicted while iterating: skip it.
+                Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => bail!("cannot read `FLOWS`: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The kernel's counters, summed over CPUs, in [`Counter::ALL`] order.
+    pub fn counters(&self) -> Result<Vec<(Counter, u64)>> {
+        let map = self
+            .ebpf
+            .map("COUNTERS")
+            .ok_or_else(|| anyhow!("no map `COUNTERS`"))?;
+        let counters: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)?;
+        Counter::ALL
+            .iter()
+            .map(|c| {
+                let values = counters.get(&c.index(), 0)?;
+                Ok((*c, values.iter().sum()))
+            })
+            .collect()
+    }
+}

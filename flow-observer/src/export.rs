@@ -1,0 +1,204 @@
+//! What the agent serves on `--listen`: `GET /flows` (netpol flow JSONL; `?since=CURSOR`, the
+//! new cursor in the `x-netpol-cursor` header), `GET /metrics` (Prometheus text) and
+//! `GET /healthz`.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use netpol_compiler::flow::{Icmp, Record};
+use netpol_ebpf_common::{Counter, tcp_flags};
+use serde::Deserialize;
+
+use crate::aggregate::{self, FlowTable};
+use crate::clock::Clock;
+use crate::dns::DnsCache;
+use crate::identity::Identity;
+
+/// Everything the agent knows, shared by its tasks.
+#[derive(Debug)]
+pub struct Shared {
+    pub table: FlowTable,
+    pub dns: DnsCache,
+    pub identity: Identity,
+    pub clock: Clock,
+    /// Seconds since boot, for DNS TTLs.
+    pub now_s: u64,
+    pub kernel: Vec<(Counter, u64)>,
+    pub flow_events: u64,
+    pub dns_events: u64,
+}
+
+pub type State_ = Arc<Mutex<Shared>>;
+
+/// The lock, whatever a panicking holder left behind (the data are counters and caches).
+pub fn lock(s: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub fn router(state: State_) -> Router {
+    Router::new()
+        .route("/flows", get(flows))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: u64,
+}
+
+fn protocol_name(p: u8) -> String {
+    match p {
+        6 => "tcp".to_owned(),
+        17 => "udp".to_owned(),
+        132 => "sctp".to_owned(),
+        1 => "icmp".to_owned(),
+        58 => "icmpv6".to_owned(),
+        n => n.to_string(),
+    }
+}
+
+/// A table record as a netpol flow record.
+pub fn record(s: &Shared, r: &aggregate::Record) -> Record {
+    let icmp = matches!(r.protocol, 1 | 58);
+    let flags = [
+        (tcp_flags::SYN, "SYN"),
+        (tcp_flags::SYN_ACK, "SYN-ACK"),
+        (tcp_flags::RST, "RST"),
+        (tcp_flags::FIN, "FIN"),
+    ]
+    .iter()
+    .filter(|(bit, _)| r.tcp_flags & bit != 0)
+    .map(|(_, n)| (*n).to_owned())
+    .collect();
+    Record {
+        time: s.clock.rfc3339(r.last_seen_ns),
+        first_seen: Some(s.clock.rfc3339(r.first_seen_ns)),
+        protocol: protocol_name(r.protocol),
+        source: s.identity.endpoint(
+            r.src,
+            r.src_port.filter(|_| !icmp),
+            s.dns.names(r.src, s.now_s),
+        ),
+        destination: s.identity.endpoint(
+            r.dst,
+            (!icmp).then_some(r.dst_port),
+            s.dns.names(r.dst, s.now_s),
+        ),
+        icmp: icmp.then(|| Icmp {
+            kind: u8::try_from(r.dst_port).unwrap_or(0),
+            code: 0,
+        }),
+        reply: false,
+        tcp_flags: flags,
+        packets: r.packets,
+        bytes: r.bytes,
+        connections: r.connections,
+    }
+}
+
+async fn flows(State(state): State<State_>, Query(q): Query<Since>) -> impl IntoResponse {
+    let s = lock(&state);
+    let (records, cursor) = s.table.records_since(q.since);
+    let mut body = String::new();
+    for r in &records {
+        body.push_str(&serde_json::to_string(&record(&s, r)).unwrap_or_default());
+        body.push('\n');
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
+            (
+                header::HeaderName::from_static("x-netpol-cursor"),
+                cursor.to_string(),
+            ),
+        ],
+        body,
+    )
+}
+
+async fn metrics(State(state): State<State_>) -> impl IntoResponse {
+    let s = lock(&state);
+    let t = s.table.table_stats();
+    let (records, _) = s.table.records_since(0);
+    let packets: u64 = records.iter().map(|r| r.packets).sum();
+    let bytes: u64 = records.iter().map(|r| r.bytes).sum();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    metric(
+        "netpol_observer_records",
+        "gauge",
+        "Flow records held.",
+        t.records.to_string(),
+    );
+    metric(
+        "netpol_observer_connections",
+        "gauge",
+        "Connections tracked.",
+        t.connections.to_string(),
+    );
+    metric(
+        "netpol_observer_packets_total",
+        "counter",
+        "Packets counted in the records held.",
+        packets.to_string(),
+    );
+    metric(
+        "netpol_observer_bytes_total",
+        "counter",
+        "Bytes counted in the records held.",
+        bytes.to_string(),
+    );
+    metric(
+        "netpol_observer_flow_events_total",
+        "counter",
+        "New-flow events read from the kernel.",
+        s.flow_events.to_string(),
+    );
+    metric(
+        "netpol_observer_dns_events_total",
+        "counter",
+        "DNS answers read from the kernel.",
+        s.dns_events.to_string(),
+    );
+    metric(
+        "netpol_observer_evicted_connections_total",
+        "counter",
+        "Connections evicted from the bounded table.",
+        t.evicted_connections.to_string(),
+    );
+    metric(
+        "netpol_observer_evicted_records_total",
+        "counter",
+        "Records evicted from the bounded table.",
+        t.evicted_records.to_string(),
+    );
+    metric(
+        "netpol_observer_dns_cache_entries",
+        "gauge",
+        "Addresses in the DNS cache.",
+        s.dns.len().to_string(),
+    );
+    for (c, v) in &s.kernel {
+        let name = format!("netpol_observer_kernel_{}_total", c.name());
+        metric(
+            &name,
+            "counter",
+            "Kernel-side counter (lost events, parse failures).",
+            v.to_string(),
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,414 @@
+//! The real agent, the real kernel programs, real traffic: two "pods" (network namespaces joined
+//! by a veth pair, each process in its own cgroup under a test cgroup the agent attaches to),
+//! a TCP connection, a refused one, UDP, ICMP, IPv6, and a DNS lookup answered by dnsmasq.
+//! The flow records the agent serves on `/flows` are checked.
+//!
+//! Needs root (CI runs as root); without it the test says `skipped: not root` and passes.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
+
+fn sh(cmd: &str) {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn cgroup_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let mut roots: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| f[1])
+        })
+        .collect();
+    roots.sort_by_key(|r| r.len());
+    PathBuf::from(roots.first().expect("a cgroup v2 mount"))
+}
+
+/// The lab: namespaces, veths, cgroups, processes; all removed on drop, even after a panic.
+struct Lab {
+    id: String,
+    cgroup: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Lab {
+    fn new() -> Self {
+        let id = format!("{}", std::process::id() % 100_000);
+        let cgroup = cgroup_root().join(format!("netpol-test-{id}"));
+        let lab = Self {
+            id,
+            cgroup,
+            children: Vec::new(),
+        };
+        let id = &lab.id;
+        for pod in ["a", "b"] {
+            std::fs::create_dir_all(lab.cgroup.join(pod)).unwrap();
+            sh(&format!("ip netns add np{id}{pod}"));
+            sh(&format!("ip -n np{id}{pod} link set lo up"));
+        }
+        sh(&format!(
+            "ip link add va{id} netns np{id}a type veth peer name vb{id} netns np{id}b"
+        ));
+        for (pod, last) in [("a", 1), ("b", 2)] {
+            let dev = format!("v{pod}{id}");
+            sh(&format!(
+                "ip -n np{id}{pod} addr add 10.201.0.{last}/24 dev {dev}"
+            ));
+            sh(&format!(
+                "ip -n np{id}{pod} addr add fd00:201::{last}/64 dev {dev} nodad"
+            ));
+            sh(&format!("ip -n np{id}{pod} link set {dev} up"));
+        }
+        // An "internet" address served by pod b, resolved by DNS.
+        sh(&format!("ip -n np{id}b addr add 10.201.0.99/24 dev vb{id}"));
+        lab
+    }
+
+    /// A command inside a pod: its network namespace and its cgroup.
+    fn spawn(&mut self, pod: &str, cmd: &str) -> &mut Child {
+        let procs = self.cgroup.join(pod).join("cgroup.procs");
+        let script = format!(
+            "echo $$ > {} && exec ip netns exec np{}{pod} {cmd}",
+            procs.display(),
+            self.id
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        self.children.last_mut().unwrap()
+    }
+
+    fn run(&mut self, pod: &str, cmd: &str) -> String {
+        let child = self.spawn(pod, cmd);
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(status.success(), "`{cmd}` in pod {pod} failed: {err}");
+        out
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let id = &self.id;
+        for pod in ["a", "b"] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &format!("np{id}{pod}")])
+                .status();
+        }
+        for _ in 0..50 {
+            let gone = ["a", "b"].iter().all(|p| {
+                std::fs::remove_dir(self.cgroup.join(p)).is_ok() || !self.cgroup.join(p).exists()
+            });
+            if gone && (std::fs::remove_dir(&self.cgroup).is_ok() || !self.cgroup.exists()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The agent process, killed on drop (a failed assertion must not leave it attached).
+struct Agent(Option<Child>);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn inventory(dir: &Path) -> PathBuf {
+    let path = dir.join("inventory.json");
+    std::fs::write(
+        &path,
+        r#"{"apiVersion":"v1","kind":"List","items":[
+ {"kind":"Namespace","metadata":{"name":"media","labels":{"team":"arr"}}},
+ {"kind":"Pod","metadata":{"name":"sonarr-5d8f7c9b6-x2kq9","namespace":"media","labels":{"app.kubernetes.io/name":"sonarr"},
+   "ownerReferences":[{"kind":"ReplicaSet","name":"sonarr-5d8f7c9b6","controller":true}]},
+  "spec":{"serviceAccountName":"sonarr","nodeName":"n1","containers":[{"name":"app"}]},
+  "status":{"podIP":"10.201.0.1","podIPs":[{"ip":"10.201.0.1"},{"ip":"fd00:201::1"}]}},
+ {"kind":"Pod","metadata":{"name":"prowlarr-0","namespace":"media","labels":{"app.kubernetes.io/name":"prowlarr"},
+   "ownerReferences":[{"kind":"StatefulSet","name":"prowlarr","controller":true}]},
+  "spec":{"serviceAccountName":"prowlarr","nodeName":"n1","containers":[{"name":"app"}]},
+  "status":{"podIP":"10.201.0.2","podIPs":[{"ip":"10.201.0.2"},{"ip":"fd00:201::2"}]}}]}"#,
+    )
+    .unwrap();
+    path
+}
+
+fn get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Attached programs named like ours, anywhere (bpftool).
+fn attached(cgroup: &Path) -> String {
+    let out = Command::new("bpftool")
+        .args(["cgroup", "show"])
+        .arg(cgroup)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+const TCP_SERVER: &str = r#"python3 -c "
+import socket
+s=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('::',8080)); s.listen()
+h=socket.socket(); h.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); h.bind(('0.0.0.0',443)); h.listen()
+import select
+while True:
+    r,_,_=select.select([s,h],[],[])
+    for l in r:
+        c,_=l.accept(); n=0
+        while True:
+            d=c.recv(65536)
+            if not d: break
+            n+=len(d)
+        c.sendall(b'ok'); c.close()
+""#;
+
+const UDP_ECHO: &str = r#"python3 -c "
+import socket
+u=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0',5300))
+while True:
+    d,a=u.recvfrom(2048); u.sendto(d,a)
+""#;
+
+const CLIENT: &str = r#"python3 -c "
+import socket, struct, time
+def tcp(host, port, payload):
+    c=socket.create_connection((host, port)); c.sendall(payload); c.shutdown(socket.SHUT_WR); c.recv(10); c.close()
+tcp('10.201.0.2', 8080, b'x'*10000)
+try:
+    socket.create_connection(('10.201.0.2', 8081), timeout=2)
+except OSError as e:
+    print('refused', e)
+u=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2); u.sendto(b'ping', ('10.201.0.2', 5300)); print(u.recvfrom(100))
+tcp('fd00:201::2', 8080, b'y'*3000)
+q=struct.pack('>HHHHHH', 7, 0x0100, 1, 0, 0, 0) + b''.join(bytes([len(p)])+p.encode() for p in 'api.thetvdb.com'.split('.')) + b'\0' + struct.pack('>HH', 1, 1)
+d=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); d.settimeout(2); d.sendto(q, ('10.201.0.2', 53)); r,_=d.recvfrom(512)
+ip='.'.join(str(b) for b in r[-4:]); print('resolved', ip)
+time.sleep(0.3)
+tcp(ip, 443, b'z'*100)
+""#;
+
+#[test]
+fn agent_records_real_traffic_of_pods() {
+    if !is_root() {
+        eprintln!("\n*** skipped: not root (the privileged eBPF tests need root) ***\n");
+        return;
+    }
+    let tmp = tempdir();
+    let mut lab = Lab::new();
+    let port = free_port();
+    let mut agent = Agent(Some(
+        Command::new(env!("CARGO_BIN_EXE_netpol-observer"))
+            .args([
+                "run",
+                "--per-connection",
+                "--interval-ms",
+                "100",
+                "--node",
+                "n1",
+            ])
+            .arg("--cgroup")
+            .arg(&lab.cgroup)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--inventory")
+            .arg(inventory(&tmp))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    // Wait for the agent to serve.
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "agent did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get(port, "/healthz"), "ok\n");
+    assert!(
+        attached(&lab.cgroup).contains("netpol_ingress"),
+        "{}",
+        attached(&lab.cgroup)
+    );
+
+    lab.spawn("b", TCP_SERVER);
+    lab.spawn("b", UDP_ECHO);
+    lab.spawn(
+        "b",
+        "dnsmasq --no-daemon --no-resolv --no-hosts --listen-address=10.201.0.2 --bind-interfaces --address=/api.thetvdb.com/10.201.0.99 --log-facility=-",
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let out = lab.run("a", CLIENT);
+    assert!(out.contains("refused"), "{out}");
+    assert!(out.contains("resolved 10.201.0.99"), "{out}");
+    lab.run("a", "ping -c 2 -i 0.2 10.201.0.2");
+    std::thread::sleep(Duration::from_millis(600));
+
+    let flows = get(port, "/flows");
+    let records: Vec<serde_json::Value> = flows
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |proto: &str, dst_ip: &str, dst_port: Option<u64>| {
+        records
+            .iter()
+            .find(|r| {
+                r["protocol"] == proto
+                    && r["destination"]["ip"] == dst_ip
+                    && (dst_port.is_none() || r["destination"]["port"].as_u64() == dst_port)
+            })
+            .unwrap_or_else(|| panic!("no {proto} record to {dst_ip}:{dst_port:?} in:\n{flows}"))
+    };
+    // TCP, established, counts right: the 10,000 bytes payload, the pods named from the inventory.
+    let tcp = find("tcp", "10.201.0.2", Some(8080));
+    assert_eq!(tcp["source"]["namespace"], "media");
+    assert_eq!(tcp["source"]["workload"], "Deployment/sonarr");
+    assert_eq!(tcp["destination"]["workload"], "StatefulSet/prowlarr");
+    let flags: Vec<&str> = tcp["tcp_flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        flags.contains(&"SYN") && flags.contains(&"SYN-ACK") && flags.contains(&"FIN"),
+        "{tcp}"
+    );
+    let bytes = tcp["bytes"].as_u64().unwrap();
+    assert!((10_000..20_000).contains(&bytes), "bytes {bytes}: {tcp}");
+    assert!(tcp["packets"].as_u64().unwrap() >= 6, "{tcp}");
+    // Refused: a SYN answered by a RST.
+    let refused = find("tcp", "10.201.0.2", Some(8081));
+    let flags: Vec<&str> = refused["tcp_flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        flags.contains(&"SYN") && flags.contains(&"RST"),
+        "{refused}"
+    );
+    // UDP request and response, one record.
+    let udp = find("udp", "10.201.0.2", Some(5300));
+    assert_eq!(udp["packets"].as_u64(), Some(2), "{udp}");
+    // ICMP echo, by type.
+    let icmp = find("icmp", "10.201.0.2", None);
+    assert_eq!(icmp["icmp"]["type"], 8, "{icmp}");
+    assert!(icmp["packets"].as_u64().unwrap() >= 4, "{icmp}");
+    // IPv6.
+    let v6 = find("tcp", "fd00:201::2", Some(8080));
+    assert_eq!(v6["destination"]["pod"], "prowlarr-0");
+    // DNS: the answer named the address; the flow to it carries the name.
+    let _dns = find("udp", "10.201.0.2", Some(53));
+    let named = find("tcp", "10.201.0.99", Some(443));
+    assert_eq!(named["destination"]["entity"], "world");
+    assert_eq!(
+        named["destination"]["names"][0], "api.thetvdb.com",
+        "{named}"
+    );
+
+    let metrics = get(port, "/metrics");
+    assert!(
+        metrics.contains("netpol_observer_kernel_lost_flow_events_total 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("netpol_observer_dns_events_total"),
+        "{metrics}"
+    );
+
+    // SIGTERM: the agent detaches and exits cleanly.
+    let mut child = agent.0.take().unwrap();
+    sh(&format!("kill -TERM {}", child.id()));
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    assert!(
+        !attached(&lab.cgroup).contains("netpol"),
+        "still attached after SIGTERM"
+    );
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("netpol-observer-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
