@@ -27,6 +27,8 @@ pub struct Options {
     pub node: Option<String>,
     pub max_flows: u32,
     pub max_records: usize,
+    /// Size of each ring buffer, in bytes (a power of two).
+    pub ring_bytes: u32,
     pub per_connection: bool,
     pub interval: Duration,
 }
@@ -60,7 +62,7 @@ pub async fn run(opts: Options) -> Result<()> {
         Some(c) => c.clone(),
         None => ebpf::find_cgroup_root()?,
     };
-    let mut programs = Programs::attach(&cgroup, opts.max_flows)?;
+    let mut programs = Programs::attach(&cgroup, opts.max_flows, opts.ring_bytes)?;
     let flow_ring = register(programs.ring("FLOW_EVENTS")?)?;
     let dns_ring = register(programs.ring("DNS_EVENTS")?)?;
     let state = Arc::new(Mutex::new(Shared {

@@ -48,12 +48,20 @@ impl std::fmt::Debug for Programs {
 }
 
 impl Programs {
-    /// Load the programs (the `FLOWS` map sized to `max_flows`) and attach them to the ingress
+    /// Load the programs (the `FLOWS` map sized to `max_flows`, each ring buffer `ring_bytes`
+    /// long) and attach them to the ingress
     /// and egress of `cgroup`. Through a bpf_link (kernel 5.7+), which coexists with any other
     /// program there (Cilium's own, say) whatever the mode; link_create wants mode flags 0.
-    pub fn attach(cgroup: &Path, max_flows: u32) -> Result<Self> {
+    pub fn attach(cgroup: &Path, max_flows: u32, ring_bytes: u32) -> Result<Self> {
+        if !ring_bytes.is_power_of_two() || ring_bytes < 4096 {
+            bail!(
+                "the ring buffer size must be a power of two of at least 4096 bytes, not {ring_bytes}"
+            );
+        }
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("FLOWS", max_flows)
+            .map_max_entries("FLOW_EVENTS", ring_bytes)
+            .map_max_entries("DNS_EVENTS", ring_bytes)
             .load(OBJECT)
             .context("cannot load the eBPF programs (root, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN, is needed)")?;
         let dir = std::fs::File::open(cgroup)

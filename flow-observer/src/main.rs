@@ -40,6 +40,9 @@ enum Command {
         /// Bound of the record table.
         #[arg(long, default_value_t = 100_000)]
         max_records: usize,
+        /// Size of each kernel ring buffer (new flows, DNS answers), in bytes; a power of two.
+        #[arg(long, default_value_t = 1 << 20)]
+        ring_bytes: u32,
         /// One record per connection instead of per (workload, destination, port).
         #[arg(long)]
         per_connection: bool,
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         node,
         max_flows,
         max_records,
+        ring_bytes,
         per_connection,
         interval_ms,
     } = cli.command;
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         node: node.or_else(|| std::env::var("NODE_NAME").ok()),
         max_flows,
         max_records,
+        ring_bytes,
         per_connection,
         interval: Duration::from_millis(interval_ms.max(10)),
     };

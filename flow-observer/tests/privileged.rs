@@ -55,8 +55,8 @@ struct Lab {
 }
 
 impl Lab {
-    fn new() -> Self {
-        let id = format!("{}", std::process::id() % 100_000);
+    fn new(name: &str) -> Self {
+        let id = format!("{}{name}", std::process::id() % 100_000);
         let cgroup = cgroup_root().join(format!("netpol-test-{id}"));
         let lab = Self {
             id,
@@ -262,39 +262,8 @@ fn agent_records_real_traffic_of_pods() {
         eprintln!("\n*** skipped: not root (the privileged eBPF tests need root) ***\n");
         return;
     }
-    let tmp = tempdir();
-    let mut lab = Lab::new();
-    let port = free_port();
-    let mut agent = Agent(Some(
-        Command::new(env!("CARGO_BIN_EXE_netpol-observer"))
-            .args([
-                "run",
-                "--per-connection",
-                "--interval-ms",
-                "100",
-                "--node",
-                "n1",
-            ])
-            .arg("--cgroup")
-            .arg(&lab.cgroup)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--inventory")
-            .arg(inventory(&tmp))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
-    // Wait for the agent to serve.
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "agent did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut lab = Lab::new("t");
+    let (mut agent, port) = start_agent(&lab, &["--per-connection"]);
     assert_eq!(get(port, "/healthz"), "ok\n");
     assert!(
         attached(&lab.cgroup).contains("netpol_ingress"),
@@ -407,8 +376,105 @@ fn agent_records_real_traffic_of_pods() {
     );
 }
 
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netpol-observer-test-{}", std::process::id()));
+/// Start the agent on the lab's cgroup; returns it and its HTTP port once it serves.
+fn start_agent(lab: &Lab, extra: &[&str]) -> (Agent, u16) {
+    let port = free_port();
+    let agent = Agent(Some(
+        Command::new(env!("CARGO_BIN_EXE_netpol-observer"))
+            .args(["run", "--interval-ms", "100", "--node", "n1"])
+            .args(extra)
+            .arg("--cgroup")
+            .arg(&lab.cgroup)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--inventory")
+            .arg(inventory(&tempdir(&lab.id)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "agent did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (agent, port)
+}
+
+fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{metrics}"))
+}
+
+/// More new flows than the ring buffer holds: the loss is counted, the agent keeps serving,
+/// its tables and memory stay bounded.
+#[test]
+fn a_flood_of_new_flows_is_survived() {
+    if !is_root() {
+        eprintln!("\n*** skipped: not root (the privileged eBPF tests need root) ***\n");
+        return;
+    }
+    let mut lab = Lab::new("f");
+    let (agent, port) = start_agent(
+        &lab,
+        &[
+            "--per-connection",
+            "--ring-bytes",
+            "4096",
+            "--max-flows",
+            "4096",
+            "--max-records",
+            "1000",
+        ],
+    );
+    // 30,000 UDP datagrams to 30,000 ports: 30,000 new flows (and as many ICMP errors back).
+    lab.run(
+        "a",
+        r#"python3 -c "
+import socket
+u=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for p in range(10000, 40000):
+    u.sendto(b'x', ('10.201.0.2', p))
+""#,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(get(port, "/healthz"), "ok\n", "the agent keeps serving");
+    let metrics = get(port, "/metrics");
+    assert!(
+        metric(&metrics, "netpol_observer_kernel_lost_flow_events_total") > 0,
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, "netpol_observer_records") <= 1000,
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, "netpol_observer_connections") <= 4096,
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, "netpol_observer_evicted_records_total") > 0,
+        "{metrics}"
+    );
+    let pid = agent.0.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(rss_kb < 64 * 1024, "agent RSS {rss_kb} kB");
+    assert!(!get(port, "/flows").is_empty());
+}
+
+fn tempdir(id: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("netpol-observer-test-{id}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
