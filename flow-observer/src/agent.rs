@@ -31,6 +31,8 @@ pub struct Options {
     pub ring_bytes: u32,
     pub per_connection: bool,
     pub interval: Duration,
+    /// Judge every new record against these policies (live audit).
+    pub policies: Option<PathBuf>,
 }
 
 /// Seconds since boot (`/proc/uptime`), for DNS TTLs.
@@ -58,6 +60,10 @@ pub async fn run(opts: Options) -> Result<()> {
         }
         None => None,
     };
+    let audit = match &opts.policies {
+        Some(dir) => Some(crate::audit::Audit::load(dir, inventory.as_ref())?),
+        None => None,
+    };
     let cgroup = match &opts.cgroup {
         Some(c) => c.clone(),
         None => ebpf::find_cgroup_root()?,
@@ -81,6 +87,8 @@ pub async fn run(opts: Options) -> Result<()> {
         kernel: Vec::new(),
         flow_events: 0,
         dns_events: 0,
+        audit,
+        audit_cursor: 0,
     }));
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
@@ -147,6 +155,26 @@ fn refresh(programs: &Programs, state: &Mutex<Shared>) {
         *kernel = c;
     }
     dns.expire(now);
+    audit(&mut s);
+}
+
+/// Judge what is new since the last round; log new would-be drops.
+fn audit(s: &mut Shared) {
+    if s.audit.is_none() {
+        return;
+    }
+    let (records, cursor) = s.table.records_since(s.audit_cursor);
+    let records: Vec<netpol_compiler::flow::Record> =
+        records.iter().map(|r| export::record(s, r)).collect();
+    s.audit_cursor = cursor;
+    let Shared {
+        audit, identity, ..
+    } = s;
+    if let Some(audit) = audit {
+        for line in audit.judge(&records, identity.inventory.as_ref()) {
+            eprintln!("{line}");
+        }
+    }
 }
 
 async fn read_flow_events(mut ring: AsyncFd<RingBuf<MapData>>, state: Arc<Mutex<Shared>>) {

@@ -31,6 +31,9 @@ pub struct Shared {
     pub kernel: Vec<(Counter, u64)>,
     pub flow_events: u64,
     pub dns_events: u64,
+    pub audit: Option<crate::audit::Audit>,
+    /// Records judged up to this cursor.
+    pub audit_cursor: u64,
 }
 
 pub type State_ = Arc<Mutex<Shared>>;
@@ -200,5 +203,31 @@ async fn metrics(State(state): State<State_>) -> impl IntoResponse {
             v.to_string(),
         );
     }
+    if let Some(audit) = &s.audit {
+        let _ = writeln!(
+            out,
+            "# HELP netpol_flow_verdicts_total Flow records judged against the policies (live audit).\n# TYPE netpol_flow_verdicts_total counter"
+        );
+        for ((verdict, ns, workload, at), n) in &audit.verdicts {
+            let _ = writeln!(
+                out,
+                "netpol_flow_verdicts_total{{verdict=\"{verdict}\",source_namespace=\"{}\",source_workload=\"{}\",dropped_at=\"{at}\"}} {n}",
+                escape(ns),
+                escape(workload)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP netpol_policies Policies the live audit judges against.\n# TYPE netpol_policies gauge\nnetpol_policies {}",
+            audit.policies
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// A Prometheus label value.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -11,6 +11,7 @@
 
 pub mod agent;
 pub mod aggregate;
+pub mod audit;
 pub mod clock;
 pub mod dns;
 pub mod ebpf;

@@ -49,6 +49,10 @@ enum Command {
         /// How often the kernel's counters are read, in milliseconds.
         #[arg(long, default_value_t = 1000)]
         interval_ms: u64,
+        /// Live audit: judge every new flow against the policies in this directory (CNP,
+        /// CCNP, NetworkPolicy), count verdicts, log would-be drops.
+        #[arg(long, value_name = "DIR")]
+        policies: Option<PathBuf>,
     },
 }
 
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         ring_bytes,
         per_connection,
         interval_ms,
+        policies,
     } = cli.command;
     let opts = netpol_observer::agent::Options {
         cgroup,
@@ -75,6 +80,7 @@ fn main() -> ExitCode {
         ring_bytes,
         per_connection,
         interval: Duration::from_millis(interval_ms.max(10)),
+        policies,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

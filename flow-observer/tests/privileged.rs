@@ -215,6 +215,21 @@ fn attached(cgroup: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// Live audit: sonarr may reach prowlarr on 8080 (v4 and v6) and DNS on prowlarr's dnsmasq;
+/// the refused connection, the UDP echo, ping and the `api.thetvdb.com` connection are drops.
+const SONARR_POLICY: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: sonarr, namespace: media}
+spec:
+  endpointSelector: {matchLabels: {app.kubernetes.io/name: sonarr}}
+  egress:
+    - toEndpoints: [{matchLabels: {app.kubernetes.io/name: prowlarr}}]
+      toPorts: [{ports: [{port: "8080", protocol: TCP}]}]
+    - toEndpoints: [{matchLabels: {app.kubernetes.io/name: prowlarr}}]
+      toPorts: [{ports: [{port: "53", protocol: UDP}], rules: {dns: [{matchPattern: "*"}]}}]
+"#;
+
 const TCP_SERVER: &str = r#"python3 -c "
 import socket
 s=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('::',8080)); s.listen()
@@ -263,7 +278,10 @@ fn agent_records_real_traffic_of_pods() {
         return;
     }
     let mut lab = Lab::new("t");
-    let (mut agent, port) = start_agent(&lab, &["--per-connection"]);
+    let policies = tempdir(&format!("{}-policies", lab.id));
+    std::fs::write(policies.join("sonarr.yaml"), SONARR_POLICY).unwrap();
+    let policies = policies.display().to_string();
+    let (mut agent, port) = start_agent(&lab, &["--per-connection", "--policies", &policies]);
     assert_eq!(get(port, "/healthz"), "ok\n");
     assert!(
         attached(&lab.cgroup).contains("netpol_ingress"),

@@ -1,0 +1,114 @@
+//! Live audit (`--policies DIR`): every new record is judged by netpol's policy engine exactly
+//! as `netpol verify` would judge it (the record goes through the same flow reader), counted in
+//! `netpol_flow_verdicts_total`, and a would-be drop is logged once, as a JSON line on stderr.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use netpol_compiler::diagnostic::{self, Style};
+use netpol_compiler::eval::{NamedPorts, NoPorts};
+use netpol_compiler::flow::{Reader, Record};
+use netpol_compiler::index::{Evaluator, Index};
+use netpol_compiler::input::Disk;
+use netpol_compiler::inventory::Inventory;
+use netpol_compiler::source::SourceMap;
+use netpol_compiler::verify::{PointReport, View};
+use rustc_hash::FxHashSet;
+
+/// Labels of `netpol_flow_verdicts_total`.
+pub type VerdictKey = (&'static str, String, String, &'static str);
+
+/// The policies and what has been judged.
+#[derive(Debug)]
+pub struct Audit {
+    index: Index,
+    sources: SourceMap,
+    pub policies: usize,
+    judged: FxHashSet<String>,
+    /// `(verdict, source namespace, source workload, dropped at)` → records.
+    pub verdicts: BTreeMap<VerdictKey, u64>,
+}
+
+impl Audit {
+    /// Import the policies under `dir`; any error stops the agent (a half-read policy set
+    /// would report wrong drops).
+    pub fn load(dir: &Path, inventory: Option<&Inventory>) -> Result<Self> {
+        let imported = netpol_compiler::policy::import(&Disk, &[dir.to_path_buf()]);
+        if imported.diagnostics.has_errors() {
+            let text =
+                diagnostic::render_human(&imported.diagnostics, &imported.sources, Style::Plain);
+            bail!("the policies in `{}` have errors:\n{text}", dir.display());
+        }
+        let entries = netpol_compiler::entry::build(&imported.set, inventory);
+        Ok(Self {
+            policies: imported.set.policies.len(),
+            index: Index::new(entries),
+            sources: imported.sources,
+            judged: FxHashSet::default(),
+            verdicts: BTreeMap::new(),
+        })
+    }
+
+    /// Judge the records not judged before; returns the log lines of new would-be drops.
+    pub fn judge(&mut self, records: &[Record], inventory: Option<&Inventory>) -> Vec<String> {
+        let cluster: &dyn NamedPorts = match inventory {
+            Some(inv) => inv,
+            None => &NoPorts,
+        };
+        let mut reader = Reader::new(inventory);
+        let mut fresh = Vec::new();
+        for r in records {
+            let Ok(line) = serde_json::to_string(r) else {
+                continue;
+            };
+            // One verdict per flow: its endpoints and port, not its counters.
+            let key = format!("{}|{:?}|{:?}", r.protocol, r.source, r.destination);
+            if !self.judged.insert(key) {
+                continue;
+            }
+            reader.line(fresh.len() + 1, &line);
+            fresh.push(r);
+        }
+        let mut ev = Evaluator::new(&self.index, cluster);
+        let mut logs = Vec::new();
+        for flow in &reader.set.flows {
+            let view = View::of(flow, flow.is_reply());
+            let decision = ev.decide(&view.query());
+            let allowed = decision.allowed();
+            let src_ns = view.src.namespace.as_deref().unwrap_or("").to_owned();
+            let src_wl = view.src.workload.as_deref().unwrap_or("").to_owned();
+            let at = match decision.dropped_at() {
+                Some(netpol_compiler::eval::Direction::Egress) => "egress",
+                Some(netpol_compiler::eval::Direction::Ingress) => "ingress",
+                None => "",
+            };
+            let verdict = if allowed { "allowed" } else { "denied" };
+            *self
+                .verdicts
+                .entry((verdict, src_ns, src_wl, at))
+                .or_default() += 1;
+            if !allowed {
+                let point = if at == "egress" {
+                    &decision.egress
+                } else {
+                    &decision.ingress
+                };
+                let report = PointReport::new(&self.index, &self.sources, point);
+                logs.push(
+                    serde_json::json!({
+                        "msg": "would-be drop",
+                        "source": view.src.display(),
+                        "destination": view.dst.display(),
+                        "protocol": view.proto.map(|p| p.to_string()),
+                        "port": view.port,
+                        "dropped_at": at,
+                        "why": report.summary(),
+                    })
+                    .to_string(),
+                );
+            }
+        }
+        logs
+    }
+}
