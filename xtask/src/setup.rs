@@ -26,9 +26,9 @@ const LLVM_MAJOR: u32 = 22;
 const NIGHTLY: &str = "nightly";
 /// Debian packages bpf-linker links against (the `llvm-22` feature; keep in step with
 /// [`LLVM_MAJOR`], a test checks).
-/// Also what the observer's privileged tests run: network namespaces and veths (iproute2),
-/// ping, a real DNS server (dnsmasq, without its system service) and bpftool (to check that
-/// nothing stays attached).
+/// Also what the observer's tests run: network namespaces and veths (iproute2), ping, a real
+/// DNS server (dnsmasq, without its system service), bpftool (to check that nothing stays
+/// attached) and promtool (Debian's `prometheus`, for the alert rules).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -39,6 +39,7 @@ const APT_PACKAGES: &[&str] = &[
     "iputils-ping",
     "dnsmasq-base",
     "bpftool",
+    "prometheus",
 ];
 const BPFFS: &str = "/sys/fs/bpf";
 

@@ -1,0 +1,156 @@
+//! The deployment in `flow-observer/deploy`: the alert rules pass `promtool check rules` and
+//! their `promtool test rules` cases, the PrometheusRule carries the same rules, the DaemonSet
+//! is not privileged and only has the capabilities it needs, RBAC is read-only, and the
+//! observer's own CiliumNetworkPolicy is exactly what `netpol compile` makes of its profile.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use netpol_compiler::input::Memory;
+use serde_json::Value;
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
+}
+
+fn yaml(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_saphyr::from_str_multiple(&text).unwrap()
+}
+
+fn promtool(args: &[&str]) -> String {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(deploy().join("alerts"))
+        .output()
+        .expect("promtool (Debian package `prometheus`, installed by `cargo xtask setup`)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?}:\n{text}");
+    text
+}
+
+#[test]
+fn alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let checked = promtool(&["check", "rules", "netpol.rules.yaml"]);
+    assert!(checked.contains("SUCCESS: 2 rules found"), "{checked}");
+    let tested = promtool(&["test", "rules", "netpol.rules.test.yaml"]);
+    assert!(tested.contains("SUCCESS"), "{tested}");
+}
+
+#[test]
+fn prometheus_rule_carries_the_same_rules() {
+    let rules = yaml(&deploy().join("alerts/netpol.rules.yaml"));
+    let crd = yaml(&deploy().join("prometheusrule.yaml"));
+    assert_eq!(crd[0]["kind"], "PrometheusRule");
+    assert_eq!(crd[0]["spec"]["groups"], rules[0]["groups"]);
+    let alert = &rules[0]["groups"][0]["rules"][0];
+    assert_eq!(alert["alert"], "NetpolWouldDrop");
+    assert!(
+        alert["expr"]
+            .as_str()
+            .unwrap()
+            .contains("netpol_flow_verdicts_total")
+    );
+}
+
+#[test]
+fn daemonset_is_not_privileged_and_has_only_the_capabilities_it_needs() {
+    let ds = &yaml(&deploy().join("daemonset.yaml"))[0];
+    let c = &ds["spec"]["template"]["spec"]["containers"][0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(
+        sc["capabilities"]["add"],
+        serde_json::json!(["BPF", "PERFMON", "NET_ADMIN", "SYS_RESOURCE"])
+    );
+    assert!(c["resources"]["limits"]["memory"].is_string());
+    assert_eq!(ds["spec"]["template"]["spec"]["hostNetwork"], Value::Null);
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"--cgroup=/host/sys/fs/cgroup"));
+    assert_eq!(c["ports"][0]["containerPort"], 9965);
+}
+
+#[test]
+fn rbac_is_read_only() {
+    for doc in yaml(&deploy().join("rbac.yaml")) {
+        if doc["kind"] == "ClusterRole" {
+            for rule in doc["rules"].as_array().unwrap() {
+                assert_eq!(
+                    rule["verbs"],
+                    serde_json::json!(["get", "list", "watch"]),
+                    "{rule}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn observer_policy_is_the_compiled_profile() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(root.join("profiles")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            files.push((
+                PathBuf::from("profiles").join(path.file_name().unwrap()),
+                std::fs::read_to_string(&path).unwrap(),
+            ));
+        }
+    }
+    let c = netpol_compiler::compile_paths(&Memory::new(files), &[PathBuf::from("profiles")]);
+    assert!(!c.diagnostics.has_errors());
+    let out =
+        netpol_compiler::emit::files(&c.objects.unwrap(), netpol_compiler::emit::Format::Yaml)
+            .unwrap();
+    let (_, compiled) = out
+        .iter()
+        .find(|(path, _)| path == "netpol-observer/netpol-observer.yaml")
+        .expect("profiles/netpol-observer.yaml compiles to netpol-observer/netpol-observer.yaml");
+    let deployed = std::fs::read_to_string(deploy().join("cilium-network-policy.yaml")).unwrap();
+    assert_eq!(
+        &deployed, compiled,
+        "regenerate: cargo run --bin netpol -- compile profiles -o out && cp out/netpol-observer/netpol-observer.yaml flow-observer/deploy/cilium-network-policy.yaml"
+    );
+}
+
+#[test]
+fn kustomization_lists_every_manifest_and_the_dashboard_is_valid() {
+    let k = &yaml(&deploy().join("kustomization.yaml"))[0];
+    for r in k["resources"].as_array().unwrap() {
+        assert!(deploy().join(r.as_str().unwrap()).exists(), "{r}");
+    }
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(deploy().join("grafana/netpol-observer.json")).unwrap(),
+    )
+    .unwrap();
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["targets"][0]["expr"].as_str().unwrap())
+        .collect();
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("netpol_flow_verdicts_total{verdict=\"denied\"}"))
+    );
+}
