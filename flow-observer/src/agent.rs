@@ -33,6 +33,8 @@ pub struct Options {
     pub interval: Duration,
     /// Judge every new record against these policies (live audit).
     pub policies: Option<PathBuf>,
+    /// Print one JSON line per new record on stdout (for Loki through Alloy).
+    pub log_flows: bool,
 }
 
 /// Seconds since boot (`/proc/uptime`), for DNS TTLs.
@@ -89,6 +91,9 @@ pub async fn run(opts: Options) -> Result<()> {
         dns_events: 0,
         audit,
         audit_cursor: 0,
+        log: opts
+            .log_flows
+            .then(|| export::FlowLog::new(opts.max_records)),
     }));
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
@@ -156,6 +161,35 @@ fn refresh(programs: &Programs, state: &Mutex<Shared>) {
     }
     dns.expire(now);
     audit(&mut s);
+    log_new_flows(&mut s);
+}
+
+/// `--log-flows`: each record once, when it first appears.
+fn log_new_flows(s: &mut Shared) {
+    let Some(log) = &s.log else { return };
+    let (records, cursor) = s.table.records_since(log.cursor);
+    let lines: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            let record = export::record(s, r);
+            let key = format!(
+                "{}|{}|{:?}|{}|{:?}",
+                record.protocol, r.src, r.src_port, r.dst, r.dst_port
+            );
+            (key, serde_json::to_string(&record).unwrap_or_default())
+        })
+        .collect();
+    if let Some(log) = &mut s.log {
+        log.cursor = cursor;
+        let mut out = std::io::stdout().lock();
+        for (key, line) in lines {
+            if log.first_time(key) {
+                let _ = std::io::Write::write_all(&mut out, line.as_bytes());
+                let _ = std::io::Write::write_all(&mut out, b"\n");
+            }
+        }
+        let _ = std::io::Write::flush(&mut out);
+    }
 }
 
 /// Judge what is new since the last round; log new would-be drops.

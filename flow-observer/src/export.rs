@@ -34,6 +34,35 @@ pub struct Shared {
     pub audit: Option<crate::audit::Audit>,
     /// Records judged up to this cursor.
     pub audit_cursor: u64,
+    /// `--log-flows`.
+    pub log: Option<FlowLog>,
+}
+
+/// What `--log-flows` has printed: each record once (bounded: past twice the record bound the
+/// memory is reset, and a record may be printed again).
+#[derive(Debug, Default)]
+pub struct FlowLog {
+    pub cursor: u64,
+    seen: rustc_hash::FxHashSet<String>,
+    max: usize,
+}
+
+impl FlowLog {
+    pub fn new(max_records: usize) -> Self {
+        Self {
+            cursor: 0,
+            seen: rustc_hash::FxHashSet::default(),
+            max: max_records.saturating_mul(2).max(1),
+        }
+    }
+
+    /// Whether this record is printed for the first time.
+    pub fn first_time(&mut self, key: String) -> bool {
+        if self.seen.len() >= self.max {
+            self.seen.clear();
+        }
+        self.seen.insert(key)
+    }
 }
 
 pub type State_ = Arc<Mutex<Shared>>;

@@ -53,6 +53,9 @@ enum Command {
         /// CCNP, NetworkPolicy), count verdicts, log would-be drops.
         #[arg(long, value_name = "DIR")]
         policies: Option<PathBuf>,
+        /// Print one JSON line (a netpol flow record) per new flow on stdout, for Loki.
+        #[arg(long)]
+        log_flows: bool,
     },
 }
 
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         per_connection,
         interval_ms,
         policies,
+        log_flows,
     } = cli.command;
     let opts = netpol_observer::agent::Options {
         cgroup,
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         per_connection,
         interval: Duration::from_millis(interval_ms.max(10)),
         policies,
+        log_flows,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

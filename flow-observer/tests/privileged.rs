@@ -281,7 +281,10 @@ fn agent_records_real_traffic_of_pods() {
     let policies = tempdir(&format!("{}-policies", lab.id));
     std::fs::write(policies.join("sonarr.yaml"), SONARR_POLICY).unwrap();
     let policies = policies.display().to_string();
-    let (mut agent, port) = start_agent(&lab, &["--per-connection", "--policies", &policies]);
+    let (mut agent, port) = start_agent(
+        &lab,
+        &["--per-connection", "--log-flows", "--policies", &policies],
+    );
     assert_eq!(get(port, "/healthz"), "ok\n");
     assert!(
         attached(&lab.cgroup).contains("netpol_ingress"),
@@ -407,7 +410,8 @@ fn start_agent(lab: &Lab, extra: &[&str]) -> (Agent, u16) {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--inventory")
             .arg(inventory(&tempdir(&lab.id)))
-            .stdout(Stdio::null())
+            // Only `--log-flows` writes here, a few lines in these tests.
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
