@@ -139,7 +139,6 @@ fn register(ring: RingBuf<MapData>) -> Result<AsyncFd<RingBuf<MapData>>> {
 
 /// Read the kernel's flow counts and counters into the table.
 fn refresh(programs: &Programs, state: &Mutex<Shared>) {
-    let flows = programs.flows();
     let counters = programs.counters();
     let mut s = lock(state);
     s.now_s = uptime_s();
@@ -151,11 +150,7 @@ fn refresh(programs: &Programs, state: &Mutex<Shared>) {
         kernel,
         ..
     } = &mut *s;
-    if let Ok(flows) = flows {
-        for (key, stats) in &flows {
-            table.update(key, stats, &|ip| identity.who(ip));
-        }
-    }
+    let _ = programs.for_each_flow(|key, stats| table.update(key, stats, &|ip| identity.who(ip)));
     if let Ok(c) = counters {
         *kernel = c;
     }

@@ -311,6 +311,13 @@ impl FlowTable {
         (v, self.seq)
     }
 
+    /// Packets and bytes of every record held, without copying them.
+    pub fn totals(&self) -> (u64, u64) {
+        self.records
+            .values()
+            .fold((0, 0), |(p, b), r| (p + r.packets, b + r.bytes))
+    }
+
     pub fn table_stats(&self) -> TableStats {
         TableStats {
             connections: self.conns.len(),

@@ -96,23 +96,22 @@ impl Programs {
         Ok(RingBuf::try_from(map)?)
     }
 
-    /// Every flow the kernel counts now.
-    pub fn flows(&self) -> Result<Vec<(FlowKey, FlowStats)>> {
+    /// Every flow the kernel counts now, one at a time (no copy of the whole map).
+    pub fn for_each_flow(&self, mut f: impl FnMut(&FlowKey, &FlowStats)) -> Result<()> {
         let map = self
             .ebpf
             .map("FLOWS")
             .ok_or_else(|| anyhow!("no map `FLOWS`"))?;
         let flows: HashMap<&MapData, FlowKey, FlowStats> = HashMap::try_from(map)?;
-        let mut out = Vec::new();
         for item in flows.iter() {
             match item {
-                Ok(kv) => out.push(kv),
+                Ok((k, v)) => f(&k, &v),
                 // An LRU entry evicted while iterating: skip it.
                 Err(aya::maps::MapError::KeyNotFound) => {}
                 Err(e) => bail!("cannot read `FLOWS`: {e}"),
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The kernel's counters, summed over CPUs, in [`Counter::ALL`] order.

@@ -159,9 +159,7 @@ async fn flows(State(state): State<State_>, Query(q): Query<Since>) -> impl Into
 async fn metrics(State(state): State<State_>) -> impl IntoResponse {
     let s = lock(&state);
     let t = s.table.table_stats();
-    let (records, _) = s.table.records_since(0);
-    let packets: u64 = records.iter().map(|r| r.packets).sum();
-    let bytes: u64 = records.iter().map(|r| r.bytes).sum();
+    let (packets, bytes) = s.table.totals();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: String| {
         let _ = writeln!(

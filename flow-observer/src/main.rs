@@ -41,7 +41,7 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         max_records: usize,
         /// Size of each kernel ring buffer (new flows, DNS answers), in bytes; a power of two.
-        #[arg(long, default_value_t = 1 << 20)]
+        #[arg(long, default_value_t = 1 << 23)]
         ring_bytes: u32,
         /// One record per connection instead of per (workload, destination, port).
         #[arg(long)]

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo xtask setup       install toolchains, LLVM and bpf-linker (idempotent, fast when done)
 //! cargo xtask build-ebpf  build the kernel programs (nightly, bpfel-unknown-none)
+//! cargo xtask bench-observer  measure the observer's costs (root)
 //! cargo xtask ci          setup → build-ebpf → fmt → clippy → test: what `.ci/run` and the README call
 //! cargo xtask crd-check   validate Cilium policies against the CRDs' openAPIV3Schema (dev tool)
 //! cargo xtask corpus      run the policy engine over the shared corpus, compare with the CRDs
@@ -10,6 +11,7 @@
 //!
 //! One module per task; each exposes `run`. Later tasks (`build-ebpf`) slot in the same way.
 
+mod bench;
 mod ci;
 mod corpus;
 mod crd;
@@ -42,6 +44,9 @@ enum Task {
     Setup,
     /// Build the kernel programs (nightly, bpfel-unknown-none) for the observer to embed
     BuildEbpf,
+    /// Measure the observer (root): veth throughput with and without its programs, their cost
+    /// per packet, new flows per second, RSS with 100,000 connections
+    BenchObserver,
     /// Run every check CI runs: setup, eBPF build, rustfmt, clippy, tests (fails fast)
     Ci,
     /// Validate CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy YAML against the CRD schemas
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Setup => setup::run().map(|()| true),
         Task::BuildEbpf => ebpf::run().map(|()| true),
+        Task::BenchObserver => bench::run().map(|()| true),
         Task::Ci => ci::run().map(|()| true),
         Task::CrdCheck(args) => crd::run(&args),
         Task::Corpus(args) => corpus::run(&args),

@@ -28,7 +28,8 @@ const NIGHTLY: &str = "nightly";
 /// [`LLVM_MAJOR`], a test checks).
 /// Also what the observer's tests run: network namespaces and veths (iproute2), ping, a real
 /// DNS server (dnsmasq, without its system service), bpftool (to check that nothing stays
-/// attached) and promtool (Debian's `prometheus`, for the alert rules).
+/// attached), promtool (Debian's `prometheus`, for the alert rules) and iperf3 (for
+/// `bench-observer`).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -40,6 +41,7 @@ const APT_PACKAGES: &[&str] = &[
     "dnsmasq-base",
     "bpftool",
     "prometheus",
+    "iperf3",
 ];
 const BPFFS: &str = "/sys/fs/bpf";
 
