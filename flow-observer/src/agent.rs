@@ -95,6 +95,9 @@ pub async fn run(opts: Options) -> Result<()> {
             .log_flows
             .then(|| export::FlowLog::new(opts.max_records)),
     }));
+    if opts.inventory.is_none() {
+        watch_cluster(&state).await;
+    }
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
@@ -122,6 +125,30 @@ pub async fn run(opts: Options) -> Result<()> {
     drop(programs);
     eprintln!("netpol-observer: detached, exiting");
     Ok(())
+}
+
+/// Without `--inventory`: name addresses from the cluster (in-cluster config or kubeconfig).
+async fn watch_cluster(state: &Arc<Mutex<Shared>>) {
+    match kube::Client::try_default().await {
+        Ok(client) => {
+            let changed = Arc::new(tokio::sync::Notify::new());
+            let (stores, run) = crate::cluster::watch(&client, changed.clone());
+            tokio::spawn(run);
+            let state = state.clone();
+            tokio::spawn(crate::cluster::publish(
+                stores,
+                changed,
+                Duration::from_millis(500),
+                move |inventory| {
+                    lock(&state).identity.inventory = Some(inventory);
+                },
+            ));
+            eprintln!("netpol-observer: watching pods, services, nodes and namespaces");
+        }
+        Err(e) => eprintln!(
+            "netpol-observer: no Kubernetes API ({e}); addresses stay unnamed (run in the cluster, or give --inventory)"
+        ),
+    }
 }
 
 /// A ring buffer, readable with tokio.

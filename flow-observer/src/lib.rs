@@ -13,6 +13,7 @@ pub mod agent;
 pub mod aggregate;
 pub mod audit;
 pub mod clock;
+pub mod cluster;
 pub mod dns;
 pub mod ebpf;
 pub mod export;

@@ -87,6 +87,22 @@ impl Inventory {
             })?;
             flatten(obj, &mut objects);
         }
+        Ok(Self::build(objects))
+    }
+
+    /// From Kubernetes objects as JSON values (a watch cache, say); values that are not
+    /// objects of a known kind are skipped.
+    pub fn from_values(values: impl IntoIterator<Item = Json>) -> Self {
+        let mut objects = Vec::new();
+        for v in values {
+            if let Ok(obj) = serde_json::from_value::<AnyObject>(v) {
+                flatten(obj, &mut objects);
+            }
+        }
+        Self::build(objects)
+    }
+
+    fn build(objects: Vec<AnyObject>) -> Self {
         let mut inv = Self::default();
         for obj in &objects {
             if obj.kind == "Namespace" {
@@ -111,7 +127,7 @@ impl Inventory {
             }
         }
         inv.reindex();
-        Ok(inv)
+        inv
     }
 
     fn add_pod(&mut self, obj: &AnyObject) {

@@ -1,0 +1,237 @@
+//! Watching the cluster with kube-rs: reflectors on Pods, Services, Nodes and Namespaces feed
+//! the identity index (who an IP is), instead of a `--inventory` file.
+//!
+//! ```text
+//! API server ──watcher (default backoff: survives restarts)──modify: strip managed fields──>
+//!   reflector stores ──(any change, at most every `debounce`)──> Inventory::from_values
+//!     ──> identity index (swapped whole, so a lookup never sees half an update)
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use netpol_compiler::inventory::Inventory;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+
+/// The four caches.
+#[derive(Clone)]
+pub struct Stores {
+    pub pods: Store<Pod>,
+    pub services: Store<Service>,
+    pub nodes: Store<Node>,
+    pub namespaces: Store<Namespace>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("pods", &self.pods.state().len())
+            .field("services", &self.services.state().len())
+            .field("nodes", &self.nodes.state().len())
+            .field("namespaces", &self.namespaces.state().len())
+            .finish()
+    }
+}
+
+impl Stores {
+    /// The identity index of what the caches hold now.
+    pub fn inventory(&self) -> Inventory {
+        fn values<K>(store: &Store<K>) -> Vec<serde_json::Value>
+        where
+            K: Serialize + Resource + Clone + 'static,
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            store
+                .state()
+                .iter()
+                .filter_map(|o| serde_json::to_value(o.as_ref()).ok())
+                .collect()
+        }
+        let mut all = values(&self.namespaces);
+        all.extend(values(&self.nodes));
+        all.extend(values(&self.services));
+        all.extend(values(&self.pods));
+        Inventory::from_values(all)
+    }
+}
+
+/// A reflector on every object of kind `K`: the store, and the stream that fills it (poll it).
+fn reflect<K>(
+    client: &Client,
+    changed: Arc<Notify>,
+) -> (Store<K>, impl Stream<Item = ()> + Send + use<K>)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store::<K>();
+    let api: Api<K> = Api::all(client.clone());
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(|o: &mut K| o.managed_fields_mut().clear()),
+    )
+    .map(move |event| {
+        if event.is_ok() {
+            changed.notify_one();
+        }
+    });
+    (reader, stream)
+}
+
+/// Start the watches; the returned future runs them (forever, retrying with backoff).
+pub fn watch(
+    client: &Client,
+    changed: Arc<Notify>,
+) -> (Stores, impl Future<Output = ()> + Send + use<>) {
+    let (pods, p) = reflect::<Pod>(client, changed.clone());
+    let (services, s) = reflect::<Service>(client, changed.clone());
+    let (nodes, n) = reflect::<Node>(client, changed.clone());
+    let (namespaces, ns) = reflect::<Namespace>(client, changed);
+    let run = async move {
+        let streams = futures_util::stream::select(
+            futures_util::stream::select(p, s),
+            futures_util::stream::select(n, ns),
+        );
+        streams.for_each(|()| async {}).await;
+    };
+    (
+        Stores {
+            pods,
+            services,
+            nodes,
+            namespaces,
+        },
+        run,
+    )
+}
+
+/// Rebuild the index after changes, at most every `debounce`, calling `publish` with each one.
+pub async fn publish(
+    stores: Stores,
+    changed: Arc<Notify>,
+    debounce: Duration,
+    mut publish: impl FnMut(Inventory),
+) {
+    loop {
+        changed.notified().await;
+        tokio::time::sleep(debounce).await;
+        publish(stores.inventory());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "tests"
+    )]
+
+    use std::net::IpAddr;
+
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    use super::*;
+
+    /// Answers the client like an API server: LIST with the recorded list, WATCH with one
+    /// recorded event (the pod gets a new label), then ends the watch (the watcher resumes).
+    async fn api_server(mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>) {
+        let pods = include_str!("../tests/fixtures/api/pods.json");
+        let event = include_str!("../tests/fixtures/api/pod-watch-event.json");
+        let namespaces = include_str!("../tests/fixtures/api/namespaces.json");
+        let nodes = include_str!("../tests/fixtures/api/nodes.json");
+        let services = include_str!("../tests/fixtures/api/services.json");
+        let mut pod_watches = 0;
+        while let Some((request, send)) = handle.next_request().await {
+            let uri = request.uri().to_string();
+            let watching = uri.contains("watch=true");
+            let body = match (uri.split('?').next().unwrap_or(""), watching) {
+                ("/api/v1/pods", false) => pods.to_owned(),
+                ("/api/v1/pods", true) => {
+                    pod_watches += 1;
+                    if pod_watches == 1 {
+                        event.replace('\n', "") + "\n"
+                    } else {
+                        String::new()
+                    }
+                }
+                ("/api/v1/namespaces", false) => namespaces.to_owned(),
+                ("/api/v1/nodes", false) => nodes.to_owned(),
+                ("/api/v1/services", false) => services.to_owned(),
+                (_, true) => String::new(),
+                (path, false) => panic!("unexpected request {path}"),
+            };
+            send.send_response(
+                Response::builder()
+                    .status(200)
+                    .body(Body::from(body.into_bytes()))
+                    .unwrap(),
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn reflectors_feed_the_identity_index() {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        tokio::spawn(api_server(handle));
+        let changed = Arc::new(Notify::new());
+        let (stores, run) = watch(&client, changed.clone());
+        tokio::spawn(run);
+        // Wait until the caches hold the lists and the watch event.
+        let mut inventory = stores.inventory();
+        for _ in 0..200 {
+            inventory = stores.inventory();
+            let pod = inventory.pod("media", "sonarr-5d8f7c9b6-x2kq9");
+            if pod.is_some_and(|p| p.labels.get("tier").is_some_and(|t| t == "web"))
+                && inventory.nodes.len() == 2
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let ip: IpAddr = "10.42.0.17".parse().unwrap();
+        let pod = inventory.pod_by_ip(ip).expect("the pod, by IP");
+        assert_eq!(pod.workload, "Deployment/sonarr");
+        assert_eq!(
+            pod.labels.get("tier").map(String::as_str),
+            Some("web"),
+            "the watch event was applied"
+        );
+        assert_eq!(
+            inventory.node_by_ip("192.168.1.12".parse().unwrap()),
+            Some("talos-2")
+        );
+        assert!(
+            inventory
+                .service_by_ip("10.96.14.2".parse().unwrap())
+                .is_some()
+        );
+        assert_eq!(
+            pod.identity
+                .get(Some("k8s"), "io.cilium.k8s.namespace.labels.team"),
+            Some("arr"),
+            "namespace labels from the namespace cache"
+        );
+        // Managed fields are dropped before caching.
+        let cached = stores.pods.state();
+        assert!(cached.iter().all(|p| p.managed_fields().is_empty()));
+        assert!(!cached.is_empty());
+    }
+}
