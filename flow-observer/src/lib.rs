@@ -14,6 +14,7 @@ pub mod aggregate;
 pub mod audit;
 pub mod clock;
 pub mod cluster;
+pub mod collect;
 pub mod dns;
 pub mod ebpf;
 pub mod export;

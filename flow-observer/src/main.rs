@@ -1,5 +1,6 @@
-//! `netpol-observer`: the node agent.
+//! `netpol-observer`: the node agent (`run`) and the laptop side (`collect`).
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,74 +19,141 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The cgroup to attach to [default: the cgroup v2 mount].
+    #[arg(long, value_name = "PATH")]
+    cgroup: Option<PathBuf>,
+    /// Where to serve /flows, /metrics and /healthz.
+    #[arg(long, default_value = "0.0.0.0:9965")]
+    listen: SocketAddr,
+    /// `kubectl get pods,services,namespaces,nodes -A -o json`, to name pods and nodes.
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+    /// This node's name (tells `host` from `remote-node`) [env: NODE_NAME].
+    #[arg(long)]
+    node: Option<String>,
+    /// Kernel flow map size and connection table bound.
+    #[arg(long, default_value_t = 131_072)]
+    max_flows: u32,
+    /// Bound of the record table.
+    #[arg(long, default_value_t = 100_000)]
+    max_records: usize,
+    /// Size of each kernel ring buffer (new flows, DNS answers), in bytes; a power of two.
+    #[arg(long, default_value_t = 1 << 23)]
+    ring_bytes: u32,
+    /// One record per connection instead of per (workload, destination, port).
+    #[arg(long)]
+    per_connection: bool,
+    /// How often the kernel's counters are read, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// Live audit: judge every new flow against the policies in this directory (CNP,
+    /// CCNP, NetworkPolicy), count verdicts, log would-be drops.
+    #[arg(long, value_name = "DIR")]
+    policies: Option<PathBuf>,
+    /// Print one JSON line (a netpol flow record) per new flow on stdout, for Loki.
+    #[arg(long)]
+    log_flows: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Attach to a cgroup v2 hierarchy and record flows until SIGTERM/SIGINT.
-    Run {
-        /// The cgroup to attach to [default: the cgroup v2 mount].
-        #[arg(long, value_name = "PATH")]
-        cgroup: Option<PathBuf>,
-        /// Where to serve /flows, /metrics and /healthz.
-        #[arg(long, default_value = "0.0.0.0:9965")]
-        listen: SocketAddr,
-        /// `kubectl get pods,services,namespaces,nodes -A -o json`, to name pods and nodes.
-        #[arg(long, value_name = "FILE")]
-        inventory: Option<PathBuf>,
-        /// This node's name (tells `host` from `remote-node`) [env: NODE_NAME].
-        #[arg(long)]
-        node: Option<String>,
-        /// Kernel flow map size and connection table bound.
-        #[arg(long, default_value_t = 131_072)]
-        max_flows: u32,
-        /// Bound of the record table.
-        #[arg(long, default_value_t = 100_000)]
-        max_records: usize,
-        /// Size of each kernel ring buffer (new flows, DNS answers), in bytes; a power of two.
-        #[arg(long, default_value_t = 1 << 23)]
-        ring_bytes: u32,
-        /// One record per connection instead of per (workload, destination, port).
-        #[arg(long)]
-        per_connection: bool,
-        /// How often the kernel's counters are read, in milliseconds.
-        #[arg(long, default_value_t = 1000)]
-        interval_ms: u64,
-        /// Live audit: judge every new flow against the policies in this directory (CNP,
-        /// CCNP, NetworkPolicy), count verdicts, log would-be drops.
-        #[arg(long, value_name = "DIR")]
-        policies: Option<PathBuf>,
-        /// Print one JSON line (a netpol flow record) per new flow on stdout, for Loki.
-        #[arg(long)]
-        log_flows: bool,
+    /// Fetch every agent's flows through the API server and print them merged, as JSON lines
+    /// (`netpol-observer collect | netpol verify --policies out --flows -`).
+    ///
+    /// Uses the kubeconfig (or the in-cluster config). Exit 2, printing nothing, if an agent
+    /// cannot be read: never a partial view passed off as complete.
+    Collect {
+        /// The agents' namespace.
+        #[arg(long, default_value = "netpol-observer")]
+        namespace: String,
+        /// The agents' label selector.
+        #[arg(long, default_value = "app.kubernetes.io/name=netpol-observer")]
+        selector: String,
+        /// The agents' HTTP port.
+        #[arg(long, default_value_t = 9965)]
+        port: u16,
     },
+    /// Attach to a cgroup v2 hierarchy and record flows until SIGTERM/SIGINT.
+    Run(RunArgs),
+}
+
+fn collect(namespace: String, selector: String, port: u16) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let agents = netpol_observer::collect::Agents {
+        namespace,
+        selector,
+        port,
+    };
+    let result = runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach the Kubernetes API: {e}"))?;
+        netpol_observer::collect::collect(&client, &agents).await
+    });
+    match result {
+        Ok((records, problems)) if problems.is_empty() => {
+            let mut out = std::io::stdout().lock();
+            for r in &records {
+                let line = serde_json::to_string(r).unwrap_or_default();
+                if writeln!(out, "{line}").is_err() {
+                    break;
+                }
+            }
+            eprintln!("collected {} flows", records.len());
+            ExitCode::SUCCESS
+        }
+        Ok((_, problems)) => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
+            eprintln!("error: some agents could not be read; nothing printed");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!(
+                "  help: `collect` uses the kubeconfig (KUBECONFIG, ~/.kube/config) or the in-cluster config"
+            );
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let Command::Run {
-        cgroup,
-        listen,
-        inventory,
-        node,
-        max_flows,
-        max_records,
-        ring_bytes,
-        per_connection,
-        interval_ms,
-        policies,
-        log_flows,
-    } = cli.command;
+    match Cli::parse().command {
+        Command::Collect {
+            namespace,
+            selector,
+            port,
+        } => collect(namespace, selector, port),
+        Command::Run(args) => run(args),
+    }
+}
+
+fn run(a: RunArgs) -> ExitCode {
     let opts = netpol_observer::agent::Options {
-        cgroup,
-        listen,
-        inventory,
-        node: node.or_else(|| std::env::var("NODE_NAME").ok()),
-        max_flows,
-        max_records,
-        ring_bytes,
-        per_connection,
-        interval: Duration::from_millis(interval_ms.max(10)),
-        policies,
-        log_flows,
+        cgroup: a.cgroup,
+        listen: a.listen,
+        inventory: a.inventory,
+        node: a.node.or_else(|| std::env::var("NODE_NAME").ok()),
+        max_flows: a.max_flows,
+        max_records: a.max_records,
+        ring_bytes: a.ring_bytes,
+        per_connection: a.per_connection,
+        interval: Duration::from_millis(a.interval_ms.max(10)),
+        policies: a.policies,
+        log_flows: a.log_flows,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
