@@ -122,12 +122,7 @@ pub fn merge(records: Vec<Record>) -> Vec<Record> {
 
 #[cfg(test)]
 mod tests {
-    #![expect(
-        clippy::unwrap_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        reason = "tests"
-    )]
+    #![expect(clippy::unwrap_used, clippy::panic, reason = "tests")]
 
     use http::{Request, Response};
     use kube::client::Body;
