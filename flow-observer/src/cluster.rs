@@ -129,6 +129,9 @@ pub async fn publish(
     loop {
         changed.notified().await;
         tokio::time::sleep(debounce).await;
+        // The changes that came during the debounce are in this index: forget their wake-up
+        // (`Notify` keeps one), so that a burst publishes once.
+        let _ = tokio::time::timeout(Duration::ZERO, changed.notified()).await;
         publish(stores.inventory());
     }
 }
@@ -184,6 +187,51 @@ mod tests {
                     .unwrap(),
             );
         }
+    }
+
+    /// Bursts of changes publish one index each, after the debounce, with tokio's clock paused.
+    #[tokio::test(start_paused = true)]
+    async fn changes_are_published_debounced() {
+        let (reader, _writer) = reflector::store::<Pod>();
+        let (services, _w2) = reflector::store::<Service>();
+        let (nodes, _w3) = reflector::store::<Node>();
+        let (namespaces, _w4) = reflector::store::<Namespace>();
+        let stores = Stores {
+            pods: reader,
+            services,
+            nodes,
+            namespaces,
+        };
+        let changed = Arc::new(Notify::new());
+        let published = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = published.clone();
+        tokio::spawn(publish(
+            stores,
+            changed.clone(),
+            Duration::from_millis(500),
+            move |_| {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            },
+        ));
+        tokio::task::yield_now().await;
+        for _ in 0..10 {
+            changed.notify_one();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            published.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "not before the debounce"
+        );
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert_eq!(
+            published.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "a burst publishes once"
+        );
+        changed.notify_one();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(published.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
