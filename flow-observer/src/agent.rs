@@ -35,6 +35,8 @@ pub struct Options {
     pub policies: Option<PathBuf>,
     /// Print one JSON line per new record on stdout (for Loki through Alloy).
     pub log_flows: bool,
+    /// Live audit against the policies in the cluster (watched), instead of `policies`.
+    pub audit_cluster: bool,
 }
 
 /// Seconds since boot (`/proc/uptime`), for DNS TTLs.
@@ -62,9 +64,10 @@ pub async fn run(opts: Options) -> Result<()> {
         }
         None => None,
     };
-    let audit = match &opts.policies {
-        Some(dir) => Some(crate::audit::Audit::load(dir, inventory.as_ref())?),
-        None => None,
+    let audit = match (&opts.policies, opts.audit_cluster) {
+        (Some(dir), _) => Some(crate::audit::Audit::load(dir, inventory.as_ref())?),
+        (None, true) => Some(crate::audit::Audit::empty()),
+        (None, false) => None,
     };
     let cgroup = match &opts.cgroup {
         Some(c) => c.clone(),
@@ -95,8 +98,9 @@ pub async fn run(opts: Options) -> Result<()> {
             .log_flows
             .then(|| export::FlowLog::new(opts.max_records)),
     }));
-    if opts.inventory.is_none() {
-        watch_cluster(&state).await;
+    let watch_policies = opts.audit_cluster && opts.policies.is_none();
+    if opts.inventory.is_none() || watch_policies {
+        watch_cluster(&state, opts.inventory.is_none(), watch_policies).await;
     }
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
@@ -127,27 +131,57 @@ pub async fn run(opts: Options) -> Result<()> {
     Ok(())
 }
 
-/// Without `--inventory`: name addresses from the cluster (in-cluster config or kubeconfig).
-async fn watch_cluster(state: &Arc<Mutex<Shared>>) {
-    match kube::Client::try_default().await {
-        Ok(client) => {
-            let changed = Arc::new(tokio::sync::Notify::new());
-            let (stores, run) = crate::cluster::watch(&client, changed.clone());
-            tokio::spawn(run);
-            let state = state.clone();
-            tokio::spawn(crate::cluster::publish(
-                stores,
-                changed,
-                Duration::from_millis(500),
-                move |inventory| {
-                    lock(&state).identity.inventory = Some(inventory);
-                },
-            ));
-            eprintln!("netpol-observer: watching pods, services, nodes and namespaces");
+/// From the cluster (in-cluster config or kubeconfig): the identity index (without
+/// `--inventory`) and the policies of the live audit (`--audit-cluster`).
+async fn watch_cluster(state: &Arc<Mutex<Shared>>, identity: bool, policies: bool) {
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!(
+                "netpol-observer: no Kubernetes API ({e}); addresses stay unnamed (run in the cluster, or give --inventory)"
+            );
+            return;
         }
-        Err(e) => eprintln!(
-            "netpol-observer: no Kubernetes API ({e}); addresses stay unnamed (run in the cluster, or give --inventory)"
-        ),
+    };
+    let debounce = Duration::from_millis(500);
+    if identity {
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let (stores, run) = crate::cluster::watch(&client, changed.clone());
+        tokio::spawn(run);
+        let state = state.clone();
+        tokio::spawn(crate::cluster::publish(
+            stores,
+            changed,
+            debounce,
+            move |inventory| {
+                lock(&state).identity.inventory = Some(inventory);
+            },
+        ));
+        eprintln!("netpol-observer: watching pods, services, nodes and namespaces");
+    }
+    if policies {
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let (stores, run) = crate::cluster::watch_policies(&client, changed.clone());
+        tokio::spawn(run);
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                changed.notified().await;
+                tokio::time::sleep(debounce).await;
+                let _ = tokio::time::timeout(Duration::ZERO, changed.notified()).await;
+                let documents = stores.documents();
+                let mut s = lock(&state);
+                let Shared {
+                    audit, identity, ..
+                } = &mut *s;
+                if let Some(audit) = audit
+                    && let Err(e) = audit.reload(documents, identity.inventory.as_ref())
+                {
+                    eprintln!("netpol-observer: {e:#}");
+                }
+            }
+        });
+        eprintln!("netpol-observer: live audit against the cluster's policies");
     }
 }
 

@@ -50,6 +50,41 @@ impl Audit {
         })
     }
 
+    /// The policies of the cluster (from the watch caches), replacing the current ones; the
+    /// counters and what was judged stay. Errors keep the previous policies.
+    pub fn reload(
+        &mut self,
+        documents: Vec<(std::path::PathBuf, String)>,
+        inventory: Option<&Inventory>,
+    ) -> Result<()> {
+        let fs = netpol_compiler::input::Memory::new(documents);
+        let imported = netpol_compiler::policy::import(&fs, &[std::path::PathBuf::from("cluster")]);
+        if imported.diagnostics.has_errors()
+            && imported.set.policies.is_empty()
+            && imported.set.stats.rejected == 0
+        {
+            let text =
+                diagnostic::render_human(&imported.diagnostics, &imported.sources, Style::Plain);
+            bail!("cannot read the cluster's policies:\n{text}");
+        }
+        // Invalid objects are left out, as Cilium leaves them out.
+        self.index = Index::new(netpol_compiler::entry::build(&imported.set, inventory));
+        self.sources = imported.sources;
+        self.policies = imported.set.policies.len();
+        Ok(())
+    }
+
+    /// No policies yet (watching the cluster): everything is allowed until they arrive.
+    pub fn empty() -> Self {
+        Self {
+            index: Index::default(),
+            sources: SourceMap::new(),
+            policies: 0,
+            judged: FxHashSet::default(),
+            verdicts: BTreeMap::new(),
+        }
+    }
+
     /// Judge the records not judged before; returns the log lines of new would-be drops.
     pub fn judge(&mut self, records: &[Record], inventory: Option<&Inventory>) -> Vec<String> {
         let cluster: &dyn NamedPorts = match inventory {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -119,6 +120,103 @@ pub fn watch(
     )
 }
 
+/// The policy kinds the live audit watches: `(group, version, kind, plural)`.
+const POLICY_KINDS: [(&str, &str, &str, &str); 3] = [
+    (
+        "cilium.io",
+        "v2",
+        "CiliumNetworkPolicy",
+        "ciliumnetworkpolicies",
+    ),
+    (
+        "cilium.io",
+        "v2",
+        "CiliumClusterwideNetworkPolicy",
+        "ciliumclusterwidenetworkpolicies",
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+    ),
+];
+
+/// Caches of the cluster's policies.
+#[derive(Clone)]
+pub struct PolicyStores(Vec<Store<DynamicObject>>);
+
+impl std::fmt::Debug for PolicyStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|s| s.state().len()))
+            .finish()
+    }
+}
+
+impl PolicyStores {
+    /// Every cached policy as a JSON document named `cluster/<kind>/<namespace>/<name>.json`
+    /// (sorted), for `netpol_compiler::policy::import`.
+    pub fn documents(&self) -> Vec<(std::path::PathBuf, String)> {
+        let mut docs: Vec<(std::path::PathBuf, String)> = Vec::new();
+        for (store, (_, _, kind, _)) in self.0.iter().zip(POLICY_KINDS) {
+            for o in store.state() {
+                let mut value = serde_json::to_value(o.as_ref()).unwrap_or_default();
+                // A watch list's items carry no kind; the import needs it.
+                if let Some(map) = value.as_object_mut() {
+                    map.insert(
+                        "kind".to_owned(),
+                        serde_json::Value::String(kind.to_owned()),
+                    );
+                }
+                let name = format!(
+                    "cluster/{kind}/{}/{}.json",
+                    o.namespace().unwrap_or_else(|| "_cluster".to_owned()),
+                    o.name_any()
+                );
+                docs.push((name.into(), value.to_string()));
+            }
+        }
+        docs.sort();
+        docs
+    }
+}
+
+/// Watch the three policy kinds (a missing CRD is retried with backoff, like any error).
+pub fn watch_policies(
+    client: &Client,
+    changed: Arc<Notify>,
+) -> (PolicyStores, impl Future<Output = ()> + Send + use<>) {
+    let mut stores = Vec::new();
+    let mut streams = Vec::new();
+    for (group, version, kind, plural) in POLICY_KINDS {
+        let resource =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        let writer = reflector::store::Writer::<DynamicObject>::new(resource.clone());
+        stores.push(writer.as_reader());
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let changed = changed.clone();
+        let stream = reflector::reflector(
+            writer,
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .modify(|o: &mut DynamicObject| o.managed_fields_mut().clear()),
+        )
+        .map(move |event| {
+            if event.is_ok() {
+                changed.notify_one();
+            }
+        });
+        streams.push(stream.boxed());
+    }
+    let run = async move {
+        futures_util::stream::select_all(streams)
+            .for_each(|()| async {})
+            .await;
+    };
+    (PolicyStores(stores), run)
+}
+
 /// Rebuild the index after changes, at most every `debounce`, calling `publish` with each one.
 pub async fn publish(
     stores: Stores,
@@ -187,6 +285,54 @@ mod tests {
                     .unwrap(),
             );
         }
+    }
+
+    #[tokio::test]
+    async fn policies_are_watched_for_the_live_audit() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        tokio::spawn(async move {
+            let cnps = include_str!("../tests/fixtures/api/cnps.json");
+            while let Some((request, send)) = handle.next_request().await {
+                let uri = request.uri().to_string();
+                let path = uri.split('?').next().unwrap_or("").to_owned();
+                let body = match (path.as_str(), uri.contains("watch=true")) {
+                    (_, true) => String::new(),
+                    ("/apis/cilium.io/v2/ciliumnetworkpolicies", false) => cnps.to_owned(),
+                    ("/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies", false) => {
+                        r#"{"apiVersion":"cilium.io/v2","kind":"CiliumClusterwideNetworkPolicyList","metadata":{"resourceVersion":"1"},"items":[]}"#.to_owned()
+                    }
+                    ("/apis/networking.k8s.io/v1/networkpolicies", false) => {
+                        r#"{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicyList","metadata":{"resourceVersion":"1"},"items":[]}"#.to_owned()
+                    }
+                    (other, _) => panic!("unexpected {other}"),
+                };
+                send.send_response(
+                    Response::builder()
+                        .status(200)
+                        .body(Body::from(body.into_bytes()))
+                        .unwrap(),
+                );
+            }
+        });
+        let (stores, run) = watch_policies(&client, Arc::new(Notify::new()));
+        tokio::spawn(run);
+        let mut documents = Vec::new();
+        for _ in 0..200 {
+            documents = stores.documents();
+            if !documents.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(documents.len(), 1);
+        assert_eq!(
+            documents[0].0,
+            std::path::PathBuf::from("cluster/CiliumNetworkPolicy/media/sonarr.json")
+        );
+        let mut audit = crate::audit::Audit::empty();
+        audit.reload(documents, None).unwrap();
+        assert_eq!(audit.policies, 1);
     }
 
     /// Bursts of changes publish one index each, after the debounce, with tokio's clock paused.

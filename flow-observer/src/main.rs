@@ -55,6 +55,10 @@ struct RunArgs {
     /// Print one JSON line (a netpol flow record) per new flow on stdout, for Loki.
     #[arg(long)]
     log_flows: bool,
+    /// Live audit against the CiliumNetworkPolicies, CiliumClusterwideNetworkPolicies and
+    /// NetworkPolicies of the cluster (watched), when `--policies` is not given.
+    #[arg(long)]
+    audit_cluster: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +158,7 @@ fn run(a: RunArgs) -> ExitCode {
         interval: Duration::from_millis(a.interval_ms.max(10)),
         policies: a.policies,
         log_flows: a.log_flows,
+        audit_cluster: a.audit_cluster,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
