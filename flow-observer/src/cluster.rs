@@ -240,6 +240,7 @@ mod tests {
         clippy::unwrap_used,
         clippy::expect_used,
         clippy::panic,
+        clippy::indexing_slicing,
         reason = "tests"
     )]
 
