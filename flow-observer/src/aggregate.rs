@@ -49,12 +49,25 @@ pub struct Record {
     pub seq: u64,
 }
 
+/// Counting one direction of a connection at its home cgroup: from which hook (a packet
+/// between two sockets of one cgroup passes egress and ingress: egress wins), and the
+/// kernel's totals last read.
+#[derive(Debug, Clone, Copy, Default)]
+struct DirCount {
+    /// 0: none yet; else `direction::* + 1` of the counting hook.
+    source: u8,
+    seen: Seen,
+}
+
+/// A connection: small, because there are many (the tuple is the map's key).
 #[derive(Debug, Clone)]
 struct Conn {
-    tuple: Tuple,
     home_cgroup: u64,
-    record: RecordKey,
+    /// Index of its record in [`FlowTable::records`].
+    record: u32,
     last_seen_ns: u64,
+    /// Initiator → responder, responder → initiator.
+    dirs: [DirCount; 2],
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -81,9 +94,10 @@ pub struct FlowTable {
     max_connections: usize,
     max_records: usize,
     conns: FxHashMap<Tuple, Conn>,
-    /// Kernel keys known, with their connection and the counts last read.
-    keys: FxHashMap<FlowKey, (Tuple, Seen)>,
-    records: FxHashMap<RecordKey, Record>,
+    /// Records by slot; freed slots are reused.
+    records: Vec<Option<Record>>,
+    free: Vec<u32>,
+    by_key: FxHashMap<RecordKey, u32>,
     seq: u64,
     pub stats: TableStats,
 }
@@ -105,6 +119,21 @@ fn is_icmp_reply(p: u8, kind: u16) -> bool {
     matches!((p, kind), (ICMP, 0) | (ICMPV6, 129))
 }
 
+/// The connection tuples a kernel key may belong to: as the key goes, and reversed.
+fn tuples(key: &FlowKey) -> (Tuple, Tuple) {
+    let (src, dst) = (key.src_ip(), key.dst_ip());
+    let p = key.protocol;
+    if is_icmp(p) {
+        let kind = icmp_request(p, key.dst_port);
+        ((p, src, 0, dst, kind), (p, dst, 0, src, kind))
+    } else {
+        (
+            (p, src, key.src_port, dst, key.dst_port),
+            (p, dst, key.dst_port, src, key.src_port),
+        )
+    }
+}
+
 impl FlowTable {
     pub fn new(per_connection: bool, max_connections: usize, max_records: usize) -> Self {
         Self {
@@ -112,10 +141,23 @@ impl FlowTable {
             max_connections,
             max_records,
             conns: FxHashMap::default(),
-            keys: FxHashMap::default(),
-            records: FxHashMap::default(),
+            records: Vec::new(),
+            free: Vec::new(),
+            by_key: FxHashMap::default(),
             seq: 0,
             stats: TableStats::default(),
+        }
+    }
+
+    /// The connection a key belongs to, and whether the key goes the initiator's way.
+    fn find(&self, key: &FlowKey) -> Option<(Tuple, bool)> {
+        let (forward, reverse) = tuples(key);
+        if self.conns.contains_key(&forward) {
+            Some((forward, true))
+        } else if self.conns.contains_key(&reverse) {
+            Some((reverse, false))
+        } else {
+            None
         }
     }
 
@@ -128,33 +170,16 @@ impl FlowTable {
         flags: u8,
         who: &dyn Fn(IpAddr) -> Who,
     ) {
-        if self.keys.contains_key(key) {
+        if self.find(key).is_some() {
             return;
         }
-        let (src, dst) = (key.src_ip(), key.dst_ip());
+        let (forward, reverse) = tuples(key);
         let p = key.protocol;
-        let (forward, reverse): (Tuple, Tuple) = if is_icmp(p) {
-            let kind = icmp_request(p, key.dst_port);
-            ((p, src, 0, dst, kind), (p, dst, 0, src, kind))
-        } else {
-            (
-                (p, src, key.src_port, dst, key.dst_port),
-                (p, dst, key.dst_port, src, key.src_port),
-            )
-        };
-        let tuple = if self.conns.contains_key(&forward) {
-            forward
-        } else if self.conns.contains_key(&reverse) {
-            reverse
-        } else {
-            // The first packet seen decides, unless it is visibly an answer.
-            let answer = (p == 6 && flags & tcp_flags::SYN_ACK != 0 && flags & tcp_flags::SYN == 0)
-                || (is_icmp(p) && is_icmp_reply(p, key.dst_port));
-            let tuple = if answer { reverse } else { forward };
-            self.open(tuple, key.cgroup_id, first_seen_ns, who);
-            tuple
-        };
-        self.keys.insert(*key, (tuple, Seen::default()));
+        // The first packet seen decides, unless it is visibly an answer.
+        let answer = (p == 6 && flags & tcp_flags::SYN_ACK != 0 && flags & tcp_flags::SYN == 0)
+            || (is_icmp(p) && is_icmp_reply(p, key.dst_port));
+        let tuple = if answer { reverse } else { forward };
+        self.open(tuple, key.cgroup_id, first_seen_ns, who);
     }
 
     fn open(&mut self, tuple: Tuple, cgroup: u64, now: u64, who: &dyn Fn(IpAddr) -> Who) {
@@ -162,95 +187,134 @@ impl FlowTable {
             self.evict_connections();
         }
         let (p, a, a_port, b, b_port) = tuple;
-        let record = if self.per_connection {
+        let key = if self.per_connection {
             (p, Who::Ip(a), Some(a_port), Who::Ip(b), b_port)
         } else {
             (p, who(a), None, who(b), b_port)
         };
-        if !self.records.contains_key(&record) && self.records.len() >= self.max_records {
+        if !self.by_key.contains_key(&key) && self.held() >= self.max_records {
             self.evict_records();
         }
         self.seq += 1;
         let seq = self.seq;
-        let r = self.records.entry(record.clone()).or_insert(Record {
-            protocol: p,
-            src: a,
-            src_port: self.per_connection.then_some(a_port),
-            dst: b,
-            dst_port: b_port,
-            first_seen_ns: now,
-            last_seen_ns: now,
-            packets: 0,
-            bytes: 0,
-            connections: 0,
-            tcp_flags: 0,
-            seq,
-        });
-        r.connections += 1;
-        r.seq = seq;
+        // One record per connection needs no lookup by key: the connection holds its slot.
+        let existing = if self.per_connection {
+            None
+        } else {
+            self.by_key.get(&key).copied()
+        };
+        let slot = match existing {
+            Some(slot) => slot,
+            None => {
+                let record = Record {
+                    protocol: p,
+                    src: a,
+                    src_port: self.per_connection.then_some(a_port),
+                    dst: b,
+                    dst_port: b_port,
+                    first_seen_ns: now,
+                    last_seen_ns: now,
+                    packets: 0,
+                    bytes: 0,
+                    connections: 0,
+                    tcp_flags: 0,
+                    seq,
+                };
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        if let Some(s) = self.records.get_mut(slot as usize) {
+                            *s = Some(record);
+                        }
+                        slot
+                    }
+                    None => {
+                        self.records.push(Some(record));
+                        u32::try_from(self.records.len() - 1).unwrap_or(u32::MAX)
+                    }
+                };
+                if !self.per_connection {
+                    self.by_key.insert(key, slot);
+                }
+                slot
+            }
+        };
+        if let Some(Some(r)) = self.records.get_mut(slot as usize) {
+            r.connections += 1;
+            r.seq = seq;
+        }
         self.conns.insert(
             tuple,
             Conn {
-                tuple,
                 home_cgroup: cgroup,
-                record,
+                record: slot,
                 last_seen_ns: now,
+                dirs: [DirCount::default(); 2],
             },
         );
     }
 
     /// Counts read from the kernel map for a key.
     pub fn update(&mut self, key: &FlowKey, stats: &FlowStats, who: &dyn Fn(IpAddr) -> Who) {
-        if !self.keys.contains_key(key) {
+        if self.find(key).is_none() {
             self.new_key(key, stats.first_seen_ns, stats.tcp_flags, who);
         }
-        // A packet between two sockets of the same cgroup (loopback, or a pod talking to
-        // itself) is seen at egress and again at ingress: count it once, at egress.
-        let twin = FlowKey {
-            direction: netpol_ebpf_common::direction::EGRESS,
-            ..*key
-        };
-        let duplicate = key.direction == netpol_ebpf_common::direction::INGRESS
-            && self.keys.contains_key(&twin);
-        let Some((tuple, seen)) = self.keys.get_mut(key) else {
+        let Some((tuple, forward)) = self.find(key) else {
             return;
         };
-        let Some(conn) = self.conns.get_mut(tuple) else {
+        let Some(conn) = self.conns.get_mut(&tuple) else {
             return;
         };
-        let forward = (
-            key.src_ip(),
-            if is_icmp(key.protocol) {
-                0
-            } else {
-                key.src_port
-            },
-        ) == (conn.tuple.1, conn.tuple.2);
         // Flags as the initiator sees the connection: its SYN, the responder's SYN-ACK.
         let flags = if forward {
             stats.tcp_flags & !tcp_flags::SYN_ACK
         } else {
             stats.tcp_flags & !tcp_flags::SYN
         };
-        let counted = key.cgroup_id == conn.home_cgroup && !duplicate;
-        let delta = if counted {
-            Seen {
-                packets: stats.packets.saturating_sub(seen.packets),
-                bytes: stats.bytes.saturating_sub(seen.bytes),
+        // Packets are counted at one end (the home cgroup), at one hook: a packet between two
+        // sockets of that cgroup (loopback, a pod talking to itself) passes egress and ingress.
+        let (mut dp, mut db) = (0i128, 0i128);
+        if key.cgroup_id == conn.home_cgroup
+            && let Some(dir) = conn.dirs.get_mut(usize::from(!forward))
+        {
+            let hook = key.direction + 1;
+            let (packets, bytes) = (i128::from(stats.packets), i128::from(stats.bytes));
+            let (seen_p, seen_b) = (i128::from(dir.seen.packets), i128::from(dir.seen.bytes));
+            match dir.source {
+                0 => {
+                    dir.source = hook;
+                    (dp, db) = (packets, bytes);
+                    dir.seen = Seen {
+                        packets: stats.packets,
+                        bytes: stats.bytes,
+                    };
+                }
+                s if s == hook => {
+                    (dp, db) = (packets - seen_p, bytes - seen_b);
+                    dir.seen = Seen {
+                        packets: stats.packets,
+                        bytes: stats.bytes,
+                    };
+                }
+                // Egress after ingress: count the egress hook's totals instead.
+                s if s == netpol_ebpf_common::direction::INGRESS + 1
+                    && key.direction == netpol_ebpf_common::direction::EGRESS =>
+                {
+                    dir.source = hook;
+                    (dp, db) = (packets - seen_p, bytes - seen_b);
+                    dir.seen = Seen {
+                        packets: stats.packets,
+                        bytes: stats.bytes,
+                    };
+                }
+                _ => {}
             }
-        } else {
-            Seen::default()
-        };
-        *seen = Seen {
-            packets: stats.packets,
-            bytes: stats.bytes,
-        };
+        }
         conn.last_seen_ns = conn.last_seen_ns.max(stats.last_seen_ns);
-        let record = conn.record.clone();
-        if let Some(r) = self.records.get_mut(&record) {
+        let slot = conn.record;
+        if let Some(Some(r)) = self.records.get_mut(slot as usize) {
             let before = (r.packets, r.bytes, r.tcp_flags, r.last_seen_ns);
-            r.packets += delta.packets;
-            r.bytes += delta.bytes;
+            r.packets = u64::try_from((i128::from(r.packets) + dp).max(0)).unwrap_or(u64::MAX);
+            r.bytes = u64::try_from((i128::from(r.bytes) + db).max(0)).unwrap_or(u64::MAX);
             r.tcp_flags |= flags;
             r.last_seen_ns = r.last_seen_ns.max(stats.last_seen_ns);
             if before != (r.packets, r.bytes, r.tcp_flags, r.last_seen_ns) {
@@ -264,8 +328,8 @@ impl FlowTable {
     fn evict_connections(&mut self) {
         let mut ages: Vec<(u64, Tuple)> = self
             .conns
-            .values()
-            .map(|c| (c.last_seen_ns, c.tuple))
+            .iter()
+            .map(|(t, c)| (c.last_seen_ns, *t))
             .collect();
         ages.sort_unstable_by_key(|(t, _)| *t);
         let n = (self.max_connections / 10).max(1);
@@ -273,37 +337,42 @@ impl FlowTable {
             self.conns.remove(&tuple);
             self.stats.evicted_connections += 1;
         }
-        let conns = &self.conns;
-        self.keys.retain(|_, (t, _)| conns.contains_key(t));
     }
 
-    /// Drop the tenth of records seen longest ago.
+    /// Drop the tenth of records seen longest ago (and the connections that fed them).
     fn evict_records(&mut self) {
-        let mut ages: Vec<(u64, RecordKey)> = self
+        let mut ages: Vec<(u64, u32)> = self
             .records
             .iter()
-            .map(|(k, r)| (r.last_seen_ns, k.clone()))
+            .enumerate()
+            .filter_map(|(i, r)| Some((r.as_ref()?.last_seen_ns, u32::try_from(i).ok()?)))
             .collect();
         ages.sort_unstable_by_key(|(t, _)| *t);
         let n = (self.max_records / 10).max(1);
-        for (_, key) in ages.into_iter().take(n) {
-            self.records.remove(&key);
+        let mut gone = rustc_hash::FxHashSet::default();
+        for (_, slot) in ages.into_iter().take(n) {
+            if let Some(r) = self.records.get_mut(slot as usize) {
+                *r = None;
+            }
+            self.free.push(slot);
+            gone.insert(slot);
             self.stats.evicted_records += 1;
         }
+        self.by_key.retain(|_, slot| !gone.contains(slot));
+        self.conns.retain(|_, c| !gone.contains(&c.record));
     }
 
     /// Forget connections idle since before `cutoff_ns` (their records stay).
     pub fn expire(&mut self, cutoff_ns: u64) {
         self.conns.retain(|_, c| c.last_seen_ns >= cutoff_ns);
-        let conns = &self.conns;
-        self.keys.retain(|_, (t, _)| conns.contains_key(t));
     }
 
     /// Records changed after `since` (a previous cursor), and the new cursor.
     pub fn records_since(&self, since: u64) -> (Vec<Record>, u64) {
         let mut v: Vec<Record> = self
             .records
-            .values()
+            .iter()
+            .flatten()
             .filter(|r| r.seq > since)
             .cloned()
             .collect();
@@ -314,14 +383,20 @@ impl FlowTable {
     /// Packets and bytes of every record held, without copying them.
     pub fn totals(&self) -> (u64, u64) {
         self.records
-            .values()
+            .iter()
+            .flatten()
             .fold((0, 0), |(p, b), r| (p + r.packets, b + r.bytes))
+    }
+
+    /// Records held.
+    fn held(&self) -> usize {
+        self.records.len() - self.free.len()
     }
 
     pub fn table_stats(&self) -> TableStats {
         TableStats {
             connections: self.conns.len(),
-            records: self.records.len(),
+            records: self.held(),
             ..self.stats
         }
     }
@@ -439,10 +514,38 @@ mod tests {
         for (k, s) in &keys {
             t.update(k, s, &by_ip);
         }
+        // Read again, ingress before egress this time, with more packets: still counted once.
+        let more = [
+            (
+                key(lo, 50000, lo, 8080, 7, direction::INGRESS),
+                stats(4, 400, tcp_flags::SYN, 3),
+            ),
+            (
+                key(lo, 50000, lo, 8080, 7, direction::EGRESS),
+                stats(4, 400, tcp_flags::SYN, 3),
+            ),
+        ];
+        for (k, s) in &more {
+            t.update(k, s, &by_ip);
+        }
         let (r, _) = t.records_since(0);
-        assert_eq!((r[0].packets, r[0].bytes), (5, 500));
+        assert_eq!((r[0].packets, r[0].bytes), (6, 600));
         assert_eq!(r[0].tcp_flags, tcp_flags::SYN | tcp_flags::SYN_ACK);
         assert_eq!((r[0].src_port, r[0].dst_port), (Some(50000), 8080));
+    }
+
+    #[test]
+    fn an_ingress_hook_read_before_the_egress_one_is_replaced_by_it() {
+        let mut t = FlowTable::new(true, 100, 100);
+        let lo = [127, 0, 0, 1];
+        let ingress = key(lo, 50000, lo, 8080, 7, direction::INGRESS);
+        let egress = key(lo, 50000, lo, 8080, 7, direction::EGRESS);
+        t.update(&ingress, &stats(3, 300, tcp_flags::SYN, 1), &by_ip);
+        t.update(&egress, &stats(3, 300, tcp_flags::SYN, 1), &by_ip);
+        t.update(&ingress, &stats(5, 500, tcp_flags::SYN, 2), &by_ip);
+        t.update(&egress, &stats(5, 500, tcp_flags::SYN, 2), &by_ip);
+        let (r, _) = t.records_since(0);
+        assert_eq!((r[0].packets, r[0].bytes), (5, 500));
     }
 
     #[test]

@@ -61,7 +61,8 @@ impl Programs {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("FLOWS", max_flows)
             .map_max_entries("FLOW_EVENTS", ring_bytes)
-            .map_max_entries("DNS_EVENTS", ring_bytes)
+            // DNS answers come at a fraction of the rate of new flows.
+            .map_max_entries("DNS_EVENTS", ring_bytes.min(1 << 20))
             .load(OBJECT)
             .context("cannot load the eBPF programs (root, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN, is needed)")?;
         let dir = std::fs::File::open(cgroup)

@@ -39,7 +39,8 @@ struct RunArgs {
     /// Bound of the record table.
     #[arg(long, default_value_t = 100_000)]
     max_records: usize,
-    /// Size of each kernel ring buffer (new flows, DNS answers), in bytes; a power of two.
+    /// Size of the kernel's new-flow ring buffer, in bytes, a power of two (the DNS one is at
+    /// most 1 MiB).
     #[arg(long, default_value_t = 1 << 23)]
     ring_bytes: u32,
     /// One record per connection instead of per (workload, destination, port).
