@@ -47,6 +47,10 @@ enum Task {
     /// Measure the observer (root): veth throughput with and without its programs, their cost
     /// per packet, new flows per second, RSS with 100,000 connections
     BenchObserver,
+    /// (for bench-observer) send UDP to COUNT distinct destinations at RATE per second (0: as
+    /// fast as possible)
+    #[command(hide = true)]
+    Flood { count: u32, rate: u32 },
     /// Run every check CI runs: setup, eBPF build, rustfmt, clippy, tests (fails fast)
     Ci,
     /// Validate CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy YAML against the CRD schemas
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run().map(|()| true),
         Task::BuildEbpf => ebpf::run().map(|()| true),
         Task::BenchObserver => bench::run().map(|()| true),
+        Task::Flood { count, rate } => bench::flood(count, rate).map(|()| true),
         Task::Ci => ci::run().map(|()| true),
         Task::CrdCheck(args) => crd::run(&args),
         Task::Corpus(args) => corpus::run(&args),
