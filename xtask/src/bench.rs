@@ -4,7 +4,7 @@
 //! 1. TCP throughput (iperf3, 5 s) without the agent, then with its programs attached: the loss;
 //! 2. the programs' cost per packet, from `kernel.bpf_stats_enabled` (run_time_ns / run_cnt);
 //! 3. new flows per second without loss: UDP to 230,000 distinct destinations, paced at
-//!    200,000/s and then as fast as one core sends, and the kernel's lost-event counter;
+//!    200,000/s and then as fast as two sender threads go, and the kernel's lost-event counter;
 //! 4. the agent's RSS holding 100,000 live connections.
 //!
 //! Figures go to the README's performance section, with this command.
