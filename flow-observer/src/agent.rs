@@ -37,6 +37,8 @@ pub struct Options {
     pub log_flows: bool,
     /// Live audit against the policies in the cluster (watched), instead of `policies`.
     pub audit_cluster: bool,
+    /// Connections idle this long are forgotten (their records stay).
+    pub idle_timeout: Duration,
 }
 
 /// Seconds since boot (`/proc/uptime`), for DNS TTLs.
@@ -92,6 +94,7 @@ pub async fn run(opts: Options) -> Result<()> {
         kernel: Vec::new(),
         flow_events: 0,
         dns_events: 0,
+        ring_bytes: opts.ring_bytes,
         audit,
         audit_cursor: 0,
         log: opts
@@ -117,7 +120,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
-            _ = tick.tick() => refresh(&programs, &state),
+            _ = tick.tick() => refresh(&programs, &state, opts.idle_timeout),
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         }
@@ -199,7 +202,7 @@ fn register(ring: RingBuf<MapData>) -> Result<AsyncFd<RingBuf<MapData>>> {
 }
 
 /// Read the kernel's flow counts and counters into the table.
-fn refresh(programs: &Programs, state: &Mutex<Shared>) {
+fn refresh(programs: &Programs, state: &Mutex<Shared>, idle: Duration) {
     let counters = programs.counters();
     let mut s = lock(state);
     s.now_s = uptime_s();
@@ -216,6 +219,9 @@ fn refresh(programs: &Programs, state: &Mutex<Shared>) {
         *kernel = c;
     }
     dns.expire(now);
+    // Kernel stamps are boot-time nanoseconds, like `now` (seconds since boot).
+    let idle_ns = u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX);
+    table.expire(now.saturating_mul(1_000_000_000).saturating_sub(idle_ns));
     audit(&mut s);
     log_new_flows(&mut s);
 }

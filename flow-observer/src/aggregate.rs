@@ -549,6 +549,33 @@ mod tests {
     }
 
     #[test]
+    fn idle_connections_are_forgotten_and_their_records_stay() {
+        let mut t = FlowTable::new(true, 100, 100);
+        t.new_key(
+            &key([10, 0, 0, 1], 1, [10, 0, 0, 2], 80, 1, direction::EGRESS),
+            1_000,
+            tcp_flags::SYN,
+            &by_ip,
+        );
+        t.new_key(
+            &key([10, 0, 0, 1], 2, [10, 0, 0, 2], 80, 1, direction::EGRESS),
+            9_000,
+            tcp_flags::SYN,
+            &by_ip,
+        );
+        t.expire(5_000);
+        let s = t.table_stats();
+        assert_eq!((s.connections, s.records), (1, 2));
+        // The forgotten connection, seen again, is a new connection of a new record.
+        t.update(
+            &key([10, 0, 0, 1], 1, [10, 0, 0, 2], 80, 1, direction::EGRESS),
+            &stats(9, 900, tcp_flags::SYN, 10_000),
+            &by_ip,
+        );
+        assert_eq!(t.table_stats().connections, 2);
+    }
+
+    #[test]
     fn a_syn_ack_seen_first_means_the_peer_initiated() {
         let mut t = FlowTable::new(true, 100, 100);
         t.new_key(

@@ -115,7 +115,7 @@ impl Programs {
         Ok(())
     }
 
-    /// The kernel's counters, summed over CPUs, in [`Counter::ALL`] order.
+    /// The kernel's counters, summed over CPUs (levels: the largest), in [`Counter::ALL`] order.
     pub fn counters(&self) -> Result<Vec<(Counter, u64)>> {
         let map = self
             .ebpf
@@ -126,7 +126,12 @@ impl Programs {
             .iter()
             .map(|c| {
                 let values = counters.get(&c.index(), 0)?;
-                Ok((*c, values.iter().sum()))
+                let v = if c.is_level() {
+                    values.iter().copied().max().unwrap_or(0)
+                } else {
+                    values.iter().sum()
+                };
+                Ok((*c, v))
             })
             .collect()
     }

@@ -31,6 +31,8 @@ pub struct Shared {
     pub kernel: Vec<(Counter, u64)>,
     pub flow_events: u64,
     pub dns_events: u64,
+    /// Size of the new-flow ring buffer, for its fill ratio.
+    pub ring_bytes: u32,
     pub audit: Option<crate::audit::Audit>,
     /// Records judged up to this cursor.
     pub audit_cursor: u64,

@@ -1,5 +1,5 @@
 //! Who an address is: a pod (namespace, workload, labels, service account), a node (`host` for
-//! this node, `remote-node` for the others) or the world — from the inventory
+//! this node, `remote-node` for the others), a Service address, or the world — from the inventory
 //! (`--inventory`, the `kubectl get … -o json` of `netpol verify`).
 
 use std::net::IpAddr;
@@ -45,6 +45,12 @@ impl Identity {
             e.labels = Some(pod.labels.clone());
             e.service_account = pod.service_account.clone();
             e.node = pod.node.clone();
+            return e;
+        }
+        // A Service address (before kube-proxy's translation): the address alone; `netpol
+        // verify` and the live audit translate it to a backend with the inventory, as Cilium's
+        // policy only ever sees backends.
+        if inv.service_by_ip(ip).is_some() {
             return e;
         }
         if let Some(node) = inv.node_by_ip(ip) {

@@ -60,6 +60,10 @@ struct RunArgs {
     /// NetworkPolicies of the cluster (watched), when `--policies` is not given.
     #[arg(long)]
     audit_cluster: bool,
+    /// Forget connections idle this many seconds (their records stay; the kernel's LRU map
+    /// forgets on its own).
+    #[arg(long, default_value_t = 300)]
+    idle_timeout_s: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +164,7 @@ fn run(a: RunArgs) -> ExitCode {
         policies: a.policies,
         log_flows: a.log_flows,
         audit_cluster: a.audit_cluster,
+        idle_timeout: Duration::from_secs(a.idle_timeout_s),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -305,16 +305,23 @@ pub enum Counter {
     UnparsedPackets = 3,
     /// DNS messages longer than [`DNS_PAYLOAD_MAX`], sent cut.
     TruncatedDnsMessages = 4,
+    /// Not a counter: the bytes waiting in `FLOW_EVENTS` when a new flow was last written
+    /// (`BPF_RB_AVAIL_DATA`), for the ring's fill level. Userspace takes the largest over CPUs.
+    FlowRingPending = 5,
+    /// The same for `DNS_EVENTS`.
+    DnsRingPending = 6,
 }
 
 impl Counter {
     /// Every counter, in slot order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::LostFlowEvents,
         Self::LostDnsEvents,
         Self::FlowUpdateFailures,
         Self::UnparsedPackets,
         Self::TruncatedDnsMessages,
+        Self::FlowRingPending,
+        Self::DnsRingPending,
     ];
     /// The number of slots the `COUNTERS` array needs.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -323,6 +330,12 @@ impl Counter {
     #[must_use]
     pub const fn index(self) -> u32 {
         self as u32
+    }
+
+    /// Whether the slot is a level (a gauge: the largest over CPUs), not a count (summed).
+    #[must_use]
+    pub const fn is_level(self) -> bool {
+        matches!(self, Self::FlowRingPending | Self::DnsRingPending)
     }
 
     /// A stable snake_case name, for metrics.
@@ -334,6 +347,8 @@ impl Counter {
             Self::FlowUpdateFailures => "flow_update_failures",
             Self::UnparsedPackets => "unparsed_packets",
             Self::TruncatedDnsMessages => "truncated_dns_messages",
+            Self::FlowRingPending => "flow_ring_pending_bytes",
+            Self::DnsRingPending => "dns_ring_pending_bytes",
         }
     }
 }

@@ -64,6 +64,16 @@ pub fn netpol_egress(ctx: SkBuffContext) -> i32 {
     1
 }
 
+/// `BPF_RB_AVAIL_DATA`: bytes written to a ring buffer and not yet consumed.
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
+fn level(slot: Counter, value: u64) {
+    if let Some(p) = COUNTERS.get_ptr_mut(slot.index()) {
+        // SAFETY: the pointer comes from the map lookup and points at this CPU's u64 slot.
+        unsafe { *p = value };
+    }
+}
+
 fn count(counter: Counter) {
     if let Some(slot) = COUNTERS.get_ptr_mut(counter.index()) {
         // SAFETY: the pointer comes from the map lookup and points at this CPU's u64 slot.
@@ -248,6 +258,7 @@ fn account(ctx: &SkBuffContext, parsed: &Parsed) {
                 _pad: [0; 7],
             });
             entry.submit(0);
+            level(Counter::FlowRingPending, FLOW_EVENTS.query(BPF_RB_AVAIL_DATA));
         }
         None => count(Counter::LostFlowEvents),
     }
@@ -304,6 +315,7 @@ fn copy_dns(ctx: &SkBuffContext, key: &FlowKey, l4: usize) {
         (*event).header.payload_len = bounded as u16;
     }
     entry.submit(0);
+    level(Counter::DnsRingPending, DNS_EVENTS.query(BPF_RB_AVAIL_DATA));
 }
 
 #[panic_handler]
