@@ -224,12 +224,36 @@ async fn metrics(State(state): State<State_>) -> impl IntoResponse {
         s.dns.len().to_string(),
     );
     for (c, v) in &s.kernel {
-        let name = format!("netpol_observer_kernel_{}_total", c.name());
+        if c.is_level() {
+            let name = format!("netpol_observer_kernel_{}", c.name());
+            metric(
+                &name,
+                "gauge",
+                "Bytes waiting in a kernel ring buffer when last written.",
+                v.to_string(),
+            );
+        } else {
+            let name = format!("netpol_observer_kernel_{}_total", c.name());
+            metric(
+                &name,
+                "counter",
+                "Kernel-side counter (lost events, parse failures).",
+                v.to_string(),
+            );
+        }
+    }
+    if let Some((_, pending)) = s
+        .kernel
+        .iter()
+        .find(|(c, _)| *c == Counter::FlowRingPending)
+    {
+        #[expect(clippy::cast_precision_loss, reason = "a ratio")]
+        let fill = *pending as f64 / f64::from(s.ring_bytes.max(1));
         metric(
-            &name,
-            "counter",
-            "Kernel-side counter (lost events, parse failures).",
-            v.to_string(),
+            "netpol_observer_flow_ring_fill_ratio",
+            "gauge",
+            "How full the new-flow ring buffer was when last written (0 to 1).",
+            format!("{fill:.4}"),
         );
     }
     if let Some(audit) = &s.audit {

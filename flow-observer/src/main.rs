@@ -88,16 +88,21 @@ enum Command {
     Run(RunArgs),
 }
 
-fn collect(namespace: String, selector: String, port: u16) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// The agent is one thread: the kernel does the counting.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+            ExitCode::from(2)
+        })
+}
+
+fn collect(namespace: String, selector: String, port: u16) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
     };
     let agents = netpol_observer::collect::Agents {
         namespace,
@@ -166,15 +171,9 @@ fn run(a: RunArgs) -> ExitCode {
         audit_cluster: a.audit_cluster,
         idle_timeout: Duration::from_secs(a.idle_timeout_s),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(netpol_observer::agent::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,

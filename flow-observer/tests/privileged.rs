@@ -25,6 +25,15 @@ fn is_root() -> bool {
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
 
+/// Everything a child process wrote on one of its pipes.
+fn drain(pipe: Option<impl Read>) -> String {
+    let mut out = String::new();
+    if let Some(mut p) = pipe {
+        p.read_to_string(&mut out).unwrap();
+    }
+    out
+}
+
 fn sh(cmd: &str) {
     let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
     assert!(
@@ -108,21 +117,9 @@ impl Lab {
 
     fn run(&mut self, pod: &str, cmd: &str) -> String {
         let child = self.spawn(pod, cmd);
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        let out = drain(child.stdout.take());
         let status = child.wait().unwrap();
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let err = drain(child.stderr.take());
         assert!(status.success(), "`{cmd}` in pod {pod} failed: {err}");
         out
     }
@@ -378,22 +375,54 @@ fn agent_records_real_traffic_of_pods() {
         metrics.contains("netpol_observer_dns_events_total"),
         "{metrics}"
     );
+    // Live audit: sonarr's allowed flows (TCP 8080 over v4 and v6, DNS) and its drops at egress
+    // (the refused 8081, UDP 5300, ping, api.thetvdb.com:443).
+    let verdicts = |verdict: &str, at: &str| -> Option<u64> {
+        let prefix = format!(
+            r#"netpol_flow_verdicts_total{{verdict="{verdict}",source_namespace="media",source_workload="Deployment/sonarr",dropped_at="{at}"}} "#
+        );
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.parse().ok()))
+    };
+    assert_eq!(verdicts("denied", "egress"), Some(4), "{metrics}");
+    assert_eq!(verdicts("allowed", ""), Some(3), "{metrics}");
 
     // SIGTERM: the agent detaches and exits cleanly.
     let mut child = agent.0.take().unwrap();
     sh(&format!("kill -TERM {}", child.id()));
     let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let logged = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
     assert!(status.success(), "{err}");
     assert!(
         !attached(&lab.cgroup).contains("netpol"),
         "still attached after SIGTERM"
+    );
+    // --log-flows: one record line per new flow.
+    let logged: Vec<serde_json::Value> = logged
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(logged.len() >= 7, "one line per new flow: {logged:?}");
+    assert!(
+        logged
+            .iter()
+            .any(|r| r["destination"]["names"][0] == "api.thetvdb.com"),
+        "{logged:?}"
+    );
+    // The live audit logs each new would-be drop once, with why.
+    let drops: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("would-be drop"))
+        .collect();
+    assert_eq!(drops.len(), 4, "{err}");
+    assert!(
+        drops
+            .iter()
+            .any(|l| l.contains(r#""destination":"world (api.thetvdb.com)""#)
+                && l.contains("default deny")),
+        "{err}"
     );
 }
 
@@ -472,6 +501,13 @@ for p in range(10000, 40000):
         metric(&metrics, "netpol_observer_kernel_lost_flow_events_total") > 0,
         "{metrics}"
     );
+    // The 4 KiB ring overflowed: when last written it held nearly all it can.
+    let fill: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("netpol_observer_flow_ring_fill_ratio "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no fill ratio in:\n{metrics}"));
+    assert!((0.0..=1.0).contains(&fill), "{fill}");
     assert!(
         metric(&metrics, "netpol_observer_records") <= 1000,
         "{metrics}"
