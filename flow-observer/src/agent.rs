@@ -167,23 +167,18 @@ async fn watch_cluster(state: &Arc<Mutex<Shared>>, identity: bool, policies: boo
         let (stores, run) = crate::cluster::watch_policies(&client, changed.clone());
         tokio::spawn(run);
         let state = state.clone();
-        tokio::spawn(async move {
-            loop {
-                changed.notified().await;
-                tokio::time::sleep(debounce).await;
-                let _ = tokio::time::timeout(Duration::ZERO, changed.notified()).await;
-                let documents = stores.documents();
-                let mut s = lock(&state);
-                let Shared {
-                    audit, identity, ..
-                } = &mut *s;
-                if let Some(audit) = audit
-                    && let Err(e) = audit.reload(documents, identity.inventory.as_ref())
-                {
-                    eprintln!("netpol-observer: {e:#}");
-                }
+        tokio::spawn(crate::cluster::debounced(changed, debounce, move || {
+            let documents = stores.documents();
+            let mut s = lock(&state);
+            let Shared {
+                audit, identity, ..
+            } = &mut *s;
+            if let Some(audit) = audit
+                && let Err(e) = audit.reload(documents, identity.inventory.as_ref())
+            {
+                eprintln!("netpol-observer: {e:#}");
             }
-        });
+        }));
         eprintln!("netpol-observer: live audit against the cluster's policies");
     }
 }

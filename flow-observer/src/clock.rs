@@ -30,11 +30,6 @@ impl Clock {
         }
     }
 
-    /// A fixed clock, for tests.
-    pub fn at_boot(boot_unix_ns: u128) -> Self {
-        Self { boot_unix_ns }
-    }
-
     /// RFC 3339 (UTC, milliseconds) of a boot-time stamp.
     pub fn rfc3339(&self, boot_ns: u64) -> String {
         rfc3339(self.boot_unix_ns + u128::from(boot_ns))

@@ -78,8 +78,21 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store::<K>();
-    let api: Api<K> = Api::all(client.clone());
-    let stream = reflector::reflector(
+    (reader, feed(writer, Api::all(client.clone()), changed))
+}
+
+/// Fill a cache from a watch (managed fields stripped, default backoff), waking `changed` on
+/// every event.
+fn feed<K>(
+    writer: reflector::store::Writer<K>,
+    api: Api<K>,
+    changed: Arc<Notify>,
+) -> impl Stream<Item = ()> + Send + use<K>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    reflector::reflector(
         writer,
         watcher(api, watcher::Config::default())
             .default_backoff()
@@ -89,8 +102,7 @@ where
         if event.is_ok() {
             changed.notify_one();
         }
-    });
-    (reader, stream)
+    })
 }
 
 /// Start the watches; the returned future runs them (forever, retrying with backoff).
@@ -195,18 +207,7 @@ pub fn watch_policies(
         let writer = reflector::store::Writer::<DynamicObject>::new(resource.clone());
         stores.push(writer.as_reader());
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let changed = changed.clone();
-        let stream = reflector::reflector(
-            writer,
-            watcher(api, watcher::Config::default())
-                .default_backoff()
-                .modify(|o: &mut DynamicObject| o.managed_fields_mut().clear()),
-        )
-        .map(move |event| {
-            if event.is_ok() {
-                changed.notify_one();
-            }
-        });
+        let stream = feed(writer, api, changed.clone());
         streams.push(stream.boxed());
     }
     let run = async move {
@@ -217,6 +218,18 @@ pub fn watch_policies(
     (PolicyStores(stores), run)
 }
 
+/// Run `act` after changes, at most every `debounce`: one run per burst.
+pub async fn debounced(changed: Arc<Notify>, debounce: Duration, mut act: impl FnMut()) {
+    loop {
+        changed.notified().await;
+        tokio::time::sleep(debounce).await;
+        // The changes that came during the debounce are covered by this run: forget their
+        // wake-up (`Notify` keeps one), so that a burst acts once.
+        let _ = tokio::time::timeout(Duration::ZERO, changed.notified()).await;
+        act();
+    }
+}
+
 /// Rebuild the index after changes, at most every `debounce`, calling `publish` with each one.
 pub async fn publish(
     stores: Stores,
@@ -224,14 +237,7 @@ pub async fn publish(
     debounce: Duration,
     mut publish: impl FnMut(Inventory),
 ) {
-    loop {
-        changed.notified().await;
-        tokio::time::sleep(debounce).await;
-        // The changes that came during the debounce are in this index: forget their wake-up
-        // (`Notify` keeps one), so that a burst publishes once.
-        let _ = tokio::time::timeout(Duration::ZERO, changed.notified()).await;
-        publish(stores.inventory());
-    }
+    debounced(changed, debounce, move || publish(stores.inventory())).await;
 }
 
 #[cfg(test)]

@@ -246,11 +246,7 @@ fn cilium_rule(
     let init_subject = rule.endpoint_selector.as_ref().is_some_and(selects_init);
     let dd = rule.enable_default_deny.as_ref();
     for item in policy::items(rule) {
-        let direction = if item.section.is_ingress() {
-            Direction::Ingress
-        } else {
-            Direction::Egress
-        };
+        let direction = item.section.direction();
         let default_deny = match direction {
             Direction::Ingress => dd.and_then(|d| d.ingress),
             Direction::Egress => dd.and_then(|d| d.egress),

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use netpol_compiler::entry;
-use netpol_compiler::eval::{self, Decision, NamedPorts, NoPorts, Proto, Query, Reason};
-use netpol_compiler::identity::{self, Label, Labels, NamedPort, Peer, Reserved};
+use netpol_compiler::eval::{self, Decision, NamedPorts, NoPorts, Query, Reason};
+use netpol_compiler::identity::{self, Label, Labels, Peer, Reserved};
 use netpol_compiler::index::{Evaluator, Index};
 use netpol_compiler::input::Memory;
 use netpol_compiler::inventory::Inventory;
@@ -912,7 +912,6 @@ spec:
         "{:?}",
         d.ingress.notes
     );
-    let _: &[NamedPort] = &web.named_ports;
 }
 
 // §1.9: `toServices` selects the Service's pods (selector + namespace), from the inventory.
@@ -1116,5 +1115,4 @@ spec:
             .iter()
             .any(|n| n.contains("HTTP requests are filtered"))
     );
-    let _ = Proto::Tcp;
 }
