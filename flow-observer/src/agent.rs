@@ -59,7 +59,7 @@ pub async fn run(opts: Options) -> Result<()> {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read `{}`", path.display()))?;
             Some(
-                netpol_compiler::inventory::Inventory::parse(&text).map_err(|e| {
+                netpol_compiler::flow::inventory::Inventory::parse(&text).map_err(|e| {
                     anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message)
                 })?,
             )

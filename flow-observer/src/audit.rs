@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Result, bail};
+use netpol_compiler::diagnostic::source::SourceMap;
 use netpol_compiler::diagnostic::{self, Style};
-use netpol_compiler::eval::{NamedPorts, NoPorts};
+use netpol_compiler::document::files::Disk;
+use netpol_compiler::engine::entry::{self, ServiceBackends};
+use netpol_compiler::engine::eval::{NamedPorts, NoPorts};
+use netpol_compiler::engine::index::{Evaluator, Index};
+use netpol_compiler::flow::inventory::Inventory;
 use netpol_compiler::flow::{Reader, Record};
-use netpol_compiler::index::{Evaluator, Index};
-use netpol_compiler::input::Disk;
-use netpol_compiler::inventory::Inventory;
-use netpol_compiler::source::SourceMap;
-use netpol_compiler::verify::{PointReport, View};
+use netpol_compiler::report::verify::{PointReport, View};
 use rustc_hash::FxHashSet;
 
 /// Labels of `netpol_flow_verdicts_total`.
@@ -34,13 +35,13 @@ impl Audit {
     /// Import the policies under `dir`; any error stops the agent (a half-read policy set
     /// would report wrong drops).
     pub fn load(dir: &Path, inventory: Option<&Inventory>) -> Result<Self> {
-        let imported = netpol_compiler::policy::import(&Disk, &[dir.to_path_buf()]);
+        let imported = netpol_compiler::engine::policy::import(&Disk, &[dir.to_path_buf()]);
         if imported.diagnostics.has_errors() {
             let text =
                 diagnostic::render_human(&imported.diagnostics, &imported.sources, Style::Plain);
             bail!("the policies in `{}` have errors:\n{text}", dir.display());
         }
-        let entries = netpol_compiler::entry::build(&imported.set, inventory);
+        let entries = entry::build(&imported.set, inventory.map(|i| i as &dyn ServiceBackends));
         Ok(Self {
             policies: imported.set.policies.len(),
             index: Index::new(entries),
@@ -57,8 +58,9 @@ impl Audit {
         documents: Vec<(std::path::PathBuf, String)>,
         inventory: Option<&Inventory>,
     ) -> Result<()> {
-        let fs = netpol_compiler::input::Memory::new(documents);
-        let imported = netpol_compiler::policy::import(&fs, &[std::path::PathBuf::from("cluster")]);
+        let fs = netpol_compiler::document::files::Memory::new(documents);
+        let imported =
+            netpol_compiler::engine::policy::import(&fs, &[std::path::PathBuf::from("cluster")]);
         if imported.diagnostics.has_errors()
             && imported.set.policies.is_empty()
             && imported.set.stats.rejected == 0
@@ -68,7 +70,10 @@ impl Audit {
             bail!("cannot read the cluster's policies:\n{text}");
         }
         // Invalid objects are left out, as Cilium leaves them out.
-        self.index = Index::new(netpol_compiler::entry::build(&imported.set, inventory));
+        self.index = Index::new(entry::build(
+            &imported.set,
+            inventory.map(|i| i as &dyn ServiceBackends),
+        ));
         self.sources = imported.sources;
         self.policies = imported.set.policies.len();
         Ok(())
@@ -114,8 +119,8 @@ impl Audit {
             let src_ns = view.src.namespace.as_deref().unwrap_or("").to_owned();
             let src_wl = view.src.workload.as_deref().unwrap_or("").to_owned();
             let at = match decision.dropped_at() {
-                Some(netpol_compiler::eval::Direction::Egress) => "egress",
-                Some(netpol_compiler::eval::Direction::Ingress) => "ingress",
+                Some(netpol_compiler::objects::Direction::Egress) => "egress",
+                Some(netpol_compiler::objects::Direction::Ingress) => "ingress",
                 None => "",
             };
             let verdict = if allowed { "allowed" } else { "denied" };

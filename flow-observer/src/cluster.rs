@@ -16,7 +16,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use netpol_compiler::inventory::Inventory;
+use netpol_compiler::flow::inventory::Inventory;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
@@ -168,7 +168,7 @@ impl std::fmt::Debug for PolicyStores {
 
 impl PolicyStores {
     /// Every cached policy as a JSON document named `cluster/<kind>/<namespace>/<name>.json`
-    /// (sorted), for `netpol_compiler::policy::import`.
+    /// (sorted), for `netpol_compiler::engine::policy::import`.
     pub fn documents(&self) -> Vec<(std::path::PathBuf, String)> {
         let mut docs: Vec<(std::path::PathBuf, String)> = Vec::new();
         for (store, (_, _, kind, _)) in self.0.iter().zip(POLICY_KINDS) {

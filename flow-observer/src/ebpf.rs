@@ -11,7 +11,7 @@ use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType};
 use aya::{Ebpf, EbpfLoader};
 use netpol_ebpf_common::{Counter, FlowKey, FlowStats};
 
-/// The kernel programs, built by `cargo xtask build-ebpf` and embedded by the build script.
+/// The kernel programs, built and placed in `OUT_DIR` by the build script (`build.rs`).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netpol-ebpf"));
 
 /// Where cgroup v2 is mounted: the unified hierarchy of a hybrid setup, or `/sys/fs/cgroup`.

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use netpol_compiler::flow::RecordEndpoint;
-use netpol_compiler::inventory::Inventory;
+use netpol_compiler::flow::inventory::Inventory;
 
 use crate::aggregate::Who;
 

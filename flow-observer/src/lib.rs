@@ -8,6 +8,23 @@
 //!   DNS answers ──dns::DnsCache (IP → names, TTLs)
 //!   identity (inventory: IP → pod / node / world) ──export: /flows (JSONL), /metrics, /healthz
 //! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`agent`] | `run`: wires the others together, the refresh loop, clean detach |
+//! | [`ebpf`] | loading and attaching the kernel programs (aya) |
+//! | [`aggregate`] | the flow table: kernel keys → connections → records, bounded |
+//! | [`dns`] | DNS answers → IP → names, with TTLs |
+//! | [`clock`] | kernel boot-time stamps → wall-clock times |
+//! | [`identity`] | who an address is (inventory file or the cluster's index) |
+//! | [`cluster`] | kube-rs reflectors feeding the identity index and the live audit's policies |
+//! | [`audit`] | the live audit: new records judged by the policy engine |
+//! | [`export`] | `/flows`, `/metrics`, `/healthz` |
+//! | [`collect`] | the laptop side: every agent's `/flows` through the API server, merged |
+//!
+//! `agent` is the top; `export` reads the table, DNS cache, identities and audit; `identity`
+//! and `cluster` stand on `aggregate`'s and `audit`'s types. The policy engine, flow records and
+//! inventory come from `netpol-compiler`.
 
 pub mod agent;
 pub mod aggregate;

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use netpol_compiler::input::Memory;
+use netpol_compiler::document::files::Memory;
 use serde_json::Value;
 
 fn deploy() -> PathBuf {
@@ -116,11 +116,14 @@ fn observer_policy_is_the_compiled_profile() {
             ));
         }
     }
-    let c = netpol_compiler::compile_paths(&Memory::new(files), &[PathBuf::from("profiles")]);
+    let c =
+        netpol_compiler::profile::compile_paths(&Memory::new(files), &[PathBuf::from("profiles")]);
     assert!(!c.diagnostics.has_errors());
-    let out =
-        netpol_compiler::emit::files(&c.objects.unwrap(), netpol_compiler::emit::Format::Yaml)
-            .unwrap();
+    let out = netpol_compiler::profile::emit::files(
+        &c.objects.unwrap(),
+        netpol_compiler::profile::emit::Format::Yaml,
+    )
+    .unwrap();
     let (_, compiled) = out
         .iter()
         .find(|(path, _)| path == "netpol-observer/netpol-observer.yaml")

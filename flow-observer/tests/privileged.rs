@@ -181,25 +181,41 @@ fn inventory(dir: &Path) -> PathBuf {
 }
 
 fn get(port: u16, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    try_get(port, path).unwrap_or_else(|| panic!("GET {path} on port {port} failed"))
+}
+
+/// The body of `GET path`, or `None` when nothing answers.
+fn try_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
-    .unwrap();
+    .ok()?;
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
+    s.read_to_string(&mut out).ok()?;
+    Some(
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    )
 }
 
+/// A port nobody listens on, never the same twice in this process (the tests run in parallel).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Attached programs named like ours, anywhere (bpftool).
@@ -445,8 +461,17 @@ fn start_agent(lab: &Lab, extra: &[&str]) -> (Agent, u16) {
             .spawn()
             .unwrap(),
     ));
+    // Started means: our agent answers its health check. A bare `connect` is not enough (on a
+    // port of the ephemeral range, a connect can reach itself), and an agent that exited says why.
     let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    let mut agent = agent;
+    while try_get(port, "/healthz").as_deref() != Some("ok\n") {
+        let child = agent.0.as_mut().unwrap();
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+            panic!("agent exited ({status}) before serving:\n{stderr}");
+        }
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "agent did not start"

@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use netpol_compiler::input::Memory;
-use netpol_compiler::{compile_paths, emit};
+use netpol_compiler::document::files::Memory;
+use netpol_compiler::profile::{compile_paths, emit};
 
 fn main() {
     divan::main();
@@ -99,17 +99,17 @@ fn compile_and_emit_yaml(bencher: divan::Bencher) {
 fn phase_load(bencher: divan::Bencher) {
     let fs = profiles();
     let paths = [PathBuf::from("p")];
-    bencher.bench(|| netpol_compiler::input::load(&fs, &paths).files.len());
+    bencher.bench(|| netpol_compiler::profile::load(&fs, &paths).files.len());
 }
 
 #[divan::bench(sample_count = 10)]
 fn phase_resolve(bencher: divan::Bencher) {
     let fs = profiles();
     let paths = [PathBuf::from("p")];
-    let loaded = netpol_compiler::input::load(&fs, &paths);
+    let loaded = netpol_compiler::profile::load(&fs, &paths);
     bencher.bench(|| {
         let mut d = netpol_compiler::diagnostic::Diagnostics::new();
-        netpol_compiler::model::resolve(&loaded.files, &loaded.sources, &mut d)
+        netpol_compiler::profile::model::resolve(&loaded.files, &loaded.sources, &mut d)
             .map(|m| m.rules.len())
     });
 }
@@ -122,7 +122,11 @@ fn phase_yaml_only(bencher: divan::Bencher) {
         texts
             .iter()
             .filter(|t| {
-                netpol_compiler::document::parse(netpol_compiler::source::SourceId(0), t).is_ok()
+                netpol_compiler::document::parse(
+                    netpol_compiler::diagnostic::source::SourceId(0),
+                    t,
+                )
+                .is_ok()
             })
             .count()
     });

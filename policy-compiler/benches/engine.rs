@@ -16,14 +16,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use divan::counter::{BytesCount, ItemsCount};
-use netpol_compiler::entry;
-use netpol_compiler::eval::{self, Proto, Query};
+use netpol_compiler::document::files::Memory;
+use netpol_compiler::engine::entry;
+use netpol_compiler::engine::eval::{self, Query};
+use netpol_compiler::engine::identity::{Labels, Peer, Reserved};
+use netpol_compiler::engine::index::{Evaluator, Index};
+use netpol_compiler::engine::policy::{self, Imported};
 use netpol_compiler::flow::Reader;
-use netpol_compiler::identity::{Labels, Peer, Reserved};
-use netpol_compiler::index::{Evaluator, Index};
-use netpol_compiler::input::Memory;
-use netpol_compiler::policy::{self, Imported};
-use netpol_compiler::verify;
+use netpol_compiler::objects::Proto;
+use netpol_compiler::report::verify;
 
 #[allow(dead_code, reason = "the example's `main` and file writers")]
 #[path = "../examples/hubble_gen.rs"]

@@ -20,7 +20,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::ExitCode;
 
-use netpol_compiler::identity::{self, Labels};
+use netpol_compiler::engine::identity::{self, Labels};
 
 /// The namespaces; `kube-system` also runs CoreDNS, `monitoring/svc0` is Prometheus.
 pub const NAMESPACES: [&str; 20] = [

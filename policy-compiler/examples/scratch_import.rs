@@ -1,4 +1,6 @@
-use netpol_compiler::{diagnostic, input::Disk, policy};
+use netpol_compiler::diagnostic;
+use netpol_compiler::document::files::Disk;
+use netpol_compiler::engine::policy;
 fn main() {
     let paths: Vec<std::path::PathBuf> = std::env::args().skip(1).map(Into::into).collect();
     let imp = policy::import(&Disk, &paths);

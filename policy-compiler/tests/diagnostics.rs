@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use netpol_compiler::diagnostic::{Diagnostic, Style, render_human};
-use netpol_compiler::input::Memory;
-use netpol_compiler::{Compilation, compile_paths};
+use netpol_compiler::document::files::Memory;
+use netpol_compiler::profile::{Compilation, compile_paths};
 
 /// A namespace `traefik` that other cases can point at.
 const TRAEFIK: &str = "namespace: traefik\nservices:\n  traefik:\n    ports: {web: 8000}\n";

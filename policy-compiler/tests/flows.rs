@@ -5,12 +5,14 @@
 
 use std::path::PathBuf;
 
-use netpol_compiler::eval::{NoPorts, Proto};
+use netpol_compiler::document::files::Memory;
+use netpol_compiler::engine::eval::NoPorts;
+use netpol_compiler::engine::index::{Evaluator, Index};
+use netpol_compiler::engine::{entry, policy};
+use netpol_compiler::flow::inventory::Inventory;
 use netpol_compiler::flow::{Format, Reader};
-use netpol_compiler::index::{Evaluator, Index};
-use netpol_compiler::input::Memory;
-use netpol_compiler::inventory::Inventory;
-use netpol_compiler::{entry, policy, verify};
+use netpol_compiler::objects::Proto;
+use netpol_compiler::report::verify;
 
 fn read<'i>(text: &str, inventory: Option<&'i Inventory>) -> Reader<'i> {
     let mut r = Reader::new(inventory);

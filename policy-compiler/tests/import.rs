@@ -11,8 +11,8 @@
 use std::path::PathBuf;
 
 use netpol_compiler::diagnostic::{Diagnostic, Severity};
-use netpol_compiler::input::Memory;
-use netpol_compiler::policy::{self, Imported};
+use netpol_compiler::document::files::Memory;
+use netpol_compiler::engine::policy::{self, Imported};
 
 fn import(files: &[(&str, &str)]) -> Imported {
     let fs = Memory::new(
@@ -325,7 +325,7 @@ fn the_last_definition_of_a_policy_wins() {
 
 #[test]
 fn cidr_groups_resolve_by_name_and_selector() {
-    use netpol_compiler::entry::{self, L3, PeerMatch};
+    use netpol_compiler::engine::entry::{self, L3, PeerMatch};
     let yaml = "apiVersion: cilium.io/v2alpha1\nkind: CiliumCIDRGroup\nmetadata: {name: office, labels: {site: hq}}\nspec:\n  externalCIDRs: [203.0.113.0/24]\n---\n";
     let imported = import(&[(
         "p/x.yaml",

@@ -8,12 +8,13 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use netpol_compiler::entry;
-use netpol_compiler::eval::{self, NoPorts, Proto, Query};
-use netpol_compiler::identity::{self, Peer, Reserved};
-use netpol_compiler::index::{Evaluator, Index};
-use netpol_compiler::input::Memory;
-use netpol_compiler::policy;
+use netpol_compiler::document::files::Memory;
+use netpol_compiler::engine::entry;
+use netpol_compiler::engine::eval::{self, NoPorts, Query};
+use netpol_compiler::engine::identity::{self, Peer, Reserved};
+use netpol_compiler::engine::index::{Evaluator, Index};
+use netpol_compiler::engine::policy;
+use netpol_compiler::objects::Proto;
 use proptest::prelude::*;
 
 const NAMESPACES: &[&str] = &["a", "b"];

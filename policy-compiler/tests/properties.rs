@@ -16,12 +16,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use netpol_compiler::cilium::{
+use netpol_compiler::document::files::Memory;
+use netpol_compiler::objects::cilium::{
     EgressRule, EndpointSelector, Entity, IcmpRule, IngressRule, PolicyObject, PortRule, Protocol,
     SelectorOperator,
 };
-use netpol_compiler::input::Memory;
-use netpol_compiler::{compile_paths, emit, fqdn};
+use netpol_compiler::objects::fqdn;
+use netpol_compiler::profile::{compile_paths, emit};
 use proptest::prelude::*;
 
 const NAMESPACES: &[&str] = &["media", "databases", "web"];
@@ -234,7 +235,7 @@ fn policy_of<'a>(
     objects: &'a [PolicyObject],
     ns: &str,
     name: &str,
-) -> &'a netpol_compiler::cilium::Rule {
+) -> &'a netpol_compiler::objects::cilium::Rule {
     objects
         .iter()
         .find(|o| o.namespace() == Some(ns) && o.name() == name)
@@ -302,7 +303,7 @@ fn l4_allows(
                 .iter()
                 .flatten()
                 .flat_map(|r| r.fields.iter().flatten())
-                .any(|f| f.icmp_type == netpol_compiler::cilium::IcmpType::Number(*t));
+                .any(|f| f.icmp_type == netpol_compiler::objects::cilium::IcmpType::Number(*t));
         }
     };
     want.iter().all(|(first, last, proto)| {

@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use netpol_compiler::entry;
-use netpol_compiler::eval::{self, Decision, NamedPorts, NoPorts, Query, Reason};
-use netpol_compiler::identity::{self, Label, Labels, Peer, Reserved};
-use netpol_compiler::index::{Evaluator, Index};
-use netpol_compiler::input::Memory;
-use netpol_compiler::inventory::Inventory;
-use netpol_compiler::policy;
+use netpol_compiler::document::files::Memory;
+use netpol_compiler::engine::entry;
+use netpol_compiler::engine::eval::{self, Decision, NamedPorts, NoPorts, Query, Reason};
+use netpol_compiler::engine::identity::{self, Label, Labels, Peer, Reserved};
+use netpol_compiler::engine::index::{Evaluator, Index};
+use netpol_compiler::engine::policy;
+use netpol_compiler::flow::inventory::Inventory;
+use netpol_compiler::objects::Direction;
 
 struct Engine {
     index: Index,
@@ -32,7 +33,8 @@ fn engine_with(yaml: &str, inventory: Option<&str>) -> Engine {
         .collect();
     assert!(errors.is_empty(), "unexpected errors: {errors:?}");
     let inventory = inventory.map(|t| Inventory::parse(t).unwrap());
-    let entries = entry::build(&imported.set, inventory.as_ref());
+    let services = inventory.as_ref().map(|i| i as &dyn entry::ServiceBackends);
+    let entries = entry::build(&imported.set, services);
     Engine {
         index: Index::new(entries),
         inventory,
@@ -45,7 +47,7 @@ fn engine(yaml: &str) -> Engine {
 
 impl Engine {
     fn decide(&self, src: &Peer, dst: &Peer, port: &str) -> Decision {
-        let (proto, port) = netpol_compiler::explain::parse_port(port).unwrap();
+        let (proto, port) = netpol_compiler::report::explain::parse_port(port).unwrap();
         let q = Query {
             src: src.clone(),
             dst: dst.clone(),
@@ -1040,7 +1042,7 @@ spec:
     let d = e.decide(&frontend(), &web(), "8080/tcp");
     assert_eq!(d.egress.reason, Some(Reason::DefaultDeny));
     assert_eq!(d.ingress.reason, Some(Reason::AllowedByRule));
-    assert_eq!(d.dropped_at(), Some(eval::Direction::Egress));
+    assert_eq!(d.dropped_at(), Some(Direction::Egress));
 }
 
 // §1.1, pitfall 20: an object with one invalid rule contributes no rule at all.

@@ -10,9 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
-use netpol_compiler::cilium::{EgressRule, Entity, IngressRule, PolicyObject, Rule};
-use netpol_compiler::input::Memory;
-use netpol_compiler::{compile_paths, emit};
+use netpol_compiler::document::files::Memory;
+use netpol_compiler::objects::cilium::{EgressRule, Entity, IngressRule, PolicyObject, Rule};
+use netpol_compiler::profile::{compile_paths, emit};
 
 /// The profiles, read into memory under their repository-relative names, so that the
 /// provenance annotations are the same on every machine.
@@ -55,7 +55,7 @@ fn ingress(rule: &Rule) -> &[IngressRule] {
     rule.ingress.as_deref().unwrap_or_default()
 }
 
-fn ports(items: &[netpol_compiler::cilium::PortRule]) -> Vec<String> {
+fn ports(items: &[netpol_compiler::objects::cilium::PortRule]) -> Vec<String> {
     items
         .iter()
         .flat_map(|r| r.ports.iter().flatten())
@@ -222,5 +222,5 @@ fn profiles_point_at_the_current_schema() {
     // `netpol schema` prints (refresh it with `netpol schema > profiles/.schema/profile.json`).
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let on_disk = std::fs::read_to_string(root.join("profiles/.schema/profile.json")).unwrap();
-    assert_eq!(on_disk, netpol_compiler::schema::PROFILE_SCHEMA);
+    assert_eq!(on_disk, netpol_compiler::profile::schema::PROFILE_SCHEMA);
 }

@@ -18,15 +18,17 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use netpol_compiler::cilium::Entity;
-use netpol_compiler::eval::{Decision, NoPorts, Proto, Query, Reason};
-use netpol_compiler::fqdn::FqdnSelector;
-use netpol_compiler::identity::{self, Peer, Reserved};
-use netpol_compiler::index::{Evaluator, Index};
-use netpol_compiler::input::Memory;
-use netpol_compiler::model::{Direction, Model, Subject, Target};
-use netpol_compiler::port::{IcmpFamily, L4, Protocol};
-use netpol_compiler::{compile_paths, emit, entry, policy};
+use netpol_compiler::document::files::Memory;
+use netpol_compiler::engine::eval::{Decision, NoPorts, Query, Reason};
+use netpol_compiler::engine::identity::{self, Peer, Reserved};
+use netpol_compiler::engine::index::{Evaluator, Index};
+use netpol_compiler::engine::{entry, policy};
+use netpol_compiler::objects::Proto;
+use netpol_compiler::objects::cilium::Entity;
+use netpol_compiler::objects::fqdn::FqdnSelector;
+use netpol_compiler::objects::port::{IcmpFamily, L4, Protocol};
+use netpol_compiler::profile::model::{Direction, Model, Subject, Target};
+use netpol_compiler::profile::{compile_paths, emit};
 
 fn profiles() -> Memory {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -149,7 +151,7 @@ impl Homelab {
         let d = ev.decide(&q);
         assert_eq!(
             d,
-            netpol_compiler::eval::reference(&self.index.entries, &q, &NoPorts, None)
+            netpol_compiler::engine::eval::reference(&self.index.entries, &q, &NoPorts, None)
         );
         d
     }

@@ -1,12 +1,13 @@
 //! `cargo xtask ci`: every check CI runs, in order, failing fast.
 //!
 //! ```text
-//! setup → build-ebpf → cargo fmt --check → cargo clippy -D warnings → cargo test
+//! setup → cargo fmt --check → cargo clippy -D warnings → cargo test
 //! ```
 //!
 //! `.ci/run` execs this and the README names it as the way to run all tests, so local runs and
-//! CI cannot drift apart. Each step prints a header and its time; the first failure stops the run
-//! and names the step.
+//! CI cannot drift apart. The observer's build script builds the kernel programs (with the
+//! toolchain `setup` installs) when clippy and the tests first compile it. Each step prints a
+//! header and its time; the first failure stops the run and names the step.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -18,14 +19,11 @@ use crate::{process, setup, workspace_root};
 enum Step {
     /// In-process, so a fresh machine gets its toolchain before anything is compiled with it.
     Setup,
-    /// The kernel programs, which the observer embeds.
-    BuildEbpf,
     Cargo(&'static [&'static str]),
 }
 
 const STEPS: &[(&str, Step)] = &[
     ("setup", Step::Setup),
-    ("build-ebpf", Step::BuildEbpf),
     ("fmt", Step::Cargo(&["fmt", "--all", "--check"])),
     (
         "clippy",
@@ -50,7 +48,6 @@ pub fn run() -> Result<()> {
         let step_started = Instant::now();
         let result = match step {
             Step::Setup => setup::run(),
-            Step::BuildEbpf => crate::ebpf::run(),
             Step::Cargo(args) => process::run(
                 Command::new(process::cargo())
                     .args(*args)

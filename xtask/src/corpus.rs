@@ -14,12 +14,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use netpol_compiler::diagnostic::Diagnostics;
-use netpol_compiler::eval::NoPorts;
+use netpol_compiler::diagnostic::source::{SourceFile, SourceMap};
+use netpol_compiler::engine::entry;
+use netpol_compiler::engine::eval::NoPorts;
+use netpol_compiler::engine::index::{Evaluator, Index};
+use netpol_compiler::engine::policy::{self, PolicySet};
 use netpol_compiler::flow::Reader;
-use netpol_compiler::index::{Evaluator, Index};
-use netpol_compiler::policy::{self, PolicySet};
-use netpol_compiler::source::{SourceFile, SourceMap};
-use netpol_compiler::{entry, verify};
+use netpol_compiler::report::verify;
 use serde_json::Value;
 
 use crate::crd::{Schemas, objects};

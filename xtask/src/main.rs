@@ -2,20 +2,19 @@
 //!
 //! ```text
 //! cargo xtask setup       install toolchains, LLVM and bpf-linker (idempotent, fast when done)
-//! cargo xtask build-ebpf  build the kernel programs (nightly, bpfel-unknown-none)
 //! cargo xtask bench-observer  measure the observer's costs (root)
-//! cargo xtask ci          setup → build-ebpf → fmt → clippy → test: what `.ci/run` and the README call
+//! cargo xtask ci          setup → fmt → clippy → test: what `.ci/run` and the README call
 //! cargo xtask crd-check   validate Cilium policies against the CRDs' openAPIV3Schema (dev tool)
 //! cargo xtask corpus      run the policy engine over the shared corpus, compare with the CRDs
 //! ```
 //!
-//! One module per task; each exposes `run`. Later tasks (`build-ebpf`) slot in the same way.
+//! One module per task; each exposes `run`. The kernel programs are built by the observer's own
+//! build script (`flow-observer/build.rs`, through aya-build), not by a task here.
 
 mod bench;
 mod ci;
 mod corpus;
 mod crd;
-mod ebpf;
 mod process;
 mod setup;
 
@@ -42,8 +41,6 @@ enum Task {
     ///
     /// Idempotent: every step checks first, so a second run takes a second or two.
     Setup,
-    /// Build the kernel programs (nightly, bpfel-unknown-none) for the observer to embed
-    BuildEbpf,
     /// Measure the observer (root): veth throughput with and without its programs, their cost
     /// per packet, new flows per second, RSS with 100,000 connections
     BenchObserver,
@@ -51,7 +48,7 @@ enum Task {
     /// fast as possible)
     #[command(hide = true)]
     Flood { count: u32, rate: u32 },
-    /// Run every check CI runs: setup, eBPF build, rustfmt, clippy, tests (fails fast)
+    /// Run every check CI runs: setup, rustfmt, clippy, tests (fails fast)
     Ci,
     /// Validate CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy YAML against the CRD schemas
     CrdCheck(crd::Args),
@@ -64,7 +61,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
         Task::Setup => setup::run().map(|()| true),
-        Task::BuildEbpf => ebpf::run().map(|()| true),
         Task::BenchObserver => bench::run().map(|()| true),
         Task::Flood { count, rate } => bench::flood(count, rate).map(|()| true),
         Task::Ci => ci::run().map(|()| true),

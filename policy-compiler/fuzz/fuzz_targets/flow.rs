@@ -8,11 +8,12 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use netpol_compiler::diagnostic::{self, Diagnostics, Style};
-use netpol_compiler::eval::{self, NoPorts};
+use netpol_compiler::engine::eval::{self, NoPorts};
 use netpol_compiler::flow::Reader;
-use netpol_compiler::index::{Evaluator, Index};
-use netpol_compiler::source::{SourceFile, SourceMap};
-use netpol_compiler::{entry, policy, verify};
+use netpol_compiler::engine::index::{Evaluator, Index};
+use netpol_compiler::diagnostic::source::{SourceFile, SourceMap};
+use netpol_compiler::engine::{entry, policy};
+use netpol_compiler::report::verify;
 
 const POLICIES: &str = r#"apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy

@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use netpol_compiler::diagnostic::{self, Diagnostics, Style};
-use netpol_compiler::eval::{self, NoPorts, Proto, Query};
-use netpol_compiler::identity::{Peer, Reserved, pod_labels};
-use netpol_compiler::index::{Evaluator, Index};
-use netpol_compiler::source::{SourceFile, SourceMap};
-use netpol_compiler::{entry, policy};
+use netpol_compiler::engine::eval::{self, NoPorts, Query};
+use netpol_compiler::objects::Proto;
+use netpol_compiler::engine::identity::{Peer, Reserved, pod_labels};
+use netpol_compiler::engine::index::{Evaluator, Index};
+use netpol_compiler::diagnostic::source::{SourceFile, SourceMap};
+use netpol_compiler::engine::{entry, policy};
 
 fn pod(namespace: &str, labels: &[(&str, &str)], ip: &str) -> Peer {
     let labels: BTreeMap<String, String> = labels

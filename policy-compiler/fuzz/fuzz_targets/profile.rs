@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
-use netpol_compiler::input::Memory;
-use netpol_compiler::{compile_paths, emit};
+use netpol_compiler::document::files::Memory;
+use netpol_compiler::profile::{compile_paths, emit};
 
 const TRAEFIK: &str = "namespace: traefik\nservices:\n  traefik:\n    ports: {web: 8000}\n";
 

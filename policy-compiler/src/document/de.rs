@@ -17,7 +17,7 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use super::{Node, Value};
 use crate::diagnostic::Diagnostic;
-use crate::source::Span;
+use crate::diagnostic::source::Span;
 
 /// A decoding error, at the innermost node it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ impl de::Error for DeError {
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
         let mut e = Self::custom(format_args!("unknown value `{variant}`"));
         e.help = Some(
-            match crate::suggest::closest(variant, expected.iter().copied()) {
+            match crate::diagnostic::spelling::closest(variant, expected.iter().copied()) {
                 Some(best) => format!("did you mean `{best}`?"),
                 None => format!("expected one of {}", super::list(expected)),
             },
@@ -440,7 +440,7 @@ impl<'a> de::MapAccess<'a> for Map<'a> {
                         format!("unknown field `{name}` is ignored"),
                     )
                     .with_label("not in the schema");
-                    d = match crate::suggest::closest(name, fields.iter().copied()) {
+                    d = match crate::diagnostic::spelling::closest(name, fields.iter().copied()) {
                         Some(best) => d.with_help(format!(
                             "did you mean `{best}`? the API server drops unknown fields (kubectl --validate=strict rejects them)"
                         )),
@@ -480,7 +480,7 @@ impl<'a> de::MapAccess<'a> for Map<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::SourceId;
+    use crate::diagnostic::source::SourceId;
 
     #[derive(Debug, serde::Deserialize, PartialEq)]
     #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::{Endpoint, Flow, FlowError, Reader, hubble_labels, json_error};
-use crate::eval::Proto;
-use crate::identity::{Reserved, pod_labels};
+use crate::engine::identity::{Reserved, pod_labels};
+use crate::objects::Proto;
 
 #[derive(Deserialize)]
 struct Line<'a> {
@@ -302,7 +302,10 @@ fn endpoint(
     out.peer.labels = labels;
     out.peer.ip = ip;
     if out.peer.is_world() {
-        out.peer.names = names.iter().map(|n| crate::fqdn::normalize(n)).collect();
+        out.peer.names = names
+            .iter()
+            .map(|n| crate::objects::fqdn::normalize(n))
+            .collect();
     }
     out
 }

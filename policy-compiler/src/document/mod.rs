@@ -5,15 +5,19 @@
 //! above it can report *all* problems of a file — unknown keys, wrong types, duplicates — each
 //! at its exact place, rather than stopping at the first mismatch as a derived `Deserialize`
 //! would. Alias expansion and nesting depth are bounded, against alias bombs and deep nesting.
+//!
+//! [`files`] is where the text comes from (disk or memory), `de` the serde deserializer over
+//! the nodes. Uses only [`crate::diagnostic`]; profiles and policy import both stand on it.
 
-pub mod de;
+pub(crate) mod de;
+pub mod files;
 
 use std::collections::HashMap;
 
 use granit_parser::{Event, Parser, ScalarStyle, ScanError, StructureStyle};
 
 use crate::diagnostic::Diagnostic;
-use crate::source::{SourceId, Span};
+use crate::diagnostic::source::{SourceId, Span};
 
 /// One YAML node.
 #[derive(Debug, Clone, PartialEq)]
@@ -515,7 +519,7 @@ impl<'a> Fields<'a> {
                     format!("unknown key `{name}` in {what}"),
                 )
                 .with_label("unknown key");
-                d = match crate::suggest::closest(name, allowed.iter().copied()) {
+                d = match crate::diagnostic::spelling::closest(name, allowed.iter().copied()) {
                     Some(best) => d.with_help(format!("did you mean `{best}`?")),
                     None => d.with_help(format!("{what} has the keys {}", list(allowed))),
                 };

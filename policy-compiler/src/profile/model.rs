@@ -9,15 +9,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::IpNet;
 
-use crate::cilium::Entity;
+use crate::diagnostic::source::{Loc, SourceMap, Span};
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::fqdn::FqdnSelector;
-use crate::port::{L4, PortRange, PortRef, Protocol};
-use crate::profile::{
+use crate::objects::cilium::Entity;
+use crate::objects::fqdn::FqdnSelector;
+use crate::objects::port::{L4, PortRange, PortRef, Protocol};
+use crate::profile::syntax::{
     Baseline, BaselineSelect, Body, ClusterProfile, DnsQueries, Enforce, HttpRule, Peer,
     ProfileFile, Statement,
 };
-use crate::source::{Loc, SourceMap, Span};
 
 /// A `(key, value)` pod label.
 pub type Label = (String, String);
@@ -188,7 +188,7 @@ struct Resolver<'a> {
     by_name: HashMap<(String, String), ServiceId>,
     groups: HashMap<(String, String), Vec<ServiceId>>,
     namespaces: HashMap<String, Span>,
-    templates: HashMap<String, (&'a crate::profile::Template, Span)>,
+    templates: HashMap<String, (&'a crate::profile::syntax::Template, Span)>,
     used_templates: BTreeSet<String>,
     baselines: Vec<(BaselineDef, &'a Baseline)>,
     settings: Settings,
@@ -228,8 +228,8 @@ impl<'a> Resolver<'a> {
         // Services are numbered in (namespace, name) order so that output order never depends
         // on the order files were given in.
         let mut declared: Vec<(
-            &'a crate::profile::NamespaceProfile,
-            &'a crate::profile::Service,
+            &'a crate::profile::syntax::NamespaceProfile,
+            &'a crate::profile::syntax::Service,
         )> = Vec::new();
         for file in self.files {
             for template in &file.templates {
@@ -314,8 +314,8 @@ impl<'a> Resolver<'a> {
 
     fn declare_service(
         &mut self,
-        ns: &crate::profile::NamespaceProfile,
-        service: &crate::profile::Service,
+        ns: &crate::profile::syntax::NamespaceProfile,
+        service: &crate::profile::syntax::Service,
     ) {
         let namespace = ns.namespace.value.clone();
         let mut selector: Vec<(String, String)> = match &service.select {
@@ -355,7 +355,7 @@ impl<'a> Resolver<'a> {
         });
     }
 
-    fn declare_groups(&mut self, ns: &'a crate::profile::NamespaceProfile) {
+    fn declare_groups(&mut self, ns: &'a crate::profile::syntax::NamespaceProfile) {
         for group in &ns.groups {
             let key = (ns.namespace.value.clone(), group.name.value.clone());
             if let Some(&id) = self.by_name.get(&key) {
@@ -570,17 +570,18 @@ impl<'a> Resolver<'a> {
     fn apply_template(&mut self, used: &Loc<String>, ctx: Context<'_>) {
         let Some((template, _)) = self.templates.get(&used.value).copied() else {
             let names: Vec<&str> = self.templates.keys().map(String::as_str).collect();
-            let help = match crate::suggest::closest(&used.value, names.iter().copied()) {
-                Some(best) => format!("did you mean `{best}`?"),
-                None if names.is_empty() => {
-                    "no profile defines templates; add a `templates:` map".to_string()
-                }
-                None => {
-                    let mut names = names;
-                    names.sort();
-                    format!("the templates are {}", crate::document::list(&names))
-                }
-            };
+            let help =
+                match crate::diagnostic::spelling::closest(&used.value, names.iter().copied()) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None if names.is_empty() => {
+                        "no profile defines templates; add a `templates:` map".to_string()
+                    }
+                    None => {
+                        let mut names = names;
+                        names.sort();
+                        format!("the templates are {}", crate::document::list(&names))
+                    }
+                };
             self.diagnostics.push(
                 Diagnostic::error(
                     "unknown-template",
@@ -839,7 +840,7 @@ impl<'a> Resolver<'a> {
                 "no profile declares namespace `{ns}`; for pods without a profile write `{{namespace: {ns}, select: {{LABEL: VALUE}}}}`"
             )
         } else {
-            match crate::suggest::closest(name, candidates.iter().copied()) {
+            match crate::diagnostic::spelling::closest(name, candidates.iter().copied()) {
                 Some(best) => format!("did you mean `{best}`?"),
                 None => format!("namespace `{ns}` declares no {what} `{name}`"),
             }
@@ -1077,7 +1078,7 @@ impl<'a> Resolver<'a> {
                             let d = match service {
                                 Some(s) => {
                                     let names: Vec<&str> = s.ports.keys().map(String::as_str).collect();
-                                    let help = match crate::suggest::closest(name, names.iter().copied()) {
+                                    let help = match crate::diagnostic::spelling::closest(name, names.iter().copied()) {
                                         Some(best) => format!("did you mean `{best}`?"),
                                         None if names.is_empty() => format!("`{}` declares no ports; add `ports: {{{name}: NUMBER}}` to it", s.name),
                                         None => format!("`{}` has the ports {}", s.name, crate::document::list(&names)),

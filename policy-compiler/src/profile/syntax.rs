@@ -2,18 +2,18 @@
 //!
 //! The decoder checks the *shape* of each file (keys, types, the grammar of peers and ports,
 //! label syntax) and reports every problem it finds; cross-file questions (does `sonarr`
-//! exist? does it have a port `http`?) are answered by [`crate::model`].
+//! exist? does it have a port `http`?) are answered by [`crate::profile::model`].
 //! The language is documented in the README ("The profile language").
 
 use ipnet::IpNet;
 
-use crate::cilium::Entity;
+use crate::diagnostic::source::{Loc, SourceId, Span};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::document::{Fields, Node, Value, one_or_many};
-use crate::fqdn::{self, FqdnSelector};
-use crate::label;
-use crate::port::{self, PortRange, PortRef};
-use crate::source::{Loc, SourceId, Span};
+use crate::objects::cilium::Entity;
+use crate::objects::fqdn::{self, FqdnSelector};
+use crate::objects::label;
+use crate::objects::port::{self, PortRange, PortRef};
 
 /// One profile file.
 #[derive(Debug, Clone)]
@@ -887,8 +887,10 @@ impl Decoder<'_> {
                     Some(e) => Some(Peer::Entity(e)),
                     None => {
                         let names: Vec<&str> = ENTITIES.iter().map(|(n, _)| *n).collect();
-                        let help = match crate::suggest::closest(&text.value, names.iter().copied())
-                        {
+                        let help = match crate::diagnostic::spelling::closest(
+                            &text.value,
+                            names.iter().copied(),
+                        ) {
                             Some(best) => format!("did you mean `{best}`?"),
                             None => format!("the entities are {}", crate::document::list(&names)),
                         };
@@ -1262,11 +1264,13 @@ impl Decoder<'_> {
             "egress" => Enforce::Egress,
             "audit" => Enforce::Audit,
             other => {
-                let help =
-                    match crate::suggest::closest(other, ["both", "ingress", "egress", "audit"]) {
-                        Some(best) => format!("did you mean `{best}`?"),
-                        None => "`enforce` is `both`, `ingress`, `egress` or `audit`".to_string(),
-                    };
+                let help = match crate::diagnostic::spelling::closest(
+                    other,
+                    ["both", "ingress", "egress", "audit"],
+                ) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => "`enforce` is `both`, `ingress`, `egress` or `audit`".to_string(),
+                };
                 self.error(
                     "invalid-value",
                     text.span,

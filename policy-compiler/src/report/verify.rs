@@ -13,11 +13,12 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::entry::EntryId;
-use crate::eval::{Decision, Direction, FlowKey, Point, Proto, Reason};
+use crate::diagnostic::source::SourceMap;
+use crate::engine::entry::EntryId;
+use crate::engine::eval::{Decision, FlowKey, Point, Reason};
+use crate::engine::index::{Evaluator, Index};
 use crate::flow::{Endpoint, Flow, FlowSet};
-use crate::index::{Evaluator, Index};
-use crate::source::SourceMap;
+use crate::objects::{Direction, Proto};
 
 /// The decision for one input record.
 #[derive(Debug, Clone)]
@@ -78,8 +79,8 @@ impl<'a> View<'a> {
     }
 
     /// The flow as an owned query (for the reference evaluator and tests).
-    pub fn query(&self) -> crate::eval::Query {
-        crate::eval::Query {
+    pub fn query(&self) -> crate::engine::eval::Query {
+        crate::engine::eval::Query {
             src: self.src.peer.clone(),
             dst: self.dst.peer.clone(),
             proto: self.proto,

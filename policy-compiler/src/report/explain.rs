@@ -6,13 +6,14 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::entry::{Entries, L3, PeerMatch};
-use crate::eval::{self, Direction, NamedPorts, Proto, Query, Trace};
-use crate::identity::{self, Label, Labels, Peer, Reserved};
-use crate::inventory::Inventory;
-use crate::selector::Selector;
-use crate::source::SourceMap;
-use crate::verify::{PointReport, RuleRef};
+use crate::diagnostic::source::SourceMap;
+use crate::engine::entry::{Entries, L3, PeerMatch};
+use crate::engine::eval::{self, NamedPorts, Query, Trace};
+use crate::engine::identity::{self, Label, Labels, Peer, Reserved};
+use crate::engine::selector::Selector;
+use crate::flow::inventory::Inventory;
+use crate::objects::{Direction, Proto};
+use crate::report::verify::{PointReport, RuleRef};
 
 /// A flow end as the user names it.
 #[derive(Debug, Clone)]
@@ -99,11 +100,11 @@ pub fn resolve(text: &str, inventory: Option<&Inventory>) -> Result<Resolved, St
             display: format!("{ns}/{name}"),
         });
     }
-    if text.contains('.') && crate::fqdn::parse(text).is_ok() {
+    if text.contains('.') && crate::objects::fqdn::parse(text).is_ok() {
         return Ok(Resolved {
             peer: Peer {
                 labels: Arc::new(Reserved::World.labels()),
-                names: vec![crate::fqdn::normalize(text)],
+                names: vec![crate::objects::fqdn::normalize(text)],
                 ..Peer::default()
             },
             display: format!("world ({text})"),
@@ -161,7 +162,7 @@ fn why_not(m: &PeerMatch, peer: &Peer) -> String {
 fn first_failure<'a>(
     sel: &'a Selector,
     labels: &Labels,
-) -> Option<&'a crate::selector::Requirement> {
+) -> Option<&'a crate::engine::selector::Requirement> {
     sel.requirements.iter().find(|r| !r.matches(labels))
 }
 
@@ -172,7 +173,7 @@ fn first_failure<'a>(
 )]
 pub fn explain(
     entries: &Entries,
-    index: &crate::index::Index,
+    index: &crate::engine::index::Index,
     sources: &SourceMap,
     from: &Resolved,
     to: &Resolved,

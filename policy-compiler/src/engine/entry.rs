@@ -8,21 +8,22 @@ use std::fmt;
 
 use ipnet::IpNet;
 
-use crate::cilium::{
+use crate::diagnostic::source::Span;
+use crate::document::Step;
+use crate::engine::identity::{self, Reserved};
+use crate::engine::policy::{
+    self, Body, PeerField, Policy, PolicyKind, PolicySet, PortView, Section,
+};
+use crate::engine::selector::{Requirement, Selector};
+use crate::objects::cilium::{
     AuthenticationMode, CidrRule, EndpointSelector, Entity, IcmpFamily, IcmpType, PortProtocol,
     Protocol, Rule,
 };
-use crate::document::Step;
-use crate::eval::{Direction, Proto, ProtoSet};
-use crate::fqdn::FqdnSelector;
-use crate::identity::{self, Reserved};
-use crate::inventory::Inventory;
-use crate::kubernetes::{
+use crate::objects::fqdn::FqdnSelector;
+use crate::objects::kubernetes::{
     IntOrString, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, PolicyType,
 };
-use crate::policy::{self, Body, PeerField, Policy, PolicyKind, PolicySet, PortView, Section};
-use crate::selector::{Requirement, Selector};
-use crate::source::Span;
+use crate::objects::{Direction, Proto, ProtoSet};
 
 /// Index of an entry in [`Entries::entries`].
 pub type EntryId = u32;
@@ -165,15 +166,23 @@ pub struct Entries {
     pub entries: Vec<Entry>,
 }
 
-/// Build the entries of every policy.
-pub fn build(set: &PolicySet, inventory: Option<&Inventory>) -> Entries {
+/// The pods behind the Services that `toServices` names (cilium-semantics.md §1.9): what the
+/// cluster knows, not the policies. The inventory of the flow layer implements it.
+pub trait ServiceBackends {
+    /// The peers a `toServices` item stands for; [`PeerMatch::Unresolved`] says why not.
+    fn service_peers(&self, service: &crate::objects::cilium::Service) -> Vec<PeerMatch>;
+}
+
+/// Build the entries of every policy; `services` resolves `toServices` (without it, such
+/// items are unresolved and never match).
+pub fn build(set: &PolicySet, services: Option<&dyn ServiceBackends>) -> Entries {
     let mut out = Entries::default();
     for (index, policy) in set.policies.iter().enumerate() {
         match &policy.body {
             Body::Cilium(rules) => {
                 for (rule, path) in rules {
                     let ctx = Context {
-                        inventory,
+                        services,
                         groups: &set.cidr_groups,
                     };
                     cilium_rule(&mut out, index, policy, rule, path, &ctx);
@@ -187,7 +196,7 @@ pub fn build(set: &PolicySet, inventory: Option<&Inventory>) -> Entries {
 
 /// What peers are resolved against.
 struct Context<'a> {
-    inventory: Option<&'a Inventory>,
+    services: Option<&'a dyn ServiceBackends>,
     groups: &'a std::collections::BTreeMap<String, policy::CidrGroup>,
 }
 
@@ -302,13 +311,15 @@ fn cilium_rule(
                         .filter_map(|f| {
                             let (proto, family) = match f.family {
                                 Some(IcmpFamily::IPv6) => {
-                                    (Proto::Icmpv6, crate::port::IcmpFamily::V6)
+                                    (Proto::Icmpv6, crate::objects::port::IcmpFamily::V6)
                                 }
-                                _ => (Proto::Icmp, crate::port::IcmpFamily::V4),
+                                _ => (Proto::Icmp, crate::objects::port::IcmpFamily::V4),
                             };
                             let kind = match &f.icmp_type {
                                 IcmpType::Number(n) => Some(*n),
-                                IcmpType::Name(name) => crate::port::icmp_type_named(family, name),
+                                IcmpType::Name(name) => {
+                                    crate::objects::port::icmp_type_named(family, name)
+                                }
                             }?;
                             Some(PortMatch {
                                 protocols: ProtoSet::of(proto),
@@ -340,14 +351,14 @@ fn selects_init(sel: &EndpointSelector) -> bool {
 }
 
 /// A `matchName`/`matchPattern` selector, normalized (lowercase, no trailing dot).
-fn fqdn_selector(s: &crate::cilium::FqdnSelector) -> Option<FqdnSelector> {
+fn fqdn_selector(s: &crate::objects::cilium::FqdnSelector) -> Option<FqdnSelector> {
     s.match_name
         .as_deref()
-        .map(|n| FqdnSelector::Name(crate::fqdn::normalize(n)))
+        .map(|n| FqdnSelector::Name(crate::objects::fqdn::normalize(n)))
         .or_else(|| {
             s.match_pattern
                 .as_deref()
-                .map(|p| FqdnSelector::Pattern(crate::fqdn::normalize(p)))
+                .map(|p| FqdnSelector::Pattern(crate::objects::fqdn::normalize(p)))
         })
 }
 
@@ -472,8 +483,8 @@ fn peers(
         )],
         PeerField::Services(services) => services
             .iter()
-            .flat_map(|s| match ctx.inventory {
-                Some(inv) => inv.service_peers(s),
+            .flat_map(|s| match ctx.services {
+                Some(backends) => backends.service_peers(s),
                 None => vec![PeerMatch::Unresolved(
                     "`toServices` needs `--inventory` to find the Service's pods".to_owned(),
                 )],

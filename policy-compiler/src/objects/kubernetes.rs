@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cilium::{EndpointSelector, ObjectMeta};
+use crate::objects::cilium::{EndpointSelector, ObjectMeta};
 
 /// `apiVersion` of NetworkPolicy.
 pub const API_VERSION_NETWORKING: &str = "networking.k8s.io/v1";

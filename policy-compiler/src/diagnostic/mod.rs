@@ -2,6 +2,12 @@
 //!
 //! Every stage collects diagnostics instead of stopping at the first one. Rendering goes
 //! through miette (human) or a stable JSON shape (`--error-format json`).
+//!
+//! The bottom of the crate: [`source`] (files and byte spans), `spelling` ("did you mean")
+//! and the diagnostics themselves use nothing else of netpol, and every other folder uses them.
+
+pub mod source;
+pub(crate) mod spelling;
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,7 +15,7 @@ use std::sync::Arc;
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
 use serde::Serialize;
 
-use crate::source::{SourceMap, Span};
+use crate::diagnostic::source::{SourceMap, Span};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -7,17 +7,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::cilium::{
+use crate::diagnostic::source::SourceMap;
+use crate::objects::cilium::{
     self, CidrRule, CiliumClusterwideNetworkPolicy, CiliumNetworkPolicy, DefaultDenyConfig,
     EgressRule, EndpointSelector, Entity, IcmpField, IcmpRule, IngressRule, L7Rules,
     LabelSelectorRequirement, ObjectMeta, PolicyObject, PortProtocol, PortRule, PortRuleHttp,
     SelectorOperator,
 };
-use crate::fqdn::FqdnSelector;
-use crate::model::{Direction, Model, Rule, Subject, Target};
-use crate::port::{IcmpFamily, L4, Protocol};
-use crate::profile::HttpRule;
-use crate::source::SourceMap;
+use crate::objects::fqdn::FqdnSelector;
+use crate::objects::port::{IcmpFamily, L4, Protocol};
+use crate::profile::model::{Direction, Model, Rule, Subject, Target};
+use crate::profile::syntax::HttpRule;
 
 /// Cilium's limit on `ports` per `toPorts` entry and `fields` per `icmps` entry (§1.6).
 pub const MAX_PORTS: usize = 40;
@@ -136,7 +136,7 @@ fn metadata(
     name: &str,
     namespace: Option<&str>,
     sources: &SourceMap,
-    origin: crate::source::Span,
+    origin: crate::diagnostic::source::Span,
     enforce: Option<&str>,
 ) -> ObjectMeta {
     let position = sources.position(origin);

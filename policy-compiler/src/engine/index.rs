@@ -21,10 +21,11 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
-use crate::entry::{Entries, Entry, EntryId, L3, PeerMatch, Subject};
-use crate::eval::{self, Decision, Direction, FlowKey, NamedPorts, Point, Proto, Query, Reason};
-use crate::fqdn::FqdnSelector;
-use crate::identity::{Labels, Peer};
+use crate::engine::entry::{Entries, Entry, EntryId, L3, PeerMatch, Subject};
+use crate::engine::eval::{self, Decision, FlowKey, NamedPorts, Point, Query, Reason};
+use crate::engine::identity::{Labels, Peer};
+use crate::objects::fqdn::FqdnSelector;
+use crate::objects::{Direction, Proto};
 
 /// Entries grouped for lookup.
 #[derive(Debug, Clone, Default)]

@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::cilium::PolicyObject;
+use crate::objects::cilium::PolicyObject;
 
 /// The first line of every file netpol writes. `compile -o` recognises its own directory by it.
 pub const HEADER: &str =

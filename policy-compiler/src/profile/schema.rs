@@ -4,4 +4,4 @@
 //! repository's own profiles against it, so it cannot drift from the language.
 
 /// The schema (JSON Schema draft 2020-12).
-pub const PROFILE_SCHEMA: &str = include_str!("../schema/profile.schema.json");
+pub const PROFILE_SCHEMA: &str = include_str!("../../schema/profile.schema.json");

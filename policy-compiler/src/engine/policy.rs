@@ -17,16 +17,18 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use crate::cilium::{
+use crate::diagnostic::source::{SourceFile, SourceId, SourceMap, Span};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::document::files::{Files, POLICY_EXTENSIONS};
+use crate::document::{self, Node, Step, Value, de};
+use crate::objects::cilium::{
     Authentication, CidrRule, CiliumClusterwideNetworkPolicy, CiliumNetworkPolicy,
     EndpointSelector, Entity, FqdnSelector, Groups, IcmpFamily, IcmpRule, IcmpType, L7Rules,
     PortProtocol, Protocol, Rule, SelectorOperator, Service,
 };
-use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::document::{self, Node, Step, Value, de};
-use crate::input::{Files, POLICY_EXTENSIONS};
-use crate::kubernetes::{self, IntOrString, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
-use crate::source::{SourceFile, SourceId, SourceMap, Span};
+use crate::objects::kubernetes::{
+    self, IntOrString, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort,
+};
 
 /// Which API an object comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -398,7 +400,7 @@ fn with_kind<T>(
     if node.get("apiVersion").is_none() {
         let version = match kind {
             PolicyKind::Knp => kubernetes::API_VERSION_NETWORKING,
-            PolicyKind::Cnp | PolicyKind::Ccnp => crate::cilium::API_VERSION,
+            PolicyKind::Cnp | PolicyKind::Ccnp => crate::objects::cilium::API_VERSION,
         };
         entries.push((synth("apiVersion"), synth(version)));
     }
@@ -460,7 +462,7 @@ impl Check<'_> {
 
 fn cilium_policy(
     kind: PolicyKind,
-    metadata: crate::cilium::ObjectMeta,
+    metadata: crate::objects::cilium::ObjectMeta,
     spec: Option<Rule>,
     specs: Option<Vec<Rule>>,
     node: &Node,
@@ -525,7 +527,7 @@ fn cilium_policy(
     })
 }
 
-fn source_annotation(meta: &crate::cilium::ObjectMeta) -> Option<String> {
+fn source_annotation(meta: &crate::objects::cilium::ObjectMeta) -> Option<String> {
     meta.annotations
         .as_ref()
         .and_then(|a| a.get("netpol.dev/source"))
@@ -595,7 +597,7 @@ pub struct PortView<'a> {
     pub server_names: Option<&'a [String]>,
     pub terminating_tls: bool,
     pub originating_tls: bool,
-    pub listener: Option<&'a crate::cilium::Listener>,
+    pub listener: Option<&'a crate::objects::cilium::Listener>,
 }
 
 /// One item of `ingress`, `ingressDeny`, `egress` or `egressDeny`, seen uniformly.
@@ -725,7 +727,7 @@ pub fn items(rule: &Rule) -> Vec<Item<'_>> {
     out
 }
 
-fn allow_ports(p: &crate::cilium::PortRule) -> PortView<'_> {
+fn allow_ports(p: &crate::objects::cilium::PortRule) -> PortView<'_> {
     PortView {
         ports: p.ports.as_deref(),
         rules: p.rules.as_ref(),
@@ -895,10 +897,10 @@ fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>],
             for (j, f) in fields.iter().enumerate() {
                 if let IcmpType::Name(name) = &f.icmp_type {
                     let family = match f.family {
-                        Some(IcmpFamily::IPv6) => crate::port::IcmpFamily::V6,
-                        _ => crate::port::IcmpFamily::V4,
+                        Some(IcmpFamily::IPv6) => crate::objects::port::IcmpFamily::V6,
+                        _ => crate::objects::port::IcmpFamily::V4,
                     };
-                    if crate::port::icmp_type_named(family, name).is_none() {
+                    if crate::objects::port::icmp_type_named(family, name).is_none() {
                         check.error(
                             &join(&p, &[Step::Index(j), Step::Key("type")]),
                             format!("unknown ICMP type name `{name}` for this family"),
@@ -935,7 +937,7 @@ fn port_rule(
             .strip_prefix("**.")
             .or_else(|| name.strip_prefix("*."))
             .unwrap_or(name);
-        if name.len() > 255 || crate::fqdn::parse(bare).is_err() || bare.contains('*') {
+        if name.len() > 255 || crate::objects::fqdn::parse(bare).is_err() || bare.contains('*') {
             check.error(
                 &join(path, &[Step::Key("serverNames"), Step::Index(j)]),
                 format!("invalid server name `{name}`"),
@@ -972,7 +974,7 @@ fn port_rule(
                 "ports are 0 to 65535",
             );
         } else if p.port.parse::<u32>().is_err()
-            && !crate::port::is_port_name(&p.port.to_ascii_lowercase())
+            && !crate::objects::port::is_port_name(&p.port.to_ascii_lowercase())
         {
             check.error(
                 &join(&pp, &[Step::Key("port")]),
@@ -1154,7 +1156,7 @@ fn fqdn_selector(check: &mut Check<'_>, sel: &FqdnSelector, path: &[Step<'static
             "use `matchName` for one name, `matchPattern` for wildcards",
         ),
         (Some(name), None) => {
-            if name.contains('*') || crate::fqdn::parse(name).is_err() {
+            if name.contains('*') || crate::objects::fqdn::parse(name).is_err() {
                 check.error(
                     &join(path, &[Step::Key("matchName")]),
                     format!("invalid DNS name `{name}`"),
@@ -1164,7 +1166,7 @@ fn fqdn_selector(check: &mut Check<'_>, sel: &FqdnSelector, path: &[Step<'static
         }
         (None, Some(pattern)) => {
             if !pattern.trim_end_matches('.').chars().all(|c| c == '*')
-                && crate::fqdn::parse(pattern).is_err()
+                && crate::objects::fqdn::parse(pattern).is_err()
             {
                 check.error(
                     &join(path, &[Step::Key("matchPattern")]),
@@ -1183,7 +1185,7 @@ fn cidr_rule(check: &mut Check<'_>, r: &CidrRule, path: &[Step<'static>]) {
         r.cidr_group_selector.is_some(),
     ];
     if let Some(group) = &r.cidr_group_ref
-        && (group.len() > 253 || !group.split('.').all(crate::label::is_dns_label))
+        && (group.len() > 253 || !group.split('.').all(crate::objects::label::is_dns_label))
     {
         check.error(
             &join(path, &[Step::Key("cidrGroupRef")]),
@@ -1238,14 +1240,14 @@ pub fn parse_cidr(text: &str) -> Option<IpNet> {
 fn selector(check: &mut Check<'_>, sel: &EndpointSelector, path: &[Step<'static>]) {
     for (key, value) in sel.match_labels.iter().flatten() {
         let bare = key.split_once(':').map_or(key.as_str(), |(_, k)| k);
-        if !bare.is_empty() && crate::label::check_key(bare).is_err() {
+        if !bare.is_empty() && crate::objects::label::check_key(bare).is_err() {
             check.error_at_key(
                 &join(path, &[Step::Key("matchLabels")]),
                 format!("invalid label key `{key}`"),
                 "a key is `[prefix/]name` with an optional `source:` in front",
             );
         }
-        if crate::label::check_value(value).is_err() {
+        if crate::objects::label::check_value(value).is_err() {
             check.error(
                 &join(path, &[Step::Key("matchLabels")]),
                 format!("invalid label value `{value}`"),
@@ -1403,7 +1405,7 @@ fn knp_ports(check: &mut Check<'_>, ports: Option<&[NetworkPolicyPort]>, path: &
                     "ports are 1 to 65535",
                 );
             }
-            Some(IntOrString::String(name)) if !crate::port::is_port_name(name) => {
+            Some(IntOrString::String(name)) if !crate::objects::port::is_port_name(name) => {
                 check.error(
                     &join(&p, &[Step::Key("port")]),
                     format!("invalid port name `{name}`"),

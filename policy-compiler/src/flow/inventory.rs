@@ -10,12 +10,13 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::cilium;
-use crate::entry::PeerMatch;
-use crate::eval::{NamedPorts, Proto};
-use crate::identity::{self, Labels, NamedPort, Peer, Reserved};
-use crate::kubernetes::AnyObject;
-use crate::selector::{Requirement, Selector};
+use crate::engine::entry::{PeerMatch, ServiceBackends};
+use crate::engine::eval::NamedPorts;
+use crate::engine::identity::{self, Labels, NamedPort, Peer, Reserved};
+use crate::engine::selector::{Requirement, Selector};
+use crate::objects::Proto;
+use crate::objects::cilium;
+use crate::objects::kubernetes::AnyObject;
 
 /// A pod of the inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -386,10 +387,12 @@ impl Inventory {
         });
         Some((svc, pod, target.or(port)))
     }
+}
 
+impl ServiceBackends for Inventory {
     /// `toServices` expanded (cilium-semantics.md §1.9): a Service with a selector becomes a
     /// selector over its pods; one without becomes nothing netpol can resolve.
-    pub fn service_peers(&self, s: &cilium::Service) -> Vec<PeerMatch> {
+    fn service_peers(&self, s: &cilium::Service) -> Vec<PeerMatch> {
         let matching: Vec<&Service> = self
             .services
             .iter()
@@ -477,7 +480,7 @@ fn flatten(obj: AnyObject, out: &mut Vec<AnyObject>) {
 }
 
 /// The workload owning a pod: a ReplicaSet's Deployment, or the direct controller.
-fn workload(meta: &crate::kubernetes::Meta) -> String {
+fn workload(meta: &crate::objects::kubernetes::Meta) -> String {
     let owner = meta
         .owner_references
         .iter()

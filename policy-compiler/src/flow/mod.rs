@@ -26,8 +26,15 @@
 //! `service_account`, `namespace_labels`, `node`), or an `entity` (`world`, `host`,
 //! `remote-node`, `kube-apiserver`, `health`, `ingress`, `unmanaged`, `init`), plus `names`:
 //! the DNS names the IP was resolved from.
+//!
+//! # The inventory
+//!
+//! [`inventory`] is the universe flows are resolved against (pods, Services, namespaces,
+//! nodes from `kubectl … -o json`). This folder stands on [`crate::engine`] (identities, the
+//! protocol types) and implements the engine's cluster traits for the inventory.
 
 mod hubble;
+pub mod inventory;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -36,9 +43,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::Proto;
-use crate::identity::{self, Label, Labels, Peer, Reserved};
-use crate::inventory::Inventory;
+use crate::engine::identity::{self, Label, Labels, Peer, Reserved};
+use crate::flow::inventory::Inventory;
+use crate::objects::Proto;
 
 /// One end of a flow, with what a report shows about it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -390,7 +397,11 @@ impl<'i> Reader<'i> {
             })?),
             None => None,
         };
-        let names: Vec<String> = e.names.iter().map(|n| crate::fqdn::normalize(n)).collect();
+        let names: Vec<String> = e
+            .names
+            .iter()
+            .map(|n| crate::objects::fqdn::normalize(n))
+            .collect();
         let mut out = Endpoint {
             port: e.port,
             namespace: e.namespace.as_deref().map(|t| self.text(t)),

@@ -140,7 +140,7 @@ pub fn pod_labels(
 ) -> Labels {
     let mut out = Vec::with_capacity(pod_labels.len() + 4);
     for (k, v) in pod_labels {
-        if crate::label::filtered_from_identity(k).is_none() {
+        if crate::objects::label::filtered_from_identity(k).is_none() {
             out.push(Label::new("k8s", k, v));
         }
     }
@@ -247,7 +247,7 @@ pub struct Peer {
 pub struct NamedPort {
     pub name: String,
     pub port: u16,
-    pub protocol: crate::eval::Proto,
+    pub protocol: crate::objects::Proto,
 }
 
 impl Peer {

@@ -2,12 +2,13 @@
 //!
 //! A written key `k8s:app` means source `k8s`, key `app`; a key without `:` matches labels of
 //! any source (`any:`). Requirements are ANDed; a selector without requirements selects every
-//! identity it is asked about (its scope is set by the namespace rules of [`Selector::scoped`]).
+//! identity it is asked about (its scope is set by the namespace rules of
+//! [`Selector::subject_in`] and [`Selector::peer`]).
 
 use std::fmt;
 
-use crate::cilium::{EndpointSelector, SelectorOperator};
-use crate::identity::{self, Labels};
+use crate::engine::identity::{self, Labels};
+use crate::objects::cilium::{EndpointSelector, SelectorOperator};
 
 /// One requirement on a label.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,0 +1,65 @@
+//! `netpol explain`: one flow, rule by rule.
+
+use std::path::PathBuf;
+
+use super::{Output, Status, policies};
+use crate::document::files::Files;
+use crate::report::explain;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct Args {
+    /// Policy files or directories.
+    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
+    policies: Vec<PathBuf>,
+    /// The client.
+    #[arg(long, value_name = "REF")]
+    from: String,
+    /// The server.
+    #[arg(long, value_name = "REF")]
+    to: String,
+    /// Port and protocol: `443/tcp`, `53/udp`, `8080` (TCP), `icmp/8`.
+    #[arg(long, value_name = "PORT")]
+    port: String,
+    /// Inventory, as for `verify`.
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+}
+
+pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
+    let Some(loaded) = policies::load(fs, &args.policies, args.inventory.as_deref(), out) else {
+        return Status::BadInput;
+    };
+    let inventory = loaded.inventory.as_ref();
+    let resolved = (
+        explain::resolve(&args.from, inventory),
+        explain::resolve(&args.to, inventory),
+        explain::parse_port(&args.port),
+    );
+    let (from, to, (proto, port)) = match resolved {
+        (Ok(f), Ok(t), Ok(p)) => (f, t, p),
+        (f, t, p) => {
+            for e in [f.err(), t.err(), p.err()].into_iter().flatten() {
+                let _ = writeln!(out.stderr, "error: {e}");
+            }
+            return Status::BadInput;
+        }
+    };
+    let (text, allowed) = explain::explain(
+        &loaded.index.entries,
+        &loaded.index,
+        &loaded.sources,
+        &from,
+        &to,
+        proto,
+        port,
+        loaded.named_ports(),
+    );
+    let status = out.write(&text);
+    if status != Status::Ok {
+        status
+    } else if allowed {
+        Status::Ok
+    } else {
+        Status::Found
+    }
+}

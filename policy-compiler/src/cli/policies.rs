@@ -1,0 +1,117 @@
+//! What `verify` and `explain` both start from: the policies imported and indexed, and the
+//! inventory.
+
+use std::path::{Path, PathBuf};
+
+use super::Output;
+use crate::diagnostic::source::SourceMap;
+use crate::document::files::Files;
+use crate::engine::entry::{self, ServiceBackends};
+use crate::engine::eval::{NamedPorts, NoPorts};
+use crate::engine::index::Index;
+use crate::engine::policy;
+use crate::flow::inventory::Inventory;
+
+/// Policies imported and indexed, with the inventory.
+pub(super) struct Policies {
+    pub sources: SourceMap,
+    pub index: Index,
+    pub inventory: Option<Inventory>,
+    /// Policy objects accepted.
+    pub accepted: usize,
+    /// Invalid policy objects, ignored as Cilium ignores them.
+    pub rejected: usize,
+}
+
+impl Policies {
+    /// Port names known cluster-wide (none without an inventory).
+    pub fn named_ports(&self) -> &dyn NamedPorts {
+        match &self.inventory {
+            Some(inventory) => inventory,
+            None => &NoPorts,
+        }
+    }
+}
+
+/// Import policies and the inventory; `None` (after reporting) when the input is unusable:
+/// unreadable files, YAML syntax errors, a broken inventory, or no policy at all.
+pub(super) fn load(
+    fs: &dyn Files,
+    paths: &[PathBuf],
+    inventory: Option<&Path>,
+    out: &mut Output<'_>,
+) -> Option<Policies> {
+    let imported = policy::import(fs, paths);
+    out.report(&imported.diagnostics, &imported.sources);
+    let fatal = imported
+        .diagnostics
+        .iter()
+        .any(|d| d.is_error() && matches!(d.code, "io" | "yaml-syntax"));
+    if fatal {
+        return None;
+    }
+    let stderr = &mut *out.stderr;
+    let stats = &imported.set.stats;
+    if imported.set.policies.is_empty() && stats.rejected == 0 {
+        let _ = writeln!(
+            stderr,
+            "error: no policies found in {} files\n  help: give CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or NetworkPolicy objects (YAML or JSON)",
+            stats.files
+        );
+        return None;
+    }
+    if stats.rejected > 0 {
+        let _ = writeln!(
+            stderr,
+            "warning: {} invalid policy objects are ignored, as Cilium ignores them",
+            stats.rejected
+        );
+    }
+    let accepted: Vec<String> = stats
+        .accepted
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    let mut summary = format!("read {} from {} files", accepted.join(", "), stats.files);
+    if !stats.ignored.is_empty() {
+        let ignored: Vec<String> = stats
+            .ignored
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        summary.push_str(&format!("; skipped {}", ignored.join(", ")));
+    }
+    let _ = writeln!(stderr, "{summary}");
+    let inventory = match inventory {
+        None => None,
+        Some(path) => match fs.read(path) {
+            Ok(text) => match Inventory::parse(&text) {
+                Ok(inv) => Some(inv),
+                Err(e) => {
+                    let _ = writeln!(
+                        stderr,
+                        "error: {}:{}:{}: {}\n  help: give the output of `kubectl get pods,services,namespaces,nodes -A -o json`",
+                        path.display(),
+                        e.line,
+                        e.column,
+                        e.message
+                    );
+                    return None;
+                }
+            },
+            Err(e) => {
+                let _ = writeln!(stderr, "error: cannot read `{}`: {e}", path.display());
+                return None;
+            }
+        },
+    };
+    let services = inventory.as_ref().map(|i| i as &dyn ServiceBackends);
+    let entries = entry::build(&imported.set, services);
+    Some(Policies {
+        sources: imported.sources,
+        index: Index::new(entries),
+        inventory,
+        accepted: imported.set.policies.len(),
+        rejected: stats.rejected,
+    })
+}
