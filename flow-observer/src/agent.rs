@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
+use netpol_compiler::engine::settings::Settings;
 use netpol_ebpf_common::{DnsEvent, FlowEvent};
 use tokio::io::unix::AsyncFd;
 
@@ -37,6 +38,8 @@ pub struct Options {
     pub log_flows: bool,
     /// Live audit against the policies in the cluster (watched), instead of `policies`.
     pub audit_cluster: bool,
+    /// The Cilium cluster name, in the identities of the cluster's pods.
+    pub cluster_name: String,
     /// Connections idle this long are forgotten (their records stay).
     pub idle_timeout: Duration,
 }
@@ -59,16 +62,25 @@ pub async fn run(opts: Options) -> Result<()> {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read `{}`", path.display()))?;
             Some(
-                netpol_compiler::flow::inventory::Inventory::parse(&text).map_err(|e| {
-                    anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message)
-                })?,
+                netpol_compiler::flow::inventory::Inventory::parse(&text, &opts.cluster_name)
+                    .map_err(|e| {
+                        anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message)
+                    })?,
             )
         }
         None => None,
     };
+    let settings = Settings {
+        cluster_name: opts.cluster_name.clone(),
+        ..Settings::default()
+    };
     let audit = match (&opts.policies, opts.audit_cluster) {
-        (Some(dir), _) => Some(crate::audit::Audit::load(dir, inventory.as_ref())?),
-        (None, true) => Some(crate::audit::Audit::empty()),
+        (Some(dir), _) => Some(crate::audit::Audit::load(
+            dir,
+            inventory.as_ref(),
+            settings,
+        )?),
+        (None, true) => Some(crate::audit::Audit::empty(settings)),
         (None, false) => None,
     };
     let cgroup = match &opts.cgroup {
@@ -103,7 +115,13 @@ pub async fn run(opts: Options) -> Result<()> {
     }));
     let watch_policies = opts.audit_cluster && opts.policies.is_none();
     if opts.inventory.is_none() || watch_policies {
-        watch_cluster(&state, opts.inventory.is_none(), watch_policies).await;
+        watch_cluster(
+            &state,
+            opts.inventory.is_none(),
+            watch_policies,
+            &opts.cluster_name,
+        )
+        .await;
     }
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
@@ -136,7 +154,12 @@ pub async fn run(opts: Options) -> Result<()> {
 
 /// From the cluster (in-cluster config or kubeconfig): the identity index (without
 /// `--inventory`) and the policies of the live audit (`--audit-cluster`).
-async fn watch_cluster(state: &Arc<Mutex<Shared>>, identity: bool, policies: bool) {
+async fn watch_cluster(
+    state: &Arc<Mutex<Shared>>,
+    identity: bool,
+    policies: bool,
+    cluster_name: &str,
+) {
     let client = match kube::Client::try_default().await {
         Ok(client) => client,
         Err(e) => {
@@ -154,6 +177,7 @@ async fn watch_cluster(state: &Arc<Mutex<Shared>>, identity: bool, policies: boo
         let state = state.clone();
         tokio::spawn(crate::cluster::publish(
             stores,
+            cluster_name.to_owned(),
             changed,
             debounce,
             move |inventory| {

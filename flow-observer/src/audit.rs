@@ -12,6 +12,7 @@ use netpol_compiler::document::files::Disk;
 use netpol_compiler::engine::entry::{self, ServiceBackends};
 use netpol_compiler::engine::eval::{NamedPorts, NoPorts};
 use netpol_compiler::engine::index::{Evaluator, Index};
+use netpol_compiler::engine::settings::Settings;
 use netpol_compiler::flow::inventory::Inventory;
 use netpol_compiler::flow::{Reader, Record};
 use netpol_compiler::report::verify::{PointReport, View};
@@ -29,25 +30,32 @@ pub struct Audit {
     judged: FxHashSet<String>,
     /// `(verdict, source namespace, source workload, dropped at)` → records.
     pub verdicts: BTreeMap<VerdictKey, u64>,
+    /// What the cluster's agents are configured with.
+    settings: Settings,
 }
 
 impl Audit {
     /// Import the policies under `dir`; any error stops the agent (a half-read policy set
     /// would report wrong drops).
-    pub fn load(dir: &Path, inventory: Option<&Inventory>) -> Result<Self> {
+    pub fn load(dir: &Path, inventory: Option<&Inventory>, settings: Settings) -> Result<Self> {
         let imported = netpol_compiler::engine::policy::import(&Disk, &[dir.to_path_buf()]);
         if imported.diagnostics.has_errors() {
             let text =
                 diagnostic::render_human(&imported.diagnostics, &imported.sources, Style::Plain);
             bail!("the policies in `{}` have errors:\n{text}", dir.display());
         }
-        let entries = entry::build(&imported.set, inventory.map(|i| i as &dyn ServiceBackends));
+        let entries = entry::build(
+            &imported.set,
+            inventory.map(|i| i as &dyn ServiceBackends),
+            &settings,
+        );
         Ok(Self {
             policies: imported.set.policies.len(),
             index: Index::new(entries),
             sources: imported.sources,
             judged: FxHashSet::default(),
             verdicts: BTreeMap::new(),
+            settings,
         })
     }
 
@@ -73,6 +81,7 @@ impl Audit {
         self.index = Index::new(entry::build(
             &imported.set,
             inventory.map(|i| i as &dyn ServiceBackends),
+            &self.settings,
         ));
         self.sources = imported.sources;
         self.policies = imported.set.policies.len();
@@ -80,13 +89,14 @@ impl Audit {
     }
 
     /// No policies yet (watching the cluster): everything is allowed until they arrive.
-    pub fn empty() -> Self {
+    pub fn empty(settings: Settings) -> Self {
         Self {
             index: Index::default(),
             sources: SourceMap::new(),
             policies: 0,
             judged: FxHashSet::default(),
             verdicts: BTreeMap::new(),
+            settings,
         }
     }
 
@@ -96,7 +106,7 @@ impl Audit {
             Some(inv) => inv,
             None => &NoPorts,
         };
-        let mut reader = Reader::new(inventory);
+        let mut reader = Reader::new(inventory, &self.settings.cluster_name);
         let mut fresh = Vec::new();
         for r in records {
             let Ok(line) = serde_json::to_string(r) else {

@@ -42,8 +42,8 @@ impl std::fmt::Debug for Stores {
 }
 
 impl Stores {
-    /// The identity index of what the caches hold now.
-    pub fn inventory(&self) -> Inventory {
+    /// The identity index of what the caches hold now, for the cluster named `cluster_name`.
+    pub fn inventory(&self, cluster_name: &str) -> Inventory {
         fn values<K>(store: &Store<K>) -> Vec<serde_json::Value>
         where
             K: Serialize + Resource + Clone + 'static,
@@ -59,7 +59,7 @@ impl Stores {
         all.extend(values(&self.nodes));
         all.extend(values(&self.services));
         all.extend(values(&self.pods));
-        Inventory::from_values(all)
+        Inventory::from_values(all, cluster_name)
     }
 }
 
@@ -233,11 +233,15 @@ pub async fn debounced(changed: Arc<Notify>, debounce: Duration, mut act: impl F
 /// Rebuild the index after changes, at most every `debounce`, calling `publish` with each one.
 pub async fn publish(
     stores: Stores,
+    cluster_name: String,
     changed: Arc<Notify>,
     debounce: Duration,
     mut publish: impl FnMut(Inventory),
 ) {
-    debounced(changed, debounce, move || publish(stores.inventory())).await;
+    debounced(changed, debounce, move || {
+        publish(stores.inventory(&cluster_name));
+    })
+    .await;
 }
 
 #[cfg(test)]
@@ -254,6 +258,7 @@ mod tests {
 
     use http::{Request, Response};
     use kube::client::Body;
+    use netpol_compiler::engine::settings::{DEFAULT_CLUSTER, Settings};
 
     use super::*;
 
@@ -337,7 +342,7 @@ mod tests {
             documents[0].0,
             std::path::PathBuf::from("cluster/CiliumNetworkPolicy/media/sonarr.json")
         );
-        let mut audit = crate::audit::Audit::empty();
+        let mut audit = crate::audit::Audit::empty(Settings::default());
         audit.reload(documents, None).unwrap();
         assert_eq!(audit.policies, 1);
     }
@@ -360,6 +365,7 @@ mod tests {
         let count = published.clone();
         tokio::spawn(publish(
             stores,
+            DEFAULT_CLUSTER.to_owned(),
             changed.clone(),
             Duration::from_millis(500),
             move |_| {
@@ -396,9 +402,9 @@ mod tests {
         let (stores, run) = watch(&client, changed.clone());
         tokio::spawn(run);
         // Wait until the caches hold the lists and the watch event.
-        let mut inventory = stores.inventory();
+        let mut inventory = stores.inventory(DEFAULT_CLUSTER);
         for _ in 0..200 {
-            inventory = stores.inventory();
+            inventory = stores.inventory(DEFAULT_CLUSTER);
             let pod = inventory.pod("media", "sonarr-5d8f7c9b6-x2kq9");
             if pod.is_some_and(|p| p.labels.get("tier").is_some_and(|t| t == "web"))
                 && inventory.nodes.len() == 2

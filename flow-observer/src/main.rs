@@ -60,6 +60,10 @@ struct RunArgs {
     /// NetworkPolicies of the cluster (watched), when `--policies` is not given.
     #[arg(long)]
     audit_cluster: bool,
+    /// The Cilium cluster name (`cluster-name` in the `cilium-config` ConfigMap, Helm
+    /// `cluster.name`): the pods' identities carry it, and policies' peer selectors require it.
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    cluster_name: String,
     /// Forget connections idle this many seconds (their records stay; the kernel's LRU map
     /// forgets on its own).
     #[arg(long, default_value_t = 300)]
@@ -169,6 +173,7 @@ fn run(a: RunArgs) -> ExitCode {
         policies: a.policies,
         log_flows: a.log_flows,
         audit_cluster: a.audit_cluster,
+        cluster_name: a.cluster_name,
         idle_timeout: Duration::from_secs(a.idle_timeout_s),
     };
     let runtime = match runtime() {

@@ -22,6 +22,7 @@ use netpol_compiler::engine::eval::{self, Query};
 use netpol_compiler::engine::identity::{Labels, Peer, Reserved};
 use netpol_compiler::engine::index::{Evaluator, Index};
 use netpol_compiler::engine::policy::{self, Imported};
+use netpol_compiler::engine::settings::{DEFAULT_CLUSTER, Settings};
 use netpol_compiler::flow::Reader;
 use netpol_compiler::objects::Proto;
 use netpol_compiler::report::verify;
@@ -56,7 +57,7 @@ fn import(fs: &Memory) -> Imported {
 
 fn index(cluster: &Cluster) -> Index {
     let imported = import(&policies(cluster));
-    Index::new(entry::build(&imported.set, None))
+    Index::new(entry::build(&imported.set, None, &Settings::default()))
 }
 
 #[divan::bench(sample_count = 20)]
@@ -64,14 +65,14 @@ fn index_build_1000_policies(bencher: divan::Bencher) {
     let fs = policies(&generate::cluster());
     bencher.bench(|| {
         let imported = policy::import(&fs, &[PathBuf::from("p")]);
-        Index::new(entry::build(&imported.set, None))
+        Index::new(entry::build(&imported.set, None, &Settings::default()))
     });
 }
 
 #[divan::bench(sample_count = 20)]
 fn index_build_only_entries_and_index(bencher: divan::Bencher) {
     let imported = import(&policies(&generate::cluster()));
-    bencher.bench(|| Index::new(entry::build(&imported.set, None)));
+    bencher.bench(|| Index::new(entry::build(&imported.set, None, &Settings::default())));
 }
 
 #[divan::bench(sample_count = 20)]
@@ -188,7 +189,7 @@ fn verify_hubble(bencher: divan::Bencher) {
     let index = index(&cluster);
     let text = hubble(&cluster, HUBBLE_LINES);
     bencher.counter(BytesCount::of_str(&text)).bench_local(|| {
-        let mut reader = Reader::new(None);
+        let mut reader = Reader::new(None, DEFAULT_CLUSTER);
         let read = reader.read_all(&mut text.as_bytes(), &mut |_| {});
         assert!(read.is_ok() && reader.error_count == 0);
         let mut ev = Evaluator::new(&index, &eval::NoPorts);
@@ -202,7 +203,7 @@ fn verify_hubble(bencher: divan::Bencher) {
 fn verify_hubble_parse_only(bencher: divan::Bencher) {
     let text = hubble(&generate::cluster(), HUBBLE_LINES);
     bencher.counter(BytesCount::of_str(&text)).bench_local(|| {
-        let mut reader = Reader::new(None);
+        let mut reader = Reader::new(None, DEFAULT_CLUSTER);
         let read = reader.read_all(&mut text.as_bytes(), &mut |_| {});
         assert!(read.is_ok());
         reader.set.flows.len()
@@ -215,7 +216,7 @@ fn verify_hubble_judge_only(bencher: divan::Bencher) {
     let cluster = generate::cluster();
     let index = index(&cluster);
     let text = hubble(&cluster, HUBBLE_LINES);
-    let mut reader = Reader::new(None);
+    let mut reader = Reader::new(None, DEFAULT_CLUSTER);
     let read = reader.read_all(&mut text.as_bytes(), &mut |_| {});
     assert!(read.is_ok() && reader.error_count == 0);
     let flows = reader.set.flows;

@@ -21,6 +21,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use netpol_compiler::engine::identity::{self, Labels};
+use netpol_compiler::engine::settings::DEFAULT_CLUSTER;
 
 /// The namespaces; `kube-system` also runs CoreDNS, `monitoring/svc0` is Prometheus.
 pub const NAMESPACES: [&str; 20] = [
@@ -180,13 +181,25 @@ pub fn pod_identity(w: &Workload) -> Labels {
         "pod-security.kubernetes.io/enforce".to_owned(),
         "baseline".to_owned(),
     )]);
-    identity::pod_labels(w.namespace, &labels, Some(&w.app), Some(&ns_labels))
+    identity::pod_labels(
+        w.namespace,
+        &labels,
+        Some(&w.app),
+        Some(&ns_labels),
+        DEFAULT_CLUSTER,
+    )
 }
 
 /// The identity labels of CoreDNS.
 pub fn kube_dns_identity() -> Labels {
     let labels = BTreeMap::from([("k8s-app".to_owned(), "kube-dns".to_owned())]);
-    identity::pod_labels("kube-system", &labels, Some("coredns"), None)
+    identity::pod_labels(
+        "kube-system",
+        &labels,
+        Some("coredns"),
+        None,
+        DEFAULT_CLUSTER,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -507,3 +507,191 @@ fn verify_and_explain_reports_snapshot() {
         ])
     );
 }
+
+/// Bookinfo on a kind cluster (`cluster.name: kind-kind`), as Hubble exports it: the peers'
+/// identities carry `k8s:io.cilium.k8s.policy.cluster=kind-kind`.
+const BOOKINFO_POLICY: &str = r"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: details, namespace: bookinfo}
+spec:
+  endpointSelector: {matchLabels: {app: details}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: productpage}}]
+      toPorts: [{ports: [{port: '9080', protocol: TCP}]}]
+";
+
+fn bookinfo_flow(src: &str, src_ip: &str, dst: &str, dst_ip: &str, flags: &str) -> String {
+    let labels = |app: &str, sa: &str| {
+        format!(
+            r#"["k8s:app={app}","k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=bookinfo","k8s:io.cilium.k8s.policy.cluster=kind-kind","k8s:io.cilium.k8s.policy.serviceaccount=bookinfo-{sa}","k8s:io.kubernetes.pod.namespace=bookinfo","k8s:version=v1"]"#
+        )
+    };
+    format!(
+        r#"{{"flow":{{"time":"2021-11-10T10:40:56.465597700Z","verdict":"FORWARDED","IP":{{"source":"{src_ip}","destination":"{dst_ip}","ipVersion":"IPv4"}},"l4":{{"TCP":{{"source_port":35128,"destination_port":9080,"flags":{flags}}}}},"source":{{"ID":881,"identity":3418,"namespace":"bookinfo","labels":{},"pod_name":"{src}-v1-6b746f74dc-9rcxx"}},"destination":{{"ID":3879,"identity":11615,"namespace":"bookinfo","labels":{},"pod_name":"{dst}-v1-7bf8c9648f-r7bs2"}},"Type":"L3_L4","node_name":"kind-control-plane","traffic_direction":"EGRESS","is_reply":false}},"node_name":"kind-control-plane","time":"2021-11-10T10:40:56.465597700Z"}}"#,
+        labels(src, src),
+        labels(dst, dst)
+    )
+}
+
+fn bookinfo_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/details.yaml"), BOOKINFO_POLICY).unwrap();
+    let flows = [
+        bookinfo_flow(
+            "productpage",
+            "10.244.0.177",
+            "details",
+            "10.244.0.110",
+            r#"{"SYN":true}"#,
+        ),
+        bookinfo_flow(
+            "productpage",
+            "10.244.0.177",
+            "details",
+            "10.244.0.110",
+            r#"{"ACK":true}"#,
+        ),
+        bookinfo_flow(
+            "reviews",
+            "10.244.0.50",
+            "details",
+            "10.244.0.110",
+            r#"{"SYN":true}"#,
+        ),
+    ];
+    std::fs::write(dir.path().join("hubble.json"), flows.join("\n") + "\n").unwrap();
+    dir
+}
+
+/// Regression: a Hubble export of a cluster named `kind-kind` was judged as if the cluster
+/// were `default`, so the local-cluster requirement Cilium adds to `fromEndpoints` never
+/// matched and every flow to details was reported dropped.
+#[test]
+fn verify_judges_for_the_cluster_the_flows_come_from() {
+    let dir = bookinfo_workspace();
+    let out = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "hubble.json",
+            "--format",
+            "json",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "note: judging for the cluster `kind-kind`, as the flows' identity labels name it"
+        ),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let summary = &report["summary"];
+    assert_eq!(summary["allowed"], 2, "{summary}");
+    assert_eq!(summary["denied"], 1, "{summary}");
+    assert_eq!(summary["settings"]["cluster"], "kind-kind");
+    assert_eq!(summary["settings"]["cluster_from"], "flows");
+    // Only reviews → details, which the policy does not allow, is dropped.
+    let verdicts: Vec<(&str, &str)> = report["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["source"].as_str().unwrap(),
+                f["verdict"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("bookinfo/productpage-v1", "allowed"),
+            ("bookinfo/productpage-v1", "allowed"),
+            ("bookinfo/reviews-v1", "denied"),
+        ]
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn the_cilium_config_names_the_cluster_and_what_is_not_modelled() {
+    let dir = bookinfo_workspace();
+    // The ConfigMap wins over the flows: a cluster named otherwise selects none of these pods.
+    std::fs::write(
+        dir.path().join("cilium-config.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: kube-system}\ndata:\n  cluster-name: homelab\n  policy-audit-mode: \"true\"\n",
+    )
+    .unwrap();
+    let out = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "hubble.json",
+            "--cilium-config",
+            "cilium-config.yaml",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("3 flows against 1 policy: 3 would be dropped, 0 allowed\njudged with: cluster `homelab` (from `cilium-config.yaml`); `policy-audit-mode: true` not modelled, judged as `false`\n"),
+        "{stdout}"
+    );
+    assert!(!text(&out.stderr).contains("note: judging"));
+    // Helm values naming the flows' cluster: allowed again.
+    std::fs::write(
+        dir.path().join("values.yaml"),
+        "cluster:\n  name: kind-kind\n  id: 1\n",
+    )
+    .unwrap();
+    let out = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "hubble.json",
+            "--cilium-config",
+            "values.yaml",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("3 flows against 1 policy: 1 would be dropped, 2 allowed\njudged with: cluster `kind-kind` (from `values.yaml`), cluster id 1;"),
+        "{stdout}"
+    );
+    // A broken file: located error, exit 2, no report.
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "kind: ConfigMap\ndata:\n  cluster-name: Not_A_Label\n",
+    )
+    .unwrap();
+    let out = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "hubble.json",
+            "--cilium-config",
+            "bad.yaml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("invalid cluster name `Not_A_Label`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bad.yaml:3:17"), "{stderr}");
+}

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use netpol_compiler::document::files::Memory;
 use netpol_compiler::engine::eval::NoPorts;
 use netpol_compiler::engine::index::{Evaluator, Index};
+use netpol_compiler::engine::settings::{DEFAULT_CLUSTER, Settings};
 use netpol_compiler::engine::{entry, policy};
 use netpol_compiler::flow::inventory::Inventory;
 use netpol_compiler::flow::{Format, Reader};
@@ -15,7 +16,7 @@ use netpol_compiler::objects::Proto;
 use netpol_compiler::report::verify;
 
 fn read<'i>(text: &str, inventory: Option<&'i Inventory>) -> Reader<'i> {
-    let mut r = Reader::new(inventory);
+    let mut r = Reader::new(inventory, DEFAULT_CLUSTER);
     r.read_all(&mut text.as_bytes(), &mut |_| {}).unwrap();
     r
 }
@@ -82,7 +83,7 @@ spec:
 "#;
     let fs = Memory::new([(PathBuf::from("p/x.yaml"), yaml.to_owned())]);
     let imported = policy::import(&fs, &[PathBuf::from("p")]);
-    let index = Index::new(entry::build(&imported.set, None));
+    let index = Index::new(entry::build(&imported.set, None, &Settings::default()));
     // The reply alone first (its connection started before the capture), then a SYN.
     let r = read(&format!("{SYNACK}\n{SYN}\n{SYNACK}\n"), None);
     let mut ev = Evaluator::new(&index, &NoPorts);
@@ -111,7 +112,7 @@ const INVENTORY: &str = r#"{"kind":"List","items":[
 
 #[test]
 fn netpol_jsonl_with_inventory_resolves_ips_nodes_and_services() {
-    let inv = Inventory::parse(INVENTORY).unwrap();
+    let inv = Inventory::parse(INVENTORY, DEFAULT_CLUSTER).unwrap();
     let text = concat!(
         r#"{"time":"2026-11-20T08:00:00Z","protocol":"tcp","source":{"ip":"10.0.1.23","port":40000,"namespace":"shop","pod":"frontend-0","labels":{"app":"frontend"},"service_account":"fe","node":"n1"},"destination":{"ip":"10.96.0.20","port":80},"packets":3,"bytes":180,"connections":1}"#,
         "\n",
@@ -209,7 +210,7 @@ fn unknown_formats_are_rejected_on_the_first_line() {
 
 #[test]
 fn hubble_pods_without_labels_take_them_from_the_inventory() {
-    let inv = Inventory::parse(INVENTORY).unwrap();
+    let inv = Inventory::parse(INVENTORY, DEFAULT_CLUSTER).unwrap();
     let line = r#"{"flow":{"verdict":"DROPPED","IP":{"source":"10.244.1.60","destination":"10.0.2.45","ipVersion":"IPv4"},"l4":{"TCP":{"source_port":44916,"destination_port":8080,"flags":{"SYN":true}}},"source":{"namespace":"shop","pod_name":"xwing"},"destination":{"namespace":"shop","pod_name":"web-7f9c6d5b4-8m2lp"},"drop_reason_desc":"POLICY_DENIED"}}"#;
     let r = read(line, Some(&inv));
     let f = &r.set.flows[0];
@@ -229,7 +230,7 @@ fn hubble_pods_without_labels_take_them_from_the_inventory() {
 
 #[test]
 fn hubble_pods_with_labels_still_get_their_port_names_from_the_inventory() {
-    let inv = Inventory::parse(INVENTORY).unwrap();
+    let inv = Inventory::parse(INVENTORY, DEFAULT_CLUSTER).unwrap();
     let r = read(SYN, Some(&inv));
     let dst = &r.set.flows[0].dst;
     assert_eq!(dst.peer.named_ports.len(), 1, "web's `http` container port");

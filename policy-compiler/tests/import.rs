@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use netpol_compiler::diagnostic::{Diagnostic, Severity};
 use netpol_compiler::document::files::Memory;
 use netpol_compiler::engine::policy::{self, Imported};
+use netpol_compiler::engine::settings::Settings;
 
 fn import(files: &[(&str, &str)]) -> Imported {
     let fs = Memory::new(
@@ -337,7 +338,7 @@ fn cidr_groups_resolve_by_name_and_selector() {
         ),
     )]);
     assert!(!imported.diagnostics.has_errors());
-    let entries = entry::build(&imported.set, None);
+    let entries = entry::build(&imported.set, None, &Settings::default());
     let L3::Peers(peers) = &entries.entries[0].l3 else {
         panic!("peers")
     };

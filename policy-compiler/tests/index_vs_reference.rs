@@ -14,6 +14,7 @@ use netpol_compiler::engine::eval::{self, NoPorts, Query};
 use netpol_compiler::engine::identity::{self, Peer, Reserved};
 use netpol_compiler::engine::index::{Evaluator, Index};
 use netpol_compiler::engine::policy;
+use netpol_compiler::engine::settings::{DEFAULT_CLUSTER, Settings};
 use netpol_compiler::objects::Proto;
 use proptest::prelude::*;
 
@@ -201,7 +202,13 @@ fn peers() -> Vec<Peer> {
         for app in APPS {
             let labels = BTreeMap::from([("app".to_owned(), (*app).to_owned())]);
             v.push(Peer {
-                labels: Arc::new(identity::pod_labels(ns, &labels, None, None)),
+                labels: Arc::new(identity::pod_labels(
+                    ns,
+                    &labels,
+                    None,
+                    None,
+                    DEFAULT_CLUSTER,
+                )),
                 ..Peer::default()
             });
         }
@@ -242,7 +249,7 @@ proptest! {
         let fs = Memory::new([(PathBuf::from("p/gen.yaml"), text.clone())]);
         let imported = policy::import(&fs, &[PathBuf::from("p")]);
         prop_assert_eq!(imported.set.stats.rejected, 0, "generated policies must be valid:\n{}\n{:?}", text, imported.diagnostics);
-        let index = Index::new(entry::build(&imported.set, None));
+        let index = Index::new(entry::build(&imported.set, None, &Settings::default()));
         prop_assert!(!index.entries.entries.is_empty());
         let mut ev = Evaluator::new(&index, &NoPorts);
         let peers = peers();

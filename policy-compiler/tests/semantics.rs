@@ -14,6 +14,7 @@ use netpol_compiler::engine::eval::{self, Decision, NamedPorts, NoPorts, Query, 
 use netpol_compiler::engine::identity::{self, Label, Labels, Peer, Reserved};
 use netpol_compiler::engine::index::{Evaluator, Index};
 use netpol_compiler::engine::policy;
+use netpol_compiler::engine::settings::{DEFAULT_CLUSTER, Settings};
 use netpol_compiler::flow::inventory::Inventory;
 use netpol_compiler::objects::Direction;
 
@@ -32,9 +33,9 @@ fn engine_with(yaml: &str, inventory: Option<&str>) -> Engine {
         .map(|d| d.message.clone())
         .collect();
     assert!(errors.is_empty(), "unexpected errors: {errors:?}");
-    let inventory = inventory.map(|t| Inventory::parse(t).unwrap());
+    let inventory = inventory.map(|t| Inventory::parse(t, DEFAULT_CLUSTER).unwrap());
     let services = inventory.as_ref().map(|i| i as &dyn entry::ServiceBackends);
-    let entries = entry::build(&imported.set, services);
+    let entries = entry::build(&imported.set, services, &Settings::default());
     Engine {
         index: Index::new(entries),
         inventory,
@@ -76,7 +77,13 @@ fn pod(ns: &str, labels: &[(&str, &str)]) -> Peer {
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     Peer {
-        labels: Arc::new(identity::pod_labels(ns, &labels, Some("default"), None)),
+        labels: Arc::new(identity::pod_labels(
+            ns,
+            &labels,
+            Some("default"),
+            None,
+            DEFAULT_CLUSTER,
+        )),
         ..Peer::default()
     }
 }
@@ -84,7 +91,13 @@ fn pod(ns: &str, labels: &[(&str, &str)]) -> Peer {
 fn pod_sa(ns: &str, app: &str, sa: &str) -> Peer {
     let labels = BTreeMap::from([("app".to_owned(), app.to_owned())]);
     Peer {
-        labels: Arc::new(identity::pod_labels(ns, &labels, Some(sa), None)),
+        labels: Arc::new(identity::pod_labels(
+            ns,
+            &labels,
+            Some(sa),
+            None,
+            DEFAULT_CLUSTER,
+        )),
         ..Peer::default()
     }
 }
@@ -313,6 +326,7 @@ spec:
             &BTreeMap::from([("app".to_owned(), "prometheus".to_owned())]),
             None,
             Some(&BTreeMap::from([("team".to_owned(), "obs".to_owned())])),
+            DEFAULT_CLUSTER,
         )),
         ..Peer::default()
     };
@@ -476,6 +490,7 @@ spec:
             &BTreeMap::new(),
             None,
             Some(&BTreeMap::from([("team".to_owned(), team.to_owned())])),
+            DEFAULT_CLUSTER,
         )),
         ..Peer::default()
     };

@@ -22,6 +22,7 @@ use netpol_compiler::document::files::Memory;
 use netpol_compiler::engine::eval::{Decision, NoPorts, Query, Reason};
 use netpol_compiler::engine::identity::{self, Peer, Reserved};
 use netpol_compiler::engine::index::{Evaluator, Index};
+use netpol_compiler::engine::settings::{DEFAULT_CLUSTER, Settings};
 use netpol_compiler::engine::{entry, policy};
 use netpol_compiler::objects::Proto;
 use netpol_compiler::objects::cilium::Entity;
@@ -70,14 +71,20 @@ fn homelab() -> Homelab {
     assert_eq!(imported.set.policies.len(), objects.len());
     Homelab {
         model: c.model.unwrap(),
-        index: Index::new(entry::build(&imported.set, None)),
+        index: Index::new(entry::build(&imported.set, None, &Settings::default())),
     }
 }
 
 fn pod(ns: &str, labels: &[(String, String)]) -> Peer {
     let labels: BTreeMap<String, String> = labels.iter().cloned().collect();
     Peer {
-        labels: Arc::new(identity::pod_labels(ns, &labels, Some("default"), None)),
+        labels: Arc::new(identity::pod_labels(
+            ns,
+            &labels,
+            Some("default"),
+            None,
+            DEFAULT_CLUSTER,
+        )),
         ..Peer::default()
     }
 }

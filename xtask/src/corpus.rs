@@ -19,6 +19,7 @@ use netpol_compiler::engine::entry;
 use netpol_compiler::engine::eval::NoPorts;
 use netpol_compiler::engine::index::{Evaluator, Index};
 use netpol_compiler::engine::policy::{self, PolicySet};
+use netpol_compiler::engine::settings::{DEFAULT_CLUSTER, Settings};
 use netpol_compiler::flow::Reader;
 use netpol_compiler::report::verify;
 use serde_json::Value;
@@ -124,7 +125,7 @@ pub fn run(args: &Args) -> Result<bool> {
         writeln!(out, "    {r}")?;
     }
 
-    let index = Index::new(entry::build(&all, None));
+    let index = Index::new(entry::build(&all, None, &Settings::default()));
     let mut flows_total = 0;
     let mut ok = tally.schema_invalid_accepted.is_empty();
     for file in files
@@ -138,7 +139,7 @@ pub fn run(args: &Args) -> Result<bool> {
             continue;
         }
         let text = fs::read_to_string(file)?;
-        let mut reader = Reader::new(None);
+        let mut reader = Reader::new(None, DEFAULT_CLUSTER);
         reader.read_all(&mut text.as_bytes(), &mut |_| {})?;
         let mut ev = Evaluator::new(&index, &NoPorts);
         let v = verify::judge(&reader.set.flows, &mut ev);

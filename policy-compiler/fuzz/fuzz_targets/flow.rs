@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
+use netpol_compiler::engine::settings::{Settings, DEFAULT_CLUSTER};
 use netpol_compiler::diagnostic::{self, Diagnostics, Style};
 use netpol_compiler::engine::eval::{self, NoPorts};
 use netpol_compiler::flow::Reader;
@@ -91,13 +92,13 @@ static INDEX: LazyLock<Index> = LazyLock::new(|| {
         "fixed policies: {}",
         diagnostic::render_human(&diags, &sources, Style::Plain)
     );
-    Index::new(entry::build(&set, None))
+    Index::new(entry::build(&set, None, &Settings::default()))
 });
 
 fuzz_target!(|data: &[u8]| {
     let index = &*INDEX;
 
-    let mut reader = Reader::new(None);
+    let mut reader = Reader::new(None, DEFAULT_CLUSTER);
     let mut input = data;
     // Invalid UTF-8 stops reading with an error; the flows read before it are still judged.
     let _ = reader.read_all(&mut input, &mut |_| {});

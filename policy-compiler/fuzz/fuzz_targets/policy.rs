@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
+use netpol_compiler::engine::settings::Settings;
 use netpol_compiler::diagnostic::{self, Diagnostics, Style};
 use netpol_compiler::engine::eval::{self, NoPorts, Query};
 use netpol_compiler::objects::Proto;
@@ -82,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = diagnostic::render_human(&diags, &sources, Style::Plain);
     let _ = diagnostic::render_json(&diags, &sources);
 
-    let entries = entry::build(&set, None);
+    let entries = entry::build(&set, None, &Settings::default());
     let index = Index::new(entries);
     let mut evaluator = Evaluator::new(&index, &NoPorts);
     for q in queries() {

@@ -23,16 +23,24 @@ pub(super) struct Args {
     /// Inventory, as for `verify`.
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
+    /// The cluster's Cilium settings, as for `verify`.
+    #[arg(long, value_name = "FILE")]
+    cilium_config: Option<PathBuf>,
 }
 
 pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
-    let Some(loaded) = policies::load(fs, &args.policies, args.inventory.as_deref(), out) else {
+    let Some(settings) = policies::settings(fs, args.cilium_config.as_deref(), out) else {
         return Status::BadInput;
     };
+    let Some(loaded) = policies::load(fs, &args.policies, args.inventory.as_deref(), settings, out)
+    else {
+        return Status::BadInput;
+    };
+    let cluster = loaded.settings.cluster_name.as_str();
     let inventory = loaded.inventory.as_ref();
     let resolved = (
-        explain::resolve(&args.from, inventory),
-        explain::resolve(&args.to, inventory),
+        explain::resolve(&args.from, inventory, cluster),
+        explain::resolve(&args.to, inventory, cluster),
         explain::parse_port(&args.port),
     );
     let (from, to, (proto, port)) = match resolved {
@@ -54,6 +62,7 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
         port,
         loaded.named_ports(),
     );
+    let text = format!("judged with: {}\n{text}", loaded.settings.describe());
     let status = out.write(&text);
     if status != Status::Ok {
         status

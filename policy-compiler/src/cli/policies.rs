@@ -1,5 +1,5 @@
-//! What `verify` and `explain` both start from: the policies imported and indexed, and the
-//! inventory.
+//! What `verify` and `explain` both start from: the Cilium settings, the policies imported and
+//! indexed, and the inventory.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +10,7 @@ use crate::engine::entry::{self, ServiceBackends};
 use crate::engine::eval::{NamedPorts, NoPorts};
 use crate::engine::index::Index;
 use crate::engine::policy;
+use crate::engine::settings::Settings;
 use crate::flow::inventory::Inventory;
 
 /// Policies imported and indexed, with the inventory.
@@ -21,6 +22,8 @@ pub(super) struct Policies {
     pub accepted: usize,
     /// Invalid policy objects, ignored as Cilium ignores them.
     pub rejected: usize,
+    /// What the agent is configured with.
+    pub settings: Settings,
 }
 
 impl Policies {
@@ -33,12 +36,36 @@ impl Policies {
     }
 }
 
-/// Import policies and the inventory; `None` (after reporting) when the input is unusable:
-/// unreadable files, YAML syntax errors, a broken inventory, or no policy at all.
+/// The settings of `--cilium-config FILE`, or Cilium's defaults without it; `None` (after
+/// reporting every problem of the file) when it cannot be used.
+pub(super) fn settings(
+    fs: &dyn Files,
+    path: Option<&Path>,
+    out: &mut Output<'_>,
+) -> Option<Settings> {
+    let Some(path) = path else {
+        return Some(Settings::default());
+    };
+    let text = match fs.read(path) {
+        Ok(text) => text,
+        Err(e) => {
+            let _ = writeln!(out.stderr, "error: cannot read `{}`: {e}", path.display());
+            return None;
+        }
+    };
+    let read = Settings::read(path, &text);
+    out.report(&read.diagnostics, &read.sources);
+    read.settings
+}
+
+/// Import policies and the inventory, for an agent configured with `settings`; `None` (after
+/// reporting) when the input is unusable: unreadable files, YAML syntax errors, a broken
+/// inventory, or no policy at all.
 pub(super) fn load(
     fs: &dyn Files,
     paths: &[PathBuf],
     inventory: Option<&Path>,
+    settings: Settings,
     out: &mut Output<'_>,
 ) -> Option<Policies> {
     let imported = policy::import(fs, paths);
@@ -85,7 +112,7 @@ pub(super) fn load(
     let inventory = match inventory {
         None => None,
         Some(path) => match fs.read(path) {
-            Ok(text) => match Inventory::parse(&text) {
+            Ok(text) => match Inventory::parse(&text, &settings.cluster_name) {
                 Ok(inv) => Some(inv),
                 Err(e) => {
                     let _ = writeln!(
@@ -106,12 +133,13 @@ pub(super) fn load(
         },
     };
     let services = inventory.as_ref().map(|i| i as &dyn ServiceBackends);
-    let entries = entry::build(&imported.set, services);
+    let entries = entry::build(&imported.set, services, &settings);
     Some(Policies {
         sources: imported.sources,
         index: Index::new(entries),
         inventory,
         accepted: imported.set.policies.len(),
         rejected: stats.rejected,
+        settings,
     })
 }

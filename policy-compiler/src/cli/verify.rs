@@ -1,6 +1,6 @@
 //! `netpol verify`: judge recorded flows against the policies and report.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use clap::ValueEnum;
@@ -8,6 +8,7 @@ use clap::ValueEnum;
 use super::{Output, Status, policies};
 use crate::document::files::Files;
 use crate::engine::index::Evaluator;
+use crate::engine::settings::{Origin, cluster_in_flows};
 use crate::flow::Reader;
 use crate::report::verify;
 
@@ -23,6 +24,11 @@ pub(super) struct Args {
     /// namespace labels and `toServices`.
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
+    /// The cluster's Cilium settings: `kubectl -n kube-system get configmap cilium-config -o
+    /// yaml`, or the Helm values Cilium was installed with (cluster name, …). Without it, the
+    /// cluster name is read from the flows' identity labels when they carry one.
+    #[arg(long, value_name = "FILE")]
+    cilium_config: Option<PathBuf>,
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     format: ReportFormat,
@@ -36,11 +42,51 @@ enum ReportFormat {
 }
 
 pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
-    let Some(loaded) = policies::load(fs, &args.policies, args.inventory.as_deref(), out) else {
+    let flows = &args.flows;
+    let Some(mut settings) = policies::settings(fs, args.cilium_config.as_deref(), out) else {
         return Status::BadInput;
     };
-    let flows = &args.flows;
-    let mut reader = Reader::new(loaded.inventory.as_ref());
+    // The flows are opened first: without `--cilium-config`, their start says which cluster
+    // they come from, and the policies are indexed for that cluster.
+    let stdin;
+    let mut input: Box<dyn BufRead + '_> = if flows.as_os_str() == "-" {
+        stdin = std::io::stdin();
+        Box::new(std::io::BufReader::with_capacity(1 << 20, stdin.lock()))
+    } else {
+        match fs.open(flows) {
+            Ok(input) => input,
+            Err(e) => {
+                let _ = writeln!(out.stderr, "error: cannot read `{}`: {e}", flows.display());
+                return Status::BadInput;
+            }
+        }
+    };
+    if args.cilium_config.is_none() {
+        match input.fill_buf().map(cluster_in_flows) {
+            Ok(Ok(Some(name))) => {
+                let _ = writeln!(
+                    out.stderr,
+                    "note: judging for the cluster `{name}`, as the flows' identity labels name it (give --cilium-config to set it)"
+                );
+                settings.cluster_name = name;
+                settings.origin = Origin::Flows;
+            }
+            Ok(Err(names)) => {
+                let _ = writeln!(
+                    out.stderr,
+                    "warning: the flows name several clusters ({}); judging for `{}`, Cilium's default\n  help: give --cilium-config with the local cluster's `cilium-config` ConfigMap",
+                    names.join(", "),
+                    settings.cluster_name
+                );
+            }
+            Ok(Ok(None)) | Err(_) => {}
+        }
+    }
+    let Some(loaded) = policies::load(fs, &args.policies, args.inventory.as_deref(), settings, out)
+    else {
+        return Status::BadInput;
+    };
+    let mut reader = Reader::new(loaded.inventory.as_ref(), &loaded.settings.cluster_name);
     let interactive = out.interactive;
     let stderr = &mut *out.stderr;
     let started = std::time::Instant::now();
@@ -56,14 +102,7 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
             );
         }
     };
-    let read = if flows.as_os_str() == "-" {
-        reader.read_all(&mut std::io::stdin().lock(), &mut progress)
-    } else {
-        match fs.open(flows) {
-            Ok(mut input) => reader.read_all(&mut input, &mut progress),
-            Err(e) => Err(e),
-        }
-    };
+    let read = reader.read_all(&mut input, &mut progress);
     let stderr = &mut *out.stderr;
     if interactive {
         let _ = write!(stderr, "\r{:60}\r", "");
@@ -107,13 +146,14 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
         &loaded.index,
         &loaded.sources,
         loaded.accepted,
+        &loaded.settings,
     );
     let status = match args.format {
         ReportFormat::Text => out.write(&verify::render_text(
-            report.0, report.1, report.2, report.3, report.4,
+            report.0, report.1, report.2, report.3, report.4, report.5,
         )),
         ReportFormat::Markdown => out.write(&verify::render_markdown(
-            report.0, report.1, report.2, report.3, report.4,
+            report.0, report.1, report.2, report.3, report.4, report.5,
         )),
         ReportFormat::Json => {
             let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut *out.stdout);
@@ -124,6 +164,7 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
                 report.2,
                 report.3,
                 report.4,
+                report.5,
             )
             .and_then(|()| buffered.flush());
             match written {

@@ -15,6 +15,7 @@ use crate::engine::policy::{
     self, Body, PeerField, Policy, PolicyKind, PolicySet, PortView, Section,
 };
 use crate::engine::selector::{Requirement, Selector};
+use crate::engine::settings::Settings;
 use crate::objects::cilium::{
     AuthenticationMode, CidrRule, EndpointSelector, Entity, IcmpFamily, IcmpType, PortProtocol,
     Protocol, Rule,
@@ -173,22 +174,27 @@ pub trait ServiceBackends {
     fn service_peers(&self, service: &crate::objects::cilium::Service) -> Vec<PeerMatch>;
 }
 
-/// Build the entries of every policy; `services` resolves `toServices` (without it, such
-/// items are unresolved and never match).
-pub fn build(set: &PolicySet, services: Option<&dyn ServiceBackends>) -> Entries {
+/// Build the entries of every policy, as the agent configured by `settings` would;
+/// `services` resolves `toServices` (without it, such items are unresolved and never match).
+pub fn build(
+    set: &PolicySet,
+    services: Option<&dyn ServiceBackends>,
+    settings: &Settings,
+) -> Entries {
     let mut out = Entries::default();
+    let ctx = Context {
+        services,
+        groups: &set.cidr_groups,
+        cluster: &settings.cluster_name,
+    };
     for (index, policy) in set.policies.iter().enumerate() {
         match &policy.body {
             Body::Cilium(rules) => {
                 for (rule, path) in rules {
-                    let ctx = Context {
-                        services,
-                        groups: &set.cidr_groups,
-                    };
                     cilium_rule(&mut out, index, policy, rule, path, &ctx);
                 }
             }
-            Body::Kubernetes(spec) => knp(&mut out, index, policy, spec),
+            Body::Kubernetes(spec) => knp(&mut out, index, policy, spec, ctx.cluster),
         }
     }
     out
@@ -198,6 +204,8 @@ pub fn build(set: &PolicySet, services: Option<&dyn ServiceBackends>) -> Entries
 struct Context<'a> {
     services: Option<&'a dyn ServiceBackends>,
     groups: &'a std::collections::BTreeMap<String, policy::CidrGroup>,
+    /// The local cluster's name: peer selectors that name no cluster select only it.
+    cluster: &'a str,
 }
 
 fn path_text(steps: &[Step<'_>]) -> String {
@@ -458,9 +466,18 @@ fn peers(
     match field {
         PeerField::Endpoints(sels) => sels
             .iter()
-            .map(|s| PeerMatch::Labels(Selector::compile(s, None).peer(namespace, init_subject)))
+            .map(|s| {
+                PeerMatch::Labels(Selector::compile(s, None).peer(
+                    namespace,
+                    init_subject,
+                    ctx.cluster,
+                ))
+            })
             .collect(),
-        PeerField::Entities(entities) => entities.iter().flat_map(|e| entity(*e)).collect(),
+        PeerField::Entities(entities) => entities
+            .iter()
+            .flat_map(|e| entity(*e, ctx.cluster))
+            .collect(),
         PeerField::Cidr(cidrs) => cidrs
             .iter()
             .filter_map(|c| policy::parse_cidr(c))
@@ -549,8 +566,9 @@ fn cidr_rule(r: &CidrRule, ctx: &Context<'_>) -> Vec<PeerMatch> {
     Vec::new()
 }
 
-/// Entities as identity predicates (cilium-semantics.md §5.2).
-pub fn entity(e: Entity) -> Vec<PeerMatch> {
+/// Entities as identity predicates (cilium-semantics.md §5.2); `cluster` is the local
+/// cluster's name (the `cluster` entity is its pods plus the reserved identities).
+pub fn entity(e: Entity, cluster: &str) -> Vec<PeerMatch> {
     let reserved = |r: Reserved| {
         PeerMatch::Labels(Selector::default().with(Requirement::exists(Some("reserved"), r.key())))
     };
@@ -579,7 +597,7 @@ pub fn entity(e: Entity) -> Vec<PeerMatch> {
             .map(reserved)
             .collect();
             v.push(PeerMatch::Labels(Selector::default().with(
-                Requirement::equals(Some("k8s"), identity::CLUSTER, identity::DEFAULT_CLUSTER),
+                Requirement::equals(Some("k8s"), identity::CLUSTER, cluster),
             )));
             v
         }
@@ -594,7 +612,7 @@ pub fn entity(e: Entity) -> Vec<PeerMatch> {
 }
 
 /// A Kubernetes NetworkPolicy as entries (cilium-semantics.md §8).
-fn knp(out: &mut Entries, index: usize, policy: &Policy, spec: &NetworkPolicySpec) {
+fn knp(out: &mut Entries, index: usize, policy: &Policy, spec: &NetworkPolicySpec, cluster: &str) {
     let Some(ns) = policy.namespace.as_deref() else {
         return;
     };
@@ -656,7 +674,7 @@ fn knp(out: &mut Entries, index: usize, policy: &Policy, spec: &NetworkPolicySpe
             let steps = [Step::Key("spec"), Step::Key(key), Step::Index(i)];
             let l3 = match peers {
                 None | Some([]) => L3::Peers(vec![PeerMatch::Any]),
-                Some(peers) => L3::Peers(peers.iter().map(|p| knp_peer(p, ns)).collect()),
+                Some(peers) => L3::Peers(peers.iter().map(|p| knp_peer(p, ns, cluster)).collect()),
             };
             let l4 = match ports {
                 None | Some([]) => None,
@@ -667,7 +685,7 @@ fn knp(out: &mut Entries, index: usize, policy: &Policy, spec: &NetworkPolicySpe
     }
 }
 
-fn knp_peer(peer: &NetworkPolicyPeer, namespace: &str) -> PeerMatch {
+fn knp_peer(peer: &NetworkPolicyPeer, namespace: &str, cluster: &str) -> PeerMatch {
     if let Some(block) = &peer.ip_block {
         return match policy::parse_cidr(&block.cidr) {
             Some(net) => PeerMatch::Cidr {
@@ -701,11 +719,7 @@ fn knp_peer(peer: &NetworkPolicyPeer, namespace: &str) -> PeerMatch {
             }
         }
     }
-    PeerMatch::Labels(sel.with(Requirement::equals(
-        Some("k8s"),
-        identity::CLUSTER,
-        identity::DEFAULT_CLUSTER,
-    )))
+    PeerMatch::Labels(sel.with(Requirement::equals(Some("k8s"), identity::CLUSTER, cluster)))
 }
 
 fn knp_port(p: &NetworkPolicyPort) -> PortMatch {

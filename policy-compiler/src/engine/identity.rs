@@ -19,9 +19,6 @@ pub const SERVICE_ACCOUNT: &str = "io.cilium.k8s.policy.serviceaccount";
 pub const CLUSTER: &str = "io.cilium.k8s.policy.cluster";
 /// Prefix of namespace labels copied into pod identities.
 pub const NAMESPACE_LABELS: &str = "io.cilium.k8s.namespace.labels.";
-/// Cilium's default cluster name.
-pub const DEFAULT_CLUSTER: &str = "default";
-
 /// One identity label, `source:key=value`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Label {
@@ -131,12 +128,13 @@ impl fmt::Display for Labels {
     }
 }
 
-/// The identity label set of a pod (cilium-semantics.md §3.2).
+/// The identity label set of a pod of the cluster named `cluster` (cilium-semantics.md §3.2).
 pub fn pod_labels(
     namespace: &str,
     pod_labels: &BTreeMap<String, String>,
     service_account: Option<&str>,
     namespace_labels: Option<&BTreeMap<String, String>>,
+    cluster: &str,
 ) -> Labels {
     let mut out = Vec::with_capacity(pod_labels.len() + 4);
     for (k, v) in pod_labels {
@@ -145,7 +143,7 @@ pub fn pod_labels(
         }
     }
     out.push(Label::new("k8s", NAMESPACE, namespace));
-    out.push(Label::new("k8s", CLUSTER, DEFAULT_CLUSTER));
+    out.push(Label::new("k8s", CLUSTER, cluster));
     if let Some(sa) = service_account {
         out.push(Label::new("k8s", SERVICE_ACCOUNT, sa));
     }

@@ -21,3 +21,4 @@ pub mod identity;
 pub mod index;
 pub mod policy;
 pub mod selector;
+pub mod settings;

@@ -169,8 +169,9 @@ impl Selector {
 
     /// A peer selector after Cilium's rewrites (cilium-semantics.md §3.3): `namespace` is the
     /// policy's namespace for a CNP/KNP, `None` for a CCNP (then `namespace Exists` is added,
-    /// unless `init_subject`); plus the local-cluster requirement (§3.5).
-    pub fn peer(mut self, namespace: Option<&str>, init_subject: bool) -> Self {
+    /// unless `init_subject`); plus the local-cluster requirement (§3.5): `cluster` is the
+    /// local cluster's name.
+    pub fn peer(mut self, namespace: Option<&str>, init_subject: bool, cluster: &str) -> Self {
         if self.has_reserved() {
             return self;
         }
@@ -186,11 +187,7 @@ impl Selector {
             }
         }
         if !self.has_key(identity::CLUSTER) {
-            self = self.with(Requirement::equals(
-                Some("k8s"),
-                identity::CLUSTER,
-                identity::DEFAULT_CLUSTER,
-            ));
+            self = self.with(Requirement::equals(Some("k8s"), identity::CLUSTER, cluster));
         }
         self
     }

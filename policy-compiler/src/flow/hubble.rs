@@ -241,7 +241,10 @@ fn endpoint(
     };
     let inventory = reader.inventory;
     let labels = if !e.labels.is_empty() {
-        reader.intern(&e.labels, || hubble_labels(&e.labels))
+        {
+            let cluster = reader.cluster.clone();
+            reader.intern(&e.labels, || hubble_labels(&e.labels, &cluster))
+        }
     } else if let Some(labels) = e.identity.and_then(Reserved::from_numeric) {
         Arc::new(labels)
     } else if let Some(ns) = out.namespace.clone() {
@@ -258,8 +261,9 @@ fn endpoint(
             }
             _ => {
                 let ns_labels = inventory.and_then(|inv| inv.namespaces.get(&*ns).cloned());
+                let cluster = reader.cluster.clone();
                 reader.intern(&[format!("\0ns={ns}")], || {
-                    pod_labels(&ns, &Default::default(), None, ns_labels.as_ref())
+                    pod_labels(&ns, &Default::default(), None, ns_labels.as_ref(), &cluster)
                 })
             }
         }

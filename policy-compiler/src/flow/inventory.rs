@@ -66,6 +66,8 @@ pub struct Inventory {
     service_by_ip: HashMap<IpAddr, usize>,
     node_by_ip: HashMap<IpAddr, String>,
     port_names: HashMap<(String, Proto), Option<u16>>,
+    /// The cluster's name, in the identities of its pods.
+    cluster: String,
 }
 
 /// Why an inventory could not be read.
@@ -78,7 +80,7 @@ pub struct InventoryError {
 
 impl Inventory {
     /// Parse kubectl's JSON (a `List`, one object, or several concatenated).
-    pub fn parse(text: &str) -> Result<Self, InventoryError> {
+    pub fn parse(text: &str, cluster: &str) -> Result<Self, InventoryError> {
         let mut objects = Vec::new();
         for item in serde_json::Deserializer::from_str(text).into_iter::<AnyObject>() {
             let obj = item.map_err(|e| InventoryError {
@@ -88,23 +90,26 @@ impl Inventory {
             })?;
             flatten(obj, &mut objects);
         }
-        Ok(Self::build(objects))
+        Ok(Self::build(objects, cluster))
     }
 
     /// From Kubernetes objects as JSON values (a watch cache, say); values that are not
-    /// objects of a known kind are skipped.
-    pub fn from_values(values: impl IntoIterator<Item = Json>) -> Self {
+    /// objects of a known kind are skipped. `cluster` is the cluster's name.
+    pub fn from_values(values: impl IntoIterator<Item = Json>, cluster: &str) -> Self {
         let mut objects = Vec::new();
         for v in values {
             if let Ok(obj) = serde_json::from_value::<AnyObject>(v) {
                 flatten(obj, &mut objects);
             }
         }
-        Self::build(objects)
+        Self::build(objects, cluster)
     }
 
-    fn build(objects: Vec<AnyObject>) -> Self {
-        let mut inv = Self::default();
+    fn build(objects: Vec<AnyObject>, cluster: &str) -> Self {
+        let mut inv = Self {
+            cluster: cluster.to_owned(),
+            ..Self::default()
+        };
         for obj in &objects {
             if obj.kind == "Namespace" {
                 inv.namespaces
@@ -182,6 +187,7 @@ impl Inventory {
             &obj.metadata.labels,
             service_account.as_deref(),
             self.namespaces.get(&namespace),
+            &self.cluster,
         );
         self.pods.push(Pod {
             workload: workload(&obj.metadata),
@@ -318,6 +324,7 @@ impl Inventory {
             labels,
             service_account,
             self.namespaces.get(namespace),
+            &self.cluster,
         )
     }
 

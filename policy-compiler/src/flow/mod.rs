@@ -197,12 +197,16 @@ pub struct Reader<'i> {
     strings: rustc_hash::FxHashSet<Arc<str>>,
     pub set: FlowSet,
     pub error_count: usize,
+    /// The local cluster's name, for identities netpol builds from pod labels.
+    cluster: Arc<str>,
 }
 
 impl<'i> Reader<'i> {
-    pub fn new(inventory: Option<&'i Inventory>) -> Self {
+    /// A reader of flows of the cluster named `cluster`, resolved against `inventory`.
+    pub fn new(inventory: Option<&'i Inventory>, cluster: &str) -> Self {
         Self {
             inventory,
+            cluster: Arc::from(cluster),
             labels: rustc_hash::FxHashMap::default(),
             strings: rustc_hash::FxHashSet::default(),
             set: FlowSet::default(),
@@ -453,8 +457,15 @@ impl<'i> Reader<'i> {
                         key.push(format!("\0nsl={k}={v}"));
                     }
                     let sa = e.service_account.clone();
+                    let cluster = self.cluster.clone();
                     self.intern(&key, || {
-                        identity::pod_labels(ns, &labels, sa.as_deref(), ns_labels.as_ref())
+                        identity::pod_labels(
+                            ns,
+                            &labels,
+                            sa.as_deref(),
+                            ns_labels.as_ref(),
+                            &cluster,
+                        )
                     })
                 }
             }
@@ -606,15 +617,12 @@ pub struct RecordEndpoint {
 }
 
 /// Labels as Hubble prints them, with the cluster label Cilium's pods always carry added when
-/// an export left it out (peer selectors require it, cilium-semantics.md §3.5).
-fn hubble_labels<T: AsRef<str>>(texts: &[T]) -> Labels {
+/// an export left it out (peer selectors require it, cilium-semantics.md §3.5): the export is
+/// of the local cluster `cluster`.
+fn hubble_labels<T: AsRef<str>>(texts: &[T], cluster: &str) -> Labels {
     let mut labels = Labels::new(texts.iter().map(|t| Label::parse(t.as_ref())).collect());
     if labels.namespace().is_some() && !labels.has(Some("k8s"), identity::CLUSTER) {
-        labels.insert(Label::new(
-            "k8s",
-            identity::CLUSTER,
-            identity::DEFAULT_CLUSTER,
-        ));
+        labels.insert(Label::new("k8s", identity::CLUSTER, cluster));
     }
     labels
 }

@@ -23,8 +23,12 @@ pub struct Resolved {
 }
 
 /// Resolve a REF: `ns/pod` (with an inventory), `ns:media,app=sonarr[,sa:NAME]`, an IP, an
-/// entity (`world`, `host`, …) or a DNS name.
-pub fn resolve(text: &str, inventory: Option<&Inventory>) -> Result<Resolved, String> {
+/// entity (`world`, `host`, …) or a DNS name; a label set is a pod of the cluster `cluster`.
+pub fn resolve(
+    text: &str,
+    inventory: Option<&Inventory>,
+    cluster: &str,
+) -> Result<Resolved, String> {
     let text = text.trim();
     if let Some(r) = Reserved::parse(text) {
         return Ok(Resolved {
@@ -74,7 +78,7 @@ pub fn resolve(text: &str, inventory: Option<&Inventory>) -> Result<Resolved, St
         };
         let identity = match inventory {
             Some(inv) => inv.pod_identity(&ns, &labels, sa.as_deref()),
-            None => identity::pod_labels(&ns, &labels, sa.as_deref(), None),
+            None => identity::pod_labels(&ns, &labels, sa.as_deref(), None, cluster),
         };
         return Ok(Resolved {
             peer: Peer {

@@ -17,6 +17,7 @@ use crate::diagnostic::source::SourceMap;
 use crate::engine::entry::EntryId;
 use crate::engine::eval::{Decision, FlowKey, Point, Reason};
 use crate::engine::index::{Evaluator, Index};
+use crate::engine::settings::{Origin, Settings};
 use crate::flow::{Endpoint, Flow, FlowSet};
 use crate::objects::{Direction, Proto};
 
@@ -283,6 +284,43 @@ pub struct Summary {
     pub replies: usize,
     pub policies: usize,
     pub skipped_lines: BTreeMap<String, usize>,
+    /// The Cilium settings the flows were judged with.
+    pub settings: SettingsSummary,
+}
+
+/// The settings of a run, as the JSON report states them.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingsSummary {
+    pub cluster: String,
+    /// `default`, `config` (`--cilium-config`) or `flows` (the flows' identity labels).
+    pub cluster_from: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cilium_version: Option<String>,
+    /// Settings read with a non-default value that netpol does not model: judged as the default.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_modelled: BTreeMap<String, String>,
+}
+
+impl SettingsSummary {
+    fn new(s: &Settings) -> Self {
+        Self {
+            cluster: s.cluster_name.clone(),
+            cluster_from: match s.origin {
+                Origin::Default => "default",
+                Origin::Config(_) => "config",
+                Origin::Flows => "flows",
+            },
+            cluster_id: s.cluster_id,
+            cilium_version: s.version.clone(),
+            not_modelled: s
+                .unmodelled
+                .iter()
+                .map(|(k, v, _)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
 }
 
 /// The JSON report, streamed: `{"summary": …, "flows": [ … ]}`, one flow per line.
@@ -293,8 +331,9 @@ pub fn render_json(
     index: &Index,
     sources: &SourceMap,
     policies: usize,
+    settings: &Settings,
 ) -> std::io::Result<()> {
-    let summary = summary(v, set, policies);
+    let summary = summary(v, set, policies, settings);
     write!(
         out,
         "{{\"summary\":{},\"flows\":[",
@@ -347,7 +386,7 @@ pub fn render_json(
     out.write_all(b"\n]}\n")
 }
 
-pub fn summary(v: &Verification, set: &FlowSet, policies: usize) -> Summary {
+pub fn summary(v: &Verification, set: &FlowSet, policies: usize, settings: &Settings) -> Summary {
     let denied = v.denied();
     Summary {
         flows: v.judged.len(),
@@ -356,6 +395,7 @@ pub fn summary(v: &Verification, set: &FlowSet, policies: usize) -> Summary {
         replies: v.judged.iter().filter(|j| j.reply).count(),
         policies,
         skipped_lines: set.skipped.clone(),
+        settings: SettingsSummary::new(settings),
     }
 }
 
@@ -534,10 +574,11 @@ pub fn render_text(
     index: &Index,
     sources: &SourceMap,
     policies: usize,
+    settings: &Settings,
 ) -> String {
-    let s = summary(v, set, policies);
+    let s = summary(v, set, policies, settings);
     let mut out = headline(&s);
-    out.push_str("\n\n");
+    let _ = write!(out, "\njudged with: {}\n\n", settings.describe());
     for g in groups(v, set, index, sources) {
         let _ = writeln!(
             out,
@@ -568,11 +609,13 @@ pub fn render_markdown(
     index: &Index,
     sources: &SourceMap,
     policies: usize,
+    settings: &Settings,
 ) -> String {
-    let s = summary(v, set, policies);
+    let s = summary(v, set, policies, settings);
     let mut out = String::new();
     let icon = if s.denied == 0 { "✅" } else { "❌" };
     let _ = writeln!(out, "### {icon} netpol verify: {}\n", headline(&s));
+    let _ = writeln!(out, "Judged with: {}.\n", md_escape(&settings.describe()));
     let all = groups(v, set, index, sources);
     let (dropped, allowed): (Vec<&Group>, Vec<&Group>) = all.iter().partition(|g| !g.allowed);
     let table = |out: &mut String, groups: &[&Group]| {

@@ -1,0 +1,493 @@
+//! The Cilium agent settings that change verdicts: read from the `cilium-config` ConfigMap
+//! (`kubectl -n kube-system get cm cilium-config -o yaml`) or from the Helm values the cluster
+//! was installed with.
+//!
+//! ```text
+//! ConfigMap `data` (flat, strings) ─┐
+//! Helm values (nested)             ─┴─> Settings { cluster name and id, … }
+//! ```
+//!
+//! The cluster name matters most: every pod identity carries
+//! `k8s:io.cilium.k8s.policy.cluster=<name>`, and Cilium adds that requirement to every peer
+//! selector that does not name a cluster (the local-cluster default), so judging a cluster named
+//! `kind-kind` as `default` drops every pod-to-pod flow. Settings netpol reads but does not
+//! model yet are listed, so a report never claims to have used them.
+
+use std::path::Path;
+
+use crate::diagnostic::source::{SourceFile, SourceMap};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::document::{self, Node, Value};
+
+/// Cilium's default cluster name.
+pub const DEFAULT_CLUSTER: &str = "default";
+
+/// The settings a run judges with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `cluster-name`: the value of `io.cilium.k8s.policy.cluster` in local identities.
+    pub cluster_name: String,
+    /// `cluster-id` (ClusterMesh), when given.
+    pub cluster_id: Option<u32>,
+    /// Where the cluster name comes from.
+    pub origin: Origin,
+    /// The Cilium version, when the input names it (Helm `image.tag`).
+    pub version: Option<String>,
+    /// Settings read with a value other than Cilium's default that netpol does not model yet:
+    /// `(key, value, default)`. Reports name them: the verdicts assume the default.
+    pub unmodelled: Vec<(String, String, String)>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            cluster_name: DEFAULT_CLUSTER.to_owned(),
+            cluster_id: None,
+            origin: Origin::Default,
+            version: None,
+            unmodelled: Vec::new(),
+        }
+    }
+}
+
+/// Where the cluster name of a run comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Cilium's default: no `--cilium-config`, and the flows do not name a cluster.
+    Default,
+    /// `--cilium-config FILE`.
+    Config(String),
+    /// The identity labels of the flows (`k8s:io.cilium.k8s.policy.cluster=…`).
+    Flows,
+}
+
+/// One setting: its ConfigMap key, its Helm values path, Cilium's default, and whether netpol
+/// models it.
+struct Key {
+    config_map: &'static str,
+    helm: &'static [&'static str],
+    default: &'static str,
+    modelled: bool,
+}
+
+/// The settings that change verdicts (the ConfigMap keys are the agent's flags).
+const KEYS: &[Key] = &[
+    Key {
+        config_map: "cluster-name",
+        helm: &["cluster", "name"],
+        default: DEFAULT_CLUSTER,
+        modelled: true,
+    },
+    Key {
+        config_map: "cluster-id",
+        helm: &["cluster", "id"],
+        default: "0",
+        modelled: true,
+    },
+    Key {
+        config_map: "enable-policy",
+        helm: &["policyEnforcementMode"],
+        default: "default",
+        modelled: false,
+    },
+    Key {
+        config_map: "policy-audit-mode",
+        helm: &["policyAuditMode"],
+        default: "false",
+        modelled: false,
+    },
+    Key {
+        config_map: "enable-host-firewall",
+        helm: &["hostFirewall", "enabled"],
+        default: "false",
+        modelled: false,
+    },
+    Key {
+        config_map: "allow-localhost",
+        helm: &[],
+        default: "auto",
+        modelled: false,
+    },
+    Key {
+        config_map: "policy-cidr-match-mode",
+        helm: &["policyCIDRMatchMode"],
+        default: "",
+        modelled: false,
+    },
+    Key {
+        config_map: "enable-non-default-deny-policies",
+        helm: &["enableNonDefaultDenyPolicies"],
+        default: "true",
+        modelled: false,
+    },
+    Key {
+        config_map: "enable-node-selector-labels",
+        helm: &["nodeSelectorLabels"],
+        default: "false",
+        modelled: false,
+    },
+    Key {
+        config_map: "labels",
+        helm: &["labels"],
+        default: "",
+        modelled: false,
+    },
+    Key {
+        config_map: "enable-l7-proxy",
+        helm: &["l7Proxy"],
+        default: "true",
+        modelled: false,
+    },
+];
+
+/// Settings read from a file, with what was wrong in it.
+#[derive(Debug)]
+pub struct Read {
+    pub sources: SourceMap,
+    pub diagnostics: Diagnostics,
+    /// `None` when there were errors.
+    pub settings: Option<Settings>,
+}
+
+impl Settings {
+    /// Read the `cilium-config` ConfigMap (YAML or JSON, as kubectl prints it) or a Helm
+    /// values file. Keys that do not change verdicts are ignored.
+    pub fn read(path: &Path, text: &str) -> Read {
+        let mut sources = SourceMap::default();
+        let mut diagnostics = Diagnostics::new();
+        let source = sources.add(SourceFile::new(path, text));
+        let settings = match document::parse(source, text) {
+            Ok(root) => decode(&root, path, &mut diagnostics),
+            Err(d) => {
+                diagnostics.push(*d);
+                None
+            }
+        };
+        let settings = settings.filter(|_| !diagnostics.has_errors());
+        Read {
+            sources,
+            diagnostics,
+            settings,
+        }
+    }
+
+    /// The settings as one line for a report's header: `cluster \`kind-kind\` (from the flows)`.
+    pub fn describe(&self) -> String {
+        let origin = match &self.origin {
+            Origin::Default => "Cilium's default".to_owned(),
+            Origin::Config(path) => format!("from `{path}`"),
+            Origin::Flows => "from the flows' identity labels".to_owned(),
+        };
+        let mut line = format!("cluster `{}` ({origin})", self.cluster_name);
+        if let Some(id) = self.cluster_id {
+            line.push_str(&format!(", cluster id {id}"));
+        }
+        if let Some(version) = &self.version {
+            line.push_str(&format!(", Cilium {version}"));
+        }
+        if self.unmodelled.is_empty() {
+            line.push_str("; other settings at Cilium's defaults");
+        } else {
+            let read: Vec<String> = self
+                .unmodelled
+                .iter()
+                .map(|(k, v, d)| format!("`{k}: {v}` not modelled, judged as `{d}`"))
+                .collect();
+            line.push_str(&format!("; {}", read.join(", ")));
+        }
+        line
+    }
+}
+
+fn decode(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Settings> {
+    if !matches!(root.value, Value::Map(_)) {
+        diagnostics.push(
+            Diagnostic::error(
+                "cilium-config",
+                root.span,
+                format!(
+                    "expected a ConfigMap or Helm values, found {}",
+                    root.value.kind()
+                ),
+            )
+            .with_label("here")
+            .with_help(HELP),
+        );
+        return None;
+    }
+    // `kubectl get cm cilium-config -o yaml` (or `-o json`): the flat `data` map.
+    let config_map = match root.get("kind").and_then(Node::as_str) {
+        Some("ConfigMap") => true,
+        Some(other) => {
+            let kind = root.get("kind").map_or(root.span, |n| n.span);
+            diagnostics.push(
+                Diagnostic::error(
+                    "cilium-config",
+                    kind,
+                    format!("expected the `cilium-config` ConfigMap, found a `{other}`"),
+                )
+                .with_label("this kind")
+                .with_help(HELP),
+            );
+            return None;
+        }
+        None => false,
+    };
+    let data = if config_map {
+        root.get("data")
+    } else {
+        Some(root)
+    };
+    let mut settings = Settings {
+        origin: Origin::Config(path.display().to_string()),
+        ..Settings::default()
+    };
+    for key in KEYS {
+        let node = match data {
+            Some(data) if config_map => data.get(key.config_map),
+            Some(values) => lookup(values, key.helm),
+            None => None,
+        };
+        let Some(node) = node else {
+            continue;
+        };
+        let Some(text) = setting_text(node) else {
+            diagnostics.push(
+                Diagnostic::error(
+                    "cilium-config",
+                    node.span,
+                    format!(
+                        "`{}` should be a string, a number, a boolean or a list, found {}",
+                        key.config_map,
+                        node.value.kind()
+                    ),
+                )
+                .with_label("here"),
+            );
+            continue;
+        };
+        match key.config_map {
+            "cluster-name" => match check_cluster_name(&text) {
+                Ok(()) => settings.cluster_name = text,
+                Err(why) => diagnostics.push(
+                    Diagnostic::error(
+                        "cilium-config",
+                        node.span,
+                        format!("invalid cluster name `{text}`: {why}"),
+                    )
+                    .with_label("here")
+                    .with_help(
+                        "Cilium's cluster names are lowercase DNS labels of at most 32 characters",
+                    ),
+                ),
+            },
+            "cluster-id" => match text.parse::<u32>() {
+                Ok(0) => {}
+                Ok(id) if id <= 511 => settings.cluster_id = Some(id),
+                _ => diagnostics.push(
+                    Diagnostic::error(
+                        "cilium-config",
+                        node.span,
+                        format!("invalid cluster id `{text}`"),
+                    )
+                    .with_label("here")
+                    .with_help("a cluster id is a number from 0 to 511"),
+                ),
+            },
+            _ if !key.modelled && normalized(&text) != key.default => {
+                settings
+                    .unmodelled
+                    .push((key.config_map.to_owned(), text, key.default.to_owned()));
+            }
+            _ => {}
+        }
+    }
+    if !config_map {
+        settings.version = lookup(root, &["image", "tag"])
+            .and_then(setting_text)
+            .map(|tag| tag.trim_start_matches('v').to_owned());
+    }
+    Some(settings)
+}
+
+const HELP: &str = "give `kubectl -n kube-system get configmap cilium-config -o yaml` or the Helm values file Cilium was installed with";
+
+/// The node at a Helm values path.
+fn lookup<'a>(values: &'a Node, path: &[&str]) -> Option<&'a Node> {
+    if path.is_empty() {
+        return None;
+    }
+    path.iter().try_fold(values, |node, key| node.get(key))
+}
+
+/// A setting's value as the agent reads its flag: scalars as text, lists joined by spaces
+/// (`policyCIDRMatchMode: [nodes]` is `policy-cidr-match-mode: nodes`).
+fn setting_text(node: &Node) -> Option<String> {
+    match &node.value {
+        Value::Seq(items) => items
+            .iter()
+            .map(Node::scalar_text)
+            .collect::<Option<Vec<String>>>()
+            .map(|v| v.join(" ")),
+        Value::Null => Some(String::new()),
+        _ => node.scalar_text(),
+    }
+}
+
+/// Booleans and empty values as the agent reads them (`True`, `"true"`, `true` alike).
+fn normalized(text: &str) -> String {
+    let text = text.trim();
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "false" => text.to_ascii_lowercase(),
+        _ => text.to_owned(),
+    }
+}
+
+/// Cilium validates the cluster name as a lowercase DNS label of at most 32 characters.
+fn check_cluster_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.len() > 32 {
+        return Err("it is longer than 32 characters");
+    }
+    let ok = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err("it is not a lowercase DNS label")
+    }
+}
+
+/// The cluster name that flows carry in their identity labels
+/// (`k8s:io.cilium.k8s.policy.cluster=NAME`), read from the start of a flow file: `Ok(None)`
+/// when no flow names one, `Err(names)` when they name several (ClusterMesh: the local one
+/// cannot be told apart from the remote ones without `--cilium-config`).
+pub fn cluster_in_flows(head: &[u8]) -> Result<Option<String>, Vec<String>> {
+    const NEEDLE: &[u8] = b"io.cilium.k8s.policy.cluster=";
+    let mut names: Vec<String> = Vec::new();
+    let mut rest = head;
+    while let Some(at) = find(rest, NEEDLE) {
+        let value = rest.get(at + NEEDLE.len()..).unwrap_or_default();
+        let end = value
+            .iter()
+            .position(|b| !(b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_' || *b == b'.'))
+            .unwrap_or(value.len());
+        let name = String::from_utf8_lossy(value.get(..end).unwrap_or_default()).into_owned();
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+        rest = value.get(end..).unwrap_or_default();
+    }
+    names.sort();
+    match names.len() {
+        0 => Ok(None),
+        1 => Ok(names.pop()),
+        _ => Err(names),
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    fn read(text: &str) -> Read {
+        Settings::read(Path::new("cilium-config.yaml"), text)
+    }
+
+    #[test]
+    fn config_map_gives_the_cluster_name_and_lists_what_is_not_modelled() {
+        let r = read(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: kube-system}\ndata:\n  cluster-name: kind-kind\n  cluster-id: \"3\"\n  policy-audit-mode: \"true\"\n  enable-l7-proxy: \"true\"\n  debug: \"false\"\n",
+        );
+        assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+        let s = r.settings.unwrap();
+        assert_eq!(s.cluster_name, "kind-kind");
+        assert_eq!(s.cluster_id, Some(3));
+        assert_eq!(
+            s.unmodelled,
+            [(
+                "policy-audit-mode".to_owned(),
+                "true".to_owned(),
+                "false".to_owned()
+            )]
+        );
+        assert_eq!(
+            s.describe(),
+            "cluster `kind-kind` (from `cilium-config.yaml`), cluster id 3; `policy-audit-mode: true` not modelled, judged as `false`"
+        );
+    }
+
+    #[test]
+    fn helm_values_are_read_by_their_paths() {
+        let r = read(
+            "cluster:\n  name: homelab\n  id: 0\nimage:\n  tag: v1.18.4\npolicyCIDRMatchMode: [nodes]\nhostFirewall:\n  enabled: false\n",
+        );
+        let s = r.settings.unwrap();
+        assert_eq!(s.cluster_name, "homelab");
+        assert_eq!(s.cluster_id, None);
+        assert_eq!(s.version.as_deref(), Some("1.18.4"));
+        assert_eq!(
+            s.unmodelled,
+            [(
+                "policy-cidr-match-mode".to_owned(),
+                "nodes".to_owned(),
+                String::new()
+            )]
+        );
+    }
+
+    #[test]
+    fn bad_values_are_all_reported_with_their_place() {
+        let r = read("kind: ConfigMap\ndata:\n  cluster-name: Kind_Kind\n  cluster-id: \"9000\"\n");
+        assert!(r.settings.is_none());
+        let messages: Vec<String> = r.diagnostics.iter().map(|d| d.message.clone()).collect();
+        assert_eq!(
+            messages,
+            [
+                "invalid cluster name `Kind_Kind`: it is not a lowercase DNS label",
+                "invalid cluster id `9000`"
+            ]
+        );
+        let at: Vec<String> = r
+            .diagnostics
+            .iter()
+            .map(|d| r.sources.position(d.span.unwrap()).to_string())
+            .collect();
+        assert_eq!(at, ["cilium-config.yaml:3:17", "cilium-config.yaml:4:15"]);
+    }
+
+    #[test]
+    fn another_kind_is_refused() {
+        let r = read("apiVersion: v1\nkind: Secret\ndata: {}\n");
+        assert!(r.settings.is_none());
+        let d = r.diagnostics.iter().next().unwrap();
+        assert_eq!(
+            d.message,
+            "expected the `cilium-config` ConfigMap, found a `Secret`"
+        );
+    }
+
+    #[test]
+    fn the_cluster_is_found_in_hubble_labels() {
+        let one = br#"{"flow":{"source":{"labels":["k8s:app=productpage","k8s:io.cilium.k8s.policy.cluster=kind-kind"]},"destination":{"labels":["k8s:io.cilium.k8s.policy.cluster=kind-kind"]}}}"#;
+        assert_eq!(cluster_in_flows(one), Ok(Some("kind-kind".to_owned())));
+        assert_eq!(cluster_in_flows(b"{\"time\":\"x\"}"), Ok(None));
+        let two =
+            br#""k8s:io.cilium.k8s.policy.cluster=east" "k8s:io.cilium.k8s.policy.cluster=west""#;
+        assert_eq!(
+            cluster_in_flows(two),
+            Err(vec!["east".to_owned(), "west".to_owned()])
+        );
+    }
+}
