@@ -284,3 +284,183 @@ fn escape(v: &str) -> String {
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
+
+#[cfg(test)]
+mod tests {
+    //! The contract between the two halves of netpol: every kind of record the observer
+    //! writes is read by `netpol verify` (the same reader) with the direction and meaning the
+    //! observer gave it.
+    #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+    use netpol_compiler::engine::settings::DEFAULT_CLUSTER;
+    use netpol_compiler::flow::Reader;
+    use netpol_compiler::flow::inventory::Inventory;
+    use netpol_compiler::objects::Proto;
+
+    use super::*;
+
+    const INVENTORY: &str = r#"{"apiVersion":"v1","kind":"List","items":[
+ {"kind":"Pod","metadata":{"name":"sonarr-5d8f7c9b6-x2kq9","namespace":"media","labels":{"app.kubernetes.io/name":"sonarr"},
+   "ownerReferences":[{"kind":"ReplicaSet","name":"sonarr-5d8f7c9b6","controller":true}]},
+  "spec":{"serviceAccountName":"sonarr","nodeName":"n1","containers":[{"name":"app"}]},
+  "status":{"podIP":"10.42.0.12","podIPs":[{"ip":"10.42.0.12"},{"ip":"fd00:42::12"}]}},
+ {"kind":"Pod","metadata":{"name":"arr-postgres-1","namespace":"databases","labels":{"cnpg.io/cluster":"arr-postgres"}},
+  "spec":{"nodeName":"n2","containers":[{"name":"postgres"}]},
+  "status":{"podIP":"10.42.1.9","podIPs":[{"ip":"10.42.1.9"},{"ip":"fd00:42:1::9"}]}},
+ {"kind":"Node","metadata":{"name":"n2"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.12"}]}}]}"#;
+
+    fn shared() -> Shared {
+        Shared {
+            table: FlowTable::new(true, 16, 16),
+            dns: DnsCache::new(16),
+            identity: Identity {
+                inventory: Some(Inventory::parse(INVENTORY, DEFAULT_CLUSTER).unwrap()),
+                node: Some("n1".to_owned()),
+            },
+            clock: Clock::calibrate(),
+            now_s: 0,
+            kernel: Vec::new(),
+            flow_events: 0,
+            dns_events: 0,
+            ring_bytes: 4096,
+            audit: None,
+            audit_cursor: 0,
+            log: None,
+        }
+    }
+
+    fn table_record(
+        protocol: u8,
+        (src, src_port): (&str, Option<u16>),
+        (dst, dst_port): (&str, u16),
+        flags: u8,
+    ) -> aggregate::Record {
+        aggregate::Record {
+            protocol,
+            src: src.parse().unwrap(),
+            src_port,
+            dst: dst.parse().unwrap(),
+            dst_port,
+            first_seen_ns: 1,
+            last_seen_ns: 2,
+            packets: 4,
+            bytes: 400,
+            connections: 1,
+            tcp_flags: flags,
+            seq: 1,
+        }
+    }
+
+    #[test]
+    fn every_record_kind_is_read_back_as_the_observer_meant_it() {
+        let s = shared();
+        let sonarr = "10.42.0.12";
+        let postgres = "10.42.1.9";
+        // (what, table record, protocol, destination shown, port or ICMP type)
+        let kinds = [
+            (
+                "TCP connection, established and closed",
+                table_record(
+                    6,
+                    (sonarr, Some(43122)),
+                    (postgres, 5432),
+                    tcp_flags::SYN | tcp_flags::SYN_ACK | tcp_flags::FIN,
+                ),
+                Proto::Tcp,
+                "databases/Pod/arr-postgres-1",
+                5432,
+            ),
+            (
+                "TCP connection refused",
+                table_record(
+                    6,
+                    (sonarr, None),
+                    (postgres, 5433),
+                    tcp_flags::SYN | tcp_flags::RST,
+                ),
+                Proto::Tcp,
+                "databases/Pod/arr-postgres-1",
+                5433,
+            ),
+            (
+                "UDP request and response",
+                table_record(17, (sonarr, None), (postgres, 5300), 0),
+                Proto::Udp,
+                "databases/Pod/arr-postgres-1",
+                5300,
+            ),
+            (
+                "ICMP echo",
+                table_record(1, (sonarr, None), (postgres, 8), 0),
+                Proto::Icmp,
+                "databases/Pod/arr-postgres-1",
+                8,
+            ),
+            (
+                "ICMPv6 echo",
+                table_record(58, ("fd00:42::12", None), ("fd00:42:1::9", 128), 0),
+                Proto::Icmpv6,
+                "databases/Pod/arr-postgres-1",
+                128,
+            ),
+            (
+                "TCP over IPv6",
+                table_record(
+                    6,
+                    ("fd00:42::12", Some(50000)),
+                    ("fd00:42:1::9", 5432),
+                    tcp_flags::SYN | tcp_flags::SYN_ACK,
+                ),
+                Proto::Tcp,
+                "databases/Pod/arr-postgres-1",
+                5432,
+            ),
+            (
+                "to another node",
+                table_record(
+                    6,
+                    (sonarr, None),
+                    ("192.168.1.12", 10250),
+                    tcp_flags::SYN | tcp_flags::SYN_ACK,
+                ),
+                Proto::Tcp,
+                "remote-node",
+                10250,
+            ),
+            (
+                "to the world",
+                table_record(
+                    6,
+                    (sonarr, None),
+                    ("151.101.1.1", 443),
+                    tcp_flags::SYN | tcp_flags::SYN_ACK,
+                ),
+                Proto::Tcp,
+                "world (151.101.1.1)",
+                443,
+            ),
+        ];
+        for (what, table, proto, destination, port) in kinds {
+            let line = serde_json::to_string(&record(&s, &table)).unwrap();
+            let mut reader = Reader::new(s.identity.inventory.as_ref(), DEFAULT_CLUSTER);
+            reader
+                .read_all(&mut format!("{line}\n").as_bytes(), &mut |_| {})
+                .unwrap();
+            assert!(
+                reader.set.errors.is_empty(),
+                "{what}: {:?} in {line}",
+                reader.set.errors
+            );
+            let flow = &reader.set.flows[0];
+            assert!(!flow.is_reply(), "{what}: read as a reply: {line}");
+            assert_eq!(flow.proto, Some(proto), "{what}");
+            assert_eq!(flow.port(), port, "{what}");
+            assert_eq!(flow.src.peer.ip, Some(table.src), "{what}");
+            assert_eq!(flow.dst.peer.ip, Some(table.dst), "{what}");
+            assert_eq!(flow.src.display(), "media/Deployment/sonarr", "{what}");
+            assert_eq!(flow.dst.display(), destination, "{what}");
+            assert_eq!(flow.src.port, table.src_port, "{what}");
+            assert_eq!((flow.packets, flow.bytes), (4, 400), "{what}");
+        }
+    }
+}

@@ -236,3 +236,86 @@ fn hubble_pods_with_labels_still_get_their_port_names_from_the_inventory() {
     assert_eq!(dst.peer.named_ports.len(), 1, "web's `http` container port");
     assert_eq!(dst.display(), "shop/Deployment/web");
 }
+
+/// The record the README shows under "netpol flow records", read as a user would paste it.
+fn readme_record() -> String {
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split("**netpol flow records**")
+        .nth(1)
+        .and_then(|rest| rest.split("```json\n").nth(1))
+        .and_then(|rest| rest.split("\n```").next())
+        .unwrap();
+    // One JSON object, printed over several lines for reading: one line of JSONL.
+    serde_json::to_string(&serde_json::from_str::<serde_json::Value>(block).unwrap()).unwrap()
+}
+
+/// Regression: the README's record (`tcp_flags` SYN and ACK, no `reply`) was read as a reply
+/// and judged backwards, `world → sonarr`. A netpol record's direction is its `reply` field.
+#[test]
+fn the_readme_record_is_judged_as_written() {
+    let r = read(&(readme_record() + "\n"), None);
+    assert!(r.set.errors.is_empty(), "{:?}", r.set.errors);
+    let flow = &r.set.flows[0];
+    assert!(!flow.is_reply());
+    assert_eq!(flow.src.display(), "media/Deployment/sonarr");
+    assert_eq!(flow.dst.display(), "world (api.thetvdb.com)");
+    assert_eq!(flow.port(), 443);
+    // The same record with the flags the old README listed.
+    let old = readme_record().replace(r#"["SYN","SYN-ACK"]"#, r#"["SYN","ACK"]"#);
+    assert_ne!(old, readme_record());
+    let r = read(&(old + "\n"), None);
+    assert!(!r.set.flows[0].is_reply());
+    // `reply: true` says it is the answer, whatever the flags.
+    let reply = readme_record().replace(r#""tcp_flags""#, r#""reply":true,"tcp_flags""#);
+    let r = read(&(reply + "\n"), None);
+    assert!(r.set.flows[0].is_reply());
+}
+
+#[test]
+fn unknown_tcp_flags_are_errors() {
+    let line = readme_record().replace(r#"["SYN","SYN-ACK"]"#, r#"["SYN","SYNACK"]"#);
+    let r = read(&(line + "\n"), None);
+    assert_eq!(r.set.errors.len(), 1);
+    assert_eq!(r.set.errors[0].message, "unknown TCP flag `SYNACK`");
+    assert_eq!(r.set.errors[0].line, 1);
+    assert!(
+        r.set.errors[0].help.contains("SYN, SYN-ACK, ACK"),
+        "{}",
+        r.set.errors[0].help
+    );
+}
+
+/// Hubble says the direction with `is_reply`; only a record without it is read from its
+/// packet: SYN is a request, SYN-ACK a reply, else a packet from a server port to an ephemeral
+/// one is a reply.
+#[test]
+fn hubble_direction_is_is_reply_else_the_packet() {
+    let without = |text: &str| text.replace(r#","is_reply":false"#, "");
+    // Explicit `is_reply: false` wins over a SYN-ACK.
+    let explicit = SYNACK.replace(r#""Type":"L3_L4""#, r#""Type":"L3_L4","is_reply":false"#);
+    let cases = [
+        (SYN.to_owned(), false),
+        (without(SYN), false),
+        (SYNACK.to_owned(), true),
+        (explicit, false),
+        // FIN-ACK from the server port 9080 to the client's 58634: the server's answer.
+        (
+            without(SYN).replace(
+                r#""source_port":51234,"destination_port":8080,"flags":{"SYN":true}"#,
+                r#""source_port":9080,"destination_port":58634,"flags":{"FIN":true,"ACK":true}"#,
+            ),
+            true,
+        ),
+        // ACK from the client's 51234 to 8080: a request.
+        (
+            without(SYN).replace(r#""flags":{"SYN":true}"#, r#""flags":{"ACK":true}"#),
+            false,
+        ),
+    ];
+    for (i, (line, reply)) in cases.iter().enumerate() {
+        let r = read(&format!("{line}\n"), None);
+        assert!(r.set.errors.is_empty(), "case {i}: {:?}", r.set.errors);
+        assert_eq!(r.set.flows[0].is_reply(), *reply, "case {i}: {line}");
+    }
+}

@@ -17,8 +17,8 @@
 //! | `protocol` | `tcp` `udp` `sctp` `icmp` `icmpv6` or a protocol number | required |
 //! | `source`, `destination` | endpoint | required, see below |
 //! | `icmp` | `{type, code}` | ICMP type and code |
-//! | `reply` | bool | the record is the reply direction of a connection |
-//! | `tcp_flags` | list of `SYN` `ACK` `FIN` `RST` | TCP flags seen |
+//! | `reply` | bool | the record is the reply direction of a connection (default `false`) |
+//! | `tcp_flags` | list of `SYN` `SYN-ACK` `ACK` `PSH` `URG` `FIN` `RST` | TCP flags seen (informational: `reply` says the direction) |
 //! | `packets`, `bytes`, `connections` | integers | counters (default 0, 0, 1) |
 //!
 //! An endpoint has `ip`, `port`, and what is known of it: a pod (`namespace`, `pod`,
@@ -111,6 +111,15 @@ pub fn workload_of_pod(pod: &str) -> &str {
     }
 }
 
+/// The first port of Linux's default ephemeral range (`net.ipv4.ip_local_port_range`): clients
+/// connect from here and above.
+pub const EPHEMERAL_PORTS: u16 = 32768;
+
+/// The TCP flags a netpol record may list. `SYN` is the initiator's SYN, `SYN-ACK` the
+/// responder's answer (what the observer writes); the others are informational. The direction
+/// of a record is its `reply` field, never its flags.
+pub const TCP_FLAGS: &[&str] = &["SYN", "SYN-ACK", "ACK", "PSH", "URG", "FIN", "RST"];
+
 /// One flow record, normalized from any input format.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flow {
@@ -147,9 +156,23 @@ impl Flow {
     }
 
     /// Whether this record is the reply direction of a connection (cilium-semantics.md §10.1
-    /// step 1): said so by the input, or a TCP SYN-ACK.
+    /// step 1). What the input says always wins: netpol records always say it (`reply`), Hubble
+    /// says it with `is_reply`. Only a per-packet record that leaves it out is read from its
+    /// packet: a TCP SYN is a request and a SYN-ACK a reply; otherwise a packet from a port
+    /// below the ephemeral range to one in it ([`EPHEMERAL_PORTS`]) is a reply (a server
+    /// answering its client), anything else a request.
     pub fn is_reply(&self) -> bool {
-        self.reply.unwrap_or(false) || (self.proto == Some(Proto::Tcp) && self.syn && self.ack)
+        if let Some(reply) = self.reply {
+            return reply;
+        }
+        if self.proto == Some(Proto::Tcp) && self.syn {
+            return self.ack;
+        }
+        let ports = matches!(self.proto, Some(Proto::Tcp | Proto::Udp | Proto::Sctp));
+        match (self.src.port, self.dst.port) {
+            (Some(src), Some(dst)) if ports => src < EPHEMERAL_PORTS && dst >= EPHEMERAL_PORTS,
+            _ => false,
+        }
     }
 }
 
@@ -363,6 +386,21 @@ impl<'i> Reader<'i> {
             message: format!("unknown protocol `{}`", record.protocol),
             help: "use `tcp`, `udp`, `sctp`, `icmp`, `icmpv6` or a protocol number".to_owned(),
         })?;
+        if let Some(unknown) = record
+            .tcp_flags
+            .iter()
+            .find(|f| !TCP_FLAGS.iter().any(|known| known.eq_ignore_ascii_case(f)))
+        {
+            return Err(FlowError {
+                line: 0,
+                column: 1,
+                message: format!("unknown TCP flag `{unknown}`"),
+                help: format!(
+                    "`tcp_flags` lists {}; the direction of a record is `reply`, not its flags",
+                    TCP_FLAGS.join(", ")
+                ),
+            });
+        }
         let src_node = record.source.node.clone();
         let dst_node = record.destination.node.clone();
         let src = self.netpol_endpoint(record.source, dst_node.as_deref())?;
