@@ -695,3 +695,42 @@ fn the_cilium_config_names_the_cluster_and_what_is_not_modelled() {
     );
     assert!(stderr.contains("bad.yaml:3:17"), "{stderr}");
 }
+
+/// Regression: `--policies` on a folder without policies (a repository before its first
+/// policy, the base of the first policy pull request) was exit 2; Cilium without policies
+/// allows every flow.
+#[test]
+fn verify_without_policies_allows_every_flow_with_a_note() {
+    let dir = bookinfo_workspace();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    std::fs::create_dir(dir.path().join("apps")).unwrap();
+    std::fs::write(
+        dir.path().join("apps/deployment.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: details, namespace: bookinfo}\nspec: {}\n",
+    )
+    .unwrap();
+    for (folder, note) in [
+        (
+            "empty",
+            "note: no policy objects in 0 files: without policies Cilium allows every flow",
+        ),
+        (
+            "apps",
+            "note: no policy objects in 1 file: without policies Cilium allows every flow",
+        ),
+    ] {
+        let out = netpol(
+            dir.path(),
+            &["verify", "--policies", folder, "--flows", "hubble.json"],
+        );
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains(note), "{stderr}");
+        assert!(
+            text(&out.stdout)
+                .starts_with("3 flows against 0 policies: 0 would be dropped, 3 allowed"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}

@@ -60,7 +60,7 @@ pub(super) fn settings(
 
 /// Import policies and the inventory, for an agent configured with `settings`; `None` (after
 /// reporting) when the input is unusable: unreadable files, YAML syntax errors, a broken
-/// inventory, or no policy at all.
+/// inventory. No policy at all is fine (a note says so): Cilium then allows everything.
 pub(super) fn load(
     fs: &dyn Files,
     paths: &[PathBuf],
@@ -80,12 +80,14 @@ pub(super) fn load(
     let stderr = &mut *out.stderr;
     let stats = &imported.set.stats;
     if imported.set.policies.is_empty() && stats.rejected == 0 {
+        // A repository before its first policy (the base of the first policy pull request):
+        // Cilium enforces nothing on endpoints no policy selects.
         let _ = writeln!(
             stderr,
-            "error: no policies found in {} files\n  help: give CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or NetworkPolicy objects (YAML or JSON)",
-            stats.files
+            "note: no policy objects in {} {}: without policies Cilium allows every flow",
+            stats.files,
+            if stats.files == 1 { "file" } else { "files" }
         );
-        return None;
     }
     if stats.rejected > 0 {
         let _ = writeln!(
