@@ -27,7 +27,7 @@ struct RunArgs {
     /// Where to serve /flows, /metrics and /healthz.
     #[arg(long, default_value = "0.0.0.0:9965")]
     listen: SocketAddr,
-    /// `kubectl get pods,services,namespaces,nodes -A -o json`, to name pods and nodes.
+    /// `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`, to name pods and nodes.
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
     /// This node's name (tells `host` from `remote-node`) [env: NODE_NAME].

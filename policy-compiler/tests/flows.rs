@@ -319,3 +319,126 @@ fn hubble_direction_is_is_reply_else_the_packet() {
         assert_eq!(r.set.flows[0].is_reply(), *reply, "case {i}: {line}");
     }
 }
+
+/// A Talos cluster as `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`
+/// prints it: the API server listens on the control-plane node's 6443, behind the
+/// selectorless `default/kubernetes` Service (10.96.0.1:443); `external` points at an API
+/// server outside the cluster.
+const TALOS: &str = r#"{"kind":"List","items":[
+ {"kind":"Pod","metadata":{"name":"arr-postgres-1","namespace":"databases","labels":{"cnpg.io/cluster":"arr-postgres"}},
+  "spec":{"serviceAccountName":"arr-postgres","nodeName":"worker-1","containers":[{"name":"postgres"}]},"status":{"podIP":"10.244.1.9"}},
+ {"kind":"Pod","metadata":{"name":"velero-0","namespace":"velero","labels":{"app":"velero"}},
+  "spec":{"nodeName":"cp-1","containers":[{"name":"velero"}]},"status":{"podIP":"10.244.0.7"}},
+ {"kind":"Service","metadata":{"name":"kubernetes","namespace":"default","labels":{"component":"apiserver"}},
+  "spec":{"clusterIP":"10.96.0.1","ports":[{"name":"https","port":443,"protocol":"TCP","targetPort":6443}]}},
+ {"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"name":"kubernetes","namespace":"default","labels":{"kubernetes.io/service-name":"kubernetes"}},
+  "addressType":"IPv4","endpoints":[{"addresses":["192.168.1.10"],"conditions":{"ready":true}}],"ports":[{"name":"https","port":6443,"protocol":"TCP"}]},
+ {"kind":"Service","metadata":{"name":"external","namespace":"velero"},"spec":{"clusterIP":"10.96.0.50","ports":[{"name":"s3","port":9000,"protocol":"TCP"}]}},
+ {"kind":"Endpoints","metadata":{"name":"external","namespace":"velero"},"subsets":[{"addresses":[{"ip":"203.0.113.9"}],"ports":[{"name":"s3","port":9443,"protocol":"TCP"}]}]},
+ {"kind":"Node","metadata":{"name":"cp-1"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.10"}]}},
+ {"kind":"Node","metadata":{"name":"worker-1"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.11"}]}}
+]}"#;
+
+/// Regression: traffic to the `kubernetes` Service stayed a `world` peer on 443 and was
+/// dropped; Cilium translates it to its endpoint first and sees the `kube-apiserver` identity
+/// on the endpoint's port.
+#[test]
+fn the_kubernetes_service_is_the_api_server_on_its_endpoint_port() {
+    let inv = Inventory::parse(TALOS, DEFAULT_CLUSTER).unwrap();
+    let flow = |ns: &str, pod: &str, ip: &str, dst: &str, port: u16| {
+        format!(
+            r#"{{"time":"2026-11-20T08:00:00Z","protocol":"tcp","source":{{"ip":"{ip}","namespace":"{ns}","pod":"{pod}"}},"destination":{{"ip":"{dst}","port":{port}}}}}"#
+        )
+    };
+    let text = [
+        flow(
+            "databases",
+            "arr-postgres-1",
+            "10.244.1.9",
+            "10.96.0.1",
+            443,
+        ),
+        flow("velero", "velero-0", "10.244.0.7", "10.96.0.1", 443),
+        flow("velero", "velero-0", "10.244.0.7", "10.96.0.50", 9000),
+    ]
+    .join("\n")
+        + "\n";
+    let r = read(&text, Some(&inv));
+    assert!(r.set.errors.is_empty(), "{:?}", r.set.errors);
+    let f = &r.set.flows;
+    // From a pod on another node: identity 7, kube-apiserver and remote-node, on 6443.
+    assert_eq!(f[0].dst.display(), "kube-apiserver");
+    assert_eq!(f[0].port(), 6443);
+    assert_eq!(
+        f[0].service.as_deref(),
+        Some("default/kubernetes 10.96.0.1:443")
+    );
+    assert!(f[0].dst.peer.labels.reserved("kube-apiserver"));
+    assert!(f[0].dst.peer.labels.reserved("remote-node"));
+    // From a pod on the control-plane node: the host identity, with kube-apiserver.
+    assert!(f[1].dst.peer.labels.reserved("kube-apiserver"));
+    assert!(f[1].dst.peer.labels.reserved("host"));
+    assert!(!f[1].dst.peer.labels.reserved("remote-node"));
+    // A selectorless Service to an address outside the cluster: world, on the endpoint port.
+    assert_eq!(f[2].dst.display(), "world (203.0.113.9)");
+    assert_eq!(f[2].port(), 9443);
+
+    let policy = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: arr-postgres, namespace: databases}
+spec:
+  endpointSelector: {matchLabels: {cnpg.io/cluster: arr-postgres}}
+  egress:
+    - toEntities: [kube-apiserver]
+      toPorts: [{ports: [{port: "6443", protocol: TCP}]}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: velero, namespace: velero}
+spec:
+  endpointSelector: {matchLabels: {app: velero}}
+  egress:
+    - toEntities: [kube-apiserver]
+      toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+"#;
+    let fs = Memory::new([(PathBuf::from("p/x.yaml"), policy.to_owned())]);
+    let imported = policy::import(&fs, &[PathBuf::from("p")]);
+    let index = Index::new(entry::build(&imported.set, None, &Settings::default()));
+    let mut ev = Evaluator::new(&index, &NoPorts);
+    let v = verify::judge(&r.set.flows, &mut ev);
+    let allowed: Vec<bool> = v.judged.iter().map(|j| j.decision.allowed()).collect();
+    // 6443 is what the policy sees; `on: 443` towards the API server never matches on Talos.
+    assert_eq!(allowed, [true, false, false]);
+}
+
+#[test]
+fn an_api_server_outside_the_cluster_is_kube_apiserver_and_world() {
+    let talos = TALOS.replace(
+        r#""addresses":["192.168.1.10"]"#,
+        r#""addresses":["198.51.100.4"]"#,
+    );
+    let inv = Inventory::parse(&talos, DEFAULT_CLUSTER).unwrap();
+    let peer = inv.classify("198.51.100.4".parse().unwrap(), None).unwrap();
+    assert!(peer.labels.reserved("kube-apiserver"));
+    assert!(peer.is_world(), "CIDR and world rules select it too");
+    assert!(!peer.labels.reserved("remote-node"));
+}
+
+/// The observer records the API server seen under socket load balancing (a node address on
+/// 6443) as `host`/`remote-node`: with the inventory it is also `kube-apiserver`.
+#[test]
+fn a_node_address_that_is_the_api_server_is_kube_apiserver() {
+    let inv = Inventory::parse(TALOS, DEFAULT_CLUSTER).unwrap();
+    let text = concat!(
+        r#"{"time":"2026-11-20T08:00:00Z","protocol":"tcp","source":{"ip":"10.244.1.9","namespace":"databases","pod":"arr-postgres-1"},"destination":{"ip":"192.168.1.10","port":6443,"entity":"remote-node","node":"cp-1"}}"#,
+        "\n",
+        r#"{"time":"2026-11-20T08:00:00Z","protocol":"tcp","source":{"ip":"10.244.1.9","namespace":"databases","pod":"arr-postgres-1"},"destination":{"ip":"192.168.1.11","port":10250,"entity":"remote-node","node":"worker-1"}}"#,
+        "\n",
+    );
+    let r = read(text, Some(&inv));
+    assert!(r.set.errors.is_empty(), "{:?}", r.set.errors);
+    assert!(r.set.flows[0].dst.peer.labels.reserved("kube-apiserver"));
+    assert!(r.set.flows[0].dst.peer.labels.reserved("remote-node"));
+    assert!(!r.set.flows[1].dst.peer.labels.reserved("kube-apiserver"));
+}

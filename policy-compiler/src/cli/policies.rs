@@ -119,7 +119,7 @@ pub(super) fn load(
                 Err(e) => {
                     let _ = writeln!(
                         stderr,
-                        "error: {}:{}:{}: {}\n  help: give the output of `kubectl get pods,services,namespaces,nodes -A -o json`",
+                        "error: {}:{}:{}: {}\n  help: give the output of `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`",
                         path.display(),
                         e.line,
                         e.column,

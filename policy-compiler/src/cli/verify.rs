@@ -20,7 +20,7 @@ pub(super) struct Args {
     /// Flow records: a file, or `-` for stdin.
     #[arg(long, value_name = "FILE")]
     flows: PathBuf,
-    /// `kubectl get pods,services,namespaces,nodes -A -o json`: resolves IPs, named ports,
+    /// `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`: resolves IPs, named ports,
     /// namespace labels and `toServices`.
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,

@@ -1,4 +1,4 @@
-//! The cluster inventory: `kubectl get pods,services,namespaces,nodes -A -o json`.
+//! The cluster inventory: `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`.
 //!
 //! It resolves what flows and policies leave open: which pod an IP belongs to, a pod's labels,
 //! service account and container port names, a namespace's labels, node IPs, and the pods
@@ -12,7 +12,7 @@ use serde_json::Value as Json;
 
 use crate::engine::entry::{PeerMatch, ServiceBackends};
 use crate::engine::eval::NamedPorts;
-use crate::engine::identity::{self, Labels, NamedPort, Peer, Reserved};
+use crate::engine::identity::{self, Label, Labels, NamedPort, Peer, Reserved};
 use crate::engine::selector::{Requirement, Selector};
 use crate::objects::Proto;
 use crate::objects::cilium;
@@ -45,6 +45,27 @@ pub struct Service {
     pub cluster_ips: Vec<IpAddr>,
     /// `(port, protocol, targetPort)`; a named target port stays a name.
     pub ports: Vec<(u16, Proto, TargetPort)>,
+    /// The names of the ports, in the same order (EndpointSlices name their ports by them).
+    pub port_names: Vec<Option<String>>,
+}
+
+/// The endpoints of a Service, from its EndpointSlices (or its legacy `Endpoints` object): what
+/// a Service without a selector (`default/kubernetes` above all) is translated to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceEndpoints {
+    /// Ready addresses, sorted.
+    pub addresses: Vec<IpAddr>,
+    /// `(name, port, protocol)`; the name is the Service port's.
+    pub ports: Vec<(Option<String>, u16, Proto)>,
+}
+
+/// What a Service address is translated to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend<'a> {
+    /// A pod the Service selects.
+    Pod(&'a Pod),
+    /// An endpoint address that is no pod of the inventory (the API server, an external one).
+    Address(IpAddr),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +82,11 @@ pub struct Inventory {
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Node name → addresses.
     pub nodes: BTreeMap<String, Vec<IpAddr>>,
+    /// Endpoints by Service `(namespace, name)`.
+    pub endpoints: BTreeMap<(String, String), ServiceEndpoints>,
+    /// The addresses behind `default/kubernetes`: Cilium gives them the `kube-apiserver`
+    /// identity.
+    apiserver: std::collections::BTreeSet<IpAddr>,
     by_ip: HashMap<IpAddr, usize>,
     by_name: HashMap<(String, String), usize>,
     service_by_ip: HashMap<IpAddr, usize>,
@@ -129,6 +155,8 @@ impl Inventory {
                         .collect();
                     inv.nodes.insert(obj.metadata.name.clone(), ips);
                 }
+                "EndpointSlice" => inv.add_endpoint_slice(&obj),
+                "Endpoints" => inv.add_endpoints(&obj),
                 _ => {}
             }
         }
@@ -223,6 +251,22 @@ impl Inventory {
                 .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
                 .collect()
         });
+        let port_names = field(spec, "ports")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| {
+                field(p, "port")
+                    .as_u64()
+                    .is_some_and(|n| u16::try_from(n).is_ok())
+            })
+            .map(|p| {
+                field(p, "name")
+                    .as_str()
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+            })
+            .collect();
         let ports = field(spec, "ports")
             .as_array()
             .into_iter()
@@ -252,10 +296,75 @@ impl Inventory {
             selector,
             cluster_ips,
             ports,
+            port_names,
         });
     }
 
+    /// An EndpointSlice (`discovery.k8s.io/v1`): its Service is the label
+    /// `kubernetes.io/service-name`; endpoints without `conditions.ready: false` count.
+    fn add_endpoint_slice(&mut self, obj: &AnyObject) {
+        let Some(service) = obj.metadata.labels.get("kubernetes.io/service-name") else {
+            return;
+        };
+        let namespace = obj
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
+        let entry = self
+            .endpoints
+            .entry((namespace, service.clone()))
+            .or_default();
+        for endpoint in obj.endpoints.as_array().into_iter().flatten() {
+            if field(field(endpoint, "conditions"), "ready").as_bool() == Some(false) {
+                continue;
+            }
+            entry.addresses.extend(
+                field(endpoint, "addresses")
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str()?.parse::<IpAddr>().ok()),
+            );
+        }
+        entry.ports.extend(endpoint_ports(&obj.ports));
+    }
+
+    /// A legacy `Endpoints` object (`v1`): named like its Service.
+    fn add_endpoints(&mut self, obj: &AnyObject) {
+        let namespace = obj
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
+        let entry = self
+            .endpoints
+            .entry((namespace, obj.metadata.name.clone()))
+            .or_default();
+        for subset in obj.subsets.as_array().into_iter().flatten() {
+            entry.addresses.extend(
+                field(subset, "addresses")
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| field(a, "ip").as_str()?.parse::<IpAddr>().ok()),
+            );
+            entry.ports.extend(endpoint_ports(field(subset, "ports")));
+        }
+    }
+
     fn reindex(&mut self) {
+        for e in self.endpoints.values_mut() {
+            e.addresses.sort();
+            e.addresses.dedup();
+            e.ports.sort();
+            e.ports.dedup();
+        }
+        self.apiserver = self
+            .endpoints
+            .get(&("default".to_owned(), "kubernetes".to_owned()))
+            .map(|e| e.addresses.iter().copied().collect())
+            .unwrap_or_default();
         self.pods
             .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         self.services
@@ -308,6 +417,11 @@ impl Inventory {
     }
 
     /// The node an IP belongs to.
+    /// Whether the address is an endpoint of the `default/kubernetes` Service.
+    pub fn is_apiserver(&self, ip: IpAddr) -> bool {
+        self.apiserver.contains(&ip)
+    }
+
     pub fn node_by_ip(&self, ip: IpAddr) -> Option<&str> {
         self.node_by_ip.get(&ip).map(String::as_str)
     }
@@ -340,39 +454,87 @@ impl Inventory {
 
     /// The peer an IP stands for when nothing else is known: a pod, a node (`host` if it is
     /// the node of `local_node`, else `remote-node`), else world (cilium-semantics.md §10.1).
+    ///
+    /// An address behind the `default/kubernetes` Service also carries `reserved:kube-apiserver`
+    /// (Cilium labels the endpoints of that Service so): a node's address then is `host` plus
+    /// `kube-apiserver` on its own node and identity 7 (`kube-apiserver`, `remote-node`) on the
+    /// others; any other address is `kube-apiserver` plus world, as Cilium adds CIDR and world
+    /// labels to an address that is no node (its ipcache's `resolveIdentity`).
     pub fn classify(&self, ip: IpAddr, local_node: Option<&str>) -> Option<Peer> {
         if let Some(pod) = self.pod_by_ip(ip) {
             return Some(self.pod_peer(pod));
         }
+        let apiserver = self.apiserver.contains(&ip);
         let node = self.node_by_ip(ip).or_else(|| {
             self.pods
                 .iter()
                 .find(|p| p.host_network && p.ips.contains(&ip))
                 .and_then(|p| p.node.as_deref())
-        })?;
-        let reserved = if Some(node) == local_node {
-            Reserved::Host
-        } else {
-            Reserved::RemoteNode
+        });
+        let labels = match (node, apiserver) {
+            (None, false) => return None,
+            (None, true) => Labels::new(vec![
+                Label::new("reserved", Reserved::KubeApiserver.key(), ""),
+                Label::new("reserved", Reserved::World.key(), ""),
+            ]),
+            (Some(node), _) if Some(node) == local_node => {
+                let mut labels = Reserved::Host.labels();
+                if apiserver {
+                    labels.insert(Label::new("reserved", Reserved::KubeApiserver.key(), ""));
+                }
+                labels
+            }
+            (Some(_), true) => Reserved::KubeApiserver.labels(),
+            (Some(_), false) => Reserved::RemoteNode.labels(),
         };
         Some(Peer {
-            labels: Arc::new(reserved.labels()),
+            labels: Arc::new(labels),
             ip: Some(ip),
             ..Peer::default()
         })
     }
 
     /// A Service cluster IP and port as the backend Cilium's policy sees after translation
-    /// (cilium-semantics.md §10.1 step 2, pitfall 6): the first ready pod (by name) the
-    /// Service selects, and the target port. `None` if the IP is no Service's or it has no pod.
+    /// (cilium-semantics.md §10.1 step 2, pitfall 6): the first pod (by name) the Service
+    /// selects, and the target port; a Service without a selector goes to the first ready
+    /// address of its EndpointSlices, on the endpoint port of the same name (the
+    /// `default/kubernetes` Service: the API server on 6443 on Talos and kubeadm). `None` if the
+    /// IP is no Service's or there is no backend.
     pub fn service_backend(
         &self,
         ip: IpAddr,
         port: Option<u16>,
         proto: Proto,
-    ) -> Option<(&Service, &Pod, Option<u16>)> {
+    ) -> Option<(&Service, Backend<'_>, Option<u16>)> {
         let svc = self.service_by_ip(ip)?;
-        let selector = svc.selector.as_ref()?;
+        let Some(selector) = svc.selector.as_ref() else {
+            let endpoints = self
+                .endpoints
+                .get(&(svc.namespace.clone(), svc.name.clone()))?;
+            let address = *endpoints.addresses.first()?;
+            let target = port.and_then(|port| {
+                let at = svc
+                    .ports
+                    .iter()
+                    .position(|(p, pr, _)| *p == port && *pr == proto)?;
+                let name = svc.port_names.get(at).cloned().flatten();
+                let same_name: Vec<u16> = endpoints
+                    .ports
+                    .iter()
+                    .filter(|(n, _, pr)| *n == name && *pr == proto)
+                    .map(|(_, p, _)| *p)
+                    .collect();
+                match same_name.as_slice() {
+                    [one] => Some(*one),
+                    _ => None,
+                }
+            });
+            let backend = match self.pod_by_ip(address) {
+                Some(pod) => Backend::Pod(pod),
+                None => Backend::Address(address),
+            };
+            return Some((svc, backend, target.or(port)));
+        };
         let pod = self.pods.iter().find(|p| {
             p.namespace == svc.namespace
                 && !p.ips.is_empty()
@@ -392,7 +554,7 @@ impl Inventory {
                     .map(|np| np.port),
             }
         });
-        Some((svc, pod, target.or(port)))
+        Some((svc, Backend::Pod(pod), target.or(port)))
     }
 }
 
@@ -414,7 +576,7 @@ impl ServiceBackends for Inventory {
                     let labels = Labels::new(
                         svc.labels
                             .iter()
-                            .map(|(k, v)| identity::Label::new("k8s", k, v))
+                            .map(|(k, v)| Label::new("k8s", k, v))
                             .collect(),
                     );
                     by_label
@@ -467,6 +629,24 @@ impl NamedPorts for Inventory {
 static NULL: Json = Json::Null;
 
 /// A key of a JSON object, `null` when absent.
+/// The `ports` of an EndpointSlice or of an `Endpoints` subset.
+fn endpoint_ports(ports: &Json) -> Vec<(Option<String>, u16, Proto)> {
+    ports
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let port = u16::try_from(field(p, "port").as_u64()?).ok()?;
+            let proto = field(p, "protocol")
+                .as_str()
+                .and_then(Proto::parse)
+                .unwrap_or(Proto::Tcp);
+            let name = field(p, "name").as_str().filter(|n| !n.is_empty());
+            Some((name.map(str::to_owned), port, proto))
+        })
+        .collect()
+}
+
 fn field<'a>(v: &'a Json, key: &str) -> &'a Json {
     v.get(key).unwrap_or(&NULL)
 }

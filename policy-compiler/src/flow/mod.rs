@@ -44,7 +44,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::identity::{self, Label, Labels, Peer, Reserved};
-use crate::flow::inventory::Inventory;
+use crate::flow::inventory::{Backend, Inventory};
 use crate::objects::Proto;
 
 /// One end of a flow, with what a report shows about it.
@@ -84,6 +84,18 @@ impl Endpoint {
             _ => what,
         }
     }
+}
+
+/// How reports name a peer that is no pod: its reserved identity, `kube-apiserver` first (an
+/// API server on a node carries the node's label too).
+fn entity_name(labels: &Labels) -> Option<&str> {
+    if labels.reserved(Reserved::KubeApiserver.key()) {
+        return Some(Reserved::KubeApiserver.key());
+    }
+    labels
+        .iter()
+        .find(|l| l.source == "reserved")
+        .map(|l| l.key.as_str())
 }
 
 /// The workload part of a pod name when nothing better is known: `web-7f9c6d5b4-8m2lp` →
@@ -313,22 +325,47 @@ impl<'i> Reader<'i> {
         if !flow.dst.peer.is_world() {
             return;
         }
-        let Some((svc, pod, port)) = inv.service_backend(ip, flow.dst.port, proto) else {
+        let Some((svc, backend, port)) = inv.service_backend(ip, flow.dst.port, proto) else {
             return;
         };
         flow.service = Some(match flow.dst.port {
             Some(p) => format!("{}/{} {ip}:{p}", svc.namespace, svc.name),
             None => format!("{}/{} {ip}", svc.namespace, svc.name),
         });
-        let mut peer = inv.pod_peer(pod);
-        peer.ip = pod.ips.first().copied();
-        flow.dst = Endpoint {
-            peer,
-            port,
-            namespace: Some(self.text(&pod.namespace)),
-            pod: Some(self.text(&pod.name)),
-            workload: Some(self.text(&pod.workload)),
-            entity: None,
+        flow.dst = match backend {
+            Backend::Pod(pod) => {
+                let mut peer = inv.pod_peer(pod);
+                peer.ip = pod.ips.first().copied();
+                Endpoint {
+                    peer,
+                    port,
+                    namespace: Some(self.text(&pod.namespace)),
+                    pod: Some(self.text(&pod.name)),
+                    workload: Some(self.text(&pod.workload)),
+                    entity: None,
+                }
+            }
+            Backend::Address(address) => {
+                // The source's node tells `host` from `remote-node` for a node address.
+                let node = match (&flow.src.namespace, &flow.src.pod) {
+                    (Some(ns), Some(pod)) => inv.pod(ns, pod).and_then(|p| p.node.as_deref()),
+                    _ => None,
+                };
+                let peer = inv.classify(address, node).unwrap_or_else(|| Peer {
+                    labels: Arc::new(Reserved::World.labels()),
+                    ip: Some(address),
+                    ..Peer::default()
+                });
+                let entity = entity_name(&peer.labels).map(str::to_owned);
+                Endpoint {
+                    peer,
+                    port,
+                    namespace: None,
+                    pod: None,
+                    workload: None,
+                    entity: entity.map(|e| self.text(&e)),
+                }
+            }
         };
     }
 
@@ -461,7 +498,21 @@ impl<'i> Reader<'i> {
                     help: "use one of `world`, `host`, `remote-node`, `kube-apiserver`, `health`, `ingress`, `unmanaged`, `init`".to_owned(),
                 });
             };
-            Arc::new(r.labels())
+            let mut labels = r.labels();
+            // A node address the inventory knows as the API server's (an endpoint of
+            // `default/kubernetes`) carries `kube-apiserver` too, as in Cilium's ipcache.
+            if matches!(r, Reserved::Host | Reserved::RemoteNode)
+                && ip.is_some_and(|ip| self.inventory.is_some_and(|inv| inv.is_apiserver(ip)))
+            {
+                labels = if r == Reserved::Host {
+                    let mut l = labels;
+                    l.insert(Label::new("reserved", Reserved::KubeApiserver.key(), ""));
+                    l
+                } else {
+                    Reserved::KubeApiserver.labels()
+                };
+            }
+            Arc::new(labels)
         } else if let Some(ns) = &e.namespace {
             let inv_pod = match (self.inventory, &e.pod) {
                 (Some(inv), Some(pod)) => inv.pod(ns, pod),
@@ -515,8 +566,8 @@ impl<'i> Reader<'i> {
                         out.namespace = Some(self.text(&pod.namespace));
                         out.pod = Some(self.text(&pod.name));
                         out.workload = Some(self.text(&pod.workload));
-                    } else if let Some(l) = peer.labels.iter().next() {
-                        out.entity = Some(self.text(&l.key));
+                    } else if let Some(entity) = entity_name(&peer.labels) {
+                        out.entity = Some(self.text(entity));
                     }
                     peer.labels
                 }

@@ -158,6 +158,15 @@ pub struct AnyObject {
     pub spec: serde_json::Value,
     #[serde(default)]
     pub status: serde_json::Value,
+    /// `EndpointSlice.endpoints`.
+    #[serde(default)]
+    pub endpoints: serde_json::Value,
+    /// `EndpointSlice.ports`.
+    #[serde(default)]
+    pub ports: serde_json::Value,
+    /// `Endpoints.subsets`.
+    #[serde(default)]
+    pub subsets: serde_json::Value,
     #[serde(default)]
     pub items: Option<Vec<AnyObject>>,
 }
