@@ -734,3 +734,143 @@ fn verify_without_policies_allows_every_flow_with_a_note() {
         );
     }
 }
+
+/// A GitOps repository: the policy names the container port `http-8080`, and the Deployment
+/// that declares it sits beside the policy (as `helm template` output would).
+const WEB_POLICY: &str = r"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+      toPorts: [{ports: [{port: http-8080, protocol: TCP}]}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: frontend, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: frontend}}
+  egress:
+    - toEndpoints: [{matchLabels: {app: web}}]
+      toPorts: [{ports: [{port: http-8080, protocol: TCP}]}]
+";
+
+const WEB_DEPLOYMENT: &str = r"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web, tier: backend}}
+    spec:
+      serviceAccountName: web
+      containers:
+        - name: web
+          ports:
+            - {name: http-8080, containerPort: 8080}
+";
+
+/// Regression: named ports in policies next to the Deployments that declare them stayed
+/// unresolved (`named port http-8080 is unknown`) because workload manifests were skipped.
+#[test]
+fn named_ports_resolve_from_the_manifests_beside_the_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("repo")).unwrap();
+    std::fs::write(dir.path().join("repo/policies.yaml"), WEB_POLICY).unwrap();
+    std::fs::write(dir.path().join("repo/web.yaml"), WEB_DEPLOYMENT).unwrap();
+    let flow = r#"{"time":"2026-11-20T08:00:00Z","protocol":"tcp","source":{"ip":"10.0.1.23","namespace":"shop","pod":"frontend-0","labels":{"app":"frontend"}},"destination":{"ip":"10.0.2.45","port":8080,"namespace":"shop","pod":"web-7f9c6d5b4-8m2lp","labels":{"app":"web","tier":"backend"},"service_account":"web"}}"#;
+    std::fs::write(dir.path().join("flows.jsonl"), format!("{flow}\n")).unwrap();
+    let out = netpol(
+        dir.path(),
+        &["verify", "--policies", "repo", "--flows", "flows.jsonl"],
+    );
+    let stderr = text(&out.stderr);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{stdout}");
+    assert!(
+        stderr.contains("read 2 CiliumNetworkPolicy from 2 files; the cluster from 1 Deployment"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("ALLOWED  shop/frontend-0 -> shop/web 8080/tcp"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("is unknown"), "{stdout}");
+
+    // The same Deployment given with --manifests; without it, the name stays unknown.
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::create_dir(dir.path().join("apps")).unwrap();
+    std::fs::write(dir.path().join("policies/policies.yaml"), WEB_POLICY).unwrap();
+    std::fs::write(dir.path().join("apps/web.yaml"), WEB_DEPLOYMENT).unwrap();
+    let out = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--manifests",
+            "apps",
+            "--flows",
+            "flows.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = netpol(
+        dir.path(),
+        &["verify", "--policies", "policies", "--flows", "flows.jsonl"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("named port `http-8080` is unknown"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// A live inventory wins over the manifests where both describe the same object.
+#[test]
+fn the_live_inventory_wins_over_the_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("repo")).unwrap();
+    std::fs::write(dir.path().join("repo/policies.yaml"), WEB_POLICY).unwrap();
+    // The repository says 8080; the running pod listens on 9090 under that name.
+    std::fs::write(dir.path().join("repo/web.yaml"), WEB_DEPLOYMENT).unwrap();
+    let inventory = r#"{"kind":"List","items":[
+ {"kind":"Pod","metadata":{"name":"web-7f9c6d5b4-8m2lp","namespace":"shop","labels":{"app":"web","tier":"backend"}},
+  "spec":{"serviceAccountName":"web","containers":[{"name":"web","ports":[{"name":"http-8080","containerPort":9090}]}]},
+  "status":{"phase":"Running","podIP":"10.0.2.45"}}]}"#;
+    std::fs::write(dir.path().join("inventory.json"), inventory).unwrap();
+    let flow = |port: u16| {
+        format!(
+            r#"{{"time":"2026-11-20T08:00:00Z","protocol":"tcp","source":{{"ip":"10.0.1.23","namespace":"shop","pod":"frontend-0","labels":{{"app":"frontend"}}}},"destination":{{"ip":"10.0.2.45","port":{port}}}}}"#
+        )
+    };
+    std::fs::write(
+        dir.path().join("flows.jsonl"),
+        format!("{}\n{}\n", flow(9090), flow(8080)),
+    )
+    .unwrap();
+    let out = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "repo",
+            "--flows",
+            "flows.jsonl",
+            "--inventory",
+            "inventory.json",
+            "--format",
+            "json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let verdicts: Vec<&str> = report["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["allowed", "denied"], "{}", text(&out.stderr));
+}

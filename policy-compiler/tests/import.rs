@@ -302,8 +302,17 @@ fn lists_json_other_kinds_and_several_errors_at_once() {
     );
     assert_eq!(stats.accepted.get("NetworkPolicy"), Some(&1));
     assert_eq!(stats.rejected, 2, "both broken objects are reported");
-    assert_eq!(stats.ignored.get("Service"), Some(&1));
-    assert_eq!(stats.ignored.get("Deployment"), Some(&1));
+    // Workload manifests and Services are kept as the universe, not policies.
+    assert_eq!(stats.manifests.get("Service"), Some(&1));
+    assert_eq!(stats.manifests.get("Deployment"), Some(&1));
+    assert!(stats.ignored.is_empty(), "{:?}", stats.ignored);
+    let kinds: Vec<&str> = imported
+        .set
+        .manifests
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Deployment", "Service"]);
     assert_eq!(imported.diagnostics.error_count(), 2);
 }
 

@@ -20,6 +20,9 @@ pub(super) struct Args {
     /// Port and protocol: `443/tcp`, `53/udp`, `8080` (TCP), `icmp/8`.
     #[arg(long, value_name = "PORT")]
     port: String,
+    /// Workload manifests, as for `verify`.
+    #[arg(long, num_args = 1.., value_name = "PATH")]
+    manifests: Vec<PathBuf>,
     /// Inventory, as for `verify`.
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
@@ -32,8 +35,12 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
     let Some(settings) = policies::settings(fs, args.cilium_config.as_deref(), out) else {
         return Status::BadInput;
     };
-    let Some(loaded) = policies::load(fs, &args.policies, args.inventory.as_deref(), settings, out)
-    else {
+    let inputs = policies::Inputs {
+        policies: &args.policies,
+        manifests: &args.manifests,
+        inventory: args.inventory.as_deref(),
+    };
+    let Some(loaded) = policies::load(fs, &inputs, settings, out) else {
         return Status::BadInput;
     };
     let cluster = loaded.settings.cluster_name.as_str();

@@ -58,24 +58,60 @@ pub(super) fn settings(
     read.settings
 }
 
-/// Import policies and the inventory, for an agent configured with `settings`; `None` (after
-/// reporting) when the input is unusable: unreadable files, YAML syntax errors, a broken
-/// inventory. No policy at all is fine (a note says so): Cilium then allows everything.
+/// Where the policies and the universe come from.
+pub(super) struct Inputs<'a> {
+    /// `--policies`: policies, and the workload manifests beside them.
+    pub policies: &'a [PathBuf],
+    /// `--manifests`: more workload manifests (policies there are not used).
+    pub manifests: &'a [PathBuf],
+    /// `--inventory`: the live cluster, which wins over the manifests.
+    pub inventory: Option<&'a Path>,
+}
+
+/// Import policies, the workload manifests and the inventory, for an agent configured with
+/// `settings`; `None` (after reporting) when the input is unusable: unreadable files, YAML
+/// syntax errors, a broken inventory. No policy at all is fine (a note says so): Cilium then
+/// allows everything.
 pub(super) fn load(
     fs: &dyn Files,
-    paths: &[PathBuf],
-    inventory: Option<&Path>,
+    inputs: &Inputs<'_>,
     settings: Settings,
     out: &mut Output<'_>,
 ) -> Option<Policies> {
-    let imported = policy::import(fs, paths);
+    let paths = inputs.policies;
+    let mut imported = policy::import(fs, paths);
     out.report(&imported.diagnostics, &imported.sources);
-    let fatal = imported
-        .diagnostics
-        .iter()
-        .any(|d| d.is_error() && matches!(d.code, "io" | "yaml-syntax"));
-    if fatal {
+    if fatal(&imported) {
         return None;
+    }
+    let mut manifests = std::mem::take(&mut imported.set.manifests);
+    let mut manifest_stats = imported.set.stats.manifests.clone();
+    if !inputs.manifests.is_empty() {
+        let extra = policy::import(fs, inputs.manifests);
+        // Only what is wrong with the files themselves: their policies are not used.
+        let mut problems = crate::diagnostic::Diagnostics::new();
+        for d in extra
+            .diagnostics
+            .iter()
+            .filter(|d| matches!(d.code, "io" | "yaml-syntax"))
+        {
+            problems.push(d.clone());
+        }
+        out.report(&problems, &extra.sources);
+        if fatal(&extra) {
+            return None;
+        }
+        if !extra.set.policies.is_empty() {
+            let _ = writeln!(
+                out.stderr,
+                "warning: {} policy objects in the --manifests paths are not judged against\n  help: give policies with --policies",
+                extra.set.policies.len()
+            );
+        }
+        for (kind, n) in extra.set.stats.manifests {
+            *manifest_stats.entry(kind).or_default() += n;
+        }
+        manifests.extend(extra.set.manifests);
     }
     let stderr = &mut *out.stderr;
     let stats = &imported.set.stats;
@@ -102,6 +138,13 @@ pub(super) fn load(
         .map(|(k, n)| format!("{n} {k}"))
         .collect();
     let mut summary = format!("read {} from {} files", accepted.join(", "), stats.files);
+    if !manifest_stats.is_empty() {
+        let universe: Vec<String> = manifest_stats
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        summary.push_str(&format!("; the cluster from {}", universe.join(", ")));
+    }
     if !stats.ignored.is_empty() {
         let ignored: Vec<String> = stats
             .ignored
@@ -111,30 +154,37 @@ pub(super) fn load(
         summary.push_str(&format!("; skipped {}", ignored.join(", ")));
     }
     let _ = writeln!(stderr, "{summary}");
-    let inventory = match inventory {
+    let live = match inputs.inventory {
         None => None,
         Some(path) => match fs.read(path) {
-            Ok(text) => match Inventory::parse(&text, &settings.cluster_name) {
-                Ok(inv) => Some(inv),
-                Err(e) => {
-                    let _ = writeln!(
-                        stderr,
-                        "error: {}:{}:{}: {}\n  help: give the output of `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`",
-                        path.display(),
-                        e.line,
-                        e.column,
-                        e.message
-                    );
-                    return None;
-                }
-            },
+            Ok(text) => Some((path, text)),
             Err(e) => {
                 let _ = writeln!(stderr, "error: cannot read `{}`: {e}", path.display());
                 return None;
             }
         },
     };
+    let inventory = if live.is_none() && manifests.is_empty() {
+        None
+    } else {
+        let text = live.as_ref().map(|(_, text)| text.as_str());
+        match Inventory::with_manifests(text, manifests, &settings.cluster_name) {
+            Ok(inv) => Some(inv),
+            Err(e) => {
+                let path = live
+                    .as_ref()
+                    .map_or_else(String::new, |(p, _)| p.display().to_string());
+                let _ = writeln!(
+                    stderr,
+                    "error: {path}:{}:{}: {}\n  help: give the output of `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`",
+                    e.line, e.column, e.message
+                );
+                return None;
+            }
+        }
+    };
     let services = inventory.as_ref().map(|i| i as &dyn ServiceBackends);
+    let stats = &imported.set.stats;
     let entries = entry::build(&imported.set, services, &settings);
     Some(Policies {
         sources: imported.sources,
@@ -144,4 +194,12 @@ pub(super) fn load(
         rejected: stats.rejected,
         settings,
     })
+}
+
+/// Files that could not be read or parsed: nothing can be judged.
+fn fatal(imported: &policy::Imported) -> bool {
+    imported
+        .diagnostics
+        .iter()
+        .any(|d| d.is_error() && matches!(d.code, "io" | "yaml-syntax"))
 }

@@ -20,6 +20,11 @@ pub(super) struct Args {
     /// Flow records: a file, or `-` for stdin.
     #[arg(long, value_name = "FILE")]
     flows: PathBuf,
+    /// Workload manifests (Deployments, StatefulSets, …, Pods, Namespaces, Services,
+    /// EndpointSlices) that describe the cluster's pods, as the manifests beside the policies
+    /// do: labels, container ports and their names, service accounts, namespace labels.
+    #[arg(long, num_args = 1.., value_name = "PATH")]
+    manifests: Vec<PathBuf>,
     /// `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`: resolves IPs, named ports,
     /// namespace labels and `toServices`.
     #[arg(long, value_name = "FILE")]
@@ -82,8 +87,12 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
             Ok(Ok(None)) | Err(_) => {}
         }
     }
-    let Some(loaded) = policies::load(fs, &args.policies, args.inventory.as_deref(), settings, out)
-    else {
+    let inputs = policies::Inputs {
+        policies: &args.policies,
+        manifests: &args.manifests,
+        inventory: args.inventory.as_deref(),
+    };
+    let Some(loaded) = policies::load(fs, &inputs, settings, out) else {
         return Status::BadInput;
     };
     let mut reader = Reader::new(loaded.inventory.as_ref(), &loaded.settings.cluster_name);

@@ -112,6 +112,27 @@ impl Node {
             Value::Null | Value::Seq(_) | Value::Map(_) => None,
         }
     }
+
+    /// The node as a JSON value, spans dropped (for lenient readers of Kubernetes objects,
+    /// such as the workload manifests beside policies). Map keys are their scalar text; a later
+    /// duplicate key wins, as in JSON; a float that JSON cannot hold is `null`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as Json;
+        match &self.value {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Int(i) => Json::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+            Value::Str(s) => Json::String(s.clone()),
+            Value::Seq(items) => Json::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => Json::Object(
+                entries
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.scalar_text()?, v.to_json())))
+                    .collect(),
+            ),
+        }
+    }
 }
 
 /// How many nodes alias expansion may create in one file, in all: bounds alias bombs.

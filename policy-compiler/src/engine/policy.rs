@@ -105,7 +105,27 @@ pub struct ImportStats {
     pub rejected: usize,
     /// Objects of other kinds, by kind (`(no kind)` for documents without one).
     pub ignored: BTreeMap<String, usize>,
+    /// Workload manifests and the objects around them ([`MANIFEST_KINDS`]), by kind.
+    pub manifests: BTreeMap<String, usize>,
 }
+
+/// The kinds of objects beside policies that describe the cluster's pods (their labels,
+/// container ports and service accounts), namespaces and Services: the universe the flows and
+/// named ports are resolved against when no live inventory says otherwise.
+pub const MANIFEST_KINDS: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "Job",
+    "CronJob",
+    "Pod",
+    "Namespace",
+    "Service",
+    "EndpointSlice",
+    "Endpoints",
+];
 
 /// The valid policies of an import.
 #[derive(Debug, Clone, Default)]
@@ -114,6 +134,8 @@ pub struct PolicySet {
     /// `CiliumCIDRGroup` objects found next to the policies, by name; `cidrGroupRef` and
     /// `cidrGroupSelector` resolve against them (cilium-semantics.md §1.7).
     pub cidr_groups: BTreeMap<String, CidrGroup>,
+    /// The workload manifests found beside the policies ([`MANIFEST_KINDS`]), as JSON.
+    pub manifests: Vec<serde_json::Value>,
     pub stats: ImportStats,
 }
 
@@ -250,6 +272,17 @@ fn object(node: &Node, implied_kind: Option<&str>, diags: &mut Diagnostics, set:
                 .is_none_or(|v| v == kubernetes::API_VERSION_NETWORKING) =>
         {
             PolicyKind::Knp
+        }
+        other if MANIFEST_KINDS.contains(&other) => {
+            *set.stats.manifests.entry(other.to_owned()).or_default() += 1;
+            let mut json = node.to_json();
+            // A typed list's items carry no `kind`.
+            if let serde_json::Value::Object(map) = &mut json {
+                map.entry("kind")
+                    .or_insert_with(|| serde_json::Value::String(other.to_owned()));
+            }
+            set.manifests.push(json);
+            return;
         }
         other => {
             *set.stats.ignored.entry(other.to_owned()).or_default() += 1;

@@ -59,6 +59,17 @@ pub struct ServiceEndpoints {
     pub ports: Vec<(Option<String>, u16, Proto)>,
 }
 
+/// The pods a workload manifest (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
+/// CronJob, or a bare Pod) would create: its pod template, with the workload's selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// The workload's `spec.selector.matchLabels` (the template's labels when it has none):
+    /// a pod with these labels in the namespace is one of the workload's.
+    pub selector: BTreeMap<String, String>,
+    /// The template as a pod without an address (`name` is the workload's).
+    pub pod: Pod,
+}
+
 /// What a Service address is translated to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend<'a> {
@@ -84,6 +95,8 @@ pub struct Inventory {
     pub nodes: BTreeMap<String, Vec<IpAddr>>,
     /// Endpoints by Service `(namespace, name)`.
     pub endpoints: BTreeMap<(String, String), ServiceEndpoints>,
+    /// Workload manifests' pod templates, in input order.
+    pub templates: Vec<Template>,
     /// The addresses behind `default/kubernetes`: Cilium gives them the `kube-apiserver`
     /// identity.
     apiserver: std::collections::BTreeSet<IpAddr>,
@@ -107,6 +120,44 @@ pub struct InventoryError {
 impl Inventory {
     /// Parse kubectl's JSON (a `List`, one object, or several concatenated).
     pub fn parse(text: &str, cluster: &str) -> Result<Self, InventoryError> {
+        Ok(Self::build(Self::parse_objects(text)?, cluster))
+    }
+
+    /// From Kubernetes objects as JSON values (a watch cache, say); values that are not
+    /// objects of a known kind are skipped. `cluster` is the cluster's name.
+    pub fn from_values(values: impl IntoIterator<Item = Json>, cluster: &str) -> Self {
+        Self::build(objects(values), cluster)
+    }
+
+    /// The universe of a run: the live inventory (kubectl's JSON, when given) and the workload
+    /// manifests found beside the policies. Where both describe the same object (kind,
+    /// namespace, name), the live one wins.
+    pub fn with_manifests(
+        live: Option<&str>,
+        manifests: impl IntoIterator<Item = Json>,
+        cluster: &str,
+    ) -> Result<Self, InventoryError> {
+        let mut all = match live {
+            Some(text) => Self::parse_objects(text)?,
+            None => Vec::new(),
+        };
+        let key = |o: &AnyObject| {
+            (
+                o.kind.clone(),
+                o.metadata.namespace.clone().unwrap_or_default(),
+                o.metadata.name.clone(),
+            )
+        };
+        let known: std::collections::BTreeSet<_> = all.iter().map(key).collect();
+        all.extend(
+            objects(manifests)
+                .into_iter()
+                .filter(|o| !known.contains(&key(o))),
+        );
+        Ok(Self::build(all, cluster))
+    }
+
+    fn parse_objects(text: &str) -> Result<Vec<AnyObject>, InventoryError> {
         let mut objects = Vec::new();
         for item in serde_json::Deserializer::from_str(text).into_iter::<AnyObject>() {
             let obj = item.map_err(|e| InventoryError {
@@ -116,19 +167,25 @@ impl Inventory {
             })?;
             flatten(obj, &mut objects);
         }
-        Ok(Self::build(objects, cluster))
+        Ok(objects)
     }
 
-    /// From Kubernetes objects as JSON values (a watch cache, say); values that are not
-    /// objects of a known kind are skipped. `cluster` is the cluster's name.
-    pub fn from_values(values: impl IntoIterator<Item = Json>, cluster: &str) -> Self {
-        let mut objects = Vec::new();
-        for v in values {
-            if let Ok(obj) = serde_json::from_value::<AnyObject>(v) {
-                flatten(obj, &mut objects);
-            }
-        }
-        Self::build(objects, cluster)
+    /// The template of the workload `kind/name` in `namespace` (`Deployment/sonarr`).
+    pub fn template(&self, namespace: &str, workload: &str) -> Option<&Template> {
+        self.templates
+            .iter()
+            .find(|t| t.pod.namespace == namespace && t.pod.workload == workload)
+    }
+
+    /// The template whose selector the identity `labels` of a pod in `namespace` satisfy.
+    pub fn template_of(&self, namespace: &str, labels: &Labels) -> Option<&Template> {
+        self.templates.iter().find(|t| {
+            t.pod.namespace == namespace
+                && !t.selector.is_empty()
+                && t.selector
+                    .iter()
+                    .all(|(k, v)| labels.get(Some("k8s"), k) == Some(v.as_str()))
+        })
     }
 
     fn build(objects: Vec<AnyObject>, cluster: &str) -> Self {
@@ -144,7 +201,16 @@ impl Inventory {
         }
         for obj in objects {
             match obj.kind.as_str() {
+                // A Pod without a status is a manifest, not a running pod: a template of itself.
+                "Pod" if obj.status.is_null() => inv.add_template(&obj),
                 "Pod" => inv.add_pod(&obj),
+                "Deployment"
+                | "StatefulSet"
+                | "DaemonSet"
+                | "ReplicaSet"
+                | "ReplicationController"
+                | "Job"
+                | "CronJob" => inv.add_template(&obj),
                 "Service" => inv.add_service(&obj),
                 "Node" => {
                     let ips = field(&obj.status, "addresses")
@@ -165,25 +231,67 @@ impl Inventory {
     }
 
     fn add_pod(&mut self, obj: &AnyObject) {
-        let namespace = obj
-            .metadata
+        let pod = self.pod_of(obj, &obj.metadata, &obj.spec, workload(&obj.metadata));
+        self.pods.push(pod);
+    }
+
+    /// A workload manifest's pod template (a bare Pod manifest is its own).
+    fn add_template(&mut self, obj: &AnyObject) {
+        let spec = &obj.spec;
+        let template = match obj.kind.as_str() {
+            "Pod" => None,
+            "CronJob" => Some(field(field(field(spec, "jobTemplate"), "spec"), "template")),
+            _ => Some(field(spec, "template")),
+        };
+        let (labels, pod_spec) = match template {
+            None => (obj.metadata.labels.clone(), spec.clone()),
+            Some(t) => (
+                field(field(t, "metadata"), "labels")
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                field(t, "spec").clone(),
+            ),
+        };
+        let selector_node = match obj.kind.as_str() {
+            "ReplicationController" => field(spec, "selector"),
+            _ => field(field(spec, "selector"), "matchLabels"),
+        };
+        let selector: BTreeMap<String, String> = selector_node
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .filter(|s: &BTreeMap<String, String>| !s.is_empty())
+            .unwrap_or_else(|| labels.clone());
+        let meta = crate::objects::kubernetes::Meta {
+            labels,
+            ..obj.metadata.clone()
+        };
+        let name = format!("{}/{}", obj.kind, obj.metadata.name);
+        let pod = self.pod_of(obj, &meta, &pod_spec, name);
+        self.templates.push(Template { selector, pod });
+    }
+
+    /// A pod from its metadata and spec; `workload` names what runs it.
+    fn pod_of(
+        &self,
+        obj: &AnyObject,
+        meta: &crate::objects::kubernetes::Meta,
+        spec: &Json,
+        workload: String,
+    ) -> Pod {
+        let namespace = meta
             .namespace
             .clone()
             .unwrap_or_else(|| "default".to_owned());
-        let spec = &obj.spec;
-        let mut ips: Vec<IpAddr> = field(&obj.status, "podIPs")
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| field(p, "ip").as_str()?.parse().ok())
-            .collect();
-        if let Some(ip) = field(&obj.status, "podIP")
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            && !ips.contains(&ip)
-        {
-            ips.push(ip);
-        }
+        let ips = pod_ips(obj);
         let mut ports = Vec::new();
         for c in field(spec, "containers").as_array().into_iter().flatten() {
             for p in field(c, "ports").as_array().into_iter().flatten() {
@@ -212,23 +320,23 @@ impl Inventory {
             .or_else(|| Some("default".to_owned()));
         let identity = identity::pod_labels(
             &namespace,
-            &obj.metadata.labels,
+            &meta.labels,
             service_account.as_deref(),
             self.namespaces.get(&namespace),
             &self.cluster,
         );
-        self.pods.push(Pod {
-            workload: workload(&obj.metadata),
+        Pod {
+            workload,
             namespace,
-            name: obj.metadata.name.clone(),
-            labels: obj.metadata.labels.clone(),
+            name: meta.name.clone(),
+            labels: meta.labels.clone(),
             service_account,
             node: field(spec, "nodeName").as_str().map(str::to_owned),
             host_network: field(spec, "hostNetwork").as_bool().unwrap_or(false),
             ips,
             ports: Arc::new(ports),
             identity: Arc::new(identity),
-        });
+        }
     }
 
     fn add_service(&mut self, obj: &AnyObject) {
@@ -377,6 +485,13 @@ impl Inventory {
                     self.by_ip.insert(*ip, i);
                 }
             }
+        }
+        // Named ports cluster-wide: of the pods, and of the pods the manifests would create.
+        for p in self
+            .pods
+            .iter()
+            .chain(self.templates.iter().map(|t| &t.pod))
+        {
             for np in p.ports.iter() {
                 let slot = self
                     .port_names
@@ -628,7 +743,35 @@ impl NamedPorts for Inventory {
 
 static NULL: Json = Json::Null;
 
-/// A key of a JSON object, `null` when absent.
+/// A pod's addresses (`status.podIPs`, `status.podIP`); none for a manifest.
+fn pod_ips(obj: &AnyObject) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = field(&obj.status, "podIPs")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| field(p, "ip").as_str()?.parse().ok())
+        .collect();
+    if let Some(ip) = field(&obj.status, "podIP")
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        && !ips.contains(&ip)
+    {
+        ips.push(ip);
+    }
+    ips
+}
+
+/// Kubernetes objects from JSON values; values that are no object are skipped.
+fn objects(values: impl IntoIterator<Item = Json>) -> Vec<AnyObject> {
+    let mut objects = Vec::new();
+    for v in values {
+        if let Ok(obj) = serde_json::from_value::<AnyObject>(v) {
+            flatten(obj, &mut objects);
+        }
+    }
+    objects
+}
+
 /// The `ports` of an EndpointSlice or of an `Endpoints` subset.
 fn endpoint_ports(ports: &Json) -> Vec<(Option<String>, u16, Proto)> {
     ports
@@ -647,6 +790,7 @@ fn endpoint_ports(ports: &Json) -> Vec<(Option<String>, u16, Proto)> {
         .collect()
 }
 
+/// A key of a JSON object, `null` when absent.
 fn field<'a>(v: &'a Json, key: &str) -> &'a Json {
     v.get(key).unwrap_or(&NULL)
 }

@@ -132,6 +132,9 @@ pub const EPHEMERAL_PORTS: u16 = 32768;
 /// of a record is its `reply` field, never its flags.
 pub const TCP_FLAGS: &[&str] = &["SYN", "SYN-ACK", "ACK", "PSH", "URG", "FIN", "RST"];
 
+/// A label set and the container ports a workload manifest gives its pods.
+type TemplatePorts = (Arc<Labels>, Arc<Vec<identity::NamedPort>>);
+
 /// One flow record, normalized from any input format.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flow {
@@ -234,6 +237,9 @@ pub struct Reader<'i> {
     pub error_count: usize,
     /// The local cluster's name, for identities netpol builds from pod labels.
     cluster: Arc<str>,
+    /// Container ports from the workload manifests, by label set (the label set is kept so
+    /// that its address, the key, stays unique).
+    template_ports: rustc_hash::FxHashMap<usize, Option<TemplatePorts>>,
 }
 
 impl<'i> Reader<'i> {
@@ -242,6 +248,7 @@ impl<'i> Reader<'i> {
         Self {
             inventory,
             cluster: Arc::from(cluster),
+            template_ports: rustc_hash::FxHashMap::default(),
             labels: rustc_hash::FxHashMap::default(),
             strings: rustc_hash::FxHashSet::default(),
             set: FlowSet::default(),
@@ -307,12 +314,38 @@ impl<'i> Reader<'i> {
         match result {
             Ok(Some(mut flow)) => {
                 self.translate_service(&mut flow);
+                self.template_ports(&mut flow.src);
+                self.template_ports(&mut flow.dst);
                 flow.index = self.set.flows.len();
                 flow.line = number;
                 self.set.flows.push(flow);
             }
             Ok(None) => {}
             Err(e) => self.error(FlowError { line: number, ..e }),
+        }
+    }
+
+    /// The container ports of a pod that no live inventory describes, from the workload
+    /// manifest whose selector its labels satisfy (once per label set).
+    fn template_ports(&mut self, e: &mut Endpoint) {
+        let (Some(inv), Some(ns)) = (self.inventory, &e.namespace) else {
+            return;
+        };
+        if !e.peer.named_ports.is_empty() || inv.templates.is_empty() {
+            return;
+        }
+        let key = Arc::as_ptr(&e.peer.labels) as usize;
+        let ports = self
+            .template_ports
+            .entry(key)
+            .or_insert_with(|| {
+                inv.template_of(ns, &e.peer.labels)
+                    .map(|t| (e.peer.labels.clone(), t.pod.ports.clone()))
+            })
+            .as_ref()
+            .map(|(_, ports)| ports.clone());
+        if let Some(ports) = ports {
+            e.peer.named_ports = ports;
         }
     }
 
@@ -514,8 +547,10 @@ impl<'i> Reader<'i> {
             }
             Arc::new(labels)
         } else if let Some(ns) = &e.namespace {
-            let inv_pod = match (self.inventory, &e.pod) {
-                (Some(inv), Some(pod)) => inv.pod(ns, pod),
+            // A live pod, else the manifest of its workload (`Deployment/sonarr`).
+            let inv_pod = match (self.inventory, &e.pod, &e.workload) {
+                (Some(inv), Some(pod), _) if inv.pod(ns, pod).is_some() => inv.pod(ns, pod),
+                (Some(inv), _, Some(workload)) => inv.template(ns, workload).map(|t| &t.pod),
                 _ => None,
             };
             match (&e.labels, inv_pod) {
