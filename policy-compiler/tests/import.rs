@@ -256,21 +256,29 @@ fn knp_validation() {
     );
 }
 
+/// `kubectl apply` (strict field validation, its default) refuses an object with an unknown
+/// field: the object never reaches the cluster, so it contributes no rule.
 #[test]
-fn unknown_fields_are_warnings_and_ignored_like_the_api_server() {
+fn unknown_fields_are_errors_and_the_object_is_refused_like_the_api_server() {
     let imported = import(&[(
         "p/x.yaml",
         &cnp(
-            "  endpointSelector: {}\n  ingress:\n    - fromEndpoints: [{}]\n      fromRequires: [{matchLabels: {env: prod}}]\n",
+            "  endpointSelector: {}\n  ingress:\n    - fromEndpoints: [{}]\n      fromRequires: [{matchLabels: {env: prod}}]\n      toPort: []\n",
         ),
     )]);
-    assert!(!imported.diagnostics.has_errors());
-    let w: Vec<&Diagnostic> = imported.diagnostics.iter().collect();
-    assert_eq!(w.len(), 1);
-    assert_eq!(w[0].severity, Severity::Warning);
-    assert_eq!(w[0].message, "unknown field `fromRequires` is ignored");
-    assert_eq!(underlined(&imported, w[0]), "fromRequires");
-    assert_eq!(imported.set.policies.len(), 1);
+    let all: Vec<&Diagnostic> = imported.diagnostics.iter().collect();
+    assert_eq!(all.len(), 2, "every unknown field is reported");
+    assert!(all.iter().all(|d| d.severity == Severity::Error));
+    assert_eq!(all[0].message, "unknown field `fromRequires`");
+    assert_eq!(underlined(&imported, all[0]), "fromRequires");
+    assert_eq!(all[1].message, "unknown field `toPort`");
+    assert!(
+        all[1].help.as_deref().unwrap().starts_with("did you mean `toPorts`?"),
+        "{:?}",
+        all[1].help
+    );
+    assert!(imported.set.policies.is_empty());
+    assert_eq!(imported.set.stats.rejected, 1);
 }
 
 #[test]

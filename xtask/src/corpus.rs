@@ -4,9 +4,11 @@
 //! * every CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy / NetworkPolicy is imported by
 //!   netpol; each Cilium object is also validated against the CRD schema, and the two verdicts
 //!   are compared: schema-valid objects netpol rejects must be Cilium sanitize rejections
-//!   (listed with netpol's diagnostic), schema-invalid objects netpol accepts are listed as
-//!   mismatches;
-//! * every Hubble flow export is read and judged against the accepted policies.
+//!   (listed with netpol's diagnostic) or carry fields the 1.19 schema does not know (which
+//!   strict field validation refuses; the schema check here, like a pruning API server, lets
+//!   them pass), schema-invalid objects netpol accepts are listed as mismatches;
+//! * every Hubble flow export is read and judged against the accepted policies, and against no
+//!   policy at all (everything must be allowed).
 
 use std::fs;
 use std::io::Write;
@@ -38,6 +40,8 @@ struct Tally {
     objects: usize,
     schema_valid_accepted: usize,
     schema_valid_rejected: Vec<String>,
+    /// Schema-valid once unknown fields are pruned, refused by strict field validation.
+    unknown_fields: Vec<String>,
     schema_invalid_rejected: usize,
     schema_invalid_accepted: Vec<String>,
     knp_accepted: usize,
@@ -104,6 +108,14 @@ pub fn run(args: &Args) -> Result<bool> {
     }
     writeln!(
         out,
+        "  Cilium, fields unknown to the schema, refused (strict field validation): {}",
+        tally.unknown_fields.len()
+    )?;
+    for r in &tally.unknown_fields {
+        writeln!(out, "    {r}")?;
+    }
+    writeln!(
+        out,
         "  Cilium, schema-invalid, rejected by netpol: {}",
         tally.schema_invalid_rejected
     )?;
@@ -126,6 +138,7 @@ pub fn run(args: &Args) -> Result<bool> {
     }
 
     let index = Index::new(entry::build(&all, None, &Settings::default()));
+    let empty = Index::new(entry::build(&PolicySet::default(), None, &Settings::default()));
     let mut flows_total = 0;
     let mut ok = tally.schema_invalid_accepted.is_empty();
     for file in files
@@ -144,6 +157,17 @@ pub fn run(args: &Args) -> Result<bool> {
         let mut ev = Evaluator::new(&index, &NoPorts);
         let v = verify::judge(&reader.set.flows, &mut ev);
         flows_total += v.judged.len();
+        // Without any policy, Cilium allows everything.
+        let mut open = Evaluator::new(&empty, &NoPorts);
+        let unpoliced = verify::judge(&reader.set.flows, &mut open);
+        if unpoliced.denied() > 0 {
+            writeln!(
+                out,
+                "  MISMATCH: {} flows denied without any policy",
+                unpoliced.denied()
+            )?;
+            ok = false;
+        }
         writeln!(
             out,
             "{}: {} flows judged ({} denied, {} replies), skipped {:?}, {} bad records",
@@ -204,6 +228,10 @@ fn check(
         .map(|d| d.message.clone())
         .unwrap_or_default();
     let label = format!("{}: {kind}/{name}: {first_error}", file.display());
+    let unknown_field = diags
+        .iter()
+        .find(|d| d.is_error())
+        .is_some_and(|d| d.code == "unknown-field");
     if kind == "NetworkPolicy" {
         if accepted {
             tally.knp_accepted += 1;
@@ -214,6 +242,7 @@ fn check(
         let valid = schemas.violations(object)?.is_none_or(|v| v.is_empty());
         match (valid, accepted) {
             (true, true) => tally.schema_valid_accepted += 1,
+            (true, false) if unknown_field => tally.unknown_fields.push(label),
             (true, false) => tally.schema_valid_rejected.push(label),
             (false, false) => tally.schema_invalid_rejected += 1,
             (false, true) => tally

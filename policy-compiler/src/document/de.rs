@@ -2,10 +2,9 @@
 //!
 //! Decoding a Kubernetes object into the typed CRD models (`cilium`, `kubernetes`) goes through
 //! this deserializer so that every error points at the node where it arose (the innermost one),
-//! and so that unknown keys are *collected* as warnings instead of aborting: the API server prunes
-//! unknown fields of a structural CRD schema rather than rejecting the object, and `kubectl
-//! apply --validate=strict` rejects them, so netpol reports them and otherwise behaves like the
-//! cluster would (the field has no effect).
+//! and so that unknown keys are *collected*, all of them, instead of aborting at the first: the
+//! API server's strict field validation (the default of `kubectl apply` and of server-side
+//! apply) refuses an object with an unknown field, so the caller rejects the whole object.
 //!
 //! Scalars are strictly typed, like the API server: `port: 80` where the schema wants a string
 //! is an error, as is `"8"` where it wants an integer.
@@ -108,10 +107,11 @@ fn unexpected(u: &de::Unexpected<'_>) -> String {
     }
 }
 
-/// Unknown keys met while decoding, as warnings.
+/// Unknown keys met while decoding, as errors: the API server's strict field validation (the
+/// default of `kubectl apply` and server-side apply) refuses an object with one.
 #[derive(Debug, Default)]
 pub struct Unknown {
-    pub warnings: RefCell<Vec<Diagnostic>>,
+    pub errors: RefCell<Vec<Diagnostic>>,
 }
 
 /// Decode `node` into `T`. Unknown keys of structs (other than `metadata`) are pushed to
@@ -434,22 +434,22 @@ impl<'a> de::MapAccess<'a> for Map<'a> {
                     });
                 };
                 if !fields.contains(&name) {
-                    let mut d = Diagnostic::warning(
+                    let mut d = Diagnostic::error(
                         "unknown-field",
                         key.span,
-                        format!("unknown field `{name}` is ignored"),
+                        format!("unknown field `{name}`"),
                     )
                     .with_label("not in the schema");
                     d = match crate::diagnostic::spelling::closest(name, fields.iter().copied()) {
                         Some(best) => d.with_help(format!(
-                            "did you mean `{best}`? the API server drops unknown fields (kubectl --validate=strict rejects them)"
+                            "did you mean `{best}`? `kubectl apply` refuses unknown fields (strict field validation), so the object never reaches the cluster"
                         )),
                         None => d.with_help(format!(
-                            "the API server drops unknown fields (kubectl --validate=strict rejects them); known fields here: {}",
+                            "`kubectl apply` refuses unknown fields (strict field validation), so the object never reaches the cluster; known fields here: {}",
                             super::list(fields)
                         )),
                     };
-                    self.unknown.warnings.borrow_mut().push(d);
+                    self.unknown.errors.borrow_mut().push(d);
                     continue;
                 }
             }
@@ -498,7 +498,7 @@ mod tests {
             });
         let unknown = Unknown::default();
         let r = from_node(&node, &unknown);
-        let w = unknown.warnings.into_inner();
+        let w = unknown.errors.into_inner();
         (r, w, text.to_owned())
     }
 
@@ -516,7 +516,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_warnings_and_skipped() {
+    fn unknown_keys_are_collected_as_errors_and_skipped() {
         let (r, w, _) = decode("- port: \"80\"\n  endPorts: 90\n");
         assert_eq!(
             r.ok(),
@@ -526,9 +526,10 @@ mod tests {
             }])
         );
         assert_eq!(w.len(), 1);
+        assert!(w.iter().all(Diagnostic::is_error));
         assert_eq!(
             w.first().map(|d| d.message.as_str()),
-            Some("unknown field `endPorts` is ignored")
+            Some("unknown field `endPorts`")
         );
     }
 

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! files / dirs ──document::parse_multi──> nodes ──(List items, kind dispatch)──> objects
-//!     ──document::de (typed, spans; unknown fields = warnings)──> cilium / kubernetes types
+//!     ──document::de (typed, spans; unknown fields = errors)──> cilium / kubernetes types
 //!     ──sanitize (Cilium's agent checks, cilium-semantics.md §1)──> PolicySet
 //! ```
 //!
@@ -305,8 +305,13 @@ fn object(node: &Node, implied_kind: Option<&str>, diags: &mut Diagnostics, set:
         })
         .map(|p| knp_policy(p, node, &mut errors)),
     };
-    for w in unknown.warnings.into_inner() {
-        diags.push(w);
+    // An unknown field makes the API server refuse the object: it contributes no rule.
+    let unknown = unknown.errors.into_inner();
+    if !unknown.is_empty() {
+        match &policy {
+            Ok(_) => errors.extend(unknown),
+            Err(_) => unknown.into_iter().for_each(|d| diags.push(d)),
+        }
     }
     let what = format!(
         "{} `{}`",
