@@ -273,7 +273,11 @@ fn unknown_fields_are_errors_and_the_object_is_refused_like_the_api_server() {
     assert_eq!(underlined(&imported, all[0]), "fromRequires");
     assert_eq!(all[1].message, "unknown field `toPort`");
     assert!(
-        all[1].help.as_deref().unwrap().starts_with("did you mean `toPorts`?"),
+        all[1]
+            .help
+            .as_deref()
+            .unwrap()
+            .starts_with("did you mean `toPorts`?"),
         "{:?}",
         all[1].help
     );

@@ -138,7 +138,11 @@ pub fn run(args: &Args) -> Result<bool> {
     }
 
     let index = Index::new(entry::build(&all, None, &Settings::default()));
-    let empty = Index::new(entry::build(&PolicySet::default(), None, &Settings::default()));
+    let empty = Index::new(entry::build(
+        &PolicySet::default(),
+        None,
+        &Settings::default(),
+    ));
     let mut flows_total = 0;
     let mut ok = tally.schema_invalid_accepted.is_empty();
     for file in files

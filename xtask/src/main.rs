@@ -3,6 +3,7 @@
 //! ```text
 //! cargo xtask setup       install toolchains, LLVM and bpf-linker (idempotent, fast when done)
 //! cargo xtask bench-observer  measure the observer's costs (root)
+//! cargo xtask bench-verify    time `netpol verify` against `jq` parsing the same Hubble export
 //! cargo xtask ci          setup → fmt → clippy → test: what `.ci/run` and the README call
 //! cargo xtask crd-check   validate Cilium policies against the CRDs' openAPIV3Schema (dev tool)
 //! cargo xtask corpus      run the policy engine over the shared corpus, compare with the CRDs
@@ -12,6 +13,7 @@
 //! build script (`flow-observer/build.rs`, through aya-build), not by a task here.
 
 mod bench;
+mod bench_verify;
 mod ci;
 mod corpus;
 mod crd;
@@ -44,6 +46,12 @@ enum Task {
     /// Measure the observer (root): veth throughput with and without its programs, their cost
     /// per packet, new flows per second, RSS with 100,000 connections
     BenchObserver,
+    /// Time `netpol verify` on a generated Hubble export (FLOWS lines, default 200,000) against
+    /// `jq` merely parsing it, and netpol's peak RSS
+    BenchVerify {
+        #[arg(default_value_t = 200_000)]
+        flows: u32,
+    },
     /// (for bench-observer) send UDP to COUNT distinct destinations at RATE per second (0: as
     /// fast as possible)
     #[command(hide = true)]
@@ -62,6 +70,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Setup => setup::run().map(|()| true),
         Task::BenchObserver => bench::run().map(|()| true),
+        Task::BenchVerify { flows } => bench_verify::run(flows).map(|()| true),
         Task::Flood { count, rate } => bench::flood(count, rate).map(|()| true),
         Task::Ci => ci::run().map(|()| true),
         Task::CrdCheck(args) => crd::run(&args),

@@ -96,6 +96,15 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
         return Status::BadInput;
     };
     let mut reader = Reader::new(loaded.inventory.as_ref(), &loaded.settings.cluster_name);
+    let json = matches!(args.format, ReportFormat::Json);
+    let evaluator = Evaluator::new(&loaded.index, loaded.named_ports());
+    let mut run = match verify::Run::new(evaluator, &loaded.index, &loaded.sources, json) {
+        Ok(run) => run,
+        Err(e) => {
+            let _ = writeln!(out.stderr, "error: cannot create a temporary file: {e}");
+            return Status::BadInput;
+        }
+    };
     let interactive = out.interactive;
     let stderr = &mut *out.stderr;
     let started = std::time::Instant::now();
@@ -111,13 +120,26 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
             );
         }
     };
-    let read = reader.read_all(&mut input, &mut progress);
+    // Flows are judged as they are read; only connections, groups and decisions are kept.
+    let mut spooled = Ok(());
+    let read = reader.read_each(&mut input, &mut progress, &mut |flow| {
+        if spooled.is_ok() {
+            spooled = run.push(&flow);
+        }
+    });
     let stderr = &mut *out.stderr;
     if interactive {
         let _ = write!(stderr, "\r{:60}\r", "");
     }
     if let Err(e) = read {
         let _ = writeln!(stderr, "error: cannot read `{}`: {e}", flows.display());
+        return Status::BadInput;
+    }
+    if let Err(e) = spooled {
+        let _ = writeln!(
+            stderr,
+            "error: cannot write the report's temporary file: {e}"
+        );
         return Status::BadInput;
     }
     if reader.error_count > 0 {
@@ -146,36 +168,23 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
         );
         return Status::BadInput;
     }
-    let set = reader.set;
-    let mut evaluator = Evaluator::new(&loaded.index, loaded.named_ports());
-    let verification = verify::judge(&set.flows, &mut evaluator);
-    let report = (
-        &verification,
-        &set,
-        &loaded.index,
-        &loaded.sources,
-        loaded.accepted,
-        &loaded.settings,
-    );
+    let mut report = match run.finish(&reader.set.skipped, loaded.accepted, &loaded.settings) {
+        Ok(report) => report,
+        Err(e) => {
+            let _ = writeln!(
+                out.stderr,
+                "error: cannot read the report's temporary file: {e}"
+            );
+            return Status::BadInput;
+        }
+    };
     let status = match args.format {
-        ReportFormat::Text => out.write(&verify::render_text(
-            report.0, report.1, report.2, report.3, report.4, report.5,
-        )),
-        ReportFormat::Markdown => out.write(&verify::render_markdown(
-            report.0, report.1, report.2, report.3, report.4, report.5,
-        )),
+        ReportFormat::Text => out.write(&verify::render_text(&report)),
+        ReportFormat::Markdown => out.write(&verify::render_markdown(&report)),
         ReportFormat::Json => {
             let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut *out.stdout);
-            let written = verify::render_json(
-                &mut buffered,
-                report.0,
-                report.1,
-                report.2,
-                report.3,
-                report.4,
-                report.5,
-            )
-            .and_then(|()| buffered.flush());
+            let written =
+                verify::render_json(&mut buffered, &mut report).and_then(|()| buffered.flush());
             match written {
                 Ok(()) => Status::Ok,
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Status::Ok,
@@ -186,7 +195,7 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
     if status != Status::Ok {
         return status;
     }
-    if verification.denied() > 0 || loaded.rejected > 0 {
+    if report.denied() > 0 || loaded.rejected > 0 {
         Status::Found
     } else {
         Status::Ok

@@ -203,7 +203,10 @@ pub struct FlowError {
 /// The flows of an input, and what was skipped.
 #[derive(Debug, Clone, Default)]
 pub struct FlowSet {
+    /// The flows read, with [`Reader::read_all`] (none with [`Reader::read_each`]).
     pub flows: Vec<Flow>,
+    /// Flow records read (each one's [`Flow::index`] is its position among them).
+    pub count: usize,
     /// Lines that are not flows (Hubble `node_status`, `lost_events`, …), by kind.
     pub skipped: BTreeMap<String, usize>,
     pub format: Option<Format>,
@@ -256,11 +259,26 @@ impl<'i> Reader<'i> {
         }
     }
 
-    /// Read every line of `input`; `progress` is called with the bytes read so far.
+    /// Read every line of `input` into [`FlowSet::flows`]; `progress` is called with the
+    /// bytes read so far.
     pub fn read_all(
         &mut self,
         input: &mut dyn BufRead,
         progress: &mut dyn FnMut(u64),
+    ) -> std::io::Result<()> {
+        let mut flows = std::mem::take(&mut self.set.flows);
+        let read = self.read_each(input, progress, &mut |flow| flows.push(flow));
+        self.set.flows = flows;
+        read
+    }
+
+    /// Read every line of `input`, handing each flow to `each` as soon as it is read and
+    /// keeping none: memory stays bounded by what `each` keeps, however long the input.
+    pub fn read_each(
+        &mut self,
+        input: &mut dyn BufRead,
+        progress: &mut dyn FnMut(u64),
+        each: &mut dyn FnMut(Flow),
     ) -> std::io::Result<()> {
         let mut line = String::new();
         let mut number = 0;
@@ -275,7 +293,9 @@ impl<'i> Reader<'i> {
             if number % 65_536 == 0 {
                 progress(self.set.bytes);
             }
-            self.line(number, &line);
+            if let Some(flow) = self.read_line(number, &line) {
+                each(flow);
+            }
         }
         progress(self.set.bytes);
         Ok(())
@@ -288,11 +308,18 @@ impl<'i> Reader<'i> {
         }
     }
 
-    /// One line of input.
+    /// One line of input, kept in [`FlowSet::flows`].
     pub fn line(&mut self, number: usize, text: &str) {
+        if let Some(flow) = self.read_line(number, text) {
+            self.set.flows.push(flow);
+        }
+    }
+
+    /// One line of input: its flow, if it is one (errors and skipped lines are counted).
+    fn read_line(&mut self, number: usize, text: &str) -> Option<Flow> {
         let text = text.trim();
         if text.is_empty() {
-            return;
+            return None;
         }
         let format = match self.set.format {
             Some(f) => f,
@@ -303,7 +330,7 @@ impl<'i> Reader<'i> {
                 }
                 Err(e) => {
                     self.error(FlowError { line: number, ..e });
-                    return;
+                    return None;
                 }
             },
         };
@@ -316,12 +343,16 @@ impl<'i> Reader<'i> {
                 self.translate_service(&mut flow);
                 self.template_ports(&mut flow.src);
                 self.template_ports(&mut flow.dst);
-                flow.index = self.set.flows.len();
+                flow.index = self.set.count;
                 flow.line = number;
-                self.set.flows.push(flow);
+                self.set.count += 1;
+                Some(flow)
             }
-            Ok(None) => {}
-            Err(e) => self.error(FlowError { line: number, ..e }),
+            Ok(None) => None,
+            Err(e) => {
+                self.error(FlowError { line: number, ..e });
+                None
+            }
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -16,9 +16,10 @@ use serde::Serialize;
 use crate::diagnostic::source::SourceMap;
 use crate::engine::entry::EntryId;
 use crate::engine::eval::{Decision, FlowKey, Point, Reason};
+use crate::engine::identity::Labels;
 use crate::engine::index::{Evaluator, Index};
 use crate::engine::settings::{Origin, Settings};
-use crate::flow::{Endpoint, Flow, FlowSet};
+use crate::flow::{Endpoint, Flow};
 use crate::objects::{Direction, Proto};
 
 /// The decision for one input record.
@@ -264,8 +265,8 @@ struct FlowHead<'a> {
     same_as: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     time: Option<&'a str>,
-    source: String,
-    destination: String,
+    source: &'a str,
+    destination: &'a str,
     protocol: String,
     port: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -323,80 +324,295 @@ impl SettingsSummary {
     }
 }
 
+/// A verify run fed one flow at a time, as the reader reads them: what it keeps is bounded by
+/// the distinct connections (to judge replies with them), the distinct report groups and the
+/// distinct decisions, never by the number of flow records. The JSON report's per-flow lines
+/// are spooled to an unnamed temporary file, so that nothing reaches stdout before the whole
+/// input is known to be good.
+pub struct Run<'a> {
+    evaluator: Evaluator<'a>,
+    index: &'a Index,
+    sources: &'a SourceMap,
+    connections: FxHashMap<ConnKey, (usize, Decision)>,
+    flows: usize,
+    denied: usize,
+    replies: usize,
+    groups: FxHashMap<GroupKey, GroupAcc>,
+    json: Option<Spool>,
+}
+
+impl std::fmt::Debug for Run<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("flows", &self.flows)
+            .field("denied", &self.denied)
+            .field("connections", &self.connections.len())
+            .field("groups", &self.groups.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection, in its initiating direction: protocol, source address and port, destination
+/// address and port.
+type ConnKey = (Option<Proto>, IpAddr, u16, IpAddr, u16);
+
+/// What an endpoint's name in a report depends on: the reader's shared strings and label set,
+/// compared by address (the reader shares one copy of each), so that grouping a million flows
+/// compares pointers, not names. Equal names with two copies only make two groups here, which
+/// the report merges by name.
+#[derive(Debug, Clone)]
+struct EndKey {
+    namespace: Option<Arc<str>>,
+    workload: Option<Arc<str>>,
+    pod: Option<Arc<str>>,
+    entity: Option<Arc<str>>,
+    /// The first DNS name of a world peer.
+    name: Option<String>,
+    ip: Option<IpAddr>,
+    labels: Arc<Labels>,
+}
+
+impl EndKey {
+    fn of(e: &Endpoint) -> Self {
+        Self {
+            namespace: e.namespace.clone(),
+            workload: e.workload.clone(),
+            pod: e.pod.clone(),
+            entity: e.entity.clone(),
+            name: e.peer.names.first().cloned(),
+            ip: e.peer.ip.filter(|_| e.namespace.is_none()),
+            labels: e.peer.labels.clone(),
+        }
+    }
+
+    fn addresses(&self) -> [usize; 5] {
+        let text = |s: &Option<Arc<str>>| {
+            s.as_ref()
+                .map_or(0, |s| Arc::as_ptr(s).cast::<u8>() as usize)
+        };
+        [
+            text(&self.namespace),
+            text(&self.workload),
+            text(&self.pod),
+            text(&self.entity),
+            Arc::as_ptr(&self.labels) as usize,
+        ]
+    }
+}
+
+impl PartialEq for EndKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.addresses() == other.addresses() && self.ip == other.ip && self.name == other.name
+    }
+}
+
+impl Eq for EndKey {}
+
+impl std::hash::Hash for EndKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.addresses().hash(state);
+        self.ip.hash(state);
+        self.name.hash(state);
+    }
+}
+
+/// Flows that look alike in a report: both ends, protocol and port, and the two decisions
+/// (shared points, by address; the accumulator holds them, so the addresses stay theirs).
+type GroupKey = (EndKey, EndKey, Option<Proto>, u16, usize, usize);
+
+#[derive(Debug)]
+struct GroupAcc {
+    count: usize,
+    /// Holds the points whose addresses are in the key.
+    decision: Decision,
+    source: String,
+    destination: String,
+    port: String,
+}
+
+/// The JSON report's flow lines, spooled, and each decision's JSON, rendered once.
+struct Spool {
+    file: std::io::BufWriter<std::fs::File>,
+    points: FxHashMap<usize, (Arc<Point>, String)>,
+}
+
+impl<'a> Run<'a> {
+    /// A run judging with `evaluator`; `json`: the JSON report will be written (its flow lines
+    /// are spooled as they come).
+    pub fn new(
+        evaluator: Evaluator<'a>,
+        index: &'a Index,
+        sources: &'a SourceMap,
+        json: bool,
+    ) -> std::io::Result<Self> {
+        let json = if json {
+            Some(Spool {
+                file: std::io::BufWriter::with_capacity(1 << 16, tempfile::tempfile()?),
+                points: FxHashMap::default(),
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            evaluator,
+            index,
+            sources,
+            connections: FxHashMap::default(),
+            flows: 0,
+            denied: 0,
+            replies: 0,
+            groups: FxHashMap::default(),
+            json,
+        })
+    }
+
+    /// Judge one flow (a reply takes the decision of its connection, when it was seen).
+    pub fn push(&mut self, flow: &Flow) -> std::io::Result<()> {
+        let reply = flow.is_reply();
+        let view = View::of(flow, reply);
+        let key = match (view.src.peer.ip, view.dst.peer.ip) {
+            (Some(s), Some(d)) => Some((view.proto, s, view.src.port.unwrap_or(0), d, view.port)),
+            _ => None,
+        };
+        let (decision, same_as) = match key.as_ref().and_then(|k| self.connections.get(k)) {
+            Some((first, decision)) if reply => (decision.clone(), Some(*first)),
+            _ => {
+                let decision = self.evaluator.decide_key(&view.key());
+                if let Some(key) = key {
+                    self.connections
+                        .entry(key)
+                        .or_insert_with(|| (flow.index, decision.clone()));
+                }
+                (decision, None)
+            }
+        };
+        self.flows += 1;
+        self.replies += usize::from(reply);
+        self.denied += usize::from(!decision.allowed());
+        let group = (
+            EndKey::of(view.src),
+            EndKey::of(view.dst),
+            view.proto,
+            view.port,
+            Arc::as_ptr(&decision.egress) as usize,
+            Arc::as_ptr(&decision.ingress) as usize,
+        );
+        let acc = self.groups.entry(group).or_insert_with(|| GroupAcc {
+            count: 0,
+            decision: decision.clone(),
+            source: view.src.display(),
+            destination: view.dst.display(),
+            port: view.port_text(),
+        });
+        acc.count += 1;
+        if let Some(spool) = &mut self.json {
+            let head = FlowHead {
+                index: flow.index,
+                line: flow.line,
+                verdict: if decision.allowed() {
+                    "allowed"
+                } else {
+                    "denied"
+                },
+                dropped_at: decision.dropped_at(),
+                reply,
+                same_as,
+                time: flow.time.as_deref(),
+                source: &acc.source,
+                destination: &acc.destination,
+                protocol: view.proto.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+                port: view.port,
+                observed: flow.observed.as_deref(),
+                service: flow.service.as_deref(),
+            };
+            let mut head = serde_json::to_string(&head).unwrap_or_default();
+            head.pop(); // the closing brace: the points follow
+            let (index, sources) = (self.index, self.sources);
+            let mut render = |p: &Arc<Point>| -> String {
+                spool
+                    .points
+                    .entry(Arc::as_ptr(p) as usize)
+                    .or_insert_with(|| {
+                        let json = serde_json::to_string(&PointReport::new(index, sources, p))
+                            .unwrap_or_default();
+                        (p.clone(), json)
+                    })
+                    .1
+                    .clone()
+            };
+            let (egress, ingress) = (render(&decision.egress), render(&decision.ingress));
+            write!(
+                spool.file,
+                "{}\n{head},\"egress\":{egress},\"ingress\":{ingress}}}",
+                if self.flows > 1 { "," } else { "" },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The totals and the groups, after the last flow.
+    pub fn finish(
+        self,
+        skipped: &BTreeMap<String, usize>,
+        policies: usize,
+        settings: &Settings,
+    ) -> std::io::Result<Report> {
+        let summary = Summary {
+            flows: self.flows,
+            allowed: self.flows - self.denied,
+            denied: self.denied,
+            replies: self.replies,
+            policies,
+            skipped_lines: skipped.clone(),
+            settings: SettingsSummary::new(settings),
+        };
+        let groups = groups(self.groups, self.index, self.sources);
+        let spool = match self.json {
+            Some(spool) => {
+                let mut file = spool.file.into_inner().map_err(|e| e.into_error())?;
+                file.seek(std::io::SeekFrom::Start(0))?;
+                Some(file)
+            }
+            None => None,
+        };
+        Ok(Report {
+            summary,
+            groups,
+            settings: settings.describe(),
+            spool,
+        })
+    }
+}
+
+/// A finished run, ready to render.
+#[derive(Debug)]
+pub struct Report {
+    pub summary: Summary,
+    groups: Vec<Group>,
+    /// The settings, as the header names them.
+    settings: String,
+    /// The JSON report's flow lines (when the run was made for JSON).
+    spool: Option<std::fs::File>,
+}
+
+impl Report {
+    /// Whether a flow would be dropped.
+    pub fn denied(&self) -> usize {
+        self.summary.denied
+    }
+}
+
 /// The JSON report, streamed: `{"summary": …, "flows": [ … ]}`, one flow per line.
-pub fn render_json(
-    out: &mut dyn Write,
-    v: &Verification,
-    set: &FlowSet,
-    index: &Index,
-    sources: &SourceMap,
-    policies: usize,
-    settings: &Settings,
-) -> std::io::Result<()> {
-    let summary = summary(v, set, policies, settings);
+pub fn render_json(out: &mut dyn Write, report: &mut Report) -> std::io::Result<()> {
     write!(
         out,
         "{{\"summary\":{},\"flows\":[",
-        serde_json::to_string(&summary).unwrap_or_default()
+        serde_json::to_string(&report.summary).unwrap_or_default()
     )?;
-    // Points are shared between flows: render each once.
-    let mut points: FxHashMap<usize, String> = FxHashMap::default();
-    let mut render = |p: &Arc<Point>| -> String {
-        points
-            .entry(Arc::as_ptr(p) as usize)
-            .or_insert_with(|| {
-                serde_json::to_string(&PointReport::new(index, sources, p)).unwrap_or_default()
-            })
-            .clone()
-    };
-    for (i, j) in v.judged.iter().enumerate() {
-        let Some(flow) = set.flows.get(j.index) else {
-            continue;
-        };
-        let view = View::of(flow, j.reply);
-        let head = FlowHead {
-            index: j.index,
-            line: flow.line,
-            verdict: if j.decision.allowed() {
-                "allowed"
-            } else {
-                "denied"
-            },
-            dropped_at: j.decision.dropped_at(),
-            reply: j.reply,
-            same_as: j.same_as,
-            time: flow.time.as_deref(),
-            source: view.src.display(),
-            destination: view.dst.display(),
-            protocol: view.proto.map_or_else(|| "?".to_owned(), |p| p.to_string()),
-            port: view.port,
-            observed: flow.observed.as_deref(),
-            service: flow.service.as_deref(),
-        };
-        let mut head = serde_json::to_string(&head).unwrap_or_default();
-        head.pop(); // the closing brace: the points follow
-        write!(
-            out,
-            "{}\n{head},\"egress\":{},\"ingress\":{}}}",
-            if i > 0 { "," } else { "" },
-            render(&j.decision.egress),
-            render(&j.decision.ingress)
-        )?;
+    if let Some(spool) = &mut report.spool {
+        std::io::copy(spool, out)?;
     }
     out.write_all(b"\n]}\n")
-}
-
-pub fn summary(v: &Verification, set: &FlowSet, policies: usize, settings: &Settings) -> Summary {
-    let denied = v.denied();
-    Summary {
-        flows: v.judged.len(),
-        allowed: v.judged.len() - denied,
-        denied,
-        replies: v.judged.iter().filter(|j| j.reply).count(),
-        policies,
-        skipped_lines: set.skipped.clone(),
-        settings: SettingsSummary::new(settings),
-    }
 }
 
 /// A group of flows with the same source, destination and port.
@@ -413,64 +629,14 @@ struct Group {
     notes: Vec<String>,
 }
 
-/// What an endpoint's display depends on, borrowed from the flow: grouping a million flows
-/// hashes these instead of formatting names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct EndKey<'a> {
-    namespace: Option<&'a str>,
-    workload: Option<&'a str>,
-    pod: Option<&'a str>,
-    entity: Option<&'a str>,
-    name: Option<&'a str>,
-    ip: Option<IpAddr>,
-    labels: usize,
-}
-
-impl<'a> EndKey<'a> {
-    fn of(e: &'a Endpoint) -> Self {
-        Self {
-            namespace: e.namespace.as_deref(),
-            workload: e.workload.as_deref(),
-            pod: e.pod.as_deref(),
-            entity: e.entity.as_deref(),
-            name: e.peer.names.first().map(String::as_str),
-            ip: e.peer.ip.filter(|_| e.namespace.is_none()),
-            labels: Arc::as_ptr(&e.peer.labels) as usize,
-        }
-    }
-}
-
-fn groups(v: &Verification, set: &FlowSet, index: &Index, sources: &SourceMap) -> Vec<Group> {
-    // First by cheap keys (shared points by address, endpoints by borrowed fields)…
-    type Fast<'a> = (EndKey<'a>, EndKey<'a>, Option<Proto>, u16, usize, usize);
-    let mut fast: FxHashMap<Fast<'_>, (usize, usize)> = FxHashMap::default();
-    for (at, j) in v.judged.iter().enumerate() {
-        let Some(flow) = set.flows.get(j.index) else {
-            continue;
-        };
-        let view = View::of(flow, j.reply);
-        let key = (
-            EndKey::of(view.src),
-            EndKey::of(view.dst),
-            view.proto,
-            view.port,
-            Arc::as_ptr(&j.decision.egress) as usize,
-            Arc::as_ptr(&j.decision.ingress) as usize,
-        );
-        fast.entry(key).or_insert((0, at)).0 += 1;
-    }
-    // … then by what the report shows.
+/// The run's groups, merged by what the report shows, sorted.
+fn groups(fast: FxHashMap<GroupKey, GroupAcc>, index: &Index, sources: &SourceMap) -> Vec<Group> {
     type Key = (bool, String, String, String, String, String);
     let mut map: BTreeMap<Key, (usize, Option<Direction>, Vec<String>)> = BTreeMap::new();
     let mut reports: FxHashMap<(usize, usize), (String, String, Vec<String>)> =
         FxHashMap::default();
-    for (_, (n, at)) in fast {
-        let Some(j) = v.judged.get(at) else { continue };
-        let Some(flow) = set.flows.get(j.index) else {
-            continue;
-        };
-        let decision = &j.decision;
-        let view = View::of(flow, j.reply);
+    for acc in fast.into_values() {
+        let decision = &acc.decision;
         let (egress, ingress, notes) = reports
             .entry((
                 Arc::as_ptr(&decision.egress) as usize,
@@ -487,16 +653,16 @@ fn groups(v: &Verification, set: &FlowSet, index: &Index, sources: &SourceMap) -
             .clone();
         let key = (
             decision.allowed(),
-            view.src.display(),
-            view.dst.display(),
-            view.port_text(),
+            acc.source,
+            acc.destination,
+            acc.port,
             egress,
             ingress,
         );
         let slot = map
             .entry(key)
             .or_insert((0, decision.dropped_at(), Vec::new()));
-        slot.0 += n;
+        slot.0 += acc.count;
         for n in notes {
             if !slot.2.contains(&n) {
                 slot.2.push(n);
@@ -568,18 +734,10 @@ fn headline(s: &Summary) -> String {
 }
 
 /// Text report: groups by (source, destination, port), would-be drops first.
-pub fn render_text(
-    v: &Verification,
-    set: &FlowSet,
-    index: &Index,
-    sources: &SourceMap,
-    policies: usize,
-    settings: &Settings,
-) -> String {
-    let s = summary(v, set, policies, settings);
-    let mut out = headline(&s);
-    let _ = write!(out, "\njudged with: {}\n\n", settings.describe());
-    for g in groups(v, set, index, sources) {
+pub fn render_text(report: &Report) -> String {
+    let mut out = headline(&report.summary);
+    let _ = write!(out, "\njudged with: {}\n\n", report.settings);
+    for g in &report.groups {
         let _ = writeln!(
             out,
             "{}  {} -> {} {}  x{}",
@@ -603,21 +761,14 @@ fn md_escape(s: &str) -> String {
 }
 
 /// Markdown report for a pull-request comment.
-pub fn render_markdown(
-    v: &Verification,
-    set: &FlowSet,
-    index: &Index,
-    sources: &SourceMap,
-    policies: usize,
-    settings: &Settings,
-) -> String {
-    let s = summary(v, set, policies, settings);
+pub fn render_markdown(report: &Report) -> String {
+    let s = &report.summary;
     let mut out = String::new();
     let icon = if s.denied == 0 { "✅" } else { "❌" };
-    let _ = writeln!(out, "### {icon} netpol verify: {}\n", headline(&s));
-    let _ = writeln!(out, "Judged with: {}.\n", md_escape(&settings.describe()));
-    let all = groups(v, set, index, sources);
-    let (dropped, allowed): (Vec<&Group>, Vec<&Group>) = all.iter().partition(|g| !g.allowed);
+    let _ = writeln!(out, "### {icon} netpol verify: {}\n", headline(s));
+    let _ = writeln!(out, "Judged with: {}.\n", md_escape(&report.settings));
+    let (dropped, allowed): (Vec<&Group>, Vec<&Group>) =
+        report.groups.iter().partition(|g| !g.allowed);
     let table = |out: &mut String, groups: &[&Group]| {
         out.push_str("| source | destination | port | flows | where | decision |\n|---|---|---|---|---|---|\n");
         for g in groups {

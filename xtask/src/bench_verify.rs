@@ -1,0 +1,132 @@
+//! `cargo xtask bench-verify [FLOWS]`: `netpol verify` against a JSON parser merely reading the
+//! same Hubble export, in one run.
+//!
+//! Generates (deterministically, with `examples/hubble_gen.rs`) FLOWS Hubble jsonpb lines of
+//! mostly distinct pod pairs (default 200,000) and the 1,010 policies of the generated cluster,
+//! then times, three times each, `jq -c .flow.l4` (parsing every line, printing a small part)
+//! and `netpol verify` with the text and the JSON report, and prints the medians, the ratio and
+//! netpol's peak RSS. Needs `jq` and GNU `time` (`apt-get install jq time`).
+//!
+//! Figures go to the README's performance section, with this command.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{process, workspace_root};
+
+pub fn run(flows: u32) -> Result<()> {
+    for tool in ["jq", "/usr/bin/time"] {
+        if process::probe(Command::new(tool).arg("--version"))?.is_none() {
+            bail!("`{tool}` is missing: `apt-get install jq time`");
+        }
+    }
+    let root = workspace_root();
+    process::run(
+        Command::new(process::cargo())
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--bin",
+                "netpol",
+                "--example",
+                "hubble_gen",
+            ])
+            .current_dir(&root),
+    )?;
+    let dir = root.join("target/bench-verify");
+    std::fs::create_dir_all(&dir)?;
+    let generator = root.join("target/release/examples/hubble_gen");
+    let netpol = root.join("target/release/netpol");
+    let export = dir.join(format!("hubble-{flows}.jsonl"));
+    let out =
+        File::create(&export).with_context(|| format!("cannot write `{}`", export.display()))?;
+    process::run(Command::new(&generator).arg(flows.to_string()).stdout(out))?;
+    let policies = dir.join("policies");
+    if policies.exists() {
+        std::fs::remove_dir_all(&policies)?;
+    }
+    process::run(Command::new(&generator).arg("policies").arg(&policies))?;
+    let size = std::fs::metadata(&export)?.len();
+    println!(
+        "input: {flows} Hubble lines, {:.0} MB; 1,010 policies",
+        size as f64 / 1e6
+    );
+
+    let jq = median(|| time(Command::new("jq").args(["-c", ".flow.l4"]).arg(&export)))?;
+    let verify = |format: &str| {
+        let mut cmd = Command::new(&netpol);
+        cmd.arg("verify")
+            .arg("--policies")
+            .arg(&policies)
+            .arg("--flows")
+            .arg(&export)
+            .args(["--format", format]);
+        median(|| time(&mut cmd))
+    };
+    let text = verify("text")?;
+    let json = verify("json")?;
+    let rss = peak_rss_mib(&netpol, &policies, &export)?;
+    let mbs = |d: Duration| size as f64 / 1e6 / d.as_secs_f64();
+    println!(
+        "jq -c .flow.l4:          {:>6.2} s  ({:.0} MB/s)",
+        jq.as_secs_f64(),
+        mbs(jq)
+    );
+    for (name, d) in [("text", text), ("json", json)] {
+        println!(
+            "netpol verify --format {name}: {:>6.2} s  ({:.0} MB/s), {:.1}x jq",
+            d.as_secs_f64(),
+            mbs(d),
+            jq.as_secs_f64() / d.as_secs_f64()
+        );
+    }
+    println!("netpol verify --format text: peak RSS {rss:.0} MiB");
+    Ok(())
+}
+
+/// The wall-clock time of one run, output discarded; a failing run is an error.
+fn time(cmd: &mut Command) -> Result<Duration> {
+    let started = Instant::now();
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    // `verify` exits 1 when something would be dropped: the run worked.
+    if !matches!(status.code(), Some(0 | 1)) {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(started.elapsed())
+}
+
+fn median(mut once: impl FnMut() -> Result<Duration>) -> Result<Duration> {
+    let mut runs = [once()?, once()?, once()?];
+    runs.sort();
+    Ok(runs[1])
+}
+
+/// Peak RSS of `netpol verify --format text`, from GNU time.
+fn peak_rss_mib(netpol: &Path, policies: &Path, export: &Path) -> Result<f64> {
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(netpol)
+        .arg("verify")
+        .arg("--policies")
+        .arg(policies)
+        .arg("--flows")
+        .arg(export)
+        .stdout(Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    let kib: f64 = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .context("GNU time printed no RSS")?;
+    Ok(kib / 1024.0)
+}
