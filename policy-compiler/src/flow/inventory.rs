@@ -246,14 +246,7 @@ impl Inventory {
         let (labels, pod_spec) = match template {
             None => (obj.metadata.labels.clone(), spec.clone()),
             Some(t) => (
-                field(field(t, "metadata"), "labels")
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                string_map(field(field(t, "metadata"), "labels")).unwrap_or_default(),
                 field(t, "spec").clone(),
             ),
         };
@@ -261,14 +254,8 @@ impl Inventory {
             "ReplicationController" => field(spec, "selector"),
             _ => field(field(spec, "selector"), "matchLabels"),
         };
-        let selector: BTreeMap<String, String> = selector_node
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect()
-            })
-            .filter(|s: &BTreeMap<String, String>| !s.is_empty())
+        let selector = string_map(selector_node)
+            .filter(|s| !s.is_empty())
             .unwrap_or_else(|| labels.clone());
         let meta = crate::objects::kubernetes::Meta {
             labels,
@@ -295,17 +282,7 @@ impl Inventory {
         let mut ports = Vec::new();
         for c in field(spec, "containers").as_array().into_iter().flatten() {
             for p in field(c, "ports").as_array().into_iter().flatten() {
-                let (Some(name), Some(port)) = (
-                    field(p, "name").as_str(),
-                    field(p, "containerPort").as_u64(),
-                ) else {
-                    continue;
-                };
-                let protocol = field(p, "protocol")
-                    .as_str()
-                    .and_then(Proto::parse)
-                    .unwrap_or(Proto::Tcp);
-                if let Ok(port) = u16::try_from(port) {
+                if let Some((Some(name), port, protocol)) = named_port(p, "containerPort") {
                     ports.push(NamedPort {
                         name: name.to_ascii_lowercase(),
                         port,
@@ -354,45 +331,21 @@ impl Inventory {
         {
             cluster_ips.push(ip);
         }
-        let selector = field(spec, "selector").as_object().map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        });
-        let port_names = field(spec, "ports")
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| {
-                field(p, "port")
-                    .as_u64()
-                    .is_some_and(|n| u16::try_from(n).is_ok())
-            })
-            .map(|p| {
-                field(p, "name")
-                    .as_str()
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_owned)
-            })
-            .collect();
-        let ports = field(spec, "ports")
+        let selector = string_map(field(spec, "selector"));
+        let (ports, port_names): (Vec<_>, Vec<_>) = field(spec, "ports")
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|p| {
-                let port = u16::try_from(field(p, "port").as_u64()?).ok()?;
-                let proto = field(p, "protocol")
-                    .as_str()
-                    .and_then(Proto::parse)
-                    .unwrap_or(Proto::Tcp);
+                let (name, port, proto) = named_port(p, "port")?;
                 let target = match field(p, "targetPort") {
                     Json::Number(n) => TargetPort::Number(u16::try_from(n.as_u64()?).ok()?),
                     Json::String(s) => TargetPort::Name(s.to_ascii_lowercase()),
                     _ => TargetPort::Number(port),
                 };
-                Some((port, proto, target))
+                Some(((port, proto, target), name))
             })
-            .collect();
+            .unzip();
         self.services.push(Service {
             namespace: obj
                 .metadata
@@ -778,16 +731,29 @@ fn endpoint_ports(ports: &Json) -> Vec<(Option<String>, u16, Proto)> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|p| {
-            let port = u16::try_from(field(p, "port").as_u64()?).ok()?;
-            let proto = field(p, "protocol")
-                .as_str()
-                .and_then(Proto::parse)
-                .unwrap_or(Proto::Tcp);
-            let name = field(p, "name").as_str().filter(|n| !n.is_empty());
-            Some((name.map(str::to_owned), port, proto))
-        })
+        .filter_map(|p| named_port(p, "port"))
         .collect()
+}
+
+/// A port object of the API: its `name` (when not empty), the number under `number_key`
+/// (`port`, `containerPort`) and its `protocol` (TCP when absent).
+fn named_port(p: &Json, number_key: &str) -> Option<(Option<String>, u16, Proto)> {
+    let port = u16::try_from(field(p, number_key).as_u64()?).ok()?;
+    let proto = field(p, "protocol")
+        .as_str()
+        .and_then(Proto::parse)
+        .unwrap_or(Proto::Tcp);
+    let name = field(p, "name").as_str().filter(|n| !n.is_empty());
+    Some((name.map(str::to_owned), port, proto))
+}
+
+/// A map of strings (labels, a selector); entries whose value is no string are left out.
+fn string_map(v: &Json) -> Option<BTreeMap<String, String>> {
+    v.as_object().map(|m| {
+        m.iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect()
+    })
 }
 
 /// A key of a JSON object, `null` when absent.
