@@ -1,16 +1,13 @@
 //! `netpol explain`: one flow, rule by rule.
 
-use std::path::PathBuf;
-
 use super::{Output, Status, policies};
 use crate::document::files::Files;
 use crate::report::explain;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
-    /// Policy files or directories.
-    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
-    policies: Vec<PathBuf>,
+    #[command(flatten)]
+    inputs: policies::Inputs,
     /// The client.
     #[arg(long, value_name = "REF")]
     from: String,
@@ -20,27 +17,13 @@ pub(super) struct Args {
     /// Port and protocol: `443/tcp`, `53/udp`, `8080` (TCP), `icmp/8`.
     #[arg(long, value_name = "PORT")]
     port: String,
-    /// Workload manifests, as for `verify`.
-    #[arg(long, num_args = 1.., value_name = "PATH")]
-    manifests: Vec<PathBuf>,
-    /// Inventory, as for `verify`.
-    #[arg(long, value_name = "FILE")]
-    inventory: Option<PathBuf>,
-    /// The cluster's Cilium settings, as for `verify`.
-    #[arg(long, value_name = "FILE")]
-    cilium_config: Option<PathBuf>,
 }
 
 pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
-    let Some(settings) = policies::settings(fs, args.cilium_config.as_deref(), out) else {
+    let Some(settings) = policies::settings(fs, args.inputs.cilium_config.as_deref(), out) else {
         return Status::BadInput;
     };
-    let inputs = policies::Inputs {
-        policies: &args.policies,
-        manifests: &args.manifests,
-        inventory: args.inventory.as_deref(),
-    };
-    let Some(loaded) = policies::load(fs, &inputs, settings, out) else {
+    let Some(loaded) = policies::load(fs, &args.inputs, settings, out) else {
         return Status::BadInput;
     };
     let cluster = loaded.settings.cluster_name.as_str();

@@ -58,7 +58,8 @@ enum Command {
     /// Judge recorded flows against policies, as Cilium would: which would be dropped, and why.
     ///
     /// Policies: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and NetworkPolicy objects
-    /// in YAML or JSON files (directories are searched recursively; other kinds are skipped).
+    /// in YAML or JSON files (directories are searched recursively); the workload manifests
+    /// among them (Deployments, Services, …) describe the cluster, other kinds are skipped.
     /// Flows: netpol flow JSONL or Hubble exports (`hubble observe -o jsonpb`), auto-detected.
     /// Exit 0 if nothing would be dropped, 1 if something would (or a policy is invalid and
     /// ignored, as Cilium ignores it), 2 on bad input.

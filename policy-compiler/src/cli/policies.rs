@@ -58,14 +58,28 @@ pub(super) fn settings(
     read.settings
 }
 
-/// Where the policies and the universe come from.
-pub(super) struct Inputs<'a> {
-    /// `--policies`: policies, and the workload manifests beside them.
-    pub policies: &'a [PathBuf],
-    /// `--manifests`: more workload manifests (policies there are not used).
-    pub manifests: &'a [PathBuf],
-    /// `--inventory`: the live cluster, which wins over the manifests.
-    pub inventory: Option<&'a Path>,
+/// Where the policies, the universe and the agent settings come from (the arguments `verify`
+/// and `explain` share).
+#[derive(Debug, clap::Args)]
+pub(super) struct Inputs {
+    /// Policy files or directories (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy,
+    /// NetworkPolicy; the workload manifests beside them describe the cluster).
+    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
+    pub policies: Vec<PathBuf>,
+    /// Workload manifests (Deployments, StatefulSets, …, Pods, Namespaces, Services,
+    /// EndpointSlices) that describe the cluster's pods, as the manifests beside the policies
+    /// do: labels, container ports and their names, service accounts, namespace labels.
+    #[arg(long, num_args = 1.., value_name = "PATH")]
+    pub manifests: Vec<PathBuf>,
+    /// `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`: resolves IPs,
+    /// named ports, namespace labels and `toServices`; wins over the manifests.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// The cluster's Cilium settings: `kubectl -n kube-system get configmap cilium-config -o
+    /// yaml`, or the Helm values Cilium was installed with (cluster name, …). Without it,
+    /// `verify` reads the cluster name from the flows' identity labels when they carry one.
+    #[arg(long, value_name = "FILE")]
+    pub cilium_config: Option<PathBuf>,
 }
 
 /// Import policies, the workload manifests and the inventory, for an agent configured with
@@ -74,11 +88,11 @@ pub(super) struct Inputs<'a> {
 /// allows everything.
 pub(super) fn load(
     fs: &dyn Files,
-    inputs: &Inputs<'_>,
+    inputs: &Inputs,
     settings: Settings,
     out: &mut Output<'_>,
 ) -> Option<Policies> {
-    let paths = inputs.policies;
+    let paths = &inputs.policies;
     let mut imported = policy::import(fs, paths);
     out.report(&imported.diagnostics, &imported.sources);
     if fatal(&imported) {
@@ -87,7 +101,7 @@ pub(super) fn load(
     let mut manifests = std::mem::take(&mut imported.set.manifests);
     let mut manifest_stats = imported.set.stats.manifests.clone();
     if !inputs.manifests.is_empty() {
-        let extra = policy::import(fs, inputs.manifests);
+        let extra = policy::import(fs, &inputs.manifests);
         // Only what is wrong with the files themselves: their policies are not used.
         let mut problems = crate::diagnostic::Diagnostics::new();
         for d in extra
@@ -154,7 +168,7 @@ pub(super) fn load(
         summary.push_str(&format!("; skipped {}", ignored.join(", ")));
     }
     let _ = writeln!(stderr, "{summary}");
-    let live = match inputs.inventory {
+    let live = match inputs.inventory.as_deref() {
         None => None,
         Some(path) => match fs.read(path) {
             Ok(text) => Some((path, text)),

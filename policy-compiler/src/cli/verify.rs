@@ -14,26 +14,11 @@ use crate::report::verify;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
-    /// Policy files or directories.
-    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
-    policies: Vec<PathBuf>,
+    #[command(flatten)]
+    inputs: policies::Inputs,
     /// Flow records: a file, or `-` for stdin.
     #[arg(long, value_name = "FILE")]
     flows: PathBuf,
-    /// Workload manifests (Deployments, StatefulSets, …, Pods, Namespaces, Services,
-    /// EndpointSlices) that describe the cluster's pods, as the manifests beside the policies
-    /// do: labels, container ports and their names, service accounts, namespace labels.
-    #[arg(long, num_args = 1.., value_name = "PATH")]
-    manifests: Vec<PathBuf>,
-    /// `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`: resolves IPs, named ports,
-    /// namespace labels and `toServices`.
-    #[arg(long, value_name = "FILE")]
-    inventory: Option<PathBuf>,
-    /// The cluster's Cilium settings: `kubectl -n kube-system get configmap cilium-config -o
-    /// yaml`, or the Helm values Cilium was installed with (cluster name, …). Without it, the
-    /// cluster name is read from the flows' identity labels when they carry one.
-    #[arg(long, value_name = "FILE")]
-    cilium_config: Option<PathBuf>,
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     format: ReportFormat,
@@ -48,7 +33,8 @@ enum ReportFormat {
 
 pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
     let flows = &args.flows;
-    let Some(mut settings) = policies::settings(fs, args.cilium_config.as_deref(), out) else {
+    let Some(mut settings) = policies::settings(fs, args.inputs.cilium_config.as_deref(), out)
+    else {
         return Status::BadInput;
     };
     // The flows are opened first: without `--cilium-config`, their start says which cluster
@@ -66,7 +52,7 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
             }
         }
     };
-    if args.cilium_config.is_none() {
+    if args.inputs.cilium_config.is_none() {
         match input.fill_buf().map(cluster_in_flows) {
             Ok(Ok(Some(name))) => {
                 let _ = writeln!(
@@ -87,12 +73,7 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
             Ok(Ok(None)) | Err(_) => {}
         }
     }
-    let inputs = policies::Inputs {
-        policies: &args.policies,
-        manifests: &args.manifests,
-        inventory: args.inventory.as_deref(),
-    };
-    let Some(loaded) = policies::load(fs, &inputs, settings, out) else {
+    let Some(loaded) = policies::load(fs, &args.inputs, settings, out) else {
         return Status::BadInput;
     };
     let mut reader = Reader::new(loaded.inventory.as_ref(), &loaded.settings.cluster_name);
