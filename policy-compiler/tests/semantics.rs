@@ -1133,3 +1133,197 @@ spec:
             .any(|n| n.contains("HTTP requests are filtered"))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Audit against Cilium's source: cilium/cilium@507103c61fe20d13d023bbe2a730d829bd2902d6
+// (2026-01-07, 1.19.0-dev). Each test cites the code that decides the behaviour; docs/semantics.md
+// explains it.
+
+/// The errors an import reports, by message.
+fn import_errors(yaml: &str) -> Vec<String> {
+    let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
+    let imported = policy::import(&fs, &[PathBuf::from("p")]);
+    imported
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.message.clone())
+        .collect()
+}
+
+/// A `toPorts` item without `ports` allows nothing, yet its rule turns on default deny:
+/// Cilium makes one filter per listed port and none for the item, and the item keeps the rule
+/// from being L3-only (pkg/policy/rule.go:361-413; pkg/policy/api/l4.go:345-366, `Len` counts
+/// items).
+#[test]
+fn to_ports_without_ports_allows_nothing_but_enforces() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - toPorts:
+        - rules: {http: [{method: GET}]}
+"#,
+    );
+    let d = e.decide(&frontend(), &web(), "80/tcp");
+    assert_eq!(d.ingress.reason, Some(Reason::DefaultDeny));
+}
+
+/// The same under a deny rule denies nothing (pkg/policy/utils/parserules.go:160-166 copies only
+/// `ports` of a deny item).
+#[test]
+fn a_deny_to_ports_item_without_ports_denies_nothing() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  enableDefaultDeny: {ingress: false}
+  ingressDeny:
+    - fromEntities: [world]
+      toPorts: [{}]
+"#,
+    );
+    let d = e.decide(&world("198.51.100.1", &[]), &web(), "443/tcp");
+    assert!(d.allowed(), "{d:?}");
+    assert_eq!(d.ingress.reason, Some(Reason::NotDefaultDeny));
+}
+
+/// `authentication.mode: required` with no mutual-auth backend: nobody writes the auth map, so
+/// the datapath drops with AUTH_REQUIRED (bpf/bpf_lxc.c:855-878; bpf/lib/auth.h:22-54;
+/// pkg/auth/mutual_authhandler.go:65-75: the handler is off while the listener port is 0). A
+/// deny still wins; with mutual auth configured the flow passes once authenticated.
+#[test]
+fn authentication_required_without_a_backend_drops() {
+    let yaml = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+      authentication: {mode: required}
+"#;
+    let d = engine(yaml).decide(&frontend(), &web(), "8080/tcp");
+    assert!(!d.allowed());
+    assert_eq!(d.ingress.reason, Some(Reason::AuthRequired));
+    // With the agents' mutual authentication on.
+    let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
+    let imported = policy::import(&fs, &[PathBuf::from("p")]);
+    let settings = Settings {
+        mutual_auth: true,
+        ..Settings::default()
+    };
+    let index = Index::new(entry::build(&imported.set, None, &settings));
+    let e = Engine {
+        index,
+        inventory: None,
+    };
+    let d = e.decide(&frontend(), &web(), "8080/tcp");
+    assert!(d.allowed());
+    assert!(
+        d.ingress
+            .notes
+            .iter()
+            .any(|n| n.contains("mutual authentication")),
+        "{:?}",
+        d.ingress.notes
+    );
+}
+
+/// Port strings are read like Go's `ParseUint(s, 0, 16)`: a leading 0 is octal, `"08"` is an
+/// error that refuses the whole policy (pkg/policy/api/rule_validation.go:622-650;
+/// pkg/policy/l4.go:939-955).
+#[test]
+fn port_strings_are_parsed_like_go_with_octal() {
+    let policy = |port: &str| {
+        format!(
+            r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {{name: web, namespace: shop}}
+spec:
+  endpointSelector: {{matchLabels: {{app: web}}}}
+  ingress:
+    - toPorts: [{{ports: [{{port: "{port}", protocol: TCP}}]}}]
+"#
+        )
+    };
+    let e = engine(&policy("010"));
+    assert!(e.allowed(&frontend(), &web(), "8/tcp"));
+    assert!(!e.allowed(&frontend(), &web(), "10/tcp"));
+    assert_eq!(
+        import_errors(&policy("08")),
+        ["unable to parse port `08`: invalid syntax"]
+    );
+}
+
+/// `port: "0"` with an `endPort` below 65535 is the range 0..endPort, not every port
+/// (pkg/policy/portrange.go:32-45).
+#[test]
+fn port_zero_with_an_end_port_is_a_range() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - toPorts: [{ports: [{port: "0", endPort: 1024, protocol: TCP}]}]
+"#,
+    );
+    assert!(e.allowed(&frontend(), &web(), "80/tcp"));
+    assert!(e.allowed(&frontend(), &web(), "1024/tcp"));
+    assert!(!e.allowed(&frontend(), &web(), "8080/tcp"));
+}
+
+/// Egress named ports resolve against one cluster-wide map of every endpoint's named ports,
+/// never the destination's own: a name with two numbers resolves to nothing, and a unique name
+/// allows its number to every selected destination (pkg/endpoint/policy.go:51-89;
+/// pkg/types/portmap.go:164-219).
+#[test]
+fn egress_named_ports_resolve_cluster_wide_only() {
+    let inventory = |b_port: &str| {
+        format!(
+            r#"{{"kind":"List","items":[
+ {{"kind":"Pod","metadata":{{"name":"a","namespace":"shop","labels":{{"app":"a"}}}},"spec":{{"containers":[{{"name":"c","ports":[{{"name":"http","containerPort":8080}}]}}]}},"status":{{"phase":"Running","podIP":"10.0.0.1"}}}},
+ {{"kind":"Pod","metadata":{{"name":"b","namespace":"shop","labels":{{"app":"b"}}}},"spec":{{"containers":[{{"name":"c","ports":[{b_port}]}}]}},"status":{{"phase":"Running","podIP":"10.0.0.2"}}}}]}}"#
+        )
+    };
+    let yaml = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: c, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: c}}
+  egress:
+    - toEndpoints: [{matchLabels: {app: b}}]
+      toPorts: [{ports: [{port: http, protocol: TCP}]}]
+"#;
+    let c = pod("shop", &[("app", "c")]);
+    // `http` is 8080 on a and 9090 on b: ambiguous, so nothing.
+    let e = engine_with(
+        yaml,
+        Some(&inventory(r#"{"name":"http","containerPort":9090}"#)),
+    );
+    let inv = e.inventory.as_ref().unwrap();
+    let b = inv.pod_peer(inv.pod("shop", "b").unwrap());
+    assert!(!e.allowed(&c, &b, "9090/tcp"));
+    assert!(!e.allowed(&c, &b, "8080/tcp"));
+    // Only a names it: 8080, to b as well, though b has no such port.
+    let e = engine_with(
+        yaml,
+        Some(&inventory(r#"{"name":"metrics","containerPort":9100}"#)),
+    );
+    let inv = e.inventory.as_ref().unwrap();
+    let b = inv.pod_peer(inv.pod("shop", "b").unwrap());
+    assert!(e.allowed(&c, &b, "8080/tcp"));
+}

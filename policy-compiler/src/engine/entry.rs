@@ -24,6 +24,7 @@ use crate::objects::fqdn::FqdnSelector;
 use crate::objects::kubernetes::{
     IntOrString, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, PolicyType,
 };
+use crate::objects::port::RulePort;
 use crate::objects::{Direction, Proto, ProtoSet};
 
 /// Index of an entry in [`Entries::entries`].
@@ -158,7 +159,24 @@ pub struct Entry {
     pub l7: Option<L7>,
     /// `rules.dns` selectors: the DNS queries this entry lets the proxy see (§4.1).
     pub dns: Vec<FqdnSelector>,
-    pub auth_required: bool,
+    /// `authentication.mode` of the item: what the allow needs before traffic passes.
+    pub auth: Auth,
+}
+
+/// The authentication an allow entry asks for (`authentication.mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Auth {
+    /// No `authentication`.
+    #[default]
+    Unset,
+    /// `mode: disabled`, explicitly.
+    Disabled,
+    /// `mode: required` (or `test-always-fail`) and the agent can authenticate (mutual auth
+    /// configured): traffic passes once the identities are authenticated.
+    Authenticated,
+    /// `mode: required` without a mutual-auth backend, or `test-always-fail`: the datapath drops
+    /// with `AUTH_REQUIRED` (189) for good.
+    Drops,
 }
 
 /// All entries of a policy set, and what could not be resolved.
@@ -186,6 +204,7 @@ pub fn build(
         services,
         groups: &set.cidr_groups,
         cluster: &settings.cluster_name,
+        mutual_auth: settings.mutual_auth,
     };
     for (index, policy) in set.policies.iter().enumerate() {
         match &policy.body {
@@ -206,6 +225,8 @@ struct Context<'a> {
     groups: &'a std::collections::BTreeMap<String, policy::CidrGroup>,
     /// The local cluster's name: peer selectors that name no cluster select only it.
     cluster: &'a str,
+    /// The agents can authenticate identities (mutual auth configured).
+    mutual_auth: bool,
 }
 
 fn path_text(steps: &[Step<'_>]) -> String {
@@ -275,9 +296,14 @@ fn cilium_rule(
             Some((_, field)) => L3::Peers(peers(*field, namespace.as_deref(), init_subject, ctx)),
         };
         let item_path: Vec<Step<'static>> = base.iter().copied().chain(item.path()).collect();
-        let auth_required = item
-            .authentication
-            .is_some_and(|a| a.mode != AuthenticationMode::Disabled);
+        // Without a mutual-auth backend nobody ever writes the auth map, so `required` drops
+        // (cilium/cilium@507103c6 bpf/bpf_lxc.c:855-878, pkg/auth/mutual_authhandler.go:65-75).
+        let auth = match item.authentication.map(|a| a.mode) {
+            None => Auth::Unset,
+            Some(AuthenticationMode::Disabled) => Auth::Disabled,
+            Some(AuthenticationMode::Required) if ctx.mutual_auth => Auth::Authenticated,
+            Some(AuthenticationMode::Required | AuthenticationMode::TestAlwaysFail) => Auth::Drops,
+        };
         let make =
             |l4: L4, l7: Option<L7>, dns: Vec<FqdnSelector>, steps: &[Step<'static>]| Entry {
                 origin: origin(index, policy, steps),
@@ -290,7 +316,7 @@ fn cilium_rule(
                 l4,
                 l7,
                 dns,
-                auth_required,
+                auth,
             };
         match (&item.ports, item.icmps) {
             (Some(ports), _) if !ports.is_empty() => {
@@ -398,15 +424,15 @@ fn l7_of(pv: &PortView<'_>) -> (Option<L7>, Vec<FqdnSelector>) {
 
 /// `ports[]` of a `toPorts` item (cilium-semantics.md §1.13): no protocol or `ANY` = TCP, UDP
 /// and SCTP; `"0"` = every port; `endPort` above `port` = a range.
+///
+/// A `toPorts` item without ports (only `rules`, `{}`, `ports: []`) matches nothing, in allow
+/// and deny rules alike: Cilium makes one filter per listed port and none for the item, while
+/// the item still keeps the rule from being L3-only (cilium/cilium@507103c6
+/// pkg/policy/rule.go:361-413, pkg/policy/api/l4.go:345-366). The entry stays, so the rule
+/// still turns on default deny.
 fn port_matches(ports: Option<&[PortProtocol]>) -> Vec<PortMatch> {
     let Some(ports) = ports.filter(|p| !p.is_empty()) else {
-        // `toPorts` without `ports`: every port of TCP/UDP/SCTP.
-        return vec![PortMatch {
-            protocols: ProtoSet::ANY,
-            first: 0,
-            last: 65535,
-            name: None,
-        }];
+        return Vec::new();
     };
     ports
         .iter()
@@ -427,30 +453,36 @@ fn port_matches(ports: Option<&[PortProtocol]>) -> Vec<PortMatch> {
                     name: None,
                 };
             }
-            match p.port.parse::<u16>() {
-                Ok(0) => PortMatch {
+            // `endPort` above the port makes a range; `port: "0"` is every port unless an
+            // `endPort` below 65535 bounds it (0..endPort); a named port's range starts at the
+            // number the name resolves to (cilium/cilium@507103c6 pkg/policy/portrange.go:32-45,
+            // pkg/policy/l4.go:716-730).
+            let end = p.end_port.and_then(|e| u16::try_from(e).ok());
+            match RulePort::parse(&p.port) {
+                Ok(RulePort::Number(0)) => PortMatch {
                     protocols,
                     first: 0,
-                    last: 65535,
+                    last: end.filter(|e| *e > 0).unwrap_or(65535),
                     name: None,
                 },
-                Ok(n) => {
-                    let end = p
-                        .end_port
-                        .and_then(|e| u16::try_from(e).ok())
-                        .filter(|e| *e > n);
-                    PortMatch {
-                        protocols,
-                        first: n,
-                        last: end.unwrap_or(n),
-                        name: None,
-                    }
-                }
-                Err(_) => PortMatch {
+                Ok(RulePort::Number(n)) => PortMatch {
+                    protocols,
+                    first: n,
+                    last: end.filter(|e| *e > n).unwrap_or(n),
+                    name: None,
+                },
+                Ok(RulePort::Name(name)) => PortMatch {
                     protocols,
                     first: 0,
+                    last: end.unwrap_or(0),
+                    name: Some(name),
+                },
+                // Rejected by validation; nothing to match.
+                Err(_) => PortMatch {
+                    protocols: ProtoSet::NONE,
+                    first: 0,
                     last: 0,
-                    name: Some(p.port.to_ascii_lowercase()),
+                    name: None,
                 },
             }
         })
@@ -662,7 +694,7 @@ fn knp(out: &mut Entries, index: usize, policy: &Policy, spec: &NetworkPolicySpe
             l4,
             l7: None,
             dns: Vec::new(),
-            auth_required: false,
+            auth: Auth::Unset,
         };
         if rules.is_empty() {
             // Default deny for the direction, allowing nothing.

@@ -12,7 +12,7 @@
 //! it is the executable specification that `explain` prints and that property tests hold the
 //! compiled [`crate::engine::index::Index`] to.
 
-use crate::engine::entry::{Entries, Entry, EntryId, L3, L7, PeerMatch, PortMatch, Subject};
+use crate::engine::entry::{Auth, Entries, Entry, EntryId, L3, L7, PeerMatch, PortMatch, Subject};
 use crate::engine::identity::{NamedPort, Peer};
 use crate::objects::{Direction, Proto};
 
@@ -80,13 +80,19 @@ pub enum Reason {
     NotDefaultDeny,
     /// A deny entry matched (`POLICY_DENY`, 181).
     DeniedByRule,
+    /// Allowed by rules that require mutual authentication, and the agent cannot authenticate
+    /// (`AUTH_REQUIRED`, 189).
+    AuthRequired,
     /// Enforced with default deny and no allow matched (`POLICY_DENIED`, 133).
     DefaultDeny,
 }
 
 impl Reason {
     pub fn allows(self) -> bool {
-        !matches!(self, Self::DeniedByRule | Self::DefaultDeny)
+        !matches!(
+            self,
+            Self::DeniedByRule | Self::DefaultDeny | Self::AuthRequired
+        )
     }
 
     pub fn describe(self) -> &'static str {
@@ -100,6 +106,9 @@ impl Reason {
             }
             Self::NotDefaultDeny => "no selecting rule is default-deny: allowed",
             Self::DeniedByRule => "denied by",
+            Self::AuthRequired => {
+                "the allowing rules require mutual authentication and no auth backend is configured (AUTH_REQUIRED)"
+            }
             Self::DefaultDeny => "default deny: no rule allows it",
         }
     }
@@ -229,22 +238,28 @@ pub fn port_matches(
     let Some(name) = &pm.name else {
         return Ok(pm.first <= port && port <= pm.last);
     };
-    // Ingress: the subject's own container port; egress: the destination pod's port, else the
-    // cluster-wide unique number (cilium-semantics.md §1.13).
-    if let Some(np) = destination_ports
-        .iter()
-        .find(|np| np.name == *name && np.protocol == proto)
-    {
-        return Ok(np.port == port);
+    // Ingress: the subject's own container port. Egress: the cluster-wide map of every
+    // endpoint's named ports, never the destination's own; a name with two numbers there
+    // resolves to nothing (cilium/cilium@507103c6 pkg/endpoint/policy.go:51-89,
+    // pkg/types/portmap.go:164-219). An `endPort` above the resolved number makes a range.
+    let resolved = match direction {
+        Direction::Ingress => destination_ports
+            .iter()
+            .find(|np| np.name == *name && np.protocol == proto)
+            .map(|np| np.port),
+        Direction::Egress => cluster.resolve(name, proto),
+    };
+    match resolved {
+        Some(n) => Ok(port == n || (pm.last > n && n <= port && port <= pm.last)),
+        None => Err(match direction {
+            Direction::Ingress => format!(
+                "named port `{name}` is unknown for the destination (give `--inventory` or the workload manifests so netpol can read its container ports)"
+            ),
+            Direction::Egress => format!(
+                "named port `{name}` is unknown or ambiguous cluster-wide (egress named ports resolve against every pod's ports; give `--inventory` or the workload manifests)"
+            ),
+        }),
     }
-    if direction == Direction::Egress
-        && let Some(n) = cluster.resolve(name, proto)
-    {
-        return Ok(n == port);
-    }
-    Err(format!(
-        "named port `{name}` is unknown for the destination (give `--inventory` so netpol can read the pods' container ports)"
-    ))
 }
 
 /// Does the L4 part of an entry match? (`None` = every protocol and port, §2.1)
@@ -368,14 +383,22 @@ pub fn decide(
                 )),
                 _ => {}
             }
-            if e.auth_required {
+            if e.auth == Auth::Authenticated {
                 notes.push(format!(
-                    "{} requires mutual authentication; without it Cilium drops the flow (AUTH_REQUIRED)",
+                    "{} requires mutual authentication: the flow passes once the identities are authenticated",
                     e.origin.describe()
                 ));
             }
         }
-        Reason::AllowedByRule
+        // An allow that needs authentication the agent cannot give drops, unless one of the
+        // matching allows says `disabled` explicitly (approximating Cilium's inheritance of
+        // the auth type from broader entries, pkg/policy/mapstate.go:978-1040).
+        let allows = || point.allowed_by.iter().filter_map(get);
+        if allows().any(|e| e.auth == Auth::Drops) && !allows().any(|e| e.auth == Auth::Disabled) {
+            Reason::AuthRequired
+        } else {
+            Reason::AllowedByRule
+        }
     } else if default_deny {
         Reason::DefaultDeny
     } else {

@@ -1005,19 +1005,12 @@ fn port_rule(
                 "a port is required",
                 "write `port: \"443\"`; `\"0\"` means every port",
             );
-        } else if p.port.parse::<u32>().is_ok_and(|n| n > 65535) {
+        } else if let Err(why) = crate::objects::port::RulePort::parse(&p.port) {
+            // The agent parses like Go's ParseUint(s, 0, 16): `"010"` is octal 8, `"08"` fails.
             check.error(
                 &join(&pp, &[Step::Key("port")]),
-                format!("port `{}` is out of range", p.port),
-                "ports are 0 to 65535",
-            );
-        } else if p.port.parse::<u32>().is_err()
-            && !crate::objects::port::is_port_name(&p.port.to_ascii_lowercase())
-        {
-            check.error(
-                &join(&pp, &[Step::Key("port")]),
-                format!("invalid port `{}`", p.port),
-                "a port is a number or an IANA service name such as `http`",
+                why,
+                "a port is a decimal number from 0 to 65535 (a leading `0` makes it octal, as in Cilium) or an IANA service name such as `http`",
             );
         }
         if let Some(end) = p.end_port

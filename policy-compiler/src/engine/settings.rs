@@ -33,6 +33,9 @@ pub struct Settings {
     pub origin: Origin,
     /// The Cilium version, when the input names it (Helm `image.tag`).
     pub version: Option<String>,
+    /// Mutual authentication can succeed (`mesh-auth-mutual-listener-port` set, Helm
+    /// `authentication.mutual.port`): without it, `authentication.mode: required` drops.
+    pub mutual_auth: bool,
     /// Settings read with a value other than Cilium's default that netpol does not model yet:
     /// `(key, value, default)`. Reports name them: the verdicts assume the default.
     pub unmodelled: Vec<(String, String, String)>,
@@ -45,6 +48,7 @@ impl Default for Settings {
             cluster_id: None,
             origin: Origin::Default,
             version: None,
+            mutual_auth: false,
             unmodelled: Vec::new(),
         }
     }
@@ -131,6 +135,12 @@ const KEYS: &[Key] = &[
         helm: &["labels"],
         default: "",
         modelled: false,
+    },
+    Key {
+        config_map: "mesh-auth-mutual-listener-port",
+        helm: &["authentication", "mutual", "port"],
+        default: "0",
+        modelled: true,
     },
     Key {
         config_map: "enable-l7-proxy",
@@ -294,6 +304,9 @@ fn decode(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Set
                     .with_help("a cluster id is a number from 0 to 511"),
                 ),
             },
+            "mesh-auth-mutual-listener-port" => {
+                settings.mutual_auth = text.trim().parse::<u16>().is_ok_and(|p| p != 0);
+            }
             _ if !key.modelled && normalized(&text) != key.default => {
                 settings
                     .unmodelled

@@ -439,15 +439,21 @@ impl Inventory {
                 }
             }
         }
-        // Named ports cluster-wide: of the pods, and of the pods the manifests would create.
-        for p in self
-            .pods
-            .iter()
-            .chain(self.templates.iter().map(|t| &t.pod))
-        {
+        // Named ports cluster-wide, as Cilium's map of every endpoint's ports: the pods (not on
+        // the host network: those are no Cilium endpoints), and the pods the manifests would
+        // create where no running pod of the workload is known (a live pod wins).
+        let pods = &self.pods;
+        let live = |t: &&Template| {
+            pods.iter().any(|p| {
+                p.namespace == t.pod.namespace
+                    && t.selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+            })
+        };
+        let templates = self.templates.iter().filter(|t| !live(t)).map(|t| &t.pod);
+        let mut port_names: HashMap<(String, Proto), Option<u16>> = HashMap::new();
+        for p in pods.iter().chain(templates).filter(|p| !p.host_network) {
             for np in p.ports.iter() {
-                let slot = self
-                    .port_names
+                let slot = port_names
                     .entry((np.name.clone(), np.protocol))
                     .or_insert(Some(np.port));
                 if *slot != Some(np.port) {
@@ -456,6 +462,7 @@ impl Inventory {
                 }
             }
         }
+        self.port_names = port_names;
         for (i, s) in self.services.iter().enumerate() {
             for ip in &s.cluster_ips {
                 self.service_by_ip.insert(*ip, i);

@@ -206,6 +206,52 @@ pub fn is_port_name(text: &str) -> bool {
         && !text.contains("--")
 }
 
+/// A `port` string of a Cilium port rule, read as the agent reads it: an IANA service name
+/// (case-insensitive) is a named port; anything else is a number in Go's `ParseUint(s, 0, 16)`
+/// syntax: a leading `0` makes it octal (`"010"` is 8, `"08"` is an error), `0x`/`0o`/`0b`
+/// prefixes, `_` between digits, no sign, at most 65535 (cilium/cilium@507103c6
+/// pkg/policy/api/rule_validation.go:622-650, pkg/policy/l4.go:939-955).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulePort {
+    Number(u16),
+    /// Lowercased.
+    Name(String),
+}
+
+impl RulePort {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let lower = text.to_ascii_lowercase();
+        if is_port_name(&lower) {
+            return Ok(Self::Name(lower));
+        }
+        go_uint16(text).map(Self::Number)
+    }
+}
+
+/// Go's `strconv.ParseUint(s, 0, 16)`.
+fn go_uint16(text: &str) -> Result<u16, String> {
+    let invalid = || format!("unable to parse port `{text}`: invalid syntax");
+    let (radix, digits, prefixed) = match text.as_bytes() {
+        [b'0', b'x' | b'X', ..] => (16, text.get(2..).unwrap_or_default(), true),
+        [b'0', b'o' | b'O', ..] => (8, text.get(2..).unwrap_or_default(), true),
+        [b'0', b'b' | b'B', ..] => (2, text.get(2..).unwrap_or_default(), true),
+        [b'0', _, ..] => (8, text.get(1..).unwrap_or_default(), true),
+        _ => (10, text, false),
+    };
+    // Underscores only between digits (or right after a base prefix), as Go allows them with
+    // base 0.
+    let bytes = digits.as_bytes();
+    let bad_underscore = bytes.windows(2).any(|w| w == b"__")
+        || bytes.last() == Some(&b'_')
+        || (bytes.first() == Some(&b'_') && !prefixed);
+    let clean: String = digits.chars().filter(|c| *c != '_').collect();
+    if clean.is_empty() || bad_underscore || !clean.chars().all(|c| c.is_digit(radix)) {
+        return Err(invalid());
+    }
+    let value = u32::from_str_radix(&clean, radix).map_err(|_| invalid())?;
+    u16::try_from(value).map_err(|_| format!("port `{text}` is out of range (0 to 65535)"))
+}
+
 fn parse_icmp(family: IcmpFamily, text: &str) -> Result<IcmpType, PortError> {
     if let Ok(n) = text.parse::<u8>() {
         return Ok(IcmpType { family, kind: n });
@@ -356,5 +402,27 @@ mod tests {
         ] {
             assert!(parse_ref(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn rule_ports_are_read_like_go_parse_uint_base_0() {
+        let n = |s: &str| RulePort::parse(s);
+        assert_eq!(n("80"), Ok(RulePort::Number(80)));
+        assert_eq!(n("0"), Ok(RulePort::Number(0)));
+        assert_eq!(n("010"), Ok(RulePort::Number(8)), "leading 0: octal");
+        assert!(n("08").is_err(), "8 is no octal digit");
+        assert_eq!(n("1_000"), Ok(RulePort::Number(1000)));
+        assert_eq!(
+            n("0x50"),
+            Ok(RulePort::Name("0x50".to_owned())),
+            "a valid service name first"
+        );
+        assert!(n("+80").is_err());
+        assert!(n("1__0").is_err());
+        assert_eq!(
+            n("65536"),
+            Err("port `65536` is out of range (0 to 65535)".to_owned())
+        );
+        assert_eq!(n("HTTP"), Ok(RulePort::Name("http".to_owned())));
     }
 }

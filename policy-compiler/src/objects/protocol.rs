@@ -74,6 +74,8 @@ pub struct ProtoSet(u8);
 impl ProtoSet {
     /// `ANY` in a Cilium port rule: TCP, UDP and SCTP — never ICMP (cilium-semantics.md §1.13).
     pub const ANY: Self = Self(1 | 2 | 4);
+    /// No protocol: matches nothing.
+    pub const NONE: Self = Self(0);
 
     pub fn of(p: Proto) -> Self {
         Self(p.bit())
