@@ -1327,3 +1327,135 @@ spec:
     let b = inv.pod_peer(inv.pod("shop", "b").unwrap());
     assert!(e.allowed(&c, &b, "8080/tcp"));
 }
+
+/// An empty `toFQDNs` (or `toServices`, groups) list is as if absent: with `toPorts` the item
+/// allows every peer on those ports (pkg/policy/utils/parserules.go:140-158 leaves them out of
+/// the nil check; pkg/policy/l4.go:964-970 turns an empty L3 with ports into the wildcard).
+#[test]
+fn an_empty_to_fqdns_list_with_ports_allows_every_peer_on_them() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: api, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: api}}
+  egress:
+    - toFQDNs: []
+      toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+"#,
+    );
+    let api = pod("shop", &[("app", "api")]);
+    assert!(e.allowed(&api, &world("93.184.216.34", &[]), "443/tcp"));
+    assert!(e.allowed(&api, &web(), "443/tcp"));
+    assert!(!e.allowed(&api, &world("93.184.216.34", &[]), "80/tcp"));
+}
+
+/// An empty list beside another peer field is valid (only non-empty fields count,
+/// pkg/policy/api/rule_validation.go:202-218), and an empty endpoints/CIDR/entities list
+/// makes the whole item select nothing (parserules.go:140-149); the rule still enforces.
+#[test]
+fn an_empty_endpoints_list_beside_a_cidr_selects_nothing() {
+    let yaml = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: []
+      fromCIDR: ["203.0.113.0/24"]
+    - fromEntities: [world]
+      icmps: []
+      toPorts: [{ports: [{port: "80", protocol: TCP}]}]
+"#;
+    assert!(import_errors(yaml).is_empty(), "{:?}", import_errors(yaml));
+    let e = engine(yaml);
+    let d = e.decide(&world("203.0.113.7", &[]), &web(), "443/tcp");
+    assert_eq!(d.ingress.reason, Some(Reason::DefaultDeny));
+    // `icmps: []` beside `toPorts` is fine: world on 80 is allowed by the second item.
+    assert!(e.allowed(&world("203.0.113.7", &[]), &web(), "80/tcp"));
+    // Two non-empty peer fields are still refused.
+    let both = yaml.replace("fromEndpoints: []", "fromEndpoints: [{}]");
+    assert_eq!(
+        import_errors(&both),
+        ["combining `fromEndpoints` and `fromCIDR` is not supported yet"]
+    );
+}
+
+/// Cilium enforces every rule of a NetworkPolicy whatever `policyTypes` says; the types only
+/// decide the default deny of a direction without rules (pkg/k8s/network_policy.go:158-274),
+/// and an empty list is defaulted like a missing one (kubernetes/kubernetes@030880a5
+/// pkg/apis/networking/v1/defaults.go:38-46).
+#[test]
+fn knp_rules_are_enforced_whatever_policy_types_says() {
+    let e = engine(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Egress]
+  ingress:
+    - from: [{podSelector: {matchLabels: {app: frontend}}}]
+  egress:
+    - to: [{podSelector: {matchLabels: {app: db}}}]
+"#,
+    );
+    // The ingress rule is enforced though only Egress is listed: other pods are dropped.
+    assert!(e.allowed(&frontend(), &web(), "8080/tcp"));
+    let other = pod("shop", &[("app", "other")]);
+    assert_eq!(
+        e.decide(&other, &web(), "8080/tcp").ingress.reason,
+        Some(Reason::DefaultDeny)
+    );
+    // `policyTypes: []` is `[Ingress]`: default deny for ingress, egress untouched.
+    let e = engine(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: []
+"#,
+    );
+    assert_eq!(
+        e.decide(&frontend(), &web(), "80/tcp").ingress.reason,
+        Some(Reason::DefaultDeny)
+    );
+    assert_eq!(
+        e.decide(&web(), &frontend(), "80/tcp").egress.reason,
+        Some(Reason::NoPolicy)
+    );
+}
+
+/// A label with the key `host` turns enforcement off before `init` forces default deny
+/// (pkg/policy/repository.go:360-418): a pod labelled both is not enforced.
+#[test]
+fn a_host_label_wins_over_init() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: all, namespace: shop}
+spec:
+  endpointSelector: {}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: x}}]
+"#,
+    );
+    let odd = pod("shop", &[("host", "1"), ("init", "1")]);
+    let d = e.decide(&world("203.0.113.5", &[]), &odd, "80/tcp");
+    assert!(d.allowed());
+    assert_eq!(d.ingress.reason, Some(Reason::HostLabel));
+    // `init` alone, no policy selecting it: default deny all the same.
+    let lone = pod("other", &[("init", "1")]);
+    assert_eq!(
+        e.decide(&world("203.0.113.5", &[]), &lone, "80/tcp")
+            .ingress
+            .reason,
+        Some(Reason::DefaultDeny)
+    );
+}

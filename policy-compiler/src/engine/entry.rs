@@ -290,11 +290,7 @@ fn cilium_rule(
             Direction::Egress => dd.and_then(|d| d.egress),
         }
         .unwrap_or(true);
-        let l3 = match item.peers.first() {
-            None => L3::Wildcard,
-            Some((_, field)) if field.is_empty() => L3::Nothing,
-            Some((_, field)) => L3::Peers(peers(*field, namespace.as_deref(), init_subject, ctx)),
-        };
+        let l3 = l3_of(&item.peers, namespace.as_deref(), init_subject, ctx);
         let item_path: Vec<Step<'static>> = base.iter().copied().chain(item.path()).collect();
         // Without a mutual-auth backend nobody ever writes the auth map, so `required` drops
         // (cilium/cilium@507103c6 bpf/bpf_lxc.c:855-878, pkg/auth/mutual_authhandler.go:65-75).
@@ -369,6 +365,43 @@ fn cilium_rule(
             // `toPorts: []` and no ports at all: L3 only.
             _ => out.entries.push(make(None, None, Vec::new(), &item_path)),
         }
+    }
+}
+
+/// The L3 of an item from its peer fields. An empty `fromEndpoints`/`toEndpoints`, nodes,
+/// entities, CIDR or CIDR-set list makes the item select nothing, even beside another field;
+/// an empty `toFQDNs`, `toServices` or groups list is as if absent; an item with no peer left
+/// is a wildcard, which matches only with ports (cilium/cilium@507103c6
+/// pkg/policy/utils/parserules.go:140-158, pkg/policy/rule.go:348-367, pkg/policy/l4.go:964-970).
+fn l3_of(
+    fields: &[(&str, PeerField<'_>)],
+    namespace: Option<&str>,
+    init_subject: bool,
+    ctx: &Context<'_>,
+) -> L3 {
+    let cancels = |f: &PeerField<'_>| {
+        f.is_empty()
+            && matches!(
+                f,
+                PeerField::Endpoints(_)
+                    | PeerField::Nodes(_)
+                    | PeerField::Entities(_)
+                    | PeerField::Cidr(_)
+                    | PeerField::CidrSet(_)
+            )
+    };
+    if fields.iter().any(|(_, f)| cancels(f)) {
+        return L3::Nothing;
+    }
+    let matches: Vec<PeerMatch> = fields
+        .iter()
+        .filter(|(_, f)| !f.is_empty())
+        .flat_map(|(_, f)| peers(*f, namespace, init_subject, ctx))
+        .collect();
+    if fields.iter().all(|(_, f)| f.is_empty()) {
+        L3::Wildcard
+    } else {
+        L3::Peers(matches)
     }
 }
 
@@ -650,21 +683,26 @@ fn knp(out: &mut Entries, index: usize, policy: &Policy, spec: &NetworkPolicySpe
     };
     let subject =
         Subject::Endpoints(Selector::compile(&spec.pod_selector, Some("k8s")).subject_in(ns));
-    let types = spec.policy_types.as_deref();
-    // The API server defaults `policyTypes` to `Ingress`, plus `Egress` when there are egress
-    // rules; explicit types are taken as written (cilium-semantics.md §8).
-    let ingress_on = types.is_none_or(|ts| ts.contains(&PolicyType::Ingress));
-    let egress_on = match types {
-        Some(ts) => ts.contains(&PolicyType::Egress),
-        None => spec.egress.as_ref().is_some_and(|e| !e.is_empty()),
+    // The API server defaults a missing or empty `policyTypes` to `Ingress`, plus `Egress` when
+    // there are egress rules (kubernetes/kubernetes@030880a5 pkg/apis/networking/v1/defaults.go:
+    // 38-46). Cilium then turns every rule of both lists into entries whatever the types say;
+    // the types only decide the default-deny entry of a direction without rules: ingress when
+    // `Ingress` is listed or `Egress` is not, egress when `Egress` is listed
+    // (cilium/cilium@507103c6 pkg/k8s/network_policy.go:158-274).
+    let types = spec.policy_types.as_deref().filter(|ts| !ts.is_empty());
+    let has = |t: PolicyType| match types {
+        Some(ts) => ts.contains(&t),
+        None => match t {
+            PolicyType::Ingress => true,
+            PolicyType::Egress => spec.egress.as_ref().is_some_and(|e| !e.is_empty()),
+        },
     };
-    for (direction, on, key) in [
-        (Direction::Ingress, ingress_on, "ingress"),
-        (Direction::Egress, egress_on, "egress"),
+    let ingress_default = has(PolicyType::Ingress) || !has(PolicyType::Egress);
+    let egress_default = has(PolicyType::Egress);
+    for (direction, default_when_empty, key) in [
+        (Direction::Ingress, ingress_default, "ingress"),
+        (Direction::Egress, egress_default, "egress"),
     ] {
-        if !on {
-            continue;
-        }
         type Rules<'a> = Vec<(
             Option<&'a [NetworkPolicyPeer]>,
             Option<&'a [NetworkPolicyPort]>,
@@ -697,9 +735,11 @@ fn knp(out: &mut Entries, index: usize, policy: &Policy, spec: &NetworkPolicySpe
             auth: Auth::Unset,
         };
         if rules.is_empty() {
-            // Default deny for the direction, allowing nothing.
-            let steps = [Step::Key("spec"), Step::Key("policyTypes")];
-            out.entries.push(entry(L3::Nothing, None, &steps));
+            if default_when_empty {
+                // Default deny for the direction, allowing nothing.
+                let steps = [Step::Key("spec"), Step::Key("policyTypes")];
+                out.entries.push(entry(L3::Nothing, None, &steps));
+            }
             continue;
         }
         for (i, (peers, ports)) in rules.into_iter().enumerate() {

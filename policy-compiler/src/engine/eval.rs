@@ -346,11 +346,14 @@ pub fn decide(
         selecting: selecting.len(),
         ..Point::default()
     };
-    let init = endpoint.labels.has(None, "init");
-    if !init && endpoint.labels.namespace().is_some() && endpoint.labels.has(None, "host") {
+    // Any label with the key `host` (any source) comes first and turns enforcement off, before
+    // `init` and `enable-policy` (cilium/cilium@507103c6 pkg/policy/repository.go:360-418;
+    // pkg/labels/array.go:148-153 matches the key in every source).
+    if endpoint.labels.has(None, "host") {
         point.reason = Some(Reason::HostLabel);
         return point;
     }
+    let init = endpoint.labels.has(None, "init");
     if selecting.is_empty() && !init {
         point.reason = Some(Reason::NoPolicy);
         return point;

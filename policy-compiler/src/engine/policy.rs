@@ -847,14 +847,21 @@ fn sanitize_rule(check: &mut Check<'_>, kind: PolicyKind, rule: &Rule, base: &[S
 }
 
 fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>], host: bool) {
-    if let [(first, _), (second, _), ..] = item.peers.as_slice() {
+    // Only non-empty fields count, in both checks: an empty list beside another peer field,
+    // or `icmps: []` beside `toPorts`, is accepted (cilium/cilium@507103c6
+    // pkg/policy/api/rule_validation.go:202-218, 462-472, 155-157).
+    let present: Vec<&(&str, PeerField<'_>)> =
+        item.peers.iter().filter(|(_, f)| !f.is_empty()).collect();
+    if let [(first, _), (second, _), ..] = present.as_slice() {
         check.error_at_key(
             &join(path, &[Step::Key(second)]),
             format!("combining `{first}` and `{second}` is not supported yet"),
             "Cilium allows one peer field per item; split it into two list items",
         );
     }
-    if item.icmps.is_some() && item.ports.is_some() {
+    if item.icmps.is_some_and(|v| !v.is_empty())
+        && item.ports.as_ref().is_some_and(|v| !v.is_empty())
+    {
         check.error_at_key(
             &join(path, &[Step::Key("icmps")]),
             "the `icmps` block may only be present without `toPorts`",
