@@ -65,38 +65,58 @@ pub fn is_dns_label(s: &str) -> bool {
 }
 
 /// Whether Cilium's default identity-label filter drops this pod label, so that a selector on
-/// it can never match (cilium-semantics.md §3.2, pitfall 17). Returns the reason.
+/// it can never match (pitfall 17). Returns the reason.
+///
+/// The filter's entries are regexes matched at the start of the key; a label is dropped when an
+/// exclusion matches and no inclusion matches for longer (cilium/cilium@507103c6
+/// pkg/labelsfilter/filter.go:58-77, 221-260, 297-345). So the listed names are prefixes
+/// (`pod-template-hash-x` is dropped too), and `topology.kubernetes.io/*` is kept.
 pub fn filtered_from_identity(key: &str) -> Option<&'static str> {
-    const KEPT_PREFIXES: &[&str] = &["app.kubernetes.io", "io.kubernetes.pod.namespace"];
-    if KEPT_PREFIXES.iter().any(|p| key.starts_with(p)) {
-        return None;
-    }
-    const EXACT: &[&str] = &[
-        "pod-template-generation",
-        "pod-template-hash",
-        "controller-revision-hash",
-        "controller-uid",
-        "etcd_node",
+    /// Inclusions that rescue keys an exclusion would drop.
+    const INCLUDE: &[&str] = &[
+        "io.kubernetes.pod.namespace",
+        "io.cilium.k8s.namespace.labels",
+        "app.kubernetes.io",
+        "io.cilium.k8s.policy.cluster",
+        "io.cilium.k8s.policy.serviceaccount",
+    ];
+    const EXCLUDE: &[&str] = &[
+        "io.kubernetes",
+        "kubernetes.io",
         "statefulset.kubernetes.io/pod-name",
         "apps.kubernetes.io/pod-index",
         "batch.kubernetes.io/job-completion-index",
         "batch.kubernetes.io/controller-uid",
+        "k8s.io",
+        "pod-template-generation",
+        "pod-template-hash",
+        "controller-revision-hash",
+        "controller-uid",
+        "annotation",
+        "etcd_node",
     ];
-    if EXACT.contains(&key) {
-        return Some("Cilium leaves it out of pod identities");
+    let longest = |list: &[&str]| {
+        list.iter()
+            .filter(|p| key.starts_with(**p))
+            .map(|p| p.len())
+            .max()
+    };
+    // `.*beta\.kubernetes\.io`: anywhere in the key, the match ending at its last occurrence.
+    const BETA: &str = "beta.kubernetes.io";
+    let beta = key.rfind(BETA).map(|at| at + BETA.len());
+    let excluded = [longest(EXCLUDE), beta].into_iter().flatten().min()?;
+    if longest(INCLUDE).is_some_and(|included| included > excluded) {
+        return None;
     }
-    if key.starts_with("io.kubernetes") || key.starts_with("kubernetes.io") {
-        return Some(
-            "Cilium leaves `io.kubernetes*` and `kubernetes.io*` labels out of identities",
-        );
-    }
-    if key.contains("beta.kubernetes.io") || key.starts_with("k8s.io") {
-        return Some("Cilium leaves Kubernetes-internal labels out of identities");
-    }
-    if key.starts_with("topology.kubernetes.io") || key.starts_with("annotation") {
-        return Some("Cilium leaves it out of pod identities");
-    }
-    None
+    Some(
+        if key.starts_with("io.kubernetes") || key.starts_with("kubernetes.io") {
+            "Cilium leaves `io.kubernetes*` and `kubernetes.io*` labels out of identities"
+        } else if beta.is_some() || key.starts_with("k8s.io") {
+            "Cilium leaves Kubernetes-internal labels out of identities"
+        } else {
+            "Cilium leaves it out of pod identities"
+        },
+    )
 }
 
 #[cfg(test)]
@@ -122,5 +142,19 @@ mod tests {
         assert!(filtered_from_identity("statefulset.kubernetes.io/pod-name").is_some());
         assert!(filtered_from_identity("app.kubernetes.io/name").is_none());
         assert!(filtered_from_identity("k8s-app").is_none());
+    }
+
+    /// The default filter of cilium/cilium@507103c6 pkg/labelsfilter/filter.go:221-260: prefixes,
+    /// inclusions rescue only what they match for longer.
+    #[test]
+    fn identity_filter_matches_prefixes_and_keeps_topology() {
+        assert!(filtered_from_identity("topology.kubernetes.io/zone").is_none());
+        assert!(filtered_from_identity("pod-template-hash-x").is_some());
+        assert!(filtered_from_identity("controller-uid2").is_some());
+        assert!(filtered_from_identity("failure-domain.beta.kubernetes.io/zone").is_some());
+        assert!(filtered_from_identity("io.kubernetes.pod.namespace").is_none());
+        assert!(filtered_from_identity("io.kubernetes.pod.name").is_some());
+        assert!(filtered_from_identity("kubernetes.io/hostname").is_some());
+        assert!(filtered_from_identity("helm.sh/chart").is_none());
     }
 }
