@@ -1,5 +1,5 @@
 //! Flow inputs: Hubble exports and netpol's own JSONL, read into flows whose peers carry the
-//! identities Cilium would see (cilium-semantics.md §7.3, §10.1, §10.8). The Hubble lines are
+//! identities Cilium would see (docs/semantics.md §7.3, §10.1, §10.8). The Hubble lines are
 //! composed here in the shape `hubble observe -o jsonpb` prints.
 #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 

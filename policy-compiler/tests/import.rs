@@ -1,5 +1,5 @@
 //! Importing policies: what the CRD schema and Cilium's sanitize checks reject
-//! (cilium-semantics.md §1), each asserted precisely — message, help and the underlined text —
+//! (docs/semantics.md §1), each asserted precisely — message, help and the underlined text —
 //! and what is accepted, counted or skipped.
 #![expect(
     clippy::unwrap_used,

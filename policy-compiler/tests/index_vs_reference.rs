@@ -1,5 +1,5 @@
 //! Property: the compiled index decides every flow exactly as the naive reference evaluator
-//! (cilium-semantics.md §10), over generated CNP/CCNP/KNP sets and flows — with one evaluator
+//! (docs/semantics.md §10), over generated CNP/CCNP/KNP sets and flows — with one evaluator
 //! reused across all flows, so its per-identity caches are exercised too.
 #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 

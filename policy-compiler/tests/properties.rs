@@ -491,7 +491,7 @@ fn check_structure(set: &GenSet, objects: &[PolicyObject]) -> Result<(), TestCas
                 );
                 prop_assert!(!(item.to_ports.is_some() && item.icmps.is_some()));
                 check_limits(&item.to_ports, &item.icmps)?;
-                // Every FQDN has a DNS rule whose patterns cover it (cilium-semantics.md §4.1).
+                // Every FQDN has a DNS rule whose patterns cover it (docs/semantics.md §4.1).
                 for f in item.to_fqdns.iter().flatten() {
                     let name = f
                         .match_name

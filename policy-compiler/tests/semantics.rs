@@ -1,7 +1,7 @@
 //! Cilium's policy semantics, rule by rule. Each test is named after the rule it pins down and
-//! cites the section of cilium-semantics.md (the team's reference, in the design notes) that
-//! states it. Every decision is computed twice — by the compiled index and by the naive
-//! reference evaluator — and the two must agree.
+//! cites the section of docs/semantics.md that states it (and, for the audit at the end, the
+//! lines of Cilium's source that decide it). Every decision is computed twice — by the compiled
+//! index and by the naive reference evaluator — and the two must agree.
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 use std::collections::BTreeMap;

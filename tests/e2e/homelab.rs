@@ -157,7 +157,7 @@ fn sonarr_is_reachable_from_traefik_and_reaches_postgres_and_tvdb() {
     assert_eq!(ports(to_tvdb.to_ports.as_deref().unwrap()), ["443/TCP"]);
 
     // The FQDN rule works only through the DNS proxy: sonarr's DNS goes to kube-dns with an
-    // L7 DNS rule (cilium-semantics.md §4.1).
+    // L7 DNS rule (docs/semantics.md §4.1).
     let dns = egress(sonarr)
         .iter()
         .find(|e| {

@@ -1,4 +1,4 @@
-//! Policy entries: every item of every rule, normalized (cilium-semantics.md §2.1, §10.2).
+//! Policy entries: every item of every rule, normalized (docs/semantics.md §2.1, §10.2).
 //!
 //! One entry = subject × direction × verdict × peers (L3) × ports (L4) × L7, with the
 //! provenance of the item (policy, path, span). CNP, CCNP and KNP all become entries of the
@@ -65,7 +65,7 @@ pub enum Subject {
     Nodes(Selector),
 }
 
-/// One peer predicate (cilium-semantics.md §10.2 step 3).
+/// One peer predicate (docs/semantics.md §10.2 step 3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerMatch {
     /// Any identity at all (entity `all`, KNP rules without peers).
@@ -97,7 +97,7 @@ impl fmt::Display for PeerMatch {
     }
 }
 
-/// The L3 part of an entry (cilium-semantics.md §2.1).
+/// The L3 part of an entry (docs/semantics.md §2.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum L3 {
     /// No peer field: with ports, every identity; without ports, nothing.
@@ -113,7 +113,7 @@ pub struct PortMatch {
     pub protocols: ProtoSet,
     pub first: u16,
     pub last: u16,
-    /// A named port, resolved when a flow is judged (cilium-semantics.md §1.13).
+    /// A named port, resolved when a flow is judged (docs/semantics.md §1.13).
     pub name: Option<String>,
 }
 
@@ -185,7 +185,7 @@ pub struct Entries {
     pub entries: Vec<Entry>,
 }
 
-/// The pods behind the Services that `toServices` names (cilium-semantics.md §1.9): what the
+/// The pods behind the Services that `toServices` names (docs/semantics.md §1.9): what the
 /// cluster knows, not the policies. The inventory of the flow layer implements it.
 pub trait ServiceBackends {
     /// The peers a `toServices` item stands for; [`PeerMatch::Unresolved`] says why not.
@@ -455,7 +455,7 @@ fn l7_of(pv: &PortView<'_>) -> (Option<L7>, Vec<FqdnSelector>) {
     (None, Vec::new())
 }
 
-/// `ports[]` of a `toPorts` item (cilium-semantics.md §1.13): no protocol or `ANY` = TCP, UDP
+/// `ports[]` of a `toPorts` item (docs/semantics.md §1.13): no protocol or `ANY` = TCP, UDP
 /// and SCTP; `"0"` = every port; `endPort` above `port` = a range.
 ///
 /// A `toPorts` item without ports (only `rules`, `{}`, `ports: []`) matches nothing, in allow
@@ -631,7 +631,7 @@ fn cidr_rule(r: &CidrRule, ctx: &Context<'_>) -> Vec<PeerMatch> {
     Vec::new()
 }
 
-/// Entities as identity predicates (cilium-semantics.md §5.2); `cluster` is the local
+/// Entities as identity predicates (docs/semantics.md §5.2); `cluster` is the local
 /// cluster's name (the `cluster` entity is its pods plus the reserved identities).
 pub fn entity(e: Entity, cluster: &str) -> Vec<PeerMatch> {
     let reserved = |r: Reserved| {
@@ -676,7 +676,7 @@ pub fn entity(e: Entity, cluster: &str) -> Vec<PeerMatch> {
     }
 }
 
-/// A Kubernetes NetworkPolicy as entries (cilium-semantics.md §8).
+/// A Kubernetes NetworkPolicy as entries (docs/semantics.md §8).
 fn knp(out: &mut Entries, index: usize, policy: &Policy, spec: &NetworkPolicySpec, cluster: &str) {
     let Some(ns) = policy.namespace.as_deref() else {
         return;

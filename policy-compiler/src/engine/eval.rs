@@ -1,4 +1,4 @@
-//! Deciding a flow like Cilium (cilium-semantics.md §10): the decision types, the predicates
+//! Deciding a flow like Cilium (docs/semantics.md §10): the decision types, the predicates
 //! both evaluators share, and the naive reference evaluator.
 //!
 //! ```text
@@ -46,7 +46,7 @@ impl Query {
     }
 }
 
-/// Named ports known cluster-wide, for egress rules (cilium-semantics.md §1.13).
+/// Named ports known cluster-wide, for egress rules (docs/semantics.md §1.13).
 pub trait NamedPorts {
     /// The unique number of a port name across all pods; `None` if unknown or ambiguous.
     fn resolve(&self, name: &str, proto: Proto) -> Option<u16>;
@@ -134,7 +134,7 @@ impl Point {
     }
 }
 
-/// The end-to-end decision of a flow (cilium-semantics.md §10.6). The points are shared: the
+/// The end-to-end decision of a flow (docs/semantics.md §10.6). The points are shared: the
 /// index hands out the same decision for every flow of a (pair, port).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Decision {
@@ -423,7 +423,7 @@ pub struct Trace {
     pub l4: bool,
 }
 
-/// The naive reference evaluator: every entry, every time (cilium-semantics.md §10.9).
+/// The naive reference evaluator: every entry, every time (docs/semantics.md §10.9).
 pub fn reference(
     entries: &Entries,
     q: &Query,

@@ -1,5 +1,5 @@
 //! Identities: the label sets Cilium assigns to the two ends of a flow
-//! (cilium-semantics.md §3.1, §3.2, §5.1).
+//! (docs/semantics.md §3.1, §3.2, §5.1).
 //!
 //! A pod's identity is its pod labels (minus those the identity filter drops), its namespace,
 //! service account, cluster and namespace labels, all with source `k8s`. Reserved peers carry
@@ -128,7 +128,7 @@ impl fmt::Display for Labels {
     }
 }
 
-/// The identity label set of a pod of the cluster named `cluster` (cilium-semantics.md §3.2).
+/// The identity label set of a pod of the cluster named `cluster` (docs/semantics.md §3.2).
 pub fn pod_labels(
     namespace: &str,
     pod_labels: &BTreeMap<String, String>,
@@ -158,7 +158,7 @@ pub fn pod_labels(
     Labels::new(out)
 }
 
-/// Reserved identities and entities (cilium-semantics.md §5.1, §5.2).
+/// Reserved identities and entities (docs/semantics.md §5.1, §5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Reserved {
     Host,
@@ -210,7 +210,7 @@ impl Reserved {
         Labels::new(v)
     }
 
-    /// Hubble's numeric identities for the reserved ones (cilium-semantics.md §5.1).
+    /// Hubble's numeric identities for the reserved ones (docs/semantics.md §5.1).
     pub fn from_numeric(id: u64) -> Option<Labels> {
         let r = match id {
             1 => Self::Host,
@@ -249,14 +249,14 @@ pub struct NamedPort {
 }
 
 impl Peer {
-    /// World-class: outside the cluster, selectable by CIDR and FQDN rules (cilium-semantics.md §5.3).
+    /// World-class: outside the cluster, selectable by CIDR and FQDN rules (docs/semantics.md §5.3).
     pub fn is_world(&self) -> bool {
         self.labels.reserved("world")
             || self.labels.reserved("world-ipv4")
             || self.labels.reserved("world-ipv6")
     }
 
-    /// A Cilium endpoint that enforces policy (cilium-semantics.md §10.1 step 4): a pod, or the
+    /// A Cilium endpoint that enforces policy (docs/semantics.md §10.1 step 4): a pod, or the
     /// health, ingress or init endpoints. The host is not (host firewall off by default).
     pub fn is_endpoint(&self) -> bool {
         self.labels.namespace().is_some()

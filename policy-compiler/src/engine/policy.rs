@@ -4,11 +4,11 @@
 //! ```text
 //! files / dirs ──document::parse_multi──> nodes ──(List items, kind dispatch)──> objects
 //!     ──document::de (typed, spans; unknown fields = errors)──> cilium / kubernetes types
-//!     ──sanitize (Cilium's agent checks, cilium-semantics.md §1)──> PolicySet
+//!     ──sanitize (Cilium's agent checks, docs/semantics.md §1)──> PolicySet
 //! ```
 //!
 //! As in Cilium, an object that fails validation is reported and contributes no rule at all
-//! (cilium-semantics.md §1.1: `Parse` stops at the first invalid rule and the whole object is
+//! (docs/semantics.md §1.1: `Parse` stops at the first invalid rule and the whole object is
 //! ignored; pitfall 20). Other kinds (Deployments, Services, kustomizations…) are skipped and
 //! counted.
 
@@ -132,7 +132,7 @@ pub const MANIFEST_KINDS: &[&str] = &[
 pub struct PolicySet {
     pub policies: Vec<Policy>,
     /// `CiliumCIDRGroup` objects found next to the policies, by name; `cidrGroupRef` and
-    /// `cidrGroupSelector` resolve against them (cilium-semantics.md §1.7).
+    /// `cidrGroupSelector` resolve against them (docs/semantics.md §1.7).
     pub cidr_groups: BTreeMap<String, CidrGroup>,
     /// The workload manifests found beside the policies ([`MANIFEST_KINDS`]), as JSON.
     pub manifests: Vec<serde_json::Value>,
@@ -789,7 +789,7 @@ fn deny_ports(ports: Option<&[PortProtocol]>) -> PortView<'_> {
 
 const NOT_SUPPORTED: &str = "netpol assumes Cilium's defaults";
 
-/// Cilium's `Rule.Sanitize` (cilium-semantics.md §1.2, §1.6–§1.15).
+/// Cilium's `Rule.Sanitize` (docs/semantics.md §1.2, §1.6–§1.15).
 fn sanitize_rule(check: &mut Check<'_>, kind: PolicyKind, rule: &Rule, base: &[Step<'static>]) {
     match (&rule.endpoint_selector, &rule.node_selector) {
         (None, None) => check.error(
@@ -827,7 +827,7 @@ fn sanitize_rule(check: &mut Check<'_>, kind: PolicyKind, rule: &Rule, base: &[S
         check.error(
             base,
             "rule must have at least one of `ingress`, `ingressDeny`, `egress`, `egressDeny`",
-            "an empty list does not count; Cilium rejects a rule without rules (cilium-semantics.md §1.2)",
+            "an empty list does not count; Cilium rejects a rule without rules (docs/semantics.md §1.2)",
         );
     }
     if let Some(value) = rule.log.as_ref().and_then(|l| l.value.as_ref())
@@ -1274,7 +1274,7 @@ pub fn parse_cidr(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>().ok()
 }
 
-/// A label selector, after Cilium's key conversion (cilium-semantics.md §1.3, §3.1).
+/// A label selector, after Cilium's key conversion (docs/semantics.md §1.3, §3.1).
 fn selector(check: &mut Check<'_>, sel: &EndpointSelector, path: &[Step<'static>]) {
     for (key, value) in sel.match_labels.iter().flatten() {
         let bare = key.split_once(':').map_or(key.as_str(), |(_, k)| k);

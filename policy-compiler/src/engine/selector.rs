@@ -1,4 +1,4 @@
-//! Label selectors compiled for matching identities (cilium-semantics.md §1.3, §3.1, §3.3).
+//! Label selectors compiled for matching identities (docs/semantics.md §1.3, §3.1, §3.3).
 //!
 //! A written key `k8s:app` means source `k8s`, key `app`; a key without `:` matches labels of
 //! any source (`any:`). Requirements are ANDed; a selector without requirements selects every
@@ -84,7 +84,7 @@ pub struct Selector {
     pub requirements: Vec<Requirement>,
 }
 
-/// Split a written key into source and key (cilium-semantics.md §3.1).
+/// Split a written key into source and key (docs/semantics.md §3.1).
 pub fn split_key(written: &str) -> (Option<&str>, &str) {
     match written.split_once(':') {
         Some(("any", key)) => (None, key),
@@ -157,7 +157,7 @@ impl Selector {
     }
 
     /// The subject selector of a namespaced policy: the namespace is always forced
-    /// (cilium-semantics.md §3.3 rule 1; a written namespace is overwritten).
+    /// (docs/semantics.md §3.3 rule 1; a written namespace is overwritten).
     pub fn subject_in(mut self, namespace: &str) -> Self {
         self.requirements.retain(|r| !r.is_key(identity::NAMESPACE));
         self.with(Requirement::equals(
@@ -167,7 +167,7 @@ impl Selector {
         ))
     }
 
-    /// A peer selector after Cilium's rewrites (cilium-semantics.md §3.3): `namespace` is the
+    /// A peer selector after Cilium's rewrites (docs/semantics.md §3.3): `namespace` is the
     /// policy's namespace for a CNP/KNP, `None` for a CCNP (then `namespace Exists` is added,
     /// unless `init_subject`); plus the local-cluster requirement (§3.5): `cluster` is the
     /// local cluster's name.

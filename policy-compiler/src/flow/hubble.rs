@@ -1,5 +1,5 @@
 //! Hubble flows: `hubble observe -o jsonpb` (`{"flow": {...}, "node_name", "time"}`), and bare
-//! `Flow` objects (`-o json` of older CLIs, exporter files) — cilium-semantics.md §7.3, §10.8.
+//! `Flow` objects (`-o json` of older CLIs, exporter files) — docs/semantics.md §7.3, §10.8.
 //!
 //! The peers are identified by the labels Hubble carries (`k8s:app=web`, `reserved:world`),
 //! else by the numeric reserved identity, else by the inventory (IP, namespace/pod), else
@@ -289,7 +289,7 @@ fn endpoint(
         out.namespace = labels.namespace().map(|n| reader.text(n));
     }
     // The inventory's pod, by name or by IP: its workload and its container port names
-    // (named ports of ingress rules resolve against them, cilium-semantics.md §1.13).
+    // (named ports of ingress rules resolve against them, docs/semantics.md §1.13).
     let known = inventory.and_then(|inv| {
         match (out.namespace.as_deref(), out.pod.as_deref()) {
             (Some(ns), Some(pod)) => inv.pod(ns, pod),

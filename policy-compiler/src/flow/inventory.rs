@@ -2,7 +2,7 @@
 //!
 //! It resolves what flows and policies leave open: which pod an IP belongs to, a pod's labels,
 //! service account and container port names, a namespace's labels, node IPs, and the pods
-//! behind a Service (`toServices`, cilium-semantics.md §1.9).
+//! behind a Service (`toServices`, docs/semantics.md §1.9).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -528,7 +528,7 @@ impl Inventory {
     }
 
     /// The peer an IP stands for when nothing else is known: a pod, a node (`host` if it is
-    /// the node of `local_node`, else `remote-node`), else world (cilium-semantics.md §10.1).
+    /// the node of `local_node`, else `remote-node`), else world (docs/semantics.md §10.1).
     ///
     /// An address behind the `default/kubernetes` Service also carries `reserved:kube-apiserver`
     /// (Cilium labels the endpoints of that Service so): a node's address then is `host` plus
@@ -570,7 +570,7 @@ impl Inventory {
     }
 
     /// A Service cluster IP and port as the backend Cilium's policy sees after translation
-    /// (cilium-semantics.md §10.1 step 2, pitfall 6): the first pod (by name) the Service
+    /// (docs/semantics.md §10.1 step 2, pitfall 6): the first pod (by name) the Service
     /// selects, and the target port; a Service without a selector goes to the first ready
     /// address of its EndpointSlices, on the endpoint port of the same name (the
     /// `default/kubernetes` Service: the API server on 6443 on Talos and kubeadm). `None` if the
@@ -634,7 +634,7 @@ impl Inventory {
 }
 
 impl ServiceBackends for Inventory {
-    /// `toServices` expanded (cilium-semantics.md §1.9): a Service with a selector becomes a
+    /// `toServices` expanded (docs/semantics.md §1.9): a Service with a selector becomes a
     /// selector over its pods; one without becomes nothing netpol can resolve.
     fn service_peers(&self, s: &cilium::Service) -> Vec<PeerMatch> {
         let matching: Vec<&Service> = self

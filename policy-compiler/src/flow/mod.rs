@@ -170,7 +170,7 @@ impl Flow {
         }
     }
 
-    /// Whether this record is the reply direction of a connection (cilium-semantics.md §10.1
+    /// Whether this record is the reply direction of a connection (docs/semantics.md §10.1
     /// step 1). What the input says always wins: netpol records always say it (`reply`), Hubble
     /// says it with `is_reply`. Only a per-packet record that leaves it out is read from its
     /// packet: a TCP SYN is a request and a SYN-ACK a reply; otherwise a packet from a port
@@ -772,7 +772,7 @@ pub struct RecordEndpoint {
 }
 
 /// Labels as Hubble prints them, with the cluster label Cilium's pods always carry added when
-/// an export left it out (peer selectors require it, cilium-semantics.md §3.5): the export is
+/// an export left it out (peer selectors require it, docs/semantics.md §3.5): the export is
 /// of the local cluster `cluster`.
 fn hubble_labels<T: AsRef<str>>(texts: &[T], cluster: &str) -> Labels {
     let mut labels = Labels::new(texts.iter().map(|t| Label::parse(t.as_ref())).collect());

@@ -9,14 +9,14 @@
 //! `ciliumclusterwidenetworkpolicies.cilium.io` of Cilium 1.19 (`apiVersion: cilium.io/v2`) field
 //! for field, with the CRD's exact key spellings. They are deliberately *syntactic*: they accept
 //! whatever the CRD schema accepts and reject unknown keys, but they do not run Cilium's semantic
-//! checks (`Rule.Sanitize`, cilium-semantics.md §1.6); that is the job of validation and lint.
+//! checks (`Rule.Sanitize`, docs/semantics.md §1.6); that is the job of validation and lint.
 //!
 //! Conventions:
 //! * every struct is `deny_unknown_fields` (except [`ObjectMeta`], see there), so a typo such as
 //!   `toPort` or a field removed in 1.19 (`fromRequires`, `toRequires`, `auth`) is an error;
 //! * every optional key is an `Option`, skipped when `None`, so serialization emits exactly what is
 //!   set and `ingress: []` (present, empty: "selects nothing") stays distinct from no `ingress` key
-//!   (cilium-semantics.md §2.1);
+//!   (docs/semantics.md §2.1);
 //! * struct fields are declared in the order a human expects to read them in YAML, which is the
 //!   order serialization emits them in.
 
@@ -25,18 +25,18 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// `apiVersion` of both policy kinds (cilium-semantics.md §1.1).
+/// `apiVersion` of both policy kinds (docs/semantics.md §1.1).
 pub const API_VERSION: &str = "cilium.io/v2";
-/// `kind` of the namespaced policy (cilium-semantics.md §1.1).
+/// `kind` of the namespaced policy (docs/semantics.md §1.1).
 pub const KIND_CNP: &str = "CiliumNetworkPolicy";
-/// `kind` of the cluster-wide policy (cilium-semantics.md §1.1).
+/// `kind` of the cluster-wide policy (docs/semantics.md §1.1).
 pub const KIND_CCNP: &str = "CiliumClusterwideNetworkPolicy";
 
 // ---------------------------------------------------------------------------------------------
 // Top level objects
 // ---------------------------------------------------------------------------------------------
 
-/// The `apiVersion` of a Cilium policy object; only `cilium.io/v2` is served (cilium-semantics.md §1.1).
+/// The `apiVersion` of a Cilium policy object; only `cilium.io/v2` is served (docs/semantics.md §1.1).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -76,10 +76,10 @@ pub enum CcnpKind {
     CiliumClusterwideNetworkPolicy,
 }
 
-/// A namespaced `CiliumNetworkPolicy` (cilium-semantics.md §1.1, §3.3).
+/// A namespaced `CiliumNetworkPolicy` (docs/semantics.md §1.1, §3.3).
 ///
 /// Its selectors are scoped to `metadata.namespace` by the agent; `nodeSelector` is rejected in a
-/// CNP by the agent although the CRD schema has it (cilium-semantics.md §1.2).
+/// CNP by the agent although the CRD schema has it (docs/semantics.md §1.2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CiliumNetworkPolicy {
@@ -100,7 +100,7 @@ pub struct CiliumNetworkPolicy {
     pub status: Option<serde_json::Value>,
 }
 
-/// A cluster-scoped `CiliumClusterwideNetworkPolicy` (cilium-semantics.md §1.1, §3.3).
+/// A cluster-scoped `CiliumClusterwideNetworkPolicy` (docs/semantics.md §1.1, §3.3).
 ///
 /// Same shape as [`CiliumNetworkPolicy`]; selectors are not namespace-scoped and `nodeSelector`
 /// (host firewall) is allowed.
@@ -226,7 +226,7 @@ impl<'de> Deserialize<'de> for PolicyObject {
     }
 }
 
-/// The Kubernetes `ObjectMeta` fields a policy object carries (cilium-semantics.md §1.1).
+/// The Kubernetes `ObjectMeta` fields a policy object carries (docs/semantics.md §1.1).
 ///
 /// Unlike every other type here this one does **not** deny unknown fields: the CRD leaves
 /// `metadata` open (`type: object`), and objects exported from a cluster carry server-managed
@@ -264,7 +264,7 @@ pub struct ObjectMeta {
 // Rule
 // ---------------------------------------------------------------------------------------------
 
-/// One policy rule: the `spec` or one `specs[]` item (cilium-semantics.md §1.2).
+/// One policy rule: the `spec` or one `specs[]` item (docs/semantics.md §1.2).
 ///
 /// CRD: exactly one of `endpointSelector`/`nodeSelector`, and at least one of the four sections.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -279,7 +279,7 @@ pub struct Rule {
     /// Nodes (host endpoints) the rule applies to; CCNP only, host firewall only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<EndpointSelector>,
-    /// Whether this rule switches its directions to default deny (1.16+, cilium-semantics.md §2.3).
+    /// Whether this rule switches its directions to default deny (1.16+, docs/semantics.md §2.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_default_deny: Option<DefaultDenyConfig>,
     /// Allow rules for traffic entering the subject.
@@ -302,7 +302,7 @@ pub struct Rule {
     pub log: Option<LogConfig>,
 }
 
-/// `enableDefaultDeny` (1.16+, cilium-semantics.md §2.3); an unset direction defaults to `true`
+/// `enableDefaultDeny` (1.16+, docs/semantics.md §2.3); an unset direction defaults to `true`
 /// when the rule has entries in that direction.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -315,7 +315,7 @@ pub struct DefaultDenyConfig {
     pub egress: Option<bool>,
 }
 
-/// A rule metadata label `{key, value, source}` (cilium-semantics.md §1.2).
+/// A rule metadata label `{key, value, source}` (docs/semantics.md §1.2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Label {
@@ -329,7 +329,7 @@ pub struct Label {
     pub source: Option<String>,
 }
 
-/// `log` of a rule (1.18+, cilium-semantics.md §1.2).
+/// `log` of a rule (1.18+, docs/semantics.md §1.2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LogConfig {
@@ -342,10 +342,10 @@ pub struct LogConfig {
 // Selectors
 // ---------------------------------------------------------------------------------------------
 
-/// A Kubernetes label selector over Cilium identity labels (cilium-semantics.md §1.3, §3.1).
+/// A Kubernetes label selector over Cilium identity labels (docs/semantics.md §1.3, §3.1).
 ///
 /// `matchLabels` and `matchExpressions` are ANDed; the empty selector `{}` selects everything in
-/// scope (cilium-semantics.md §2.5). Keys may carry a source prefix (`k8s:`, `reserved:`, …).
+/// scope (docs/semantics.md §2.5). Keys may carry a source prefix (`k8s:`, `reserved:`, …).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EndpointSelector {
@@ -357,7 +357,7 @@ pub struct EndpointSelector {
     pub match_expressions: Option<Vec<LabelSelectorRequirement>>,
 }
 
-/// One `matchExpressions[]` item (cilium-semantics.md §1.3).
+/// One `matchExpressions[]` item (docs/semantics.md §1.3).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LabelSelectorRequirement {
@@ -370,7 +370,7 @@ pub struct LabelSelectorRequirement {
     pub values: Option<Vec<String>>,
 }
 
-/// `matchExpressions[].operator` (cilium-semantics.md §1.3).
+/// `matchExpressions[].operator` (docs/semantics.md §1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum SelectorOperator {
     /// The label's value is one of `values`.
@@ -405,9 +405,9 @@ impl fmt::Display for SelectorOperator {
 // Ingress / egress sections
 // ---------------------------------------------------------------------------------------------
 
-/// One `ingress[]` allow item (cilium-semantics.md §1.4).
+/// One `ingress[]` allow item (docs/semantics.md §1.4).
 ///
-/// At most one peer field (`from*`) per item (agent check, cilium-semantics.md §1.6); no peer field
+/// At most one peer field (`from*`) per item (agent check, docs/semantics.md §1.6); no peer field
 /// with `toPorts` means "any peer on these ports". `fromRequires` (removed in 1.19, §1.11) and
 /// `auth` (replaced by `authentication`, §1.16) are not modelled and therefore rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -416,7 +416,7 @@ pub struct IngressRule {
     /// Peer endpoints by label; namespace-scoped in a CNP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_endpoints: Option<Vec<EndpointSelector>>,
-    /// Peer CIDR prefixes (world-class identities only, cilium-semantics.md §5.3).
+    /// Peer CIDR prefixes (world-class identities only, docs/semantics.md §5.3).
     #[serde(default, rename = "fromCIDR", skip_serializing_if = "Option::is_none")]
     pub from_cidr: Option<Vec<String>>,
     /// Peer CIDRs with exceptions, or CiliumCIDRGroups.
@@ -446,7 +446,7 @@ pub struct IngressRule {
     pub authentication: Option<Authentication>,
 }
 
-/// One `ingressDeny[]` item (cilium-semantics.md §1.4): like [`IngressRule`] but ports only, no L7,
+/// One `ingressDeny[]` item (docs/semantics.md §1.4): like [`IngressRule`] but ports only, no L7,
 /// no `authentication`. `fromRequires` (removed in 1.19) is rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -481,9 +481,9 @@ pub struct IngressDenyRule {
     pub icmps: Option<Vec<IcmpRule>>,
 }
 
-/// One `egress[]` allow item (cilium-semantics.md §1.5).
+/// One `egress[]` allow item (docs/semantics.md §1.5).
 ///
-/// At most one peer field (`to*` other than `toPorts`) per item (cilium-semantics.md §1.6).
+/// At most one peer field (`to*` other than `toPorts`) per item (docs/semantics.md §1.6).
 /// `toRequires` (removed in 1.19, §1.11) and `auth` (§1.16) are not modelled and therefore rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -491,7 +491,7 @@ pub struct EgressRule {
     /// Peer endpoints by label; namespace-scoped in a CNP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_endpoints: Option<Vec<EndpointSelector>>,
-    /// Peer CIDR prefixes (world-class identities only, cilium-semantics.md §5.3).
+    /// Peer CIDR prefixes (world-class identities only, docs/semantics.md §5.3).
     #[serde(default, rename = "toCIDR", skip_serializing_if = "Option::is_none")]
     pub to_cidr: Option<Vec<String>>,
     /// Peer CIDRs with exceptions, or CiliumCIDRGroups.
@@ -500,10 +500,10 @@ pub struct EgressRule {
     /// Peer reserved entities (`world`, `cluster`, `kube-apiserver`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_entities: Option<Vec<Entity>>,
-    /// Peer Kubernetes Services, translated to their backends (cilium-semantics.md §1.9).
+    /// Peer Kubernetes Services, translated to their backends (docs/semantics.md §1.9).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_services: Option<Vec<Service>>,
-    /// Peer DNS names, learnt through the DNS proxy (cilium-semantics.md §1.8, §4).
+    /// Peer DNS names, learnt through the DNS proxy (docs/semantics.md §1.8, §4).
     #[serde(default, rename = "toFQDNs", skip_serializing_if = "Option::is_none")]
     pub to_fqdns: Option<Vec<FqdnSelector>>,
     /// Peer nodes by node label (1.16+, needs node selector labels).
@@ -523,7 +523,7 @@ pub struct EgressRule {
     pub authentication: Option<Authentication>,
 }
 
-/// One `egressDeny[]` item (cilium-semantics.md §1.5): like [`EgressRule`] but ports only, no L7,
+/// One `egressDeny[]` item (docs/semantics.md §1.5): like [`EgressRule`] but ports only, no L7,
 /// no `toFQDNs`, no `authentication`. `toRequires` (removed in 1.19) is rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -557,7 +557,7 @@ pub struct EgressDenyRule {
     pub icmps: Option<Vec<IcmpRule>>,
 }
 
-/// `authentication` of an allow item (1.14+, cilium-semantics.md §1.16).
+/// `authentication` of an allow item (1.14+, docs/semantics.md §1.16).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Authentication {
@@ -565,7 +565,7 @@ pub struct Authentication {
     pub mode: AuthenticationMode,
 }
 
-/// `authentication.mode` (cilium-semantics.md §1.16).
+/// `authentication.mode` (docs/semantics.md §1.16).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum AuthenticationMode {
     /// No authentication.
@@ -583,7 +583,7 @@ pub enum AuthenticationMode {
 // Peers
 // ---------------------------------------------------------------------------------------------
 
-/// A reserved peer class for `fromEntities`/`toEntities` (cilium-semantics.md §5.2).
+/// A reserved peer class for `fromEntities`/`toEntities` (docs/semantics.md §5.2).
 ///
 /// Only the CRD enum spellings; `world-ipv4`/`world-ipv6` are not in the 1.19 CRD and are rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -663,7 +663,7 @@ impl fmt::Display for Entity {
     }
 }
 
-/// One `fromCIDRSet`/`toCIDRSet` item (cilium-semantics.md §1.7).
+/// One `fromCIDRSet`/`toCIDRSet` item (docs/semantics.md §1.7).
 ///
 /// Exactly one of `cidr`, `cidrGroupRef`, `cidrGroupSelector` (CRD `oneOf`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -683,7 +683,7 @@ pub struct CidrRule {
     pub except: Option<Vec<String>>,
 }
 
-/// One `toServices` item (cilium-semantics.md §1.9); exactly one of the two keys is expected.
+/// One `toServices` item (docs/semantics.md §1.9); exactly one of the two keys is expected.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Service {
@@ -695,7 +695,7 @@ pub struct Service {
     pub k8s_service_selector: Option<ServiceSelector>,
 }
 
-/// `toServices[].k8sService` (cilium-semantics.md §1.9).
+/// `toServices[].k8sService` (docs/semantics.md §1.9).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct K8sServiceNamespace {
@@ -707,7 +707,7 @@ pub struct K8sServiceNamespace {
     pub namespace: Option<String>,
 }
 
-/// `toServices[].k8sServiceSelector` (cilium-semantics.md §1.9).
+/// `toServices[].k8sServiceSelector` (docs/semantics.md §1.9).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServiceSelector {
@@ -719,7 +719,7 @@ pub struct ServiceSelector {
 }
 
 /// One `fromGroups`/`toGroups` item: a cloud-provider group resolved to IPs by the operator
-/// (cilium-semantics.md §1.10).
+/// (docs/semantics.md §1.10).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Groups {
@@ -728,7 +728,7 @@ pub struct Groups {
     pub aws: Option<AwsGroup>,
 }
 
-/// `groups[].aws` (cilium-semantics.md §1.10).
+/// `groups[].aws` (docs/semantics.md §1.10).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AwsGroup {
@@ -746,7 +746,7 @@ pub struct AwsGroup {
     pub region: Option<String>,
 }
 
-/// One `toFQDNs` or `rules.dns` item (cilium-semantics.md §1.8); exactly one key (CRD `oneOf`).
+/// One `toFQDNs` or `rules.dns` item (docs/semantics.md §1.8); exactly one key (CRD `oneOf`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FqdnSelector {
@@ -762,7 +762,7 @@ pub struct FqdnSelector {
 // Ports and L7
 // ---------------------------------------------------------------------------------------------
 
-/// One `toPorts[]` item of an allow rule (cilium-semantics.md §1.13).
+/// One `toPorts[]` item of an allow rule (docs/semantics.md §1.13).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PortRule {
@@ -794,7 +794,7 @@ pub struct PortRule {
     pub listener: Option<Listener>,
 }
 
-/// One `toPorts[]` item of a deny rule: ports only (cilium-semantics.md §1.13).
+/// One `toPorts[]` item of a deny rule: ports only (docs/semantics.md §1.13).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PortDenyRule {
@@ -803,7 +803,7 @@ pub struct PortDenyRule {
     pub ports: Option<Vec<PortProtocol>>,
 }
 
-/// One `ports[]` item: a port or range and a protocol (cilium-semantics.md §1.13).
+/// One `ports[]` item: a port or range and a protocol (docs/semantics.md §1.13).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PortProtocol {
@@ -818,7 +818,7 @@ pub struct PortProtocol {
     pub protocol: Option<Protocol>,
 }
 
-/// `ports[].protocol` (cilium-semantics.md §1.13); case-sensitive, ICMP goes in `icmps` instead.
+/// `ports[].protocol` (docs/semantics.md §1.13); case-sensitive, ICMP goes in `icmps` instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Protocol {
     /// TCP.
@@ -861,7 +861,7 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// `terminatingTLS` / `originatingTLS` (cilium-semantics.md §1.13).
+/// `terminatingTLS` / `originatingTLS` (docs/semantics.md §1.13).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlsContext {
@@ -889,7 +889,7 @@ pub struct Secret {
     pub namespace: Option<String>,
 }
 
-/// `toPorts[].listener`: redirect to an Envoy listener (egress only, cilium-semantics.md §1.13).
+/// `toPorts[].listener`: redirect to an Envoy listener (egress only, docs/semantics.md §1.13).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Listener {
@@ -902,7 +902,7 @@ pub struct Listener {
     pub priority: Option<u16>,
 }
 
-/// `listener.envoyConfig` (cilium-semantics.md §1.13).
+/// `listener.envoyConfig` (docs/semantics.md §1.13).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EnvoyConfig {
@@ -913,7 +913,7 @@ pub struct EnvoyConfig {
     pub name: String,
 }
 
-/// `envoyConfig.kind` (cilium-semantics.md §1.13).
+/// `envoyConfig.kind` (docs/semantics.md §1.13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum EnvoyConfigKind {
     /// A namespaced `CiliumEnvoyConfig`.
@@ -922,7 +922,7 @@ pub enum EnvoyConfigKind {
     CiliumClusterwideEnvoyConfig,
 }
 
-/// `toPorts[].rules`: L7 rules, at most one family per item (cilium-semantics.md §1.14).
+/// `toPorts[].rules`: L7 rules, at most one family per item (docs/semantics.md §1.14).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct L7Rules {
@@ -943,7 +943,7 @@ pub struct L7Rules {
     pub l7: Option<Vec<BTreeMap<String, String>>>,
 }
 
-/// One `rules.http[]` item; all set fields must match (cilium-semantics.md §1.14).
+/// One `rules.http[]` item; all set fields must match (docs/semantics.md §1.14).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PortRuleHttp {
@@ -964,7 +964,7 @@ pub struct PortRuleHttp {
     pub header_matches: Option<Vec<HeaderMatch>>,
 }
 
-/// One `http[].headerMatches[]` item (cilium-semantics.md §1.14).
+/// One `http[].headerMatches[]` item (docs/semantics.md §1.14).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HeaderMatch {
@@ -981,7 +981,7 @@ pub struct HeaderMatch {
     pub mismatch: Option<MismatchAction>,
 }
 
-/// `headerMatches[].mismatch` (cilium-semantics.md §1.14).
+/// `headerMatches[].mismatch` (docs/semantics.md §1.14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum MismatchAction {
     /// Log and let the request pass.
@@ -998,7 +998,7 @@ pub enum MismatchAction {
     Replace,
 }
 
-/// One `rules.kafka[]` item (deprecated beta, cilium-semantics.md §1.14).
+/// One `rules.kafka[]` item (deprecated beta, docs/semantics.md §1.14).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PortRuleKafka {
@@ -1019,7 +1019,7 @@ pub struct PortRuleKafka {
     pub topic: Option<String>,
 }
 
-/// `kafka[].role` (cilium-semantics.md §1.14).
+/// `kafka[].role` (docs/semantics.md §1.14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum KafkaRole {
     /// Produce requests.
@@ -1034,7 +1034,7 @@ pub enum KafkaRole {
 // ICMP
 // ---------------------------------------------------------------------------------------------
 
-/// One `icmps[]` item (cilium-semantics.md §1.15).
+/// One `icmps[]` item (docs/semantics.md §1.15).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IcmpRule {
@@ -1043,7 +1043,7 @@ pub struct IcmpRule {
     pub fields: Option<Vec<IcmpField>>,
 }
 
-/// One `icmps[].fields[]` item (cilium-semantics.md §1.15).
+/// One `icmps[].fields[]` item (docs/semantics.md §1.15).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IcmpField {
@@ -1055,7 +1055,7 @@ pub struct IcmpField {
     pub family: Option<IcmpFamily>,
 }
 
-/// An ICMP type as number or name, the CRD's int-or-string (cilium-semantics.md §1.15).
+/// An ICMP type as number or name, the CRD's int-or-string (docs/semantics.md §1.15).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(untagged)]
 pub enum IcmpType {
@@ -1100,7 +1100,7 @@ impl fmt::Display for IcmpType {
     }
 }
 
-/// `fields[].family` (cilium-semantics.md §1.15).
+/// `fields[].family` (docs/semantics.md §1.15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum IcmpFamily {
     /// ICMPv4.

@@ -1,4 +1,4 @@
-//! DNS names and Cilium's wildcard patterns (cilium-semantics.md §1.8).
+//! DNS names and Cilium's wildcard patterns (docs/semantics.md §1.8).
 
 /// A `toFQDNs` selector.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn patterns_follow_cilium() {
-        // The table of cilium-semantics.md §1.8.
+        // The table of docs/semantics.md §1.8.
         let cases = [
             ("*", "anything.at.all", true),
             ("*.example.com", "a.example.com", true),

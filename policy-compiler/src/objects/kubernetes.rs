@@ -1,5 +1,5 @@
 //! Typed models of the Kubernetes objects the engine reads: `networking.k8s.io/v1`
-//! `NetworkPolicy` (cilium-semantics.md §8), and the inventory objects of
+//! `NetworkPolicy` (docs/semantics.md §8), and the inventory objects of
 //! `kubectl get pods,services,namespaces -A -o json`.
 //!
 //! The NetworkPolicy types follow the API field for field and are decoded strictly (through
@@ -57,7 +57,7 @@ pub enum PolicyType {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NetworkPolicyIngressRule {
-    /// Absent or empty: every peer (cilium-semantics.md §8).
+    /// Absent or empty: every peer (docs/semantics.md §8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Vec<NetworkPolicyPeer>>,
     /// Absent or empty: every port.

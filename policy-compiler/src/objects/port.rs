@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// A transport protocol a port rule can name (cilium-semantics.md §1.13: `ANY` is never
+/// A transport protocol a port rule can name (docs/semantics.md §1.13: `ANY` is never
 /// emitted by the compiler, which always writes the protocol explicitly).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Protocol {
@@ -40,7 +40,7 @@ impl fmt::Display for PortRange {
     }
 }
 
-/// ICMP family (cilium-semantics.md §1.15).
+/// ICMP family (docs/semantics.md §1.15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum IcmpFamily {
     V4,
@@ -301,7 +301,7 @@ fn kebab(name: &str) -> String {
     out
 }
 
-/// Cilium's ICMP type names (cilium-semantics.md §1.15, `pkg/policy/api/icmp.go`).
+/// Cilium's ICMP type names (docs/semantics.md §1.15, `pkg/policy/api/icmp.go`).
 const ICMP_V4: &[(&str, u8)] = &[
     ("EchoReply", 0),
     ("DestinationUnreachable", 3),

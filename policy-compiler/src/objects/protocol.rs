@@ -72,7 +72,7 @@ impl fmt::Display for Proto {
 pub struct ProtoSet(u8);
 
 impl ProtoSet {
-    /// `ANY` in a Cilium port rule: TCP, UDP and SCTP — never ICMP (cilium-semantics.md §1.13).
+    /// `ANY` in a Cilium port rule: TCP, UDP and SCTP — never ICMP (docs/semantics.md §1.13).
     pub const ANY: Self = Self(1 | 2 | 4);
     /// No protocol: matches nothing.
     pub const NONE: Self = Self(0);

@@ -1,7 +1,7 @@
 //! From the model to Cilium objects: one default-deny CiliumNetworkPolicy per workload, one
 //! CiliumClusterwideNetworkPolicy per baseline.
 //!
-//! The emission rules follow cilium-semantics.md §11: one peer kind per rule item, explicit
+//! The emission rules follow docs/semantics.md §11: one peer kind per rule item, explicit
 //! protocols, `endPort` for ranges, at most 40 ports per `toPorts` entry and 40 ICMP fields per
 //! `icmps` entry, `icmps` never next to `toPorts`, DNS rules only towards the resolver.
 
@@ -52,7 +52,7 @@ pub fn compile(model: &Model, sources: &SourceMap) -> Vec<PolicyObject> {
             })),
             endpoint_selector: Some(pods_selector(model, &baseline.pods)),
             // Baselines add allows without switching anyone to default deny
-            // (cilium-semantics.md §2.3).
+            // (docs/semantics.md §2.3).
             enable_default_deny: Some(DefaultDenyConfig {
                 ingress: Some(false),
                 egress: Some(false),
@@ -73,7 +73,7 @@ pub fn compile(model: &Model, sources: &SourceMap) -> Vec<PolicyObject> {
         let egress = egress_items(model, &rules, subject);
         let enforce = service.enforce;
         // An enforced direction with nothing allowed still needs an entry to become
-        // default-deny: `[{}]` allows nothing (cilium-semantics.md §2.1, §2.5).
+        // default-deny: `[{}]` allows nothing (docs/semantics.md §2.1, §2.5).
         let mut ingress = section(ingress, enforce.ingress());
         let egress = section(egress, enforce.egress());
         if ingress.is_none() && egress.is_none() {
@@ -490,7 +490,7 @@ fn peer_sel(model: &Model, target: &Target) -> PeerSel {
 }
 
 /// Pods as an endpoint selector. The namespace is always explicit, so the selector means the
-/// same in a CNP and a CCNP (cilium-semantics.md §3.3: a namespace key is left as written).
+/// same in a CNP and a CCNP (docs/semantics.md §3.3: a namespace key is left as written).
 fn pods_selector(model: &Model, target: &Target) -> EndpointSelector {
     let (namespaces, labels): (Vec<String>, Vec<(String, String)>) = match target {
         Target::Service(id) => match model.services.get(*id) {

@@ -1100,7 +1100,7 @@ impl<'a> Resolver<'a> {
         ok.then_some(out)
     }
 
-    /// L7 HTTP rules only on TCP ports (cilium-semantics.md §1.6).
+    /// L7 HTTP rules only on TCP ports (docs/semantics.md §1.6).
     fn check_http(&mut self, statement: &Statement, ports: &BTreeSet<L4>) -> bool {
         let Some(first) = statement.http.first() else {
             return true;
@@ -1149,7 +1149,7 @@ impl<'a> Resolver<'a> {
             let origin = service.origin;
             let wants_dns = service.dns;
             let names = fqdns.remove(&id).unwrap_or_default();
-            // cilium-semantics.md §4.1, pitfall 1: toFQDNs only works when an L7 DNS rule sends
+            // docs/semantics.md §4.1, pitfall 1: toFQDNs only works when an L7 DNS rule sends
             // the pod's lookups through the DNS proxy, so FQDN peers always bring their DNS rule.
             if wants_dns || !names.is_empty() {
                 let dns = match self.settings.queries {
@@ -1170,7 +1170,7 @@ impl<'a> Resolver<'a> {
                 }
             }
             if self.settings.kubelet {
-                // cilium-semantics.md §6.3: probes come from the local node (`host`). Cilium
+                // docs/semantics.md §6.3: probes come from the local node (`host`). Cilium
                 // allows them by default (allow-localhost); saying so keeps them working with
                 // `--allow-localhost=policy` too.
                 self.rules.push(Rule {
@@ -1220,7 +1220,7 @@ impl<'a> Resolver<'a> {
 
 /// The lookups a workload with `queries: declared` may make: its DNS names, their search-path
 /// expansions (glibc and musl try `NAME.<search domain>` first, and musl stops at the first
-/// REFUSED: cilium-semantics.md pitfall 2), and in-cluster service names.
+/// REFUSED: docs/semantics.md pitfall 2), and in-cluster service names.
 fn declared_queries(names: &BTreeSet<FqdnSelector>) -> BTreeSet<FqdnSelector> {
     let mut out: BTreeSet<FqdnSelector> = names.clone();
     for name in names {

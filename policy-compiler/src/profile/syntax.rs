@@ -120,7 +120,7 @@ pub struct Statement {
     pub description: Option<String>,
 }
 
-/// One allowed kind of HTTP request (cilium-semantics.md §1.14). Fields are RE2 regexes.
+/// One allowed kind of HTTP request (docs/semantics.md §1.14). Fields are RE2 regexes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct HttpRule {
     pub method: Option<String>,
@@ -193,7 +193,7 @@ pub enum BaselineSelect {
     },
 }
 
-/// The Cilium entities a profile may name (cilium-semantics.md §5.2). `none` is left out: it
+/// The Cilium entities a profile may name (docs/semantics.md §5.2). `none` is left out: it
 /// selects nothing.
 pub const ENTITIES: &[(&str, Entity)] = &[
     ("all", Entity::All),

@@ -1,5 +1,5 @@
 //! `netpol explain`: one flow, decided step by step, with every rule that could apply and why
-//! it matched or not (the reference evaluator's trace, cilium-semantics.md §10).
+//! it matched or not (the reference evaluator's trace, docs/semantics.md §10).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -1,6 +1,6 @@
 //! `netpol verify`: judge recorded flows against policies, and report.
 //!
-//! Reply records are matched to their connection (cilium-semantics.md §10.1 step 1, pitfall
+//! Reply records are matched to their connection (docs/semantics.md §10.1 step 1, pitfall
 //! 12): a reply takes the decision of the connection it answers, judged in the initiating
 //! direction, and is never judged alone.
 
