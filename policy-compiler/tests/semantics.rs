@@ -14,7 +14,7 @@ use netpol_compiler::engine::eval::{self, Decision, NamedPorts, NoPorts, Query, 
 use netpol_compiler::engine::identity::{self, Label, Labels, Peer, Reserved};
 use netpol_compiler::engine::index::{Evaluator, Index};
 use netpol_compiler::engine::policy;
-use netpol_compiler::engine::settings::{DEFAULT_CLUSTER, Settings};
+use netpol_compiler::engine::settings::{DEFAULT_CLUSTER, Enforcement, Settings};
 use netpol_compiler::flow::inventory::Inventory;
 use netpol_compiler::objects::Direction;
 
@@ -1458,4 +1458,43 @@ spec:
             .reason,
         Some(Reason::DefaultDeny)
     );
+}
+
+/// `enable-policy`: `never` enforces nothing; `always` enforces default deny both ways on every
+/// endpoint, selected by a rule or not (pkg/policy/repository.go:360-437).
+#[test]
+fn enable_policy_never_and_always() {
+    let engine_for = |yaml: &str, enforcement| {
+        let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
+        let imported = policy::import(&fs, &[PathBuf::from("p")]);
+        let settings = Settings {
+            enforcement,
+            ..Settings::default()
+        };
+        Engine {
+            index: Index::new(entry::build(&imported.set, None, &settings)),
+            inventory: None,
+        }
+    };
+    let never = engine_for(WEB_INGRESS_FROM_FRONTEND_8080, Enforcement::Never);
+    let other = pod("shop", &[("app", "other")]);
+    let d = never.decide(&other, &web(), "8080/tcp");
+    assert!(d.allowed());
+    assert_eq!(d.ingress.reason, Some(Reason::PolicyDisabled));
+    let always = engine_for(WEB_INGRESS_FROM_FRONTEND_8080, Enforcement::Always);
+    assert!(!always.allowed(&frontend(), &web(), "8080/tcp"));
+    // frontend has no egress rule: `always` denies its egress too.
+    assert_eq!(
+        always.decide(&frontend(), &web(), "8080/tcp").egress.reason,
+        Some(Reason::DefaultDeny)
+    );
+    // A pod no rule selects: default deny both ways, and the host may still reach it.
+    assert_eq!(
+        always
+            .decide(&world("203.0.113.5", &[]), &other, "80/tcp")
+            .ingress
+            .reason,
+        Some(Reason::DefaultDeny)
+    );
+    assert!(always.allowed(&reserved(Reserved::Host), &other, "80/tcp"));
 }

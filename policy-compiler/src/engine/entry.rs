@@ -15,7 +15,7 @@ use crate::engine::policy::{
     self, Body, PeerField, Policy, PolicyKind, PolicySet, PortView, Section,
 };
 use crate::engine::selector::{Requirement, Selector};
-use crate::engine::settings::Settings;
+use crate::engine::settings::{Enforcement, Settings};
 use crate::objects::cilium::{
     AuthenticationMode, CidrRule, EndpointSelector, Entity, IcmpFamily, IcmpType, PortProtocol,
     Protocol, Rule,
@@ -183,6 +183,8 @@ pub enum Auth {
 #[derive(Debug, Clone, Default)]
 pub struct Entries {
     pub entries: Vec<Entry>,
+    /// `enable-policy` of the agents the entries are judged for.
+    pub enforcement: Enforcement,
 }
 
 /// The pods behind the Services that `toServices` names (docs/semantics.md §1.9): what the
@@ -199,7 +201,10 @@ pub fn build(
     services: Option<&dyn ServiceBackends>,
     settings: &Settings,
 ) -> Entries {
-    let mut out = Entries::default();
+    let mut out = Entries {
+        enforcement: settings.enforcement,
+        ..Entries::default()
+    };
     let ctx = Context {
         services,
         groups: &set.cidr_groups,

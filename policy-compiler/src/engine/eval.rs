@@ -14,6 +14,7 @@
 
 use crate::engine::entry::{Auth, Entries, Entry, EntryId, L3, L7, PeerMatch, PortMatch, Subject};
 use crate::engine::identity::{NamedPort, Peer};
+use crate::engine::settings::Enforcement;
 use crate::objects::{Direction, Proto};
 
 /// One flow to decide: the connection-initiating direction.
@@ -72,6 +73,8 @@ pub enum Reason {
     NoPolicy,
     /// A pod label `host` disables enforcement (pitfall 18).
     HostLabel,
+    /// Policy enforcement is off (`enable-policy: never`).
+    PolicyDisabled,
     /// An allow entry matched.
     AllowedByRule,
     /// Ingress from the local node is always allowed (`allow-localhost`, §5.4).
@@ -100,6 +103,7 @@ impl Reason {
             Self::NotAnEndpoint => "not a Cilium endpoint, no policy here",
             Self::NoPolicy => "no policy selects it in this direction: not enforced",
             Self::HostLabel => "pod label `host` makes Cilium skip enforcement",
+            Self::PolicyDisabled => "policy enforcement is off (`enable-policy: never`)",
             Self::AllowedByRule => "allowed by",
             Self::AllowedLocalhost => {
                 "ingress from the local node is always allowed (allow-localhost)"
@@ -332,7 +336,7 @@ pub fn l3_matches(
 /// the endpoint in this direction; `matched` those whose L3 and L4 hold.
 #[expect(clippy::too_many_arguments, reason = "the inputs of §10.5, named")]
 pub fn decide(
-    entries: &[Entry],
+    entries: &Entries,
     direction: Direction,
     endpoint: &Peer,
     other: &Peer,
@@ -341,7 +345,7 @@ pub fn decide(
     matched: &[EntryId],
     mut notes: Vec<String>,
 ) -> Point {
-    let get = |id: &EntryId| entries.get(*id as usize);
+    let get = |id: &EntryId| entries.entries.get(*id as usize);
     let mut point = Point {
         selecting: selecting.len(),
         ..Point::default()
@@ -353,12 +357,18 @@ pub fn decide(
         point.reason = Some(Reason::HostLabel);
         return point;
     }
-    let init = endpoint.labels.has(None, "init");
-    if selecting.is_empty() && !init {
+    if entries.enforcement == Enforcement::Never {
+        point.reason = Some(Reason::PolicyDisabled);
+        return point;
+    }
+    // `enable-policy: always`, and the init identity, enforce default deny both ways whether
+    // a rule selects the endpoint or not (pkg/policy/repository.go:416-437).
+    let forced = endpoint.labels.has(None, "init") || entries.enforcement == Enforcement::Always;
+    if selecting.is_empty() && !forced {
         point.reason = Some(Reason::NoPolicy);
         return point;
     }
-    let default_deny = init || default_deny;
+    let default_deny = forced || default_deny;
     point.denied_by = matched
         .iter()
         .copied()
@@ -486,7 +496,7 @@ pub fn reference(
                 .filter_map(|id| entries.entries.get(*id as usize))
                 .any(|e| e.default_deny);
             decide(
-                &entries.entries,
+                entries,
                 direction,
                 endpoint,
                 other,

@@ -369,7 +369,7 @@ impl<'a> Evaluator<'a> {
             .copied()
             .unwrap_or(false);
         let point = Arc::new(eval::decide(
-            &index.entries.entries,
+            &index.entries,
             direction,
             endpoint,
             other,

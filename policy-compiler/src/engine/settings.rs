@@ -33,6 +33,8 @@ pub struct Settings {
     pub origin: Origin,
     /// The Cilium version, when the input names it (Helm `image.tag`).
     pub version: Option<String>,
+    /// `enable-policy`.
+    pub enforcement: Enforcement,
     /// Mutual authentication can succeed (`mesh-auth-mutual-listener-port` set, Helm
     /// `authentication.mutual.port`): without it, `authentication.mode: required` drops.
     pub mutual_auth: bool,
@@ -49,9 +51,22 @@ impl Default for Settings {
             origin: Origin::Default,
             version: None,
             mutual_auth: false,
+            enforcement: Enforcement::Default,
             unmodelled: Vec::new(),
         }
     }
+}
+
+/// `enable-policy` (Helm `policyEnforcementMode`): which endpoints are enforced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Enforcement {
+    /// A direction is enforced once a rule selects the endpoint.
+    #[default]
+    Default,
+    /// Every endpoint is enforced with default deny both ways, selected or not.
+    Always,
+    /// Nothing is enforced.
+    Never,
 }
 
 /// Where the cluster name of a run comes from.
@@ -92,7 +107,7 @@ const KEYS: &[Key] = &[
         config_map: "enable-policy",
         helm: &["policyEnforcementMode"],
         default: "default",
-        modelled: false,
+        modelled: true,
     },
     Key {
         config_map: "policy-audit-mode",
@@ -194,6 +209,11 @@ impl Settings {
         }
         if let Some(version) = &self.version {
             line.push_str(&format!(", Cilium {version}"));
+        }
+        match self.enforcement {
+            Enforcement::Default => {}
+            Enforcement::Always => line.push_str(", policy enforcement `always`"),
+            Enforcement::Never => line.push_str(", policy enforcement `never`"),
         }
         if self.unmodelled.is_empty() {
             line.push_str("; other settings at Cilium's defaults");
@@ -302,6 +322,20 @@ fn decode(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Set
                     )
                     .with_label("here")
                     .with_help("a cluster id is a number from 0 to 511"),
+                ),
+            },
+            "enable-policy" => match normalized(&text).to_ascii_lowercase().as_str() {
+                "default" => settings.enforcement = Enforcement::Default,
+                "always" => settings.enforcement = Enforcement::Always,
+                "never" => settings.enforcement = Enforcement::Never,
+                _ => diagnostics.push(
+                    Diagnostic::error(
+                        "cilium-config",
+                        node.span,
+                        format!("invalid policy enforcement mode `{text}`"),
+                    )
+                    .with_label("here")
+                    .with_help("`enable-policy` is `default`, `always` or `never`"),
                 ),
             },
             "mesh-auth-mutual-listener-port" => {
@@ -478,6 +512,21 @@ mod tests {
             .map(|d| r.sources.position(d.span.unwrap()).to_string())
             .collect();
         assert_eq!(at, ["cilium-config.yaml:3:17", "cilium-config.yaml:4:15"]);
+    }
+
+    #[test]
+    fn the_enforcement_mode_is_read_and_checked() {
+        let s = read("kind: ConfigMap\ndata:\n  enable-policy: always\n")
+            .settings
+            .unwrap();
+        assert_eq!(s.enforcement, Enforcement::Always);
+        assert!(s.describe().contains("policy enforcement `always`"));
+        let s = read("policyEnforcementMode: never\n").settings.unwrap();
+        assert_eq!(s.enforcement, Enforcement::Never);
+        let r = read("kind: ConfigMap\ndata:\n  enable-policy: sometimes\n");
+        assert!(r.settings.is_none());
+        let d = r.diagnostics.iter().next().unwrap();
+        assert_eq!(d.message, "invalid policy enforcement mode `sometimes`");
     }
 
     #[test]

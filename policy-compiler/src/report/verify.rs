@@ -225,7 +225,10 @@ impl PointReport {
         Self {
             enforced: !matches!(
                 reason,
-                Reason::NotAnEndpoint | Reason::NoPolicy | Reason::HostLabel
+                Reason::NotAnEndpoint
+                    | Reason::NoPolicy
+                    | Reason::HostLabel
+                    | Reason::PolicyDisabled
             ),
             verdict: if p.allows() { "allowed" } else { "denied" },
             reason,
