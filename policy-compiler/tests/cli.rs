@@ -641,7 +641,7 @@ fn the_cilium_config_names_the_cluster_and_what_is_not_modelled() {
     );
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("3 flows against 1 policy: 3 would be dropped, 0 allowed\njudged with: cluster `homelab` (from `cilium-config.yaml`); `policy-audit-mode: true` not modelled, judged as `false`\n"),
+        stdout.starts_with("3 flows against 1 policy: 3 would be dropped, 0 allowed\njudged with: cluster `homelab` (from `cilium-config.yaml`), Cilium 1.20 semantics; `policy-audit-mode: true` not modelled, judged as `false`\n"),
         "{stdout}"
     );
     assert!(!text(&out.stderr).contains("note: judging"));
@@ -665,7 +665,7 @@ fn the_cilium_config_names_the_cluster_and_what_is_not_modelled() {
     );
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("3 flows against 1 policy: 1 would be dropped, 2 allowed\njudged with: cluster `kind-kind` (from `values.yaml`), cluster id 1;"),
+        stdout.starts_with("3 flows against 1 policy: 1 would be dropped, 2 allowed\njudged with: cluster `kind-kind` (from `values.yaml`), cluster id 1, Cilium 1.20 semantics;"),
         "{stdout}"
     );
     // A broken file: located error, exit 2, no report.
@@ -873,4 +873,45 @@ fn the_live_inventory_wins_over_the_manifests() {
         .map(|f| f["verdict"].as_str().unwrap())
         .collect();
     assert_eq!(verdicts, ["allowed", "denied"], "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_unknown_cilium_version_is_a_usage_error() {
+    let dir = bookinfo_workspace();
+    let out = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "hubble.json",
+            "--cilium-version",
+            "1.12",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("error: unknown Cilium version `1.12`\n  help: netpol knows 1.16, 1.17, 1.18, 1.19, 1.20"),
+        "{stderr}"
+    );
+    let out = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "hubble.json",
+            "--cilium-version",
+            "1.18",
+        ],
+    );
+    assert!(
+        text(&out.stdout).contains("Cilium 1.18, peer selectors not confined to the local cluster"),
+        "{}",
+        text(&out.stdout)
+    );
 }

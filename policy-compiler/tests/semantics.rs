@@ -1498,3 +1498,80 @@ fn enable_policy_never_and_always() {
     );
     assert!(always.allowed(&reserved(Reserved::Host), &other, "80/tcp"));
 }
+
+fn engine_for_version(yaml: &str, settings: &Settings) -> Engine {
+    let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
+    let imported = policy::import(&fs, &[PathBuf::from("p")]);
+    Engine {
+        index: Index::new(entry::build(&imported.set, None, settings)),
+        inventory: None,
+    }
+}
+
+fn version(v: &str) -> Settings {
+    Settings {
+        version: Some(v.to_owned()),
+        ..Settings::default()
+    }
+}
+
+/// The local-cluster requirement of peer selectors: `policy-default-local-cluster` came in
+/// 1.18, off by default, and is on by default from 1.19 (pkg/clustermesh/types/option.go:
+/// 139-167; pkg/k8s/apis/cilium.io/utils/utils.go:106-112). Without it a namespace
+/// `NotIn` selector also matches identities outside any namespace, such as the world.
+#[test]
+fn the_local_cluster_default_follows_the_version() {
+    let yaml = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints:
+        - matchExpressions:
+            - {key: "k8s:io.kubernetes.pod.namespace", operator: NotIn, values: [kube-system]}
+"#;
+    let outside = world("203.0.113.5", &[]);
+    assert!(engine_for_version(yaml, &version("1.18")).allowed(&outside, &web(), "80/tcp"));
+    assert!(engine_for_version(yaml, &version("1.17")).allowed(&outside, &web(), "80/tcp"));
+    assert!(!engine_for_version(yaml, &version("1.19")).allowed(&outside, &web(), "80/tcp"));
+    let on = Settings {
+        default_local_cluster: Some(true),
+        ..version("1.18")
+    };
+    assert!(!engine_for_version(yaml, &on).allowed(&outside, &web(), "80/tcp"));
+    // Pods of the cluster match in every version.
+    assert!(engine_for_version(yaml, &version("1.18")).allowed(&frontend(), &web(), "80/tcp"));
+}
+
+/// A leading `**.` in `matchPattern` is one or more labels from 1.19 on (cilium/cilium
+/// 4ef872ef), one label before; `***.` is the same as `**.` in 1.19.
+#[test]
+fn multi_label_patterns_follow_the_version() {
+    let yaml = |pattern: &str| {
+        format!(
+            r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {{name: api, namespace: shop}}
+spec:
+  endpointSelector: {{matchLabels: {{app: api}}}}
+  egress:
+    - toEndpoints: [{{matchLabels: {{"k8s:io.kubernetes.pod.namespace": kube-system, "k8s:k8s-app": kube-dns}}}}]
+      toPorts: [{{ports: [{{port: "53", protocol: ANY}}], rules: {{dns: [{{matchPattern: "*"}}]}}}}]
+    - toFQDNs: [{{matchPattern: "{pattern}"}}]
+"#
+        )
+    };
+    let api = pod("shop", &[("app", "api")]);
+    let deep = world("151.101.1.1", &["a.b.example.com"]);
+    let one = world("151.101.1.2", &["a.example.com"]);
+    for pattern in ["**.example.com", "***.example.com"] {
+        let new = engine_for_version(&yaml(pattern), &version("1.19"));
+        assert!(new.allowed(&api, &deep, "443/tcp"), "{pattern}");
+        let old = engine_for_version(&yaml(pattern), &version("1.18"));
+        assert!(!old.allowed(&api, &deep, "443/tcp"), "{pattern}");
+        assert!(old.allowed(&api, &one, "443/tcp"), "{pattern}");
+    }
+}

@@ -20,7 +20,7 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
-    let Some(settings) = policies::settings(fs, args.inputs.cilium_config.as_deref(), out) else {
+    let Some(settings) = policies::settings(fs, &args.inputs, out) else {
         return Status::BadInput;
     };
     let Some(loaded) = policies::load(fs, &args.inputs, settings, out) else {

@@ -10,7 +10,7 @@ use crate::engine::entry::{self, ServiceBackends};
 use crate::engine::eval::{NamedPorts, NoPorts};
 use crate::engine::index::Index;
 use crate::engine::policy;
-use crate::engine::settings::Settings;
+use crate::engine::settings::{Settings, VERSIONS, Version};
 use crate::flow::inventory::Inventory;
 
 /// Policies imported and indexed, with the inventory.
@@ -36,16 +36,43 @@ impl Policies {
     }
 }
 
-/// The settings of `--cilium-config FILE`, or Cilium's defaults without it; `None` (after
-/// reporting every problem of the file) when it cannot be used.
-pub(super) fn settings(
-    fs: &dyn Files,
-    path: Option<&Path>,
-    out: &mut Output<'_>,
-) -> Option<Settings> {
-    let Some(path) = path else {
-        return Some(Settings::default());
+/// The settings of `--cilium-config FILE` and `--cilium-version`, or Cilium's defaults without
+/// them; `None` (after reporting every problem) when they cannot be used.
+pub(super) fn settings(fs: &dyn Files, inputs: &Inputs, out: &mut Output<'_>) -> Option<Settings> {
+    let mut settings = match inputs.cilium_config.as_deref() {
+        None => Settings::default(),
+        Some(path) => read_settings(fs, path, out)?,
     };
+    if let Some(text) = &inputs.cilium_version {
+        match Version::parse(text) {
+            Some(v) if v.is_known() => settings.version = Some(v.to_string()),
+            _ => {
+                let known: Vec<String> = VERSIONS
+                    .iter()
+                    .map(|(a, b)| Version(*a, *b).to_string())
+                    .collect();
+                let _ = writeln!(
+                    out.stderr,
+                    "error: unknown Cilium version `{text}`\n  help: netpol knows {}",
+                    known.join(", ")
+                );
+                return None;
+            }
+        }
+    } else if let Some(v) = settings.version.as_deref().and_then(Version::parse)
+        && !v.is_known()
+    {
+        let _ = writeln!(
+            out.stderr,
+            "warning: Cilium {v} is not one netpol knows; judging with {} semantics\n  help: give --cilium-version",
+            Version::NEWEST
+        );
+        settings.version = None;
+    }
+    Some(settings)
+}
+
+fn read_settings(fs: &dyn Files, path: &Path, out: &mut Output<'_>) -> Option<Settings> {
     let text = match fs.read(path) {
         Ok(text) => text,
         Err(e) => {
@@ -80,6 +107,10 @@ pub(super) struct Inputs {
     /// `verify` reads the cluster name from the flows' identity labels when they carry one.
     #[arg(long, value_name = "FILE")]
     pub cilium_config: Option<PathBuf>,
+    /// The Cilium version to judge for (1.16 to 1.20; default: the version `--cilium-config`
+    /// names, else 1.20): the behaviours that changed between versions follow it.
+    #[arg(long, value_name = "VERSION")]
+    pub cilium_version: Option<String>,
 }
 
 /// Import policies, the workload manifests and the inventory, for an agent configured with

@@ -33,8 +33,7 @@ enum ReportFormat {
 
 pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
     let flows = &args.flows;
-    let Some(mut settings) = policies::settings(fs, args.inputs.cilium_config.as_deref(), out)
-    else {
+    let Some(mut settings) = policies::settings(fs, &args.inputs, out) else {
         return Status::BadInput;
     };
     // The flows are opened first: without `--cilium-config`, their start says which cluster

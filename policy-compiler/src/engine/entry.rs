@@ -209,6 +209,8 @@ pub fn build(
         services,
         groups: &set.cidr_groups,
         cluster: &settings.cluster_name,
+        local_cluster: settings.local_cluster_filter(),
+        multi_label_patterns: settings.cilium() >= crate::engine::settings::Version(1, 19),
         mutual_auth: settings.mutual_auth,
     };
     for (index, policy) in set.policies.iter().enumerate() {
@@ -218,7 +220,7 @@ pub fn build(
                     cilium_rule(&mut out, index, policy, rule, path, &ctx);
                 }
             }
-            Body::Kubernetes(spec) => knp(&mut out, index, policy, spec, ctx.cluster),
+            Body::Kubernetes(spec) => knp(&mut out, index, policy, spec, ctx.local_cluster),
         }
     }
     out
@@ -228,8 +230,13 @@ pub fn build(
 struct Context<'a> {
     services: Option<&'a dyn ServiceBackends>,
     groups: &'a std::collections::BTreeMap<String, policy::CidrGroup>,
-    /// The local cluster's name: peer selectors that name no cluster select only it.
+    /// The local cluster's name (the `cluster` entity).
     cluster: &'a str,
+    /// The cluster peer selectors that name no cluster are confined to, if any.
+    local_cluster: Option<&'a str>,
+    /// Cilium 1.19 reads a leading `**.` (two or more stars) in `matchPattern` as one or more
+    /// labels; before, as one label (`*.`).
+    multi_label_patterns: bool,
     /// The agents can authenticate identities (mutual auth configured).
     mutual_auth: bool,
 }
@@ -327,7 +334,7 @@ fn cilium_rule(
                         .copied()
                         .chain([Step::Key("toPorts"), Step::Index(i)])
                         .collect();
-                    let (l7, dns) = l7_of(pv);
+                    let (l7, dns) = l7_of(pv, ctx.multi_label_patterns);
                     out.entries
                         .push(make(Some(port_matches(pv.ports)), l7, dns, &steps));
                 }
@@ -423,21 +430,39 @@ fn selects_init(sel: &EndpointSelector) -> bool {
 }
 
 /// A `matchName`/`matchPattern` selector, normalized (lowercase, no trailing dot).
-fn fqdn_selector(s: &crate::objects::cilium::FqdnSelector) -> Option<FqdnSelector> {
+///
+/// A leading run of two or more `*` before a `.` is one or more labels from Cilium 1.19 on
+/// (written `**.` here) and a single label (`*.`) before (cilium/cilium@507103c6
+/// pkg/fqdn/matchpattern/matchpattern.go; the 1.19 change is 4ef872ef).
+fn fqdn_selector(
+    s: &crate::objects::cilium::FqdnSelector,
+    multi_label: bool,
+) -> Option<FqdnSelector> {
     s.match_name
         .as_deref()
         .map(|n| FqdnSelector::Name(crate::objects::fqdn::normalize(n)))
         .or_else(|| {
-            s.match_pattern
-                .as_deref()
-                .map(|p| FqdnSelector::Pattern(crate::objects::fqdn::normalize(p)))
+            s.match_pattern.as_deref().map(|p| {
+                let p = crate::objects::fqdn::normalize(p);
+                let stars = p.bytes().take_while(|b| *b == b'*').count();
+                let p = match p.get(stars..) {
+                    Some(rest) if stars >= 2 && rest.starts_with('.') => {
+                        format!("{}{rest}", if multi_label { "**" } else { "*" })
+                    }
+                    _ => p,
+                };
+                FqdnSelector::Pattern(p)
+            })
         })
 }
 
-fn l7_of(pv: &PortView<'_>) -> (Option<L7>, Vec<FqdnSelector>) {
+fn l7_of(pv: &PortView<'_>, multi_label: bool) -> (Option<L7>, Vec<FqdnSelector>) {
     if let Some(rules) = pv.rules {
         if let Some(dns) = &rules.dns {
-            let sels = dns.iter().filter_map(fqdn_selector).collect();
+            let sels = dns
+                .iter()
+                .filter_map(|s| fqdn_selector(s, multi_label))
+                .collect();
             return (Some(L7::Dns), sels);
         }
         if rules.http.is_some() {
@@ -540,7 +565,7 @@ fn peers(
                 PeerMatch::Labels(Selector::compile(s, None).peer(
                     namespace,
                     init_subject,
-                    ctx.cluster,
+                    ctx.local_cluster,
                 ))
             })
             .collect(),
@@ -559,7 +584,7 @@ fn peers(
         PeerField::CidrSet(rules) => rules.iter().flat_map(|r| cidr_rule(r, ctx)).collect(),
         PeerField::Fqdns(sels) => sels
             .iter()
-            .filter_map(fqdn_selector)
+            .filter_map(|s| fqdn_selector(s, ctx.multi_label_patterns))
             .map(PeerMatch::Fqdn)
             .collect(),
         PeerField::Nodes(_) => vec![PeerMatch::Unresolved(
@@ -682,7 +707,13 @@ pub fn entity(e: Entity, cluster: &str) -> Vec<PeerMatch> {
 }
 
 /// A Kubernetes NetworkPolicy as entries (docs/semantics.md §8).
-fn knp(out: &mut Entries, index: usize, policy: &Policy, spec: &NetworkPolicySpec, cluster: &str) {
+fn knp(
+    out: &mut Entries,
+    index: usize,
+    policy: &Policy,
+    spec: &NetworkPolicySpec,
+    cluster: Option<&str>,
+) {
     let Some(ns) = policy.namespace.as_deref() else {
         return;
     };
@@ -762,7 +793,7 @@ fn knp(out: &mut Entries, index: usize, policy: &Policy, spec: &NetworkPolicySpe
     }
 }
 
-fn knp_peer(peer: &NetworkPolicyPeer, namespace: &str, cluster: &str) -> PeerMatch {
+fn knp_peer(peer: &NetworkPolicyPeer, namespace: &str, cluster: Option<&str>) -> PeerMatch {
     if let Some(block) = &peer.ip_block {
         return match policy::parse_cidr(&block.cidr) {
             Some(net) => PeerMatch::Cidr {
@@ -796,7 +827,13 @@ fn knp_peer(peer: &NetworkPolicyPeer, namespace: &str, cluster: &str) -> PeerMat
             }
         }
     }
-    PeerMatch::Labels(sel.with(Requirement::equals(Some("k8s"), identity::CLUSTER, cluster)))
+    // The local cluster, unless the pod selector names one (pkg/k8s/network_policy.go:61-95).
+    match cluster {
+        Some(c) if !sel.has_key(identity::CLUSTER) => {
+            PeerMatch::Labels(sel.with(Requirement::equals(Some("k8s"), identity::CLUSTER, c)))
+        }
+        _ => PeerMatch::Labels(sel),
+    }
 }
 
 fn knp_port(p: &NetworkPolicyPort) -> PortMatch {

@@ -145,7 +145,7 @@ impl Selector {
             .any(|r| r.source.as_deref() == Some("reserved"))
     }
 
-    fn has_key(&self, key: &str) -> bool {
+    pub(crate) fn has_key(&self, key: &str) -> bool {
         self.requirements.iter().any(|r| r.is_key(key))
     }
 
@@ -169,9 +169,14 @@ impl Selector {
 
     /// A peer selector after Cilium's rewrites (docs/semantics.md §3.3): `namespace` is the
     /// policy's namespace for a CNP/KNP, `None` for a CCNP (then `namespace Exists` is added,
-    /// unless `init_subject`); plus the local-cluster requirement (§3.5): `cluster` is the
-    /// local cluster's name.
-    pub fn peer(mut self, namespace: Option<&str>, init_subject: bool, cluster: &str) -> Self {
+    /// unless `init_subject`); plus the local-cluster requirement (§3.5) when `cluster` names
+    /// the cluster peers are confined to.
+    pub fn peer(
+        mut self,
+        namespace: Option<&str>,
+        init_subject: bool,
+        cluster: Option<&str>,
+    ) -> Self {
         if self.has_reserved() {
             return self;
         }
@@ -186,7 +191,9 @@ impl Selector {
                 None => {}
             }
         }
-        if !self.has_key(identity::CLUSTER) {
+        if let Some(cluster) = cluster
+            && !self.has_key(identity::CLUSTER)
+        {
             self = self.with(Requirement::equals(Some("k8s"), identity::CLUSTER, cluster));
         }
         self

@@ -22,6 +22,39 @@ use crate::document::{self, Node, Value};
 /// Cilium's default cluster name.
 pub const DEFAULT_CLUSTER: &str = "default";
 
+/// The Cilium minor versions whose differences netpol knows, oldest first; the last is the
+/// default.
+pub const VERSIONS: &[(u32, u32)] = &[(1, 16), (1, 17), (1, 18), (1, 19), (1, 20)];
+
+/// A Cilium version, `major.minor` (the patch does not change policy semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(pub u32, pub u32);
+
+impl Version {
+    /// The newest version netpol models.
+    pub const NEWEST: Self = Self(1, 20);
+
+    /// `1.18`, `v1.18.4`, `1.19.0-dev`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim().trim_start_matches('v');
+        let mut parts = text.split(['.', '-']);
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some(Self(major, minor))
+    }
+
+    /// Whether netpol knows this version's semantics.
+    pub fn is_known(self) -> bool {
+        VERSIONS.contains(&(self.0, self.1))
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
 /// The settings a run judges with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -35,6 +68,8 @@ pub struct Settings {
     pub version: Option<String>,
     /// `enable-policy`.
     pub enforcement: Enforcement,
+    /// `policy-default-local-cluster` as set; `None`: the version's default.
+    pub default_local_cluster: Option<bool>,
     /// Mutual authentication can succeed (`mesh-auth-mutual-listener-port` set, Helm
     /// `authentication.mutual.port`): without it, `authentication.mode: required` drops.
     pub mutual_auth: bool,
@@ -52,6 +87,7 @@ impl Default for Settings {
             version: None,
             mutual_auth: false,
             enforcement: Enforcement::Default,
+            default_local_cluster: None,
             unmodelled: Vec::new(),
         }
     }
@@ -152,6 +188,12 @@ const KEYS: &[Key] = &[
         modelled: false,
     },
     Key {
+        config_map: "policy-default-local-cluster",
+        helm: &["clustermesh", "policyDefaultLocalCluster"],
+        default: "",
+        modelled: true,
+    },
+    Key {
         config_map: "mesh-auth-mutual-listener-port",
         helm: &["authentication", "mutual", "port"],
         default: "0",
@@ -175,6 +217,27 @@ pub struct Read {
 }
 
 impl Settings {
+    /// The Cilium version judged for: the input's, else the newest netpol models.
+    pub fn cilium(&self) -> Version {
+        self.version
+            .as_deref()
+            .and_then(Version::parse)
+            .unwrap_or(Version::NEWEST)
+    }
+
+    /// The cluster that peer selectors naming no cluster are confined to: with
+    /// `policy-default-local-cluster` (added in 1.18, off by default there, on from 1.19), the
+    /// local cluster; before 1.18 there is no such filter (cilium/cilium@507103c6
+    /// pkg/k8s/apis/cilium.io/utils/utils.go:106-112, pkg/clustermesh/types/option.go:139-167).
+    pub fn local_cluster_filter(&self) -> Option<&str> {
+        let version = self.cilium();
+        let on = version >= Version(1, 18)
+            && self
+                .default_local_cluster
+                .unwrap_or(version >= Version(1, 19));
+        on.then_some(self.cluster_name.as_str())
+    }
+
     /// Read the `cilium-config` ConfigMap (YAML or JSON, as kubectl prints it) or a Helm
     /// values file. Keys that do not change verdicts are ignored.
     pub fn read(path: &Path, text: &str) -> Read {
@@ -207,8 +270,12 @@ impl Settings {
         if let Some(id) = self.cluster_id {
             line.push_str(&format!(", cluster id {id}"));
         }
-        if let Some(version) = &self.version {
-            line.push_str(&format!(", Cilium {version}"));
+        match &self.version {
+            Some(version) => line.push_str(&format!(", Cilium {version}")),
+            None => line.push_str(&format!(", Cilium {} semantics", self.cilium())),
+        }
+        if self.local_cluster_filter().is_none() {
+            line.push_str(", peer selectors not confined to the local cluster");
         }
         match self.enforcement {
             Enforcement::Default => {}
@@ -336,6 +403,20 @@ fn decode(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Set
                     )
                     .with_label("here")
                     .with_help("`enable-policy` is `default`, `always` or `never`"),
+                ),
+            },
+            "policy-default-local-cluster" => match normalized(&text).as_str() {
+                "true" => settings.default_local_cluster = Some(true),
+                "false" => settings.default_local_cluster = Some(false),
+                _ => diagnostics.push(
+                    Diagnostic::error(
+                        "cilium-config",
+                        node.span,
+                        format!(
+                            "`policy-default-local-cluster` is `true` or `false`, not `{text}`"
+                        ),
+                    )
+                    .with_label("here"),
                 ),
             },
             "mesh-auth-mutual-listener-port" => {
@@ -471,7 +552,7 @@ mod tests {
         );
         assert_eq!(
             s.describe(),
-            "cluster `kind-kind` (from `cilium-config.yaml`), cluster id 3; `policy-audit-mode: true` not modelled, judged as `false`"
+            "cluster `kind-kind` (from `cilium-config.yaml`), cluster id 3, Cilium 1.20 semantics; `policy-audit-mode: true` not modelled, judged as `false`"
         );
     }
 
