@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use netpol_compiler::engine::settings::Settings;
+use netpol_compiler::engine::settings::{DEFAULT_CLUSTER, Settings};
 use netpol_compiler::diagnostic::{self, Diagnostics, Style};
 use netpol_compiler::engine::eval::{self, NoPorts, Query};
 use netpol_compiler::objects::Proto;
@@ -24,7 +24,7 @@ fn pod(namespace: &str, labels: &[(&str, &str)], ip: &str) -> Peer {
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     Peer {
-        labels: Arc::new(pod_labels(namespace, &labels, Some("default"), None)),
+        labels: Arc::new(pod_labels(namespace, &labels, Some("default"), None, DEFAULT_CLUSTER)),
         ip: ip.parse::<IpAddr>().ok(),
         ..Peer::default()
     }
