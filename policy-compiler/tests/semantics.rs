@@ -1575,3 +1575,45 @@ spec:
         assert!(old.allowed(&api, &one, "443/tcp"), "{pattern}");
     }
 }
+
+/// A CNP's subject: only the `matchLabels` key `k8s:io.kubernetes.pod.namespace` is set to the
+/// policy's namespace; a namespace key without the `k8s:` source and `matchExpressions` on it
+/// are kept and ANDed, so such a rule selects nothing (pkg/k8s/apis/cilium.io/utils/utils.go:
+/// 364-406; pkg/policy/api/selector.go:249-255).
+#[test]
+fn a_cnp_subject_keeps_namespace_requirements_it_does_not_overwrite() {
+    let policy = |selector: &str| {
+        format!(
+            r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {{name: web, namespace: shop}}
+spec:
+  endpointSelector: {selector}
+  ingress:
+    - fromEntities: [world]
+"#
+        )
+    };
+    let x = pod("shop", &[("app", "x")]);
+    // Overwritten: selects shop/web, so x → web is dropped (ingress from world only).
+    let e = engine(&policy(
+        r#"{matchLabels: {"k8s:io.kubernetes.pod.namespace": other, app: web}}"#,
+    ));
+    assert_eq!(
+        e.decide(&x, &web(), "80/tcp").ingress.reason,
+        Some(Reason::DefaultDeny)
+    );
+    // Kept and ANDed: selects nothing, web is not enforced.
+    for selector in [
+        r#"{matchLabels: {io.kubernetes.pod.namespace: other, app: web}}"#,
+        r#"{matchLabels: {app: web}, matchExpressions: [{key: "k8s:io.kubernetes.pod.namespace", operator: In, values: [other]}]}"#,
+    ] {
+        let e = engine(&policy(selector));
+        assert_eq!(
+            e.decide(&x, &web(), "80/tcp").ingress.reason,
+            Some(Reason::NoPolicy),
+            "{selector}"
+        );
+    }
+}

@@ -282,13 +282,10 @@ fn cilium_rule(
         _ => None,
     };
     let subject = match (&rule.endpoint_selector, &rule.node_selector) {
-        (Some(sel), _) => {
-            let s = Selector::compile(sel, None);
-            Subject::Endpoints(match &namespace {
-                Some(ns) => s.subject_in(ns),
-                None => s,
-            })
-        }
+        (Some(sel), _) => Subject::Endpoints(match &namespace {
+            Some(ns) => Selector::compile_in(sel, None, ns),
+            None => Selector::compile(sel, None),
+        }),
         (None, Some(sel)) => Subject::Nodes(Selector::compile(sel, None)),
         (None, None) => return,
     };
@@ -717,8 +714,7 @@ fn knp(
     let Some(ns) = policy.namespace.as_deref() else {
         return;
     };
-    let subject =
-        Subject::Endpoints(Selector::compile(&spec.pod_selector, Some("k8s")).subject_in(ns));
+    let subject = Subject::Endpoints(Selector::compile_in(&spec.pod_selector, Some("k8s"), ns));
     // The API server defaults a missing or empty `policyTypes` to `Ingress`, plus `Egress` when
     // there are egress rules (kubernetes/kubernetes@030880a5 pkg/apis/networking/v1/defaults.go:
     // 38-46). Cilium then turns every rule of both lists into entries whatever the types say;
@@ -808,13 +804,14 @@ fn knp_peer(peer: &NetworkPolicyPeer, namespace: &str, cluster: Option<&str>) ->
             None => PeerMatch::Unresolved(format!("invalid CIDR `{}`", block.cidr)),
         };
     }
-    let mut sel = peer
-        .pod_selector
-        .as_ref()
-        .map(|s| Selector::compile(s, Some("k8s")))
-        .unwrap_or_default();
+    let mut sel = match (&peer.pod_selector, &peer.namespace_selector) {
+        (Some(s), None) => Selector::compile_in(s, Some("k8s"), namespace),
+        (None, None) => Selector::compile_in(&EndpointSelector::default(), Some("k8s"), namespace),
+        (Some(s), Some(_)) => Selector::compile(s, Some("k8s")),
+        (None, Some(_)) => Selector::default(),
+    };
     match &peer.namespace_selector {
-        None => sel = sel.subject_in(namespace),
+        None => {}
         Some(ns_sel) => {
             let ns = Selector::compile(ns_sel, Some("k8s"));
             if ns.requirements.is_empty() {

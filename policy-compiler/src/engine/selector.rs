@@ -156,11 +156,37 @@ impl Selector {
         })
     }
 
-    /// The subject selector of a namespaced policy: the namespace is always forced
-    /// (docs/semantics.md §3.3 rule 1; a written namespace is overwritten).
-    pub fn subject_in(mut self, namespace: &str) -> Self {
-        self.requirements.retain(|r| !r.is_key(identity::NAMESPACE));
-        self.with(Requirement::equals(
+    /// A selector bound to `namespace`, as Cilium binds a CNP's subject (and a NetworkPolicy's
+    /// pods): the `matchLabels` entry `k8s:io.kubernetes.pod.namespace` is set to the
+    /// namespace, overwriting a written one; a namespace key written without the `k8s:` source,
+    /// and every `matchExpressions` requirement, are kept and ANDed, so they can make the
+    /// selector select nothing (docs/semantics.md §3.3 rule 1; cilium/cilium@507103c6
+    /// pkg/k8s/apis/cilium.io/utils/utils.go:364-406, pkg/policy/api/selector.go:249-255).
+    pub fn compile_in(
+        sel: &EndpointSelector,
+        default_source: Option<&str>,
+        namespace: &str,
+    ) -> Self {
+        let written_k8s_namespace = |key: &str| {
+            let (source, name) = split_key(key);
+            let source = if key.contains(':') {
+                source
+            } else {
+                default_source
+            };
+            source == Some("k8s") && name == identity::NAMESPACE
+        };
+        let kept = EndpointSelector {
+            match_labels: sel.match_labels.as_ref().map(|labels| {
+                labels
+                    .iter()
+                    .filter(|(k, _)| !written_k8s_namespace(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
+            match_expressions: sel.match_expressions.clone(),
+        };
+        Self::compile(&kept, default_source).with(Requirement::equals(
             Some("k8s"),
             identity::NAMESPACE,
             namespace,
