@@ -1617,3 +1617,63 @@ spec:
         );
     }
 }
+
+/// `toServices` is rewritten into the matching Services' peers under `egress` only; a
+/// Service that does not exist adds nothing, so with `toPorts` the item allows every peer on
+/// those ports (1.17+, cilium/cilium issue #20067); under `egressDeny` it is never rewritten,
+/// so it denies everyone on the ports; a Service without a selector is its endpoints'
+/// addresses (pkg/policy/k8s/service.go:236-257, 417-434, 439-467).
+#[test]
+fn to_services_follow_cilium_rewrite() {
+    let inventory = r#"{"kind":"List","items":[
+ {"kind":"Service","metadata":{"name":"db","namespace":"data"},"spec":{"selector":{"app":"db"},"clusterIP":"10.96.0.30","ports":[{"port":5432}]}},
+ {"kind":"Service","metadata":{"name":"nas","namespace":"data"},"spec":{"clusterIP":"10.96.0.31","ports":[{"port":445}]}},
+ {"kind":"EndpointSlice","metadata":{"name":"nas-1","namespace":"data","labels":{"kubernetes.io/service-name":"nas"}},"endpoints":[{"addresses":["192.168.1.50"]}],"ports":[{"port":445}]}]}"#;
+    let allow = |service: &str, port: &str| {
+        format!(
+            r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {{name: api, namespace: shop}}
+spec:
+  endpointSelector: {{matchLabels: {{app: api}}}}
+  egress:
+    - toServices: [{{k8sService: {{serviceName: {service}, namespace: data}}}}]
+      toPorts: [{{ports: [{{port: "{port}", protocol: TCP}}]}}]
+"#
+        )
+    };
+    let api = pod("shop", &[("app", "api")]);
+    let db = pod("data", &[("app", "db")]);
+    let stranger = world("198.51.100.10", &[]);
+    // An existing Service: its pods only.
+    let e = engine_with(&allow("db", "5432"), Some(inventory));
+    assert!(e.allowed(&api, &db, "5432/tcp"));
+    assert!(!e.allowed(&api, &stranger, "5432/tcp"));
+    // No such Service: every peer on the port.
+    let e = engine_with(&allow("does-not-exist", "5432"), Some(inventory));
+    assert!(e.allowed(&api, &stranger, "5432/tcp"));
+    assert!(!e.allowed(&api, &stranger, "443/tcp"));
+    // Without a selector: the endpoint addresses.
+    let e = engine_with(&allow("nas", "445"), Some(inventory));
+    assert!(e.allowed(&api, &world("192.168.1.50", &[]), "445/tcp"));
+    assert!(!e.allowed(&api, &stranger, "445/tcp"));
+    // Under egressDeny: never rewritten, so everyone on the port is denied.
+    let deny = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: api, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: api}}
+  enableDefaultDeny: {egress: false}
+  egressDeny:
+    - toServices: [{k8sService: {serviceName: db, namespace: data}}]
+      toPorts: [{ports: [{port: "5432", protocol: TCP}]}]
+"#;
+    let e = engine_with(deny, Some(inventory));
+    assert_eq!(
+        e.decide(&api, &stranger, "5432/tcp").egress.reason,
+        Some(Reason::DeniedByRule)
+    );
+    assert!(e.allowed(&api, &stranger, "443/tcp"));
+}

@@ -190,7 +190,8 @@ pub struct Entries {
 /// The pods behind the Services that `toServices` names (docs/semantics.md §1.9): what the
 /// cluster knows, not the policies. The inventory of the flow layer implements it.
 pub trait ServiceBackends {
-    /// The peers a `toServices` item stands for; [`PeerMatch::Unresolved`] says why not.
+    /// The peers a `toServices` item stands for: the selected pods, or the endpoint addresses
+    /// of a Service without a selector; none when no Service matches.
     fn service_peers(&self, service: &crate::objects::cilium::Service) -> Vec<PeerMatch>;
 }
 
@@ -299,7 +300,13 @@ fn cilium_rule(
             Direction::Egress => dd.and_then(|d| d.egress),
         }
         .unwrap_or(true);
-        let l3 = l3_of(&item.peers, namespace.as_deref(), init_subject, ctx);
+        let l3 = l3_of(
+            &item.peers,
+            item.section.is_deny(),
+            namespace.as_deref(),
+            init_subject,
+            ctx,
+        );
         let item_path: Vec<Step<'static>> = base.iter().copied().chain(item.path()).collect();
         // Without a mutual-auth backend nobody ever writes the auth map, so `required` drops
         // (cilium/cilium@507103c6 bpf/bpf_lxc.c:855-878, pkg/auth/mutual_authhandler.go:65-75).
@@ -382,8 +389,13 @@ fn cilium_rule(
 /// an empty `toFQDNs`, `toServices` or groups list is as if absent; an item with no peer left
 /// is a wildcard, which matches only with ports (cilium/cilium@507103c6
 /// pkg/policy/utils/parserules.go:140-158, pkg/policy/rule.go:348-367, pkg/policy/l4.go:964-970).
+///
+/// `toServices` is a rewrite of egress items into the selected Services' pods (or endpoint
+/// CIDRs): when no Service matches, nothing is added and the item has no peer; under
+/// `egressDeny` it is never rewritten at all (pkg/policy/k8s/service.go:236-257, 439-467).
 fn l3_of(
     fields: &[(&str, PeerField<'_>)],
+    deny: bool,
     namespace: Option<&str>,
     init_subject: bool,
     ctx: &Context<'_>,
@@ -402,15 +414,23 @@ fn l3_of(
     if fields.iter().any(|(_, f)| cancels(f)) {
         return L3::Nothing;
     }
-    let matches: Vec<PeerMatch> = fields
+    // The peers of each field that contributes any.
+    let contributed: Vec<Vec<PeerMatch>> = fields
         .iter()
         .filter(|(_, f)| !f.is_empty())
-        .flat_map(|(_, f)| peers(*f, namespace, init_subject, ctx))
+        .filter_map(|(_, f)| match f {
+            PeerField::Services(_) if deny => None,
+            PeerField::Services(_) => {
+                let peers = peers(*f, namespace, init_subject, ctx);
+                (!peers.is_empty()).then_some(peers)
+            }
+            _ => Some(peers(*f, namespace, init_subject, ctx)),
+        })
         .collect();
-    if fields.iter().all(|(_, f)| f.is_empty()) {
+    if contributed.is_empty() {
         L3::Wildcard
     } else {
-        L3::Peers(matches)
+        L3::Peers(contributed.into_iter().flatten().collect())
     }
 }
 

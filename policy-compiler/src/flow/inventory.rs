@@ -664,29 +664,36 @@ impl ServiceBackends for Inventory {
                 }
             })
             .collect();
-        if matching.is_empty() {
-            return vec![PeerMatch::Unresolved(
-                "no such Service in the inventory".to_owned(),
-            )];
-        }
+        // A Service with a selector is its pods; one without is the addresses of its
+        // endpoints, as /32 or /128 CIDRs (cilium/cilium@507103c6 pkg/policy/k8s/service.go:
+        // 417-434). No Service: nothing, which the engine reads as no peer field at all.
         matching
             .into_iter()
-            .map(|svc| match &svc.selector {
+            .flat_map(|svc| match &svc.selector {
                 Some(sel) => {
                     let mut selector = Selector::default();
                     for (k, v) in sel {
                         selector = selector.with(Requirement::equals(Some("k8s"), k, v));
                     }
-                    PeerMatch::Labels(selector.with(Requirement::equals(
+                    vec![PeerMatch::Labels(selector.with(Requirement::equals(
                         Some("k8s"),
                         identity::NAMESPACE,
                         &svc.namespace,
-                    )))
+                    )))]
                 }
-                None => PeerMatch::Unresolved(format!(
-                    "Service {}/{} has no selector (its endpoints are not in the inventory)",
-                    svc.namespace, svc.name
-                )),
+                None => self
+                    .endpoints
+                    .get(&(svc.namespace.clone(), svc.name.clone()))
+                    .map(|e| {
+                        e.addresses
+                            .iter()
+                            .map(|ip| PeerMatch::Cidr {
+                                net: ipnet::IpNet::from(*ip),
+                                except: Vec::new(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
             .collect()
     }
