@@ -46,6 +46,16 @@ fn engine(yaml: &str) -> Engine {
     engine_with(yaml, None)
 }
 
+/// An engine for agents configured with `settings` (no inventory).
+fn engine_for(yaml: &str, settings: &Settings) -> Engine {
+    let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
+    let imported = policy::import(&fs, &[PathBuf::from("p")]);
+    Engine {
+        index: Index::new(entry::build(&imported.set, None, settings)),
+        inventory: None,
+    }
+}
+
 impl Engine {
     fn decide(&self, src: &Peer, dst: &Peer, port: &str) -> Decision {
         let (proto, port) = netpol_compiler::report::explain::parse_port(port).unwrap();
@@ -1215,18 +1225,11 @@ spec:
     assert!(!d.allowed());
     assert_eq!(d.ingress.reason, Some(Reason::AuthRequired));
     // With the agents' mutual authentication on.
-    let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
-    let imported = policy::import(&fs, &[PathBuf::from("p")]);
     let settings = Settings {
         mutual_auth: true,
         ..Settings::default()
     };
-    let index = Index::new(entry::build(&imported.set, None, &settings));
-    let e = Engine {
-        index,
-        inventory: None,
-    };
-    let d = e.decide(&frontend(), &web(), "8080/tcp");
+    let d = engine_for(yaml, &settings).decide(&frontend(), &web(), "8080/tcp");
     assert!(d.allowed());
     assert!(
         d.ingress
@@ -1464,24 +1467,16 @@ spec:
 /// endpoint, selected by a rule or not (pkg/policy/repository.go:360-437).
 #[test]
 fn enable_policy_never_and_always() {
-    let engine_for = |yaml: &str, enforcement| {
-        let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
-        let imported = policy::import(&fs, &[PathBuf::from("p")]);
-        let settings = Settings {
-            enforcement,
-            ..Settings::default()
-        };
-        Engine {
-            index: Index::new(entry::build(&imported.set, None, &settings)),
-            inventory: None,
-        }
+    let with = |enforcement| Settings {
+        enforcement,
+        ..Settings::default()
     };
-    let never = engine_for(WEB_INGRESS_FROM_FRONTEND_8080, Enforcement::Never);
+    let never = engine_for(WEB_INGRESS_FROM_FRONTEND_8080, &with(Enforcement::Never));
     let other = pod("shop", &[("app", "other")]);
     let d = never.decide(&other, &web(), "8080/tcp");
     assert!(d.allowed());
     assert_eq!(d.ingress.reason, Some(Reason::PolicyDisabled));
-    let always = engine_for(WEB_INGRESS_FROM_FRONTEND_8080, Enforcement::Always);
+    let always = engine_for(WEB_INGRESS_FROM_FRONTEND_8080, &with(Enforcement::Always));
     assert!(!always.allowed(&frontend(), &web(), "8080/tcp"));
     // frontend has no egress rule: `always` denies its egress too.
     assert_eq!(
@@ -1497,15 +1492,6 @@ fn enable_policy_never_and_always() {
         Some(Reason::DefaultDeny)
     );
     assert!(always.allowed(&reserved(Reserved::Host), &other, "80/tcp"));
-}
-
-fn engine_for_version(yaml: &str, settings: &Settings) -> Engine {
-    let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
-    let imported = policy::import(&fs, &[PathBuf::from("p")]);
-    Engine {
-        index: Index::new(entry::build(&imported.set, None, settings)),
-        inventory: None,
-    }
 }
 
 fn version(v: &str) -> Settings {
@@ -1533,16 +1519,16 @@ spec:
             - {key: "k8s:io.kubernetes.pod.namespace", operator: NotIn, values: [kube-system]}
 "#;
     let outside = world("203.0.113.5", &[]);
-    assert!(engine_for_version(yaml, &version("1.18")).allowed(&outside, &web(), "80/tcp"));
-    assert!(engine_for_version(yaml, &version("1.17")).allowed(&outside, &web(), "80/tcp"));
-    assert!(!engine_for_version(yaml, &version("1.19")).allowed(&outside, &web(), "80/tcp"));
+    assert!(engine_for(yaml, &version("1.18")).allowed(&outside, &web(), "80/tcp"));
+    assert!(engine_for(yaml, &version("1.17")).allowed(&outside, &web(), "80/tcp"));
+    assert!(!engine_for(yaml, &version("1.19")).allowed(&outside, &web(), "80/tcp"));
     let on = Settings {
         default_local_cluster: Some(true),
         ..version("1.18")
     };
-    assert!(!engine_for_version(yaml, &on).allowed(&outside, &web(), "80/tcp"));
+    assert!(!engine_for(yaml, &on).allowed(&outside, &web(), "80/tcp"));
     // Pods of the cluster match in every version.
-    assert!(engine_for_version(yaml, &version("1.18")).allowed(&frontend(), &web(), "80/tcp"));
+    assert!(engine_for(yaml, &version("1.18")).allowed(&frontend(), &web(), "80/tcp"));
 }
 
 /// A leading `**.` in `matchPattern` is one or more labels from 1.19 on (cilium/cilium
@@ -1568,9 +1554,9 @@ spec:
     let deep = world("151.101.1.1", &["a.b.example.com"]);
     let one = world("151.101.1.2", &["a.example.com"]);
     for pattern in ["**.example.com", "***.example.com"] {
-        let new = engine_for_version(&yaml(pattern), &version("1.19"));
+        let new = engine_for(&yaml(pattern), &version("1.19"));
         assert!(new.allowed(&api, &deep, "443/tcp"), "{pattern}");
-        let old = engine_for_version(&yaml(pattern), &version("1.18"));
+        let old = engine_for(&yaml(pattern), &version("1.18"));
         assert!(!old.allowed(&api, &deep, "443/tcp"), "{pattern}");
         assert!(old.allowed(&api, &one, "443/tcp"), "{pattern}");
     }
