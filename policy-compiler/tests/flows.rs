@@ -442,3 +442,43 @@ fn a_node_address_that_is_the_api_server_is_kube_apiserver() {
     assert!(r.set.flows[0].dst.peer.labels.reserved("remote-node"));
     assert!(!r.set.flows[1].dst.peer.labels.reserved("kube-apiserver"));
 }
+
+/// A pod reaching itself through its own Service (hairpin) skips policy in Cilium's datapath
+/// (cilium/cilium@507103c6 bpf/bpf_lxc.c:1369-1376), even when its policy allows nothing.
+#[test]
+fn a_pod_reaching_itself_through_its_service_skips_policy() {
+    let inv = Inventory::parse(INVENTORY, DEFAULT_CLUSTER).unwrap();
+    let text = concat!(
+        r#"{"time":"2026-11-20T08:00:00Z","protocol":"tcp","source":{"ip":"10.0.2.45","port":40000,"namespace":"shop","pod":"web-7f9c6d5b4-8m2lp"},"destination":{"ip":"10.96.0.20","port":80}}"#,
+        "\n",
+        r#"{"time":"2026-11-20T08:00:01Z","protocol":"tcp","source":{"ip":"10.0.1.23","port":40001,"namespace":"shop","pod":"frontend-0","labels":{"app":"frontend"}},"destination":{"ip":"10.96.0.20","port":80}}"#,
+        "\n",
+    );
+    let r = read(text, Some(&inv));
+    assert!(r.set.errors.is_empty(), "{:?}", r.set.errors);
+    assert!(r.set.flows[0].hairpin);
+    assert!(!r.set.flows[1].hairpin, "another pod through the Service");
+    let yaml = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress: [{}]
+  egress: [{}]
+"#;
+    let fs = Memory::new([(PathBuf::from("p/x.yaml"), yaml.to_owned())]);
+    let imported = policy::import(&fs, &[PathBuf::from("p")]);
+    let index = Index::new(entry::build(&imported.set, None, &Settings::default()));
+    let mut ev = Evaluator::new(&index, &inv);
+    let v = verify::judge(&r.set.flows, &mut ev);
+    assert!(v.judged[0].decision.allowed());
+    assert_eq!(
+        v.judged[0].decision.ingress.reason,
+        Some(netpol_compiler::engine::eval::Reason::Hairpin)
+    );
+    assert!(
+        !v.judged[1].decision.allowed(),
+        "directly to itself: policy applies"
+    );
+}

@@ -75,6 +75,8 @@ pub enum Reason {
     HostLabel,
     /// Policy enforcement is off (`enable-policy: never`).
     PolicyDisabled,
+    /// A pod reaching itself through its own Service: the datapath skips policy.
+    Hairpin,
     /// An allow entry matched.
     AllowedByRule,
     /// Ingress from the local node is always allowed (`allow-localhost`, §5.4).
@@ -104,6 +106,7 @@ impl Reason {
             Self::NoPolicy => "no policy selects it in this direction: not enforced",
             Self::HostLabel => "pod label `host` makes Cilium skip enforcement",
             Self::PolicyDisabled => "policy enforcement is off (`enable-policy: never`)",
+            Self::Hairpin => "a pod reaching itself through its own Service: Cilium skips policy",
             Self::AllowedByRule => "allowed by",
             Self::AllowedLocalhost => {
                 "ingress from the local node is always allowed (allow-localhost)"
@@ -147,6 +150,19 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The decision for a pod reaching itself through its own Service (hairpin): Cilium's
+    /// datapath skips policy for it (cilium/cilium@507103c6 bpf/bpf_lxc.c:1369-1376).
+    pub fn hairpin() -> Self {
+        let point = std::sync::Arc::new(Point {
+            reason: Some(Reason::Hairpin),
+            ..Point::default()
+        });
+        Self {
+            egress: point.clone(),
+            ingress: point,
+        }
+    }
+
     pub fn allowed(&self) -> bool {
         self.egress.allows() && self.ingress.allows()
     }

@@ -210,6 +210,7 @@ pub(super) fn line(reader: &mut Reader<'_>, text: &str) -> Result<Option<Flow>, 
         connections: 1,
         observed: flow.verdict.as_deref().map(|v| reader.text(v)),
         service: None,
+        hairpin: false,
     }))
 }
 

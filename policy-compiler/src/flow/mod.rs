@@ -159,6 +159,8 @@ pub struct Flow {
     pub observed: Option<Arc<str>>,
     /// The destination was a Service address, translated to a backend: `shop/web 10.96.0.20:80`.
     pub service: Option<String>,
+    /// The Service's backend is the source itself (hairpin).
+    pub hairpin: bool,
 }
 
 impl Flow {
@@ -400,6 +402,7 @@ impl<'i> Reader<'i> {
             Backend::Pod(pod) => {
                 let mut peer = inv.pod_peer(pod);
                 peer.ip = pod.ips.first().copied();
+                flow.hairpin = flow.src.peer.ip.is_some_and(|ip| pod.ips.contains(&ip));
                 Endpoint {
                     peer,
                     port,
@@ -523,6 +526,7 @@ impl<'i> Reader<'i> {
             connections: record.connections,
             observed: None,
             service: None,
+            hairpin: false,
         }))
     }
 

@@ -135,7 +135,7 @@ pub fn judge(flows: &[Flow], evaluator: &mut Evaluator<'_>) -> Verification {
             });
             continue;
         }
-        let decision = evaluator.decide_key(&view.key());
+        let decision = decide(evaluator, flow, &view, None);
         if let Some(key) = key {
             connections
                 .entry(key)
@@ -149,6 +149,23 @@ pub fn judge(flows: &[Flow], evaluator: &mut Evaluator<'_>) -> Verification {
         });
     }
     out
+}
+
+/// The decision for a flow as the datapath sees it: hairpin traffic skips policy, the rest is
+/// the evaluator's. `shared` keeps one hairpin decision for a whole run.
+fn decide(
+    evaluator: &mut Evaluator<'_>,
+    flow: &Flow,
+    view: &View<'_>,
+    shared: Option<&mut Option<Decision>>,
+) -> Decision {
+    if !flow.hairpin {
+        return evaluator.decide_key(&view.key());
+    }
+    match shared {
+        Some(slot) => slot.get_or_insert_with(Decision::hairpin).clone(),
+        None => Decision::hairpin(),
+    }
 }
 
 /// A rule reference in reports: policy, path and place.
@@ -229,6 +246,7 @@ impl PointReport {
                     | Reason::NoPolicy
                     | Reason::HostLabel
                     | Reason::PolicyDisabled
+                    | Reason::Hairpin
             ),
             verdict: if p.allows() { "allowed" } else { "denied" },
             reason,
@@ -342,6 +360,8 @@ pub struct Run<'a> {
     replies: usize,
     groups: FxHashMap<GroupKey, GroupAcc>,
     json: Option<Spool>,
+    /// The one hairpin decision, shared by every hairpin flow.
+    hairpin: Option<Decision>,
 }
 
 impl std::fmt::Debug for Run<'_> {
@@ -466,6 +486,7 @@ impl<'a> Run<'a> {
             replies: 0,
             groups: FxHashMap::default(),
             json,
+            hairpin: None,
         })
     }
 
@@ -480,7 +501,7 @@ impl<'a> Run<'a> {
         let (decision, same_as) = match key.as_ref().and_then(|k| self.connections.get(k)) {
             Some((first, decision)) if reply => (decision.clone(), Some(*first)),
             _ => {
-                let decision = self.evaluator.decide_key(&view.key());
+                let decision = decide(&mut self.evaluator, flow, &view, Some(&mut self.hairpin));
                 if let Some(key) = key {
                     self.connections
                         .entry(key)
