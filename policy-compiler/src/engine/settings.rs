@@ -431,6 +431,11 @@ fn decode(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Set
         }
     }
     if !config_map {
+        // The chart sets a listener port by default; the agents authenticate only when SPIRE
+        // is enabled too (the ConfigMap has the port only then).
+        let spire = lookup(root, &["authentication", "mutual", "spire", "enabled"])
+            .is_some_and(|n| matches!(n.value, Value::Bool(true)));
+        settings.mutual_auth &= spire;
         settings.version = lookup(root, &["image", "tag"])
             .and_then(setting_text)
             .map(|tag| tag.trim_start_matches('v').to_owned());
@@ -608,6 +613,23 @@ mod tests {
         assert!(r.settings.is_none());
         let d = r.diagnostics.iter().next().unwrap();
         assert_eq!(d.message, "invalid policy enforcement mode `sometimes`");
+    }
+
+    #[test]
+    fn helm_mutual_auth_needs_spire() {
+        let port_only = read("authentication:\n  mutual:\n    port: 4250\n")
+            .settings
+            .unwrap();
+        assert!(!port_only.mutual_auth, "the chart's default port alone");
+        let spire =
+            read("authentication:\n  mutual:\n    port: 4250\n    spire: {enabled: true}\n")
+                .settings
+                .unwrap();
+        assert!(spire.mutual_auth);
+        let cm = read("kind: ConfigMap\ndata:\n  mesh-auth-mutual-listener-port: \"4250\"\n")
+            .settings
+            .unwrap();
+        assert!(cm.mutual_auth);
     }
 
     #[test]
