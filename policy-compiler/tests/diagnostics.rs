@@ -426,6 +426,17 @@ const CASES: &[Case] = &[
         underlined: "from: world\n    to: 10.0.0.0/8",
     },
     Case {
+        name: "HTTP path that is no regular expression",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - from: world\n        on: 8989\n        http: [{method: GET, path: \"/api/[v3\"}]\n",
+        )],
+        code: "invalid-http-regex",
+        message: "HTTP path `/api/[v3` is not a valid regular expression: unclosed character class",
+        help: "Cilium compiles HTTP methods and paths as RE2 regular expressions and refuses a policy whose regex does not compile",
+        underlined: "\"/api/[v3\"",
+    },
+    Case {
         name: "HTTP rules on UDP",
         files: &[(
             "p/a.yaml",

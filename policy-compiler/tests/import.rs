@@ -403,3 +403,31 @@ fn schema_patterns_of_server_names_cidr_groups_and_headers() {
         "{name: \"\"}",
     );
 }
+
+/// HTTP `path` and `method` must compile as regular expressions, or the agent rejects the
+/// policy (cilium/cilium pkg/policy/api/http.go, `PortRuleHTTP.Sanitize`); `host` is not
+/// checked by Cilium.
+#[test]
+fn http_path_and_method_must_be_regular_expressions() {
+    let imported = import(&[(
+        "p/x.yaml",
+        &cnp(
+            "  endpointSelector: {}\n  ingress:\n    - toPorts:\n        - ports: [{port: \"80\", protocol: TCP}]\n          rules:\n            http:\n              - {method: \"GE(T\", path: \"/api/[a-z\"}\n              - {method: GET, path: \"/ok/.*\", host: \"(\"}\n",
+        ),
+    )]);
+    let errors: Vec<&Diagnostic> = imported
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .collect();
+    let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "`path` is not a valid regular expression: unclosed character class",
+            "`method` is not a valid regular expression: unclosed group",
+        ]
+    );
+    assert_eq!(underlined(&imported, errors[0]), "\"/api/[a-z\"");
+    assert_eq!(imported.set.stats.rejected, 1);
+}

@@ -1068,6 +1068,21 @@ fn port_rule(
     };
     let rp = join(path, &[Step::Key("rules")]);
     for (j, http) in rules.http.iter().flatten().enumerate() {
+        // The agent compiles `path` and `method` as regular expressions (Go's RE2 syntax, which
+        // Rust's `regex` shares) and rejects the policy when one does not compile
+        // (cilium/cilium pkg/policy/api/http.go, `PortRuleHTTP.Sanitize`).
+        for (field, pattern) in [("path", &http.path), ("method", &http.method)] {
+            let Some(pattern) = pattern.as_deref().filter(|p| !p.is_empty()) else {
+                continue;
+            };
+            if let Err(e) = regex::Regex::new(pattern) {
+                check.error(
+                    &join(&rp, &[Step::Key("http"), Step::Index(j), Step::Key(field)]),
+                    format!("`{field}` is not a valid regular expression: {}", regex_reason(&e)),
+                    "Cilium compiles `path` and `method` as RE2 regular expressions (anchored: the whole value must match)",
+                );
+            }
+        }
         for (k, m) in http.header_matches.iter().flatten().enumerate() {
             if m.name.is_empty() {
                 check.error(
@@ -1499,4 +1514,14 @@ fn dedupe(imported: &mut Imported) {
             }
         }
     }
+}
+
+/// The one-line reason of a regex error (the library's message spans several lines).
+fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .unwrap_or_else(|| text.lines().next().unwrap_or("invalid"))
+        .to_owned()
 }

@@ -700,6 +700,27 @@ impl Decoder<'_> {
                         .to_string(),
                 );
             }
+            // The agent compiles `method` and `path` as regular expressions and refuses the
+            // policy when one does not compile: say so here, at the profile line.
+            for (key, pattern) in [("method", &rule.method), ("path", &rule.path)] {
+                let Some(pattern) = pattern else { continue };
+                if let Err(e) = regex::Regex::new(pattern) {
+                    let span = fields.get(key).map_or(item.span, |n| n.span);
+                    let reason = e.to_string();
+                    let reason = reason
+                        .lines()
+                        .rev()
+                        .find_map(|l| l.trim().strip_prefix("error: "))
+                        .unwrap_or("invalid");
+                    self.error(
+                        "invalid-http-regex",
+                        span,
+                        format!("HTTP {key} `{pattern}` is not a valid regular expression: {reason}"),
+                        "not a regular expression",
+                        "Cilium compiles HTTP methods and paths as RE2 regular expressions and refuses a policy whose regex does not compile".to_string(),
+                    );
+                }
+            }
             out.push(Loc::new(rule, item.span));
         }
         out
