@@ -1663,3 +1663,44 @@ spec:
     );
     assert!(e.allowed(&api, &stranger, "443/tcp"));
 }
+
+/// `allow-localhost: policy`: ingress from the local host is no longer allowed implicitly
+/// (pkg/policy/mapstate.go:1073-1082); `enable-non-default-deny-policies: false`: Sanitize
+/// forces default deny, so `enableDefaultDeny: false` is ignored (pkg/policy/api/
+/// rule_validation.go:47-64).
+#[test]
+fn allow_localhost_policy_and_forced_default_deny() {
+    let host = reserved(Reserved::Host);
+    let by_policy = Settings {
+        localhost_by_policy: true,
+        ..Settings::default()
+    };
+    let e = engine(WEB_INGRESS_FROM_FRONTEND_8080);
+    assert!(
+        e.allowed(&host, &web(), "80/tcp"),
+        "auto: the host is always allowed"
+    );
+    let e = engine_for(WEB_INGRESS_FROM_FRONTEND_8080, &by_policy);
+    assert_eq!(
+        e.decide(&host, &web(), "80/tcp").ingress.reason,
+        Some(Reason::DefaultDeny)
+    );
+    let lenient = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  enableDefaultDeny: {ingress: false}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+"#;
+    let y = pod("shop", &[("app", "y")]);
+    assert!(engine(lenient).allowed(&y, &web(), "80/tcp"));
+    let forced = Settings {
+        default_deny_forced: true,
+        ..Settings::default()
+    };
+    assert!(!engine_for(lenient, &forced).allowed(&y, &web(), "80/tcp"));
+    assert!(engine_for(lenient, &forced).allowed(&frontend(), &web(), "80/tcp"));
+}

@@ -185,6 +185,8 @@ pub struct Entries {
     pub entries: Vec<Entry>,
     /// `enable-policy` of the agents the entries are judged for.
     pub enforcement: Enforcement,
+    /// `allow-localhost: policy`: ingress from the local host needs a rule like any other.
+    pub localhost_by_policy: bool,
 }
 
 /// The pods behind the Services that `toServices` names (docs/semantics.md §1.9): what the
@@ -204,6 +206,7 @@ pub fn build(
 ) -> Entries {
     let mut out = Entries {
         enforcement: settings.enforcement,
+        localhost_by_policy: settings.localhost_by_policy,
         ..Entries::default()
     };
     let ctx = Context {
@@ -213,6 +216,7 @@ pub fn build(
         local_cluster: settings.local_cluster_filter(),
         multi_label_patterns: settings.cilium() >= crate::engine::settings::Version(1, 19),
         mutual_auth: settings.mutual_auth,
+        default_deny_forced: settings.default_deny_forced,
     };
     for (index, policy) in set.policies.iter().enumerate() {
         match &policy.body {
@@ -240,6 +244,8 @@ struct Context<'a> {
     multi_label_patterns: bool,
     /// The agents can authenticate identities (mutual auth configured).
     mutual_auth: bool,
+    /// `enable-non-default-deny-policies: false`.
+    default_deny_forced: bool,
 }
 
 fn path_text(steps: &[Step<'_>]) -> String {
@@ -299,7 +305,8 @@ fn cilium_rule(
             Direction::Ingress => dd.and_then(|d| d.ingress),
             Direction::Egress => dd.and_then(|d| d.egress),
         }
-        .unwrap_or(true);
+        .unwrap_or(true)
+            || ctx.default_deny_forced;
         let l3 = l3_of(
             &item.peers,
             item.section.is_deny(),

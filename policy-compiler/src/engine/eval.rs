@@ -397,7 +397,7 @@ pub fn decide(
         .collect();
     point.reason = Some(if !point.denied_by.is_empty() {
         Reason::DeniedByRule
-    } else if direction == Direction::Ingress && other.is_host() {
+    } else if direction == Direction::Ingress && other.is_host() && !entries.localhost_by_policy {
         Reason::AllowedLocalhost
     } else if !point.allowed_by.is_empty() {
         for e in point.allowed_by.iter().filter_map(get) {

@@ -70,6 +70,10 @@ pub struct Settings {
     pub enforcement: Enforcement,
     /// `policy-default-local-cluster` as set; `None`: the version's default.
     pub default_local_cluster: Option<bool>,
+    /// `allow-localhost: policy`: no implicit allow of ingress from the local host.
+    pub localhost_by_policy: bool,
+    /// `enable-non-default-deny-policies: false`: `enableDefaultDeny: false` is ignored.
+    pub default_deny_forced: bool,
     /// Mutual authentication can succeed (`mesh-auth-mutual-listener-port` set, Helm
     /// `authentication.mutual.port`): without it, `authentication.mode: required` drops.
     pub mutual_auth: bool,
@@ -88,6 +92,8 @@ impl Default for Settings {
             mutual_auth: false,
             enforcement: Enforcement::Default,
             default_local_cluster: None,
+            localhost_by_policy: false,
+            default_deny_forced: false,
             unmodelled: Vec::new(),
         }
     }
@@ -161,7 +167,7 @@ const KEYS: &[Key] = &[
         config_map: "allow-localhost",
         helm: &[],
         default: "auto",
-        modelled: false,
+        modelled: true,
     },
     Key {
         config_map: "policy-cidr-match-mode",
@@ -173,7 +179,7 @@ const KEYS: &[Key] = &[
         config_map: "enable-non-default-deny-policies",
         helm: &["enableNonDefaultDenyPolicies"],
         default: "true",
-        modelled: false,
+        modelled: true,
     },
     Key {
         config_map: "enable-node-selector-labels",
@@ -276,6 +282,14 @@ impl Settings {
         }
         if self.local_cluster_filter().is_none() {
             line.push_str(", peer selectors not confined to the local cluster");
+        }
+        if self.localhost_by_policy {
+            line.push_str(", `allow-localhost: policy`");
+        }
+        if self.default_deny_forced {
+            line.push_str(
+                ", `enableDefaultDeny: false` ignored (`enable-non-default-deny-policies: false`)",
+            );
         }
         match self.enforcement {
             Enforcement::Default => {}
@@ -403,6 +417,36 @@ fn decode(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Set
                     )
                     .with_label("here")
                     .with_help("`enable-policy` is `default`, `always` or `never`"),
+                ),
+            },
+            // `auto` is `always` under Kubernetes (cilium/cilium@507103c6 daemon/cmd/daemon.go:
+            // 95-104; pkg/policy/mapstate.go:1073-1082).
+            "allow-localhost" => match normalized(&text).as_str() {
+                "auto" | "always" => settings.localhost_by_policy = false,
+                "policy" => settings.localhost_by_policy = true,
+                _ => diagnostics.push(
+                    Diagnostic::error(
+                        "cilium-config",
+                        node.span,
+                        format!("`allow-localhost` is `auto`, `always` or `policy`, not `{text}`"),
+                    )
+                    .with_label("here"),
+                ),
+            },
+            // `false` makes Sanitize force default deny in both directions of every rule
+            // (pkg/policy/api/rule_validation.go:47-64).
+            "enable-non-default-deny-policies" => match normalized(&text).as_str() {
+                "true" => settings.default_deny_forced = false,
+                "false" => settings.default_deny_forced = true,
+                _ => diagnostics.push(
+                    Diagnostic::error(
+                        "cilium-config",
+                        node.span,
+                        format!(
+                            "`enable-non-default-deny-policies` is `true` or `false`, not `{text}`"
+                        ),
+                    )
+                    .with_label("here"),
                 ),
             },
             "policy-default-local-cluster" => match normalized(&text).as_str() {
@@ -613,6 +657,19 @@ mod tests {
         assert!(r.settings.is_none());
         let d = r.diagnostics.iter().next().unwrap();
         assert_eq!(d.message, "invalid policy enforcement mode `sometimes`");
+    }
+
+    #[test]
+    fn localhost_and_default_deny_settings_are_read() {
+        let s = read("kind: ConfigMap\ndata:\n  allow-localhost: policy\n  enable-non-default-deny-policies: \"false\"\n")
+            .settings
+            .unwrap();
+        assert!(s.localhost_by_policy && s.default_deny_forced);
+        assert!(s.unmodelled.is_empty(), "{:?}", s.unmodelled);
+        let s = read("enableNonDefaultDenyPolicies: true\n")
+            .settings
+            .unwrap();
+        assert!(!s.default_deny_forced);
     }
 
     #[test]
