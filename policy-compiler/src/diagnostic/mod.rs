@@ -314,3 +314,14 @@ impl miette::Diagnostic for Report<'_> {
         Some(Box::new(labels.into_iter()))
     }
 }
+
+/// The one-line reason of a regular-expression error (the library's message spans several
+/// lines, with a caret under the pattern).
+pub(crate) fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .unwrap_or_else(|| text.lines().next().unwrap_or("invalid"))
+        .to_owned()
+}

@@ -1078,7 +1078,7 @@ fn port_rule(
             if let Err(e) = regex::Regex::new(pattern) {
                 check.error(
                     &join(&rp, &[Step::Key("http"), Step::Index(j), Step::Key(field)]),
-                    format!("`{field}` is not a valid regular expression: {}", regex_reason(&e)),
+                    format!("`{field}` is not a valid regular expression: {}", crate::diagnostic::regex_reason(&e)),
                     "Cilium compiles `path` and `method` as RE2 regular expressions (anchored: the whole value must match)",
                 );
             }
@@ -1514,14 +1514,4 @@ fn dedupe(imported: &mut Imported) {
             }
         }
     }
-}
-
-/// The one-line reason of a regex error (the library's message spans several lines).
-fn regex_reason(e: &regex::Error) -> String {
-    let text = e.to_string();
-    text.lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("error: "))
-        .unwrap_or_else(|| text.lines().next().unwrap_or("invalid"))
-        .to_owned()
 }

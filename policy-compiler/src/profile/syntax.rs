@@ -706,12 +706,7 @@ impl Decoder<'_> {
                 let Some(pattern) = pattern else { continue };
                 if let Err(e) = regex::Regex::new(pattern) {
                     let span = fields.get(key).map_or(item.span, |n| n.span);
-                    let reason = e.to_string();
-                    let reason = reason
-                        .lines()
-                        .rev()
-                        .find_map(|l| l.trim().strip_prefix("error: "))
-                        .unwrap_or("invalid");
+                    let reason = crate::diagnostic::regex_reason(&e);
                     self.error(
                         "invalid-http-regex",
                         span,
