@@ -435,34 +435,14 @@ fn decode(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Set
             },
             // `false` makes Sanitize force default deny in both directions of every rule
             // (pkg/policy/api/rule_validation.go:47-64).
-            "enable-non-default-deny-policies" => match normalized(&text).as_str() {
-                "true" => settings.default_deny_forced = false,
-                "false" => settings.default_deny_forced = true,
-                _ => diagnostics.push(
-                    Diagnostic::error(
-                        "cilium-config",
-                        node.span,
-                        format!(
-                            "`enable-non-default-deny-policies` is `true` or `false`, not `{text}`"
-                        ),
-                    )
-                    .with_label("here"),
-                ),
-            },
-            "policy-default-local-cluster" => match normalized(&text).as_str() {
-                "true" => settings.default_local_cluster = Some(true),
-                "false" => settings.default_local_cluster = Some(false),
-                _ => diagnostics.push(
-                    Diagnostic::error(
-                        "cilium-config",
-                        node.span,
-                        format!(
-                            "`policy-default-local-cluster` is `true` or `false`, not `{text}`"
-                        ),
-                    )
-                    .with_label("here"),
-                ),
-            },
+            "enable-non-default-deny-policies" => {
+                if let Some(on) = boolean(key.config_map, &text, node, diagnostics) {
+                    settings.default_deny_forced = !on;
+                }
+            }
+            "policy-default-local-cluster" => {
+                settings.default_local_cluster = boolean(key.config_map, &text, node, diagnostics);
+            }
             "mesh-auth-mutual-listener-port" => {
                 settings.mutual_auth = text.trim().parse::<u16>().is_ok_and(|p| p != 0);
             }
@@ -485,6 +465,25 @@ fn decode(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Set
             .map(|tag| tag.trim_start_matches('v').to_owned());
     }
     Some(settings)
+}
+
+/// A boolean setting as the agent reads it; anything else is reported.
+fn boolean(key: &str, text: &str, node: &Node, diagnostics: &mut Diagnostics) -> Option<bool> {
+    match normalized(text).as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => {
+            diagnostics.push(
+                Diagnostic::error(
+                    "cilium-config",
+                    node.span,
+                    format!("`{key}` is `true` or `false`, not `{text}`"),
+                )
+                .with_label("here"),
+            );
+            None
+        }
+    }
 }
 
 const HELP: &str = "give `kubectl -n kube-system get configmap cilium-config -o yaml` or the Helm values file Cilium was installed with";

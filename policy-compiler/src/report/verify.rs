@@ -111,60 +111,60 @@ impl<'a> View<'a> {
 
 /// Judge every flow.
 pub fn judge(flows: &[Flow], evaluator: &mut Evaluator<'_>) -> Verification {
-    type Key = (Option<Proto>, IpAddr, u16, IpAddr, u16);
-    let mut out = Verification {
-        judged: Vec::with_capacity(flows.len()),
-    };
-    let mut connections: FxHashMap<Key, (usize, Decision)> = FxHashMap::default();
-    for flow in flows {
+    let mut judge = Judge::new(evaluator);
+    Verification {
+        judged: flows.iter().map(|flow| judge.judge(flow).1).collect(),
+    }
+}
+
+/// Decides flows one at a time as the datapath would: a reply takes the decision of the
+/// connection it answers (when that was seen), hairpin traffic skips policy, the rest is the
+/// evaluator's. Keeps one entry per connection, and one hairpin decision.
+struct Judge<E> {
+    evaluator: E,
+    connections: FxHashMap<ConnKey, (usize, Decision)>,
+    hairpin: Option<Decision>,
+}
+
+impl<'e, E: std::borrow::BorrowMut<Evaluator<'e>>> Judge<E> {
+    fn new(evaluator: E) -> Self {
+        Self {
+            evaluator,
+            connections: FxHashMap::default(),
+            hairpin: None,
+        }
+    }
+
+    fn judge<'f>(&mut self, flow: &'f Flow) -> (View<'f>, Judged) {
         let reply = flow.is_reply();
         let view = View::of(flow, reply);
         let key = match (view.src.peer.ip, view.dst.peer.ip) {
             (Some(s), Some(d)) => Some((view.proto, s, view.src.port.unwrap_or(0), d, view.port)),
             _ => None,
         };
-        if reply
-            && let Some(key) = &key
-            && let Some((first, decision)) = connections.get(key)
-        {
-            out.judged.push(Judged {
-                index: flow.index,
-                reply,
-                same_as: Some(*first),
-                decision: decision.clone(),
-            });
-            continue;
-        }
-        let decision = decide(evaluator, flow, &view, None);
-        if let Some(key) = key {
-            connections
-                .entry(key)
-                .or_insert_with(|| (flow.index, decision.clone()));
-        }
-        out.judged.push(Judged {
+        let (decision, same_as) = match key.as_ref().and_then(|k| self.connections.get(k)) {
+            Some((first, decision)) if reply => (decision.clone(), Some(*first)),
+            _ => {
+                let decision = if flow.hairpin {
+                    self.hairpin.get_or_insert_with(Decision::hairpin).clone()
+                } else {
+                    self.evaluator.borrow_mut().decide_key(&view.key())
+                };
+                if let Some(key) = key {
+                    self.connections
+                        .entry(key)
+                        .or_insert_with(|| (flow.index, decision.clone()));
+                }
+                (decision, None)
+            }
+        };
+        let judged = Judged {
             index: flow.index,
             reply,
-            same_as: None,
+            same_as,
             decision,
-        });
-    }
-    out
-}
-
-/// The decision for a flow as the datapath sees it: hairpin traffic skips policy, the rest is
-/// the evaluator's. `shared` keeps one hairpin decision for a whole run.
-fn decide(
-    evaluator: &mut Evaluator<'_>,
-    flow: &Flow,
-    view: &View<'_>,
-    shared: Option<&mut Option<Decision>>,
-) -> Decision {
-    if !flow.hairpin {
-        return evaluator.decide_key(&view.key());
-    }
-    match shared {
-        Some(slot) => slot.get_or_insert_with(Decision::hairpin).clone(),
-        None => Decision::hairpin(),
+        };
+        (view, judged)
     }
 }
 
@@ -351,17 +351,14 @@ impl SettingsSummary {
 /// are spooled to an unnamed temporary file, so that nothing reaches stdout before the whole
 /// input is known to be good.
 pub struct Run<'a> {
-    evaluator: Evaluator<'a>,
+    judge: Judge<Evaluator<'a>>,
     index: &'a Index,
     sources: &'a SourceMap,
-    connections: FxHashMap<ConnKey, (usize, Decision)>,
     flows: usize,
     denied: usize,
     replies: usize,
     groups: FxHashMap<GroupKey, GroupAcc>,
     json: Option<Spool>,
-    /// The one hairpin decision, shared by every hairpin flow.
-    hairpin: Option<Decision>,
 }
 
 impl std::fmt::Debug for Run<'_> {
@@ -369,7 +366,7 @@ impl std::fmt::Debug for Run<'_> {
         f.debug_struct("Run")
             .field("flows", &self.flows)
             .field("denied", &self.denied)
-            .field("connections", &self.connections.len())
+            .field("connections", &self.judge.connections.len())
             .field("groups", &self.groups.len())
             .finish_non_exhaustive()
     }
@@ -477,39 +474,28 @@ impl<'a> Run<'a> {
             None
         };
         Ok(Self {
-            evaluator,
+            judge: Judge::new(evaluator),
             index,
             sources,
-            connections: FxHashMap::default(),
             flows: 0,
             denied: 0,
             replies: 0,
             groups: FxHashMap::default(),
             json,
-            hairpin: None,
         })
     }
 
     /// Judge one flow (a reply takes the decision of its connection, when it was seen).
     pub fn push(&mut self, flow: &Flow) -> std::io::Result<()> {
-        let reply = flow.is_reply();
-        let view = View::of(flow, reply);
-        let key = match (view.src.peer.ip, view.dst.peer.ip) {
-            (Some(s), Some(d)) => Some((view.proto, s, view.src.port.unwrap_or(0), d, view.port)),
-            _ => None,
-        };
-        let (decision, same_as) = match key.as_ref().and_then(|k| self.connections.get(k)) {
-            Some((first, decision)) if reply => (decision.clone(), Some(*first)),
-            _ => {
-                let decision = decide(&mut self.evaluator, flow, &view, Some(&mut self.hairpin));
-                if let Some(key) = key {
-                    self.connections
-                        .entry(key)
-                        .or_insert_with(|| (flow.index, decision.clone()));
-                }
-                (decision, None)
-            }
-        };
+        let (
+            view,
+            Judged {
+                reply,
+                same_as,
+                decision,
+                ..
+            },
+        ) = self.judge.judge(flow);
         self.flows += 1;
         self.replies += usize::from(reply);
         self.denied += usize::from(!decision.allowed());
