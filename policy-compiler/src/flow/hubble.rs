@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 
-use super::{Endpoint, Flow, FlowError, Reader, hubble_labels, json_error};
+use super::{Endpoint, Flow, FlowError, Reader, json_error};
 use crate::engine::identity::{Reserved, pod_labels};
 use crate::objects::Proto;
 
@@ -106,8 +107,9 @@ struct HEndpoint<'a> {
     identity: Option<u64>,
     #[serde(default, borrow)]
     namespace: Option<Cow<'a, str>>,
+    /// The label texts, as written: a label set is read once, and found again by its text.
     #[serde(default, borrow)]
-    labels: Vec<Cow<'a, str>>,
+    labels: Option<&'a RawValue>,
     #[serde(default, borrow)]
     pod_name: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -179,20 +181,22 @@ pub(super) fn line(reader: &mut Reader<'_>, text: &str) -> Result<Option<Flow>, 
         .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned());
     let src = endpoint(
         reader,
+        text,
         flow.source.unwrap_or_default(),
         parse_ip(&ip.source),
         ports.as_ref().and_then(|p| p.source_port),
         flow.source_names,
         node.as_deref(),
-    );
+    )?;
     let dst = endpoint(
         reader,
+        text,
         flow.destination.unwrap_or_default(),
         parse_ip(&ip.destination),
         ports.as_ref().and_then(|p| p.destination_port),
         flow.destination_names,
         node.as_deref(),
-    );
+    )?;
     let flags = ports.and_then(|p| p.flags).unwrap_or_default();
     Ok(Some(Flow {
         index: 0,
@@ -216,12 +220,13 @@ pub(super) fn line(reader: &mut Reader<'_>, text: &str) -> Result<Option<Flow>, 
 
 fn endpoint(
     reader: &mut Reader<'_>,
+    line: &str,
     e: HEndpoint<'_>,
     ip: Option<std::net::IpAddr>,
     port: Option<u16>,
     names: Vec<Cow<'_, str>>,
     node: Option<&str>,
-) -> Endpoint {
+) -> Result<Endpoint, FlowError> {
     let mut out = Endpoint {
         port,
         namespace: e
@@ -241,11 +246,22 @@ fn endpoint(
         ..Endpoint::default()
     };
     let inventory = reader.inventory;
-    let labels = if !e.labels.is_empty() {
-        {
-            let cluster = reader.cluster.clone();
-            reader.intern(&e.labels, || hubble_labels(&e.labels, &cluster))
-        }
+    let listed = match e.labels {
+        Some(raw) => reader.intern_raw(raw.get(), |raw| {
+            let texts: Vec<Cow<'_, str>> = serde_json::from_str(raw).map_err(|err| {
+                // The column in the line, not in the list.
+                let offset = (raw.as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
+                FlowError {
+                    column: offset + err.column(),
+                    ..json_error(&err, "`labels`: a list of `source:key=value` texts")
+                }
+            })?;
+            Ok(texts)
+        })?,
+        None => None,
+    };
+    let labels = if let Some(labels) = listed {
+        labels
     } else if let Some(labels) = e.identity.and_then(Reserved::from_numeric) {
         Arc::new(labels)
     } else if let Some(ns) = out.namespace.clone() {
@@ -312,5 +328,5 @@ fn endpoint(
             .map(|n| crate::objects::fqdn::normalize(n))
             .collect();
     }
-    out
+    Ok(out)
 }

@@ -236,6 +236,8 @@ pub struct Reader<'i> {
     pub inventory: Option<&'i Inventory>,
     /// Label sets by the hash of their texts (collisions resolved by comparing).
     labels: rustc_hash::FxHashMap<u64, Vec<Interned>>,
+    /// Hubble label sets by the JSON text of their list (`None`: empty).
+    raw_labels: rustc_hash::FxHashMap<Box<str>, Option<Arc<Labels>>>,
     /// Names of namespaces, pods, workloads…: one allocation each, however many flows.
     strings: rustc_hash::FxHashSet<Arc<str>>,
     pub set: FlowSet,
@@ -255,6 +257,7 @@ impl<'i> Reader<'i> {
             cluster: Arc::from(cluster),
             template_ports: rustc_hash::FxHashMap::default(),
             labels: rustc_hash::FxHashMap::default(),
+            raw_labels: rustc_hash::FxHashMap::default(),
             strings: rustc_hash::FxHashSet::default(),
             set: FlowSet::default(),
             error_count: 0,
@@ -465,6 +468,27 @@ impl<'i> Reader<'i> {
             .or_default()
             .push((stored, labels.clone()));
         labels
+    }
+
+    /// The label set of a Hubble endpoint's `labels` list, by its JSON text (`None`: an empty
+    /// list): `texts` reads the list the first time the text is seen.
+    fn intern_raw<'t>(
+        &mut self,
+        raw: &'t str,
+        texts: impl FnOnce(&'t str) -> Result<Vec<std::borrow::Cow<'t, str>>, FlowError>,
+    ) -> Result<Option<Arc<Labels>>, FlowError> {
+        if let Some(labels) = self.raw_labels.get(raw) {
+            return Ok(labels.clone());
+        }
+        let texts = texts(raw)?;
+        let labels = if texts.is_empty() {
+            None
+        } else {
+            let cluster = self.cluster.clone();
+            Some(self.intern(&texts, || hubble_labels(&texts, &cluster)))
+        };
+        self.raw_labels.insert(Box::from(raw), labels.clone());
+        Ok(labels)
     }
 
     /// A shared copy of a name.
