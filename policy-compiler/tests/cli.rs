@@ -624,7 +624,7 @@ fn the_cilium_config_names_the_cluster_and_what_is_not_modelled() {
     // The ConfigMap wins over the flows: a cluster named otherwise selects none of these pods.
     std::fs::write(
         dir.path().join("cilium-config.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: kube-system}\ndata:\n  cluster-name: homelab\n  policy-audit-mode: \"true\"\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: kube-system}\ndata:\n  cluster-name: homelab\n  policy-audit-mode: \"true\"\n  enable-host-firewall: \"true\"\n",
     )
     .unwrap();
     let out = netpol(
@@ -641,9 +641,37 @@ fn the_cilium_config_names_the_cluster_and_what_is_not_modelled() {
     );
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("3 flows against 1 policy: 3 would be dropped, 0 allowed\njudged with: cluster `homelab` (from `cilium-config.yaml`), Cilium 1.20 semantics; `policy-audit-mode: true` not modelled, judged as `false`\n"),
+        stdout.starts_with("3 flows against 1 policy: 3 would be dropped (audit mode: Cilium passes them and logs AUDIT), 0 allowed\njudged with: cluster `homelab` (from `cilium-config.yaml`), Cilium 1.20 semantics, policy audit mode (drops pass as `AUDIT`); `enable-host-firewall: true` not modelled, judged as `false`\n"),
         "{stdout}"
     );
+    assert!(stdout.contains("\nAUDIT    "), "{stdout}");
+    assert!(!stdout.contains("DROPPED"), "{stdout}");
+    // Would-be drops are what the audit phase looks for: exit 1.
+    assert_eq!(out.status.code(), Some(1));
+    let out = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "hubble.json",
+            "--cilium-config",
+            "cilium-config.yaml",
+            "--format",
+            "json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["settings"]["audit_mode"], true);
+    for flow in report["flows"].as_array().unwrap() {
+        assert_eq!(flow["verdict"], "audit", "{flow}");
+        assert!(
+            [&flow["egress"]["verdict"], &flow["ingress"]["verdict"]]
+                .contains(&&serde_json::Value::from("audited")),
+            "{flow}"
+        );
+    }
     assert!(!text(&out.stderr).contains("note: judging"));
     // Helm values naming the flows' cluster: allowed again.
     std::fs::write(

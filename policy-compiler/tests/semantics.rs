@@ -49,7 +49,7 @@ fn engine(yaml: &str) -> Engine {
 /// An engine for agents configured with `settings` (no inventory).
 fn engine_for(yaml: &str, settings: &Settings) -> Engine {
     let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
-    let imported = policy::import(&fs, &[PathBuf::from("p")]);
+    let imported = policy::import_for(&fs, &[PathBuf::from("p")], &settings.acceptance());
     Engine {
         index: Index::new(entry::build(&imported.set, None, settings)),
         inventory: None,
@@ -1703,4 +1703,296 @@ spec:
     };
     assert!(!engine_for(lenient, &forced).allowed(&y, &web(), "80/tcp"));
     assert!(engine_for(lenient, &forced).allowed(&frontend(), &web(), "80/tcp"));
+}
+
+/// `policy-audit-mode: true`: every drop policy decides becomes a pass that Hubble logs as
+/// `AUDIT` — default deny, a deny rule and missing authentication alike; the reason is kept so
+/// that reports say what would happen once audit mode is off (cilium/cilium@507103c6
+/// bpf/lib/policy.h, `policy_can_ingress`/`policy_can_egress`: `IS_ERR(ret)` under
+/// POLICY_AUDIT_MODE sets `*audited` and returns `CTX_ACT_OK`).
+#[test]
+fn audit_mode_passes_every_policy_drop() {
+    let policies = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+      toPorts: [{ports: [{port: "8080", protocol: TCP}]}]
+    - fromEndpoints: [{matchLabels: {app: admin}}]
+      authentication: {mode: required}
+  ingressDeny:
+    - fromEndpoints: [{matchLabels: {app: banned}}]
+"#;
+    let audit = Settings {
+        audit_mode: true,
+        ..Settings::default()
+    };
+    let cases = [
+        (pod("shop", &[("app", "stranger")]), Reason::DefaultDeny),
+        (pod("shop", &[("app", "banned")]), Reason::DeniedByRule),
+        (pod("shop", &[("app", "admin")]), Reason::AuthRequired),
+    ];
+    for (src, reason) in &cases {
+        let enforced = engine_for(policies, &Settings::default()).decide(src, &web(), "8080/tcp");
+        assert_eq!(enforced.ingress.reason, Some(*reason));
+        assert!(!enforced.ingress.audited, "{reason:?} drops when enforced");
+        let audited = engine_for(policies, &audit).decide(src, &web(), "8080/tcp");
+        assert_eq!(audited.ingress.reason, Some(*reason), "the reason is kept");
+        assert!(audited.ingress.audited, "{reason:?} passes as AUDIT");
+    }
+    // What policy allows is not audited.
+    let allowed = engine_for(policies, &audit).decide(&frontend(), &web(), "8080/tcp");
+    assert!(allowed.allowed() && !allowed.ingress.audited);
+}
+
+/// `enable-l7-proxy: false`: a rule whose `toPorts` carry L7 rules (HTTP, Kafka, DNS, a
+/// generic parser) makes the agent refuse the whole object; an item without `rules` is fine
+/// (cilium/cilium@507103c6 pkg/policy/api/rule_validation.go, the ingress and egress checks
+/// that return `L7 policy is not supported since L7 proxy is not enabled`, counting every
+/// port rule whose `rules` are not empty).
+#[test]
+fn l7_proxy_off_refuses_policies_with_l7_rules() {
+    let with_rules = |ports: &str, rules: &str| {
+        format!(
+            r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {{name: web, namespace: shop}}
+spec:
+  endpointSelector: {{matchLabels: {{app: web}}}}
+  egress:
+    - toPorts: [{{ports: [{ports}]{rules}}}]
+"#
+        )
+    };
+    let off = Settings {
+        l7_proxy: false,
+        ..Settings::default()
+    };
+    let import = |yaml: &str, settings: &Settings| {
+        let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
+        policy::import_for(&fs, &[PathBuf::from("p")], &settings.acceptance())
+    };
+    for (ports, rules) in [
+        (
+            r#"{port: "80", protocol: TCP}"#,
+            r#", rules: {http: [{method: GET}]}"#,
+        ),
+        (
+            r#"{port: "53", protocol: ANY}"#,
+            r#", rules: {dns: [{matchPattern: "*"}]}"#,
+        ),
+    ] {
+        let yaml = with_rules(ports, rules);
+        assert_eq!(import(&yaml, &Settings::default()).set.policies.len(), 1);
+        let refused = import(&yaml, &off);
+        assert!(refused.set.policies.is_empty(), "{rules}");
+        let d = refused.diagnostics.iter().find(|d| d.is_error()).unwrap();
+        assert_eq!(
+            d.message,
+            "L7 rules need the L7 proxy, which is off (`enable-l7-proxy: false`)"
+        );
+        // The refused policy enforces nothing.
+        let e = engine_for(&yaml, &off);
+        assert_eq!(
+            e.decide(&web(), &world("198.51.100.1", &[]), "443/tcp")
+                .egress
+                .reason,
+            Some(Reason::NoPolicy)
+        );
+    }
+    let plain = with_rules(r#"{port: "80", protocol: TCP}"#, "");
+    assert_eq!(import(&plain, &off).set.policies.len(), 1);
+}
+
+/// `policy-cidr-match-mode: nodes`: node addresses carry CIDR labels, so CIDR selectors (and
+/// KNP `ipBlock`) select the local host and remote nodes in both directions; the entities keep
+/// working, DNS names still select only world (cilium/cilium@507103c6
+/// pkg/node/manager/manager.go `nodeIdentityLabels`, pkg/ipcache/metadata.go
+/// `resolveIdentity`, which keeps a node's CIDR labels only in this mode).
+#[test]
+fn cidr_match_mode_nodes_lets_cidr_rules_select_nodes() {
+    let policies = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  egress:
+    - toCIDRSet: [{cidr: 192.168.1.0/24, except: [192.168.1.128/25]}]
+  ingress:
+    - fromCIDR: [192.168.1.0/24]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress:
+    - from: [{ipBlock: {cidr: 192.168.1.0/24}}]
+"#;
+    let node = |r: Reserved, ip: &str| Peer {
+        labels: Arc::new(r.labels()),
+        ip: Some(ip.parse().unwrap()),
+        ..Peer::default()
+    };
+    let remote = node(Reserved::RemoteNode, "192.168.1.11");
+    let host = node(Reserved::Host, "192.168.1.10");
+    let nodes = Settings {
+        cidr_selects_nodes: true,
+        ..Settings::default()
+    };
+    let db = pod("shop", &[("app", "db")]);
+    let default = engine_for(policies, &Settings::default());
+    assert_eq!(
+        default.decide(&web(), &remote, "10250/tcp").egress.reason,
+        Some(Reason::DefaultDeny)
+    );
+    assert!(!default.allowed(&remote, &web(), "80/tcp"));
+    assert!(!default.allowed(&remote, &db, "5432/tcp"));
+    let e = engine_for(policies, &nodes);
+    assert!(e.allowed(&web(), &remote, "10250/tcp"));
+    assert!(e.allowed(&web(), &host, "10250/tcp"));
+    assert!(e.allowed(&remote, &web(), "80/tcp"));
+    assert!(e.allowed(&remote, &db, "5432/tcp"));
+    // `except` still applies, and addresses outside the range stay unselected.
+    assert!(!e.allowed(
+        &web(),
+        &node(Reserved::RemoteNode, "192.168.1.200"),
+        "10250/tcp"
+    ));
+    assert!(!e.allowed(&web(), &node(Reserved::RemoteNode, "10.0.0.5"), "10250/tcp"));
+    // Pods are never CIDR-selected, in either mode.
+    let mut pod_with_ip = pod("shop", &[("app", "other")]);
+    pod_with_ip.ip = Some("192.168.1.20".parse().unwrap());
+    assert!(!e.allowed(&web(), &pod_with_ip, "80/tcp"));
+}
+
+/// The `labels` setting adds entries to the identity label filter: `[source:][!]regex`,
+/// matched at the start of the key; one inclusion turns the filter into an allow-list, where
+/// a label is kept only if an inclusion matches it for longer than every exclusion; the
+/// built-in inclusions (namespace, namespace labels, service account, cluster) still apply
+/// (cilium/cilium@507103c6 pkg/labelsfilter/filter.go, `parseLabelPrefix`,
+/// `ParseLabelPrefixCfg`, `filterLabels`).
+#[test]
+fn identity_label_filter_from_the_labels_setting() {
+    use netpol_compiler::engine::settings::LabelFilter;
+    let labels = BTreeMap::from([
+        ("app".to_owned(), "web".to_owned()),
+        ("team".to_owned(), "shop".to_owned()),
+        ("release".to_owned(), "v2".to_owned()),
+        ("pod-template-hash".to_owned(), "abc".to_owned()),
+    ]);
+    let keys = |filter: &str| {
+        let filter = LabelFilter::parse(filter).unwrap();
+        let ids = identity::filtered_pod_labels(
+            "shop",
+            &labels,
+            Some("default"),
+            None,
+            DEFAULT_CLUSTER,
+            filter.as_ref(),
+        );
+        let mut keys: Vec<String> = ids
+            .iter()
+            .filter(|l| !l.key.starts_with("io."))
+            .map(|l| l.key.clone())
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(""), ["app", "release", "team"], "the built-in filter");
+    assert_eq!(keys("k8s:!release"), ["app", "team"], "an exclusion");
+    assert_eq!(keys("k8s:team"), ["team"], "an allow-list");
+    assert_eq!(
+        keys("k8s:te k8s:!team"),
+        Vec::<String>::new(),
+        "longer exclusion wins"
+    );
+    assert_eq!(
+        keys("k8s:te.* k8s:!team"),
+        Vec::<String>::new(),
+        "a tie drops"
+    );
+    assert_eq!(keys("k8s:team k8s:!te"), ["team"], "longer inclusion wins");
+    assert_eq!(
+        keys("container:app"),
+        Vec::<String>::new(),
+        "other sources do not match"
+    );
+    assert_eq!(
+        keys("pod-template"),
+        Vec::<String>::new(),
+        "an inclusion shorter than the built-in exclusion does not rescue"
+    );
+    assert_eq!(keys("k8s:!te k8s:!ap"), ["release"], "exclusions alone");
+    // The namespace and the service account stay in an allow-list's identities.
+    let filter = LabelFilter::parse("k8s:team").unwrap();
+    let ids = identity::filtered_pod_labels(
+        "shop",
+        &labels,
+        Some("web"),
+        None,
+        DEFAULT_CLUSTER,
+        filter.as_ref(),
+    );
+    assert_eq!(ids.namespace(), Some("shop"));
+    assert_eq!(ids.get(None, identity::SERVICE_ACCOUNT), Some("web"));
+    assert!(LabelFilter::parse("k8s:(").is_err());
+    // A selector on a filtered label matches nothing.
+    let e = engine(WEB_INGRESS_FROM_FRONTEND_8080);
+    let frontend_filtered = Peer {
+        labels: Arc::new(identity::filtered_pod_labels(
+            "shop",
+            &BTreeMap::from([("app".to_owned(), "frontend".to_owned())]),
+            Some("default"),
+            None,
+            DEFAULT_CLUSTER,
+            filter.as_ref(),
+        )),
+        ..Peer::default()
+    };
+    assert!(e.allowed(&frontend(), &web(), "8080/tcp"));
+    assert!(!e.allowed(&frontend_filtered, &web(), "8080/tcp"));
+}
+
+/// `toServices` beside `toPorts`: Cilium 1.17 and older refuse the rule (`Combining ToServices
+/// and ToPorts is not supported yet`, `l3DependentL4Support` of those releases'
+/// pkg/policy/api/rule_validation.go); 1.18 accepts it (toServices became endpoint selectors,
+/// cilium/cilium#34208).
+#[test]
+fn to_services_beside_to_ports_follows_the_version() {
+    let yaml = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: api, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: api}}
+  egress:
+    - toServices: [{k8sService: {serviceName: db, namespace: data}}]
+      toPorts: [{ports: [{port: "5432", protocol: TCP}]}]
+"#;
+    let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
+    let at = |version: &str| {
+        let settings = Settings {
+            version: Some(version.to_owned()),
+            ..Settings::default()
+        };
+        policy::import_for(&fs, &[PathBuf::from("p")], &settings.acceptance())
+    };
+    for old in ["1.16", "1.17"] {
+        let imported = at(old);
+        assert!(imported.set.policies.is_empty(), "{old}");
+        let d = imported.diagnostics.iter().find(|d| d.is_error()).unwrap();
+        assert_eq!(
+            d.message,
+            format!("Cilium {old} refuses `toServices` beside `toPorts`")
+        );
+    }
+    for new in ["1.18", "1.19", "1.20"] {
+        assert_eq!(at(new).set.policies.len(), 1, "{new}");
+    }
 }

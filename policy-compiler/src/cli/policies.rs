@@ -124,7 +124,7 @@ pub(super) fn load(
     out: &mut Output<'_>,
 ) -> Option<Policies> {
     let paths = &inputs.policies;
-    let mut imported = policy::import(fs, paths);
+    let mut imported = policy::import_for(fs, paths, &settings.acceptance());
     out.report(&imported.diagnostics, &imported.sources);
     if fatal(&imported) {
         return None;
@@ -213,7 +213,12 @@ pub(super) fn load(
         None
     } else {
         let text = live.as_ref().map(|(_, text)| text.as_str());
-        match Inventory::with_manifests(text, manifests, &settings.cluster_name) {
+        match Inventory::with_manifests_filtered(
+            text,
+            manifests,
+            &settings.cluster_name,
+            settings.identity_labels.as_ref(),
+        ) {
             Ok(inv) => Some(inv),
             Err(e) => {
                 let path = live

@@ -76,6 +76,7 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
         return Status::BadInput;
     };
     let mut reader = Reader::new(loaded.inventory.as_ref(), &loaded.settings.cluster_name);
+    reader.label_filter = loaded.settings.identity_labels.clone();
     let json = matches!(args.format, ReportFormat::Json);
     let evaluator = Evaluator::new(&loaded.index, loaded.named_ports());
     let mut run = match verify::Run::new(evaluator, &loaded.index, &loaded.sources, json) {

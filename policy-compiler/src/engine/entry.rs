@@ -72,8 +72,13 @@ pub enum PeerMatch {
     Any,
     /// Identities whose labels match (endpoint selectors after rewrites, entities).
     Labels(Selector),
-    /// World-class peers whose IP is inside `net` and outside every `except` (§1.7, §5.3).
-    Cidr { net: IpNet, except: Vec<IpNet> },
+    /// World-class peers whose IP is inside `net` and outside every `except` (§1.7, §5.3);
+    /// with `nodes` (`policy-cidr-match-mode: nodes`), node addresses too.
+    Cidr {
+        net: IpNet,
+        except: Vec<IpNet>,
+        nodes: bool,
+    },
     /// World-class peers with a DNS name the selector matches, seen by the DNS proxy (§4.3).
     Fqdn(FqdnSelector),
     /// Something netpol cannot resolve offline (cloud groups, CIDR groups, Services without an
@@ -86,8 +91,8 @@ impl fmt::Display for PeerMatch {
         match self {
             Self::Any => f.write_str("any peer"),
             Self::Labels(s) => write!(f, "identities {s}"),
-            Self::Cidr { net, except } if except.is_empty() => write!(f, "CIDR {net}"),
-            Self::Cidr { net, except } => {
+            Self::Cidr { net, except, .. } if except.is_empty() => write!(f, "CIDR {net}"),
+            Self::Cidr { net, except, .. } => {
                 let ex: Vec<String> = except.iter().map(ToString::to_string).collect();
                 write!(f, "CIDR {net} except {}", ex.join(", "))
             }
@@ -187,6 +192,10 @@ pub struct Entries {
     pub enforcement: Enforcement,
     /// `allow-localhost: policy`: ingress from the local host needs a rule like any other.
     pub localhost_by_policy: bool,
+    /// `policy-audit-mode`: policy drops pass and are logged as audited.
+    pub audit_mode: bool,
+    /// `policy-cidr-match-mode: nodes`: CIDR selectors select node addresses too.
+    pub cidr_selects_nodes: bool,
 }
 
 /// The pods behind the Services that `toServices` names (docs/semantics.md §1.9): what the
@@ -207,6 +216,8 @@ pub fn build(
     let mut out = Entries {
         enforcement: settings.enforcement,
         localhost_by_policy: settings.localhost_by_policy,
+        audit_mode: settings.audit_mode,
+        cidr_selects_nodes: settings.cidr_selects_nodes,
         ..Entries::default()
     };
     let ctx = Context {
@@ -226,6 +237,19 @@ pub fn build(
                 }
             }
             Body::Kubernetes(spec) => knp(&mut out, index, policy, spec, ctx.local_cluster),
+        }
+    }
+    if settings.cidr_selects_nodes {
+        // Node addresses carry CIDR labels in this mode, so every CIDR selector (ipBlock and
+        // `toServices` endpoints included) selects them (docs/semantics.md §5.3).
+        for e in &mut out.entries {
+            if let L3::Peers(peers) = &mut e.l3 {
+                for m in peers {
+                    if let PeerMatch::Cidr { nodes, .. } = m {
+                        *nodes = true;
+                    }
+                }
+            }
         }
     }
     out
@@ -603,6 +627,7 @@ fn peers(
             .map(|net| PeerMatch::Cidr {
                 net,
                 except: Vec::new(),
+                nodes: false,
             })
             .collect(),
         PeerField::CidrSet(rules) => rules.iter().flat_map(|r| cidr_rule(r, ctx)).collect(),
@@ -643,12 +668,17 @@ fn cidr_rule(r: &CidrRule, ctx: &Context<'_>) -> Vec<PeerMatch> {
             .map(|net| PeerMatch::Cidr {
                 net: *net,
                 except: except.clone(),
+                nodes: false,
             })
             .collect()
     };
     if let Some(c) = &r.cidr {
         return vec![match policy::parse_cidr(c) {
-            Some(net) => PeerMatch::Cidr { net, except },
+            Some(net) => PeerMatch::Cidr {
+                net,
+                except,
+                nodes: false,
+            },
             None => PeerMatch::Unresolved(format!("invalid CIDR `{c}`")),
         }];
     }
@@ -827,6 +857,7 @@ fn knp_peer(peer: &NetworkPolicyPeer, namespace: &str, cluster: Option<&str>) ->
                     .flatten()
                     .filter_map(|e| policy::parse_cidr(e))
                     .collect(),
+                nodes: false,
             },
             None => PeerMatch::Unresolved(format!("invalid CIDR `{}`", block.cidr)),
         };

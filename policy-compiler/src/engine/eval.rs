@@ -133,6 +133,9 @@ pub struct Point {
     pub selecting: usize,
     /// Things the user should know: L7 redirects, unresolved names, …
     pub notes: Vec<String>,
+    /// Policy drops it, but the agent is in audit mode: the packet passes and Hubble shows
+    /// `AUDIT` (`policy-audit-mode`).
+    pub audited: bool,
 }
 
 impl Point {
@@ -217,8 +220,10 @@ pub fn peer_matches(m: &PeerMatch, peer: &Peer, dns_visible: &dyn Fn(&str) -> bo
     match m {
         PeerMatch::Any => PeerOutcome::Match,
         PeerMatch::Labels(sel) => yes(sel.matches(&peer.labels)),
-        // CIDR rules select only world-class peers (§5.3).
-        PeerMatch::Cidr { net, except } => yes(peer.is_world()
+        // CIDR rules select only world-class peers (§5.3), and nodes in
+        // `policy-cidr-match-mode: nodes`.
+        PeerMatch::Cidr { net, except, nodes } => yes((peer.is_world()
+            || (*nodes && peer.is_node()))
             && peer
                 .ip
                 .is_some_and(|ip| net.contains(&ip) && !except.iter().any(|e| e.contains(&ip)))),
@@ -433,6 +438,10 @@ pub fn decide(
     } else {
         Reason::NotDefaultDeny
     });
+    // Audit mode turns every policy drop of this point into a pass that is logged: default
+    // deny, deny rules and missing authentication alike (cilium/cilium@507103c6
+    // bpf/lib/policy.h, `policy_can_ingress`/`policy_can_egress` under POLICY_AUDIT_MODE).
+    point.audited = entries.audit_mode && !point.allows();
     notes.sort();
     notes.dedup();
     point.notes = notes;

@@ -136,9 +136,33 @@ pub fn pod_labels(
     namespace_labels: Option<&BTreeMap<String, String>>,
     cluster: &str,
 ) -> Labels {
+    filtered_pod_labels(
+        namespace,
+        pod_labels,
+        service_account,
+        namespace_labels,
+        cluster,
+        None,
+    )
+}
+
+/// [`pod_labels`] for agents whose identity label filter has the entries of `filter` (the
+/// `labels` setting) besides the built-in ones.
+pub fn filtered_pod_labels(
+    namespace: &str,
+    pod_labels: &BTreeMap<String, String>,
+    service_account: Option<&str>,
+    namespace_labels: Option<&BTreeMap<String, String>>,
+    cluster: &str,
+    filter: Option<&crate::objects::label::LabelFilter>,
+) -> Labels {
     let mut out = Vec::with_capacity(pod_labels.len() + 4);
     for (k, v) in pod_labels {
-        if crate::objects::label::filtered_from_identity(k).is_none() {
+        let dropped = match filter {
+            Some(filter) => filter.drops("k8s", k),
+            None => crate::objects::label::filtered_from_identity(k).is_some(),
+        };
+        if !dropped {
             out.push(Label::new("k8s", k, v));
         }
     }
@@ -267,5 +291,10 @@ impl Peer {
 
     pub fn is_host(&self) -> bool {
         self.labels.reserved("host")
+    }
+
+    /// A node's address: the local host or a remote node.
+    pub fn is_node(&self) -> bool {
+        self.is_host() || self.labels.reserved("remote-node")
     }
 }

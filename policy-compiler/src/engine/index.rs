@@ -54,7 +54,7 @@ impl Index {
             if let L3::Peers(peers) = &e.l3 {
                 for p in peers {
                     match p {
-                        PeerMatch::Cidr { net, except } => {
+                        PeerMatch::Cidr { net, except, .. } => {
                             let c = (*net, except.clone());
                             if !cidrs.contains(&c) {
                                 cidrs.push(c);
@@ -104,7 +104,10 @@ struct SubjectInfo {
 #[derive(Debug)]
 struct Identity {
     endpoint: bool,
+    /// World-class: selectable by DNS name (and CIDR).
     world: bool,
+    /// Selectable by CIDR: world-class, or a node in `policy-cidr-match-mode: nodes`.
+    cidr: bool,
     subject: Option<SubjectInfo>,
 }
 
@@ -203,6 +206,8 @@ impl<'a> Evaluator<'a> {
                 self.identities.push(Identity {
                     endpoint: peer.is_endpoint(),
                     world: peer.is_world(),
+                    cidr: peer.is_world()
+                        || (self.index.entries.cidr_selects_nodes && peer.is_node()),
                     subject: None,
                 });
                 id
@@ -318,8 +323,8 @@ impl<'a> Evaluator<'a> {
         {
             return self.not_endpoint.clone();
         }
-        let world = self.identities.get(peer as usize).is_some_and(|i| i.world);
-        let (cidr, names) = if world { classes } else { (NONE, NONE) };
+        // The classes are NONE for a peer that no CIDR or DNS selector can select.
+        let (cidr, names) = classes;
         let key = PairKey {
             subject,
             direction: u8::from(direction == Direction::Ingress),
@@ -429,20 +434,25 @@ impl<'a> Evaluator<'a> {
     /// The decision for one flow, by reference.
     pub fn decide_key(&mut self, q: &FlowKey<'_>) -> Decision {
         let ids = (self.identity(q.src), self.identity(q.dst));
-        let src_world = self.identities.get(ids.0 as usize).is_some_and(|i| i.world);
-        let dst_world = self.identities.get(ids.1 as usize).is_some_and(|i| i.world);
         // Only the peer side's classes matter: the source's for ingress, the destination's for
-        // egress.
-        let src_classes = if src_world {
-            (self.cidr_class(q.src.ip), self.names_class(&q.src.names))
-        } else {
-            (NONE, NONE)
+        // egress; a class only for what can select the peer (CIDR: world or, in
+        // `policy-cidr-match-mode: nodes`, a node; names: world).
+        let classes = |this: &mut Self, id: u32, peer: &Peer| {
+            let (cidr, world) = this
+                .identities
+                .get(id as usize)
+                .map_or((false, false), |i| (i.cidr, i.world));
+            (
+                if cidr { this.cidr_class(peer.ip) } else { NONE },
+                if world {
+                    this.names_class(&peer.names)
+                } else {
+                    NONE
+                },
+            )
         };
-        let dst_classes = if dst_world {
-            (self.cidr_class(q.dst.ip), self.names_class(&q.dst.names))
-        } else {
-            (NONE, NONE)
-        };
+        let src_classes = classes(self, ids.0, q.src);
+        let dst_classes = classes(self, ids.1, q.dst);
         Decision {
             egress: self.point(Direction::Egress, q, ids, dst_classes),
             ingress: self.point(Direction::Ingress, q, ids, src_classes),

@@ -21,6 +21,7 @@ use crate::diagnostic::source::{SourceFile, SourceId, SourceMap, Span};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::document::files::{Files, POLICY_EXTENSIONS};
 use crate::document::{self, Node, Step, Value, de};
+use crate::engine::settings::Version;
 use crate::objects::cilium::{
     Authentication, CidrRule, CiliumClusterwideNetworkPolicy, CiliumNetworkPolicy,
     EndpointSelector, Entity, FqdnSelector, Groups, IcmpFamily, IcmpRule, IcmpType, L7Rules,
@@ -155,10 +156,33 @@ pub struct Imported {
     pub set: PolicySet,
 }
 
+/// What the agents' configuration changes in the objects they accept (docs/semantics.md §10.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acceptance {
+    /// `enable-l7-proxy`: without the proxy, a rule with HTTP, Kafka or DNS rules is refused.
+    pub l7_proxy: bool,
+    /// The Cilium version the objects are judged for.
+    pub version: Version,
+}
+
+impl Default for Acceptance {
+    fn default() -> Self {
+        Self {
+            l7_proxy: true,
+            version: Version::NEWEST,
+        }
+    }
+}
+
 /// Import every policy under `paths` (files or directories, recursively: `*.yaml`, `*.yml`,
 /// `*.json`). Unreadable paths and syntax errors are errors; invalid objects are errors and are
 /// left out of the set.
 pub fn import(fs: &dyn Files, paths: &[PathBuf]) -> Imported {
+    import_for(fs, paths, &Acceptance::default())
+}
+
+/// [`import`], as agents configured to `accept` would validate the objects.
+pub fn import_for(fs: &dyn Files, paths: &[PathBuf], accept: &Acceptance) -> Imported {
     let mut imported = Imported::default();
     for path in paths {
         let files = match fs.expand(path, POLICY_EXTENSIONS) {
@@ -175,7 +199,13 @@ pub fn import(fs: &dyn Files, paths: &[PathBuf]) -> Imported {
             match fs.read(&file) {
                 Ok(text) => {
                     let source = imported.sources.add(SourceFile::new(&file, text.as_str()));
-                    import_text(source, &text, &mut imported.diagnostics, &mut imported.set);
+                    import_text_for(
+                        source,
+                        &text,
+                        &mut imported.diagnostics,
+                        &mut imported.set,
+                        accept,
+                    );
                 }
                 Err(e) => imported.diagnostics.push(Diagnostic::global(
                     "io",
@@ -190,6 +220,17 @@ pub fn import(fs: &dyn Files, paths: &[PathBuf]) -> Imported {
 
 /// Import the objects of one file's text.
 pub fn import_text(source: SourceId, text: &str, diags: &mut Diagnostics, set: &mut PolicySet) {
+    import_text_for(source, text, diags, set, &Acceptance::default());
+}
+
+/// [`import_text`], as agents configured to `accept` would validate the objects.
+pub fn import_text_for(
+    source: SourceId,
+    text: &str,
+    diags: &mut Diagnostics,
+    set: &mut PolicySet,
+    accept: &Acceptance,
+) {
     set.stats.files += 1;
     let docs = match document::parse_multi(source, text) {
         Ok(docs) => docs,
@@ -202,13 +243,19 @@ pub fn import_text(source: SourceId, text: &str, diags: &mut Diagnostics, set: &
         if matches!(doc.value, Value::Null) {
             continue;
         }
-        object(&doc, None, diags, set);
+        object(&doc, None, diags, set, accept);
     }
 }
 
 /// One object, or a `List` of them. `implied_kind` is the item kind of a typed list
 /// (`NetworkPolicyList` items carry no `kind`).
-fn object(node: &Node, implied_kind: Option<&str>, diags: &mut Diagnostics, set: &mut PolicySet) {
+fn object(
+    node: &Node,
+    implied_kind: Option<&str>,
+    diags: &mut Diagnostics,
+    set: &mut PolicySet,
+    accept: &Acceptance,
+) {
     let kind = node.get("kind").and_then(Node::as_str).or(implied_kind);
     let Some(kind) = kind else {
         if !matches!(node.value, Value::Map(_)) {
@@ -243,7 +290,7 @@ fn object(node: &Node, implied_kind: Option<&str>, diags: &mut Diagnostics, set:
         match node.get("items").map(|n| &n.value) {
             Some(Value::Seq(items)) => {
                 for item in items {
-                    object(item, item_kind, diags, set);
+                    object(item, item_kind, diags, set, accept);
                 }
             }
             Some(Value::Null) | None => {}
@@ -295,15 +342,35 @@ fn object(node: &Node, implied_kind: Option<&str>, diags: &mut Diagnostics, set:
         PolicyKind::Cnp => with_kind(node, policy_kind, |n| {
             de::from_node::<CiliumNetworkPolicy>(n, &unknown)
         })
-        .map(|p| cilium_policy(policy_kind, p.metadata, p.spec, p.specs, node, &mut errors)),
+        .map(|p| {
+            cilium_policy(
+                policy_kind,
+                p.metadata,
+                p.spec,
+                p.specs,
+                node,
+                &mut errors,
+                accept,
+            )
+        }),
         PolicyKind::Ccnp => with_kind(node, policy_kind, |n| {
             de::from_node::<CiliumClusterwideNetworkPolicy>(n, &unknown)
         })
-        .map(|p| cilium_policy(policy_kind, p.metadata, p.spec, p.specs, node, &mut errors)),
+        .map(|p| {
+            cilium_policy(
+                policy_kind,
+                p.metadata,
+                p.spec,
+                p.specs,
+                node,
+                &mut errors,
+                accept,
+            )
+        }),
         PolicyKind::Knp => with_kind(node, policy_kind, |n| {
             de::from_node::<NetworkPolicy>(n, &unknown)
         })
-        .map(|p| knp_policy(p, node, &mut errors)),
+        .map(|p| knp_policy(p, node, &mut errors, accept)),
     };
     // An unknown field makes the API server refuse the object: it contributes no rule.
     let unknown = unknown.errors.into_inner();
@@ -452,6 +519,7 @@ fn with_kind<T>(
 struct Check<'a> {
     node: &'a Node,
     out: &'a mut Vec<Diagnostic>,
+    accept: &'a Acceptance,
 }
 
 type Path = Vec<Step<'static>>;
@@ -505,8 +573,9 @@ fn cilium_policy(
     specs: Option<Vec<Rule>>,
     node: &Node,
     out: &mut Vec<Diagnostic>,
+    accept: &Acceptance,
 ) -> Option<Policy> {
-    let mut check = Check { node, out };
+    let mut check = Check { node, out, accept };
     let meta = [Step::Key("metadata")];
     if metadata.name.is_empty() {
         check.error(
@@ -905,6 +974,23 @@ fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>],
                 }
             }
             PeerField::Services(services) => {
+                // Cilium 1.17 and older refuse `toServices` beside `toPorts` (`Combining
+                // ToServices and ToPorts is not supported yet`, `l3DependentL4Support` in
+                // pkg/policy/api/rule_validation.go of those releases); 1.18 accepts it, since
+                // `toServices` became endpoint selectors (cilium/cilium#34208).
+                if check.accept.version < Version(1, 18)
+                    && !services.is_empty()
+                    && item.ports.as_ref().is_some_and(|v| !v.is_empty())
+                {
+                    check.error_at_key(
+                        &field_path,
+                        format!(
+                            "Cilium {} refuses `toServices` beside `toPorts`",
+                            check.accept.version
+                        ),
+                        "Cilium 1.18 and newer accept it; for older agents allow the Service's pods with `toEndpoints` and `toPorts`",
+                    );
+                }
                 for (i, s) in services.iter().enumerate() {
                     let p = join(&field_path, &[Step::Index(i)]);
                     match (&s.k8s_service, &s.k8s_service_selector) {
@@ -1118,6 +1204,17 @@ fn port_rule(
             "one `toPorts` item can carry only one of `http`, `kafka`, `dns`, `l7proto`",
         );
     }
+    // Without the L7 proxy the agent refuses every rule whose `toPorts` carry L7 rules, DNS
+    // rules included (`L7 policy is not supported since L7 proxy is not enabled`: the ingress
+    // and egress checks of cilium/cilium@507103c6 pkg/policy/api/rule_validation.go, which
+    // count every item whose `rules` are not empty, `L7Rules.IsEmpty`).
+    if !check.accept.l7_proxy && (!families.is_empty() || rules.l7.is_some()) {
+        check.error_at_key(
+            &rp,
+            "L7 rules need the L7 proxy, which is off (`enable-l7-proxy: false`)",
+            "Cilium refuses the policy; remove the `rules` (L4 only) or enable the L7 proxy",
+        );
+    }
     if rules.l7.is_some() && rules.l7proto.is_none() {
         check.error_at_key(
             &join(&rp, &[Step::Key("l7")]),
@@ -1329,8 +1426,13 @@ fn selector(check: &mut Check<'_>, sel: &EndpointSelector, path: &[Step<'static>
     }
 }
 
-fn knp_policy(p: NetworkPolicy, node: &Node, out: &mut Vec<Diagnostic>) -> Option<Policy> {
-    let mut check = Check { node, out };
+fn knp_policy(
+    p: NetworkPolicy,
+    node: &Node,
+    out: &mut Vec<Diagnostic>,
+    accept: &Acceptance,
+) -> Option<Policy> {
+    let mut check = Check { node, out, accept };
     if p.metadata.name.is_empty() {
         check.error(
             &[Step::Key("metadata")],

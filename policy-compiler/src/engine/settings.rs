@@ -18,6 +18,7 @@ use std::path::Path;
 use crate::diagnostic::source::{SourceFile, SourceMap};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::document::{self, Node, Value};
+pub use crate::objects::label::LabelFilter;
 
 /// Cilium's default cluster name.
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -77,6 +78,14 @@ pub struct Settings {
     /// Mutual authentication can succeed (`mesh-auth-mutual-listener-port` set, Helm
     /// `authentication.mutual.port`): without it, `authentication.mode: required` drops.
     pub mutual_auth: bool,
+    /// `policy-audit-mode`: what policy would drop passes, and Hubble shows it as `AUDIT`.
+    pub audit_mode: bool,
+    /// `enable-l7-proxy`: without the proxy, policies with L7 rules are refused.
+    pub l7_proxy: bool,
+    /// `policy-cidr-match-mode: nodes`: CIDR selectors select node addresses too.
+    pub cidr_selects_nodes: bool,
+    /// `labels`: the identity label filter's entries added to the built-in list.
+    pub identity_labels: Option<LabelFilter>,
     /// Settings read with a value other than Cilium's default that netpol does not model yet:
     /// `(key, value, default)`. Reports name them: the verdicts assume the default.
     pub unmodelled: Vec<(String, String, String)>,
@@ -90,6 +99,10 @@ impl Default for Settings {
             origin: Origin::Default,
             version: None,
             mutual_auth: false,
+            audit_mode: false,
+            l7_proxy: true,
+            cidr_selects_nodes: false,
+            identity_labels: None,
             enforcement: Enforcement::Default,
             default_local_cluster: None,
             localhost_by_policy: false,
@@ -155,7 +168,7 @@ const KEYS: &[Key] = &[
         config_map: "policy-audit-mode",
         helm: &["policyAuditMode"],
         default: "false",
-        modelled: false,
+        modelled: true,
     },
     Key {
         config_map: "enable-host-firewall",
@@ -173,7 +186,7 @@ const KEYS: &[Key] = &[
         config_map: "policy-cidr-match-mode",
         helm: &["policyCIDRMatchMode"],
         default: "",
-        modelled: false,
+        modelled: true,
     },
     Key {
         config_map: "enable-non-default-deny-policies",
@@ -191,7 +204,7 @@ const KEYS: &[Key] = &[
         config_map: "labels",
         helm: &["labels"],
         default: "",
-        modelled: false,
+        modelled: true,
     },
     Key {
         config_map: "policy-default-local-cluster",
@@ -209,7 +222,7 @@ const KEYS: &[Key] = &[
         config_map: "enable-l7-proxy",
         helm: &["l7Proxy"],
         default: "true",
-        modelled: false,
+        modelled: true,
     },
 ];
 
@@ -229,6 +242,14 @@ impl Settings {
             .as_deref()
             .and_then(Version::parse)
             .unwrap_or(Version::NEWEST)
+    }
+
+    /// What these agents accept in policies.
+    pub fn acceptance(&self) -> crate::engine::policy::Acceptance {
+        crate::engine::policy::Acceptance {
+            l7_proxy: self.l7_proxy,
+            version: self.cilium(),
+        }
     }
 
     /// The cluster that peer selectors naming no cluster are confined to: with
@@ -290,6 +311,18 @@ impl Settings {
             line.push_str(
                 ", `enableDefaultDeny: false` ignored (`enable-non-default-deny-policies: false`)",
             );
+        }
+        if self.audit_mode {
+            line.push_str(", policy audit mode (drops pass as `AUDIT`)");
+        }
+        if !self.l7_proxy {
+            line.push_str(", L7 proxy off (policies with L7 rules refused)");
+        }
+        if self.cidr_selects_nodes {
+            line.push_str(", CIDR selectors select nodes (`policy-cidr-match-mode: nodes`)");
+        }
+        if let Some(filter) = &self.identity_labels {
+            line.push_str(&format!(", identity labels `{filter}`"));
         }
         match self.enforcement {
             Enforcement::Default => {}
@@ -443,6 +476,48 @@ fn decode(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Set
             "policy-default-local-cluster" => {
                 settings.default_local_cluster = boolean(key.config_map, &text, node, diagnostics);
             }
+            // Every policy drop passes and is logged as audited: default deny, deny rules and
+            // missing authentication alike (cilium/cilium@507103c6 bpf/lib/policy.h,
+            // `policy_can_ingress`/`policy_can_egress` under POLICY_AUDIT_MODE).
+            "policy-audit-mode" => {
+                if let Some(on) = boolean(key.config_map, &text, node, diagnostics) {
+                    settings.audit_mode = on;
+                }
+            }
+            "enable-l7-proxy" => {
+                if let Some(on) = boolean(key.config_map, &text, node, diagnostics) {
+                    settings.l7_proxy = on;
+                }
+            }
+            // `nodes` gives node addresses CIDR labels (pkg/node/manager/manager.go,
+            // `nodeIdentityLabels`; pkg/ipcache/metadata.go, `resolveIdentity`).
+            "policy-cidr-match-mode" => {
+                let modes: Vec<&str> = text.split([' ', ',']).filter(|m| !m.is_empty()).collect();
+                match modes.iter().find(|m| **m != "nodes") {
+                    None => settings.cidr_selects_nodes = !modes.is_empty(),
+                    Some(other) => diagnostics.push(
+                        Diagnostic::error(
+                            "cilium-config",
+                            node.span,
+                            format!("unknown `policy-cidr-match-mode` `{other}`"),
+                        )
+                        .with_label("here")
+                        .with_help("the only mode is `nodes`; leave it empty for Cilium's default"),
+                    ),
+                }
+            }
+            "labels" => match LabelFilter::parse(&text) {
+                Ok(filter) => settings.identity_labels = filter,
+                Err(why) => diagnostics.push(
+                    Diagnostic::error(
+                        "cilium-config",
+                        node.span,
+                        format!("invalid identity label filter: {why}"),
+                    )
+                    .with_label("here")
+                    .with_help("`labels` lists `[source:][!]regex` entries separated by spaces, e.g. `k8s:app k8s:!pod-template-hash`"),
+                ),
+            },
             "mesh-auth-mutual-listener-port" => {
                 settings.mutual_auth = text.trim().parse::<u16>().is_ok_and(|p| p != 0);
             }
@@ -584,23 +659,31 @@ mod tests {
     #[test]
     fn config_map_gives_the_cluster_name_and_lists_what_is_not_modelled() {
         let r = read(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: kube-system}\ndata:\n  cluster-name: kind-kind\n  cluster-id: \"3\"\n  policy-audit-mode: \"true\"\n  enable-l7-proxy: \"true\"\n  debug: \"false\"\n",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: kube-system}\ndata:\n  cluster-name: kind-kind\n  cluster-id: \"3\"\n  policy-audit-mode: \"true\"\n  enable-l7-proxy: \"false\"\n  enable-host-firewall: \"true\"\n  labels: \"k8s:app k8s:!team\"\n  debug: \"false\"\n",
         );
         assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
         let s = r.settings.unwrap();
         assert_eq!(s.cluster_name, "kind-kind");
         assert_eq!(s.cluster_id, Some(3));
+        assert!(s.audit_mode && !s.l7_proxy);
+        assert_eq!(
+            s.identity_labels
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("k8s:app k8s:!team")
+        );
         assert_eq!(
             s.unmodelled,
             [(
-                "policy-audit-mode".to_owned(),
+                "enable-host-firewall".to_owned(),
                 "true".to_owned(),
                 "false".to_owned()
             )]
         );
         assert_eq!(
             s.describe(),
-            "cluster `kind-kind` (from `cilium-config.yaml`), cluster id 3, Cilium 1.20 semantics; `policy-audit-mode: true` not modelled, judged as `false`"
+            "cluster `kind-kind` (from `cilium-config.yaml`), cluster id 3, Cilium 1.20 semantics, policy audit mode (drops pass as `AUDIT`), L7 proxy off (policies with L7 rules refused), identity labels `k8s:app k8s:!team`; `enable-host-firewall: true` not modelled, judged as `false`"
         );
     }
 
@@ -613,13 +696,19 @@ mod tests {
         assert_eq!(s.cluster_name, "homelab");
         assert_eq!(s.cluster_id, None);
         assert_eq!(s.version.as_deref(), Some("1.18.4"));
+        assert!(s.cidr_selects_nodes);
+        assert!(s.unmodelled.is_empty(), "{:?}", s.unmodelled);
+        let r = read(
+            "policyCIDRMatchMode: [pods]
+labels: \"k8s:(\"\n",
+        );
+        let messages: Vec<String> = r.diagnostics.iter().map(|d| d.message.clone()).collect();
         assert_eq!(
-            s.unmodelled,
-            [(
-                "policy-cidr-match-mode".to_owned(),
-                "nodes".to_owned(),
-                String::new()
-            )]
+            messages,
+            [
+                "unknown `policy-cidr-match-mode` `pods`",
+                "invalid identity label filter: `k8s:(` is not a regular expression (unclosed group)"
+            ]
         );
     }
 

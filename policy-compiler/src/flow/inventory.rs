@@ -14,6 +14,7 @@ use crate::engine::entry::{PeerMatch, ServiceBackends};
 use crate::engine::eval::NamedPorts;
 use crate::engine::identity::{self, Label, Labels, NamedPort, Peer, Reserved};
 use crate::engine::selector::{Requirement, Selector};
+use crate::engine::settings::LabelFilter;
 use crate::objects::Proto;
 use crate::objects::cilium;
 use crate::objects::kubernetes::AnyObject;
@@ -107,6 +108,8 @@ pub struct Inventory {
     port_names: HashMap<(String, Proto), Option<u16>>,
     /// The cluster's name, in the identities of its pods.
     cluster: String,
+    /// The agents' identity label filter, when it has entries of its own (`labels`).
+    label_filter: Option<LabelFilter>,
 }
 
 /// Why an inventory could not be read.
@@ -137,6 +140,17 @@ impl Inventory {
         manifests: impl IntoIterator<Item = Json>,
         cluster: &str,
     ) -> Result<Self, InventoryError> {
+        Self::with_manifests_filtered(live, manifests, cluster, None)
+    }
+
+    /// [`Inventory::with_manifests`] for agents whose identity label filter has entries of its
+    /// own (`labels`).
+    pub fn with_manifests_filtered(
+        live: Option<&str>,
+        manifests: impl IntoIterator<Item = Json>,
+        cluster: &str,
+        label_filter: Option<&LabelFilter>,
+    ) -> Result<Self, InventoryError> {
         let mut all = match live {
             Some(text) => Self::parse_objects(text)?,
             None => Vec::new(),
@@ -154,7 +168,7 @@ impl Inventory {
                 .into_iter()
                 .filter(|o| !known.contains(&key(o))),
         );
-        Ok(Self::build(all, cluster))
+        Ok(Self::build_filtered(all, cluster, label_filter))
     }
 
     fn parse_objects(text: &str) -> Result<Vec<AnyObject>, InventoryError> {
@@ -189,8 +203,17 @@ impl Inventory {
     }
 
     fn build(objects: Vec<AnyObject>, cluster: &str) -> Self {
+        Self::build_filtered(objects, cluster, None)
+    }
+
+    fn build_filtered(
+        objects: Vec<AnyObject>,
+        cluster: &str,
+        label_filter: Option<&LabelFilter>,
+    ) -> Self {
         let mut inv = Self {
             cluster: cluster.to_owned(),
+            label_filter: label_filter.cloned(),
             ..Self::default()
         };
         for obj in &objects {
@@ -295,12 +318,13 @@ impl Inventory {
             .as_str()
             .map(str::to_owned)
             .or_else(|| Some("default".to_owned()));
-        let identity = identity::pod_labels(
+        let identity = identity::filtered_pod_labels(
             &namespace,
             &meta.labels,
             service_account.as_deref(),
             self.namespaces.get(&namespace),
             &self.cluster,
+            self.label_filter.as_ref(),
         );
         Pod {
             workload,
@@ -508,12 +532,13 @@ impl Inventory {
         labels: &BTreeMap<String, String>,
         service_account: Option<&str>,
     ) -> Labels {
-        identity::pod_labels(
+        identity::filtered_pod_labels(
             namespace,
             labels,
             service_account,
             self.namespaces.get(namespace),
             &self.cluster,
+            self.label_filter.as_ref(),
         )
     }
 
@@ -690,6 +715,7 @@ impl ServiceBackends for Inventory {
                             .map(|ip| PeerMatch::Cidr {
                                 net: ipnet::IpNet::from(*ip),
                                 except: Vec::new(),
+                                nodes: false,
                             })
                             .collect()
                     })

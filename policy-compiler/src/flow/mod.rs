@@ -242,6 +242,9 @@ pub struct Reader<'i> {
     strings: rustc_hash::FxHashSet<Arc<str>>,
     pub set: FlowSet,
     pub error_count: usize,
+    /// The agents' identity label filter, when the `labels` setting adds entries: applied to
+    /// the pod labels of netpol records (Hubble's labels are already filtered by the agent).
+    pub label_filter: Option<crate::engine::settings::LabelFilter>,
     /// The local cluster's name, for identities netpol builds from pod labels.
     cluster: Arc<str>,
     /// Container ports from the workload manifests, by label set (the label set is kept so
@@ -261,6 +264,7 @@ impl<'i> Reader<'i> {
             strings: rustc_hash::FxHashSet::default(),
             set: FlowSet::default(),
             error_count: 0,
+            label_filter: None,
         }
     }
 
@@ -641,13 +645,15 @@ impl<'i> Reader<'i> {
                     }
                     let sa = e.service_account.clone();
                     let cluster = self.cluster.clone();
+                    let filter = self.label_filter.clone();
                     self.intern(&key, || {
-                        identity::pod_labels(
+                        identity::filtered_pod_labels(
                             ns,
                             &labels,
                             sa.as_deref(),
                             ns_labels.as_ref(),
                             &cluster,
+                            filter.as_ref(),
                         )
                     })
                 }

@@ -72,6 +72,25 @@ pub fn is_dns_label(s: &str) -> bool {
 /// pkg/labelsfilter/filter.go:58-77, 221-260, 297-345). So the listed names are prefixes
 /// (`pod-template-hash-x` is dropped too), and `topology.kubernetes.io/*` is kept.
 pub fn filtered_from_identity(key: &str) -> Option<&'static str> {
+    let (included, excluded) = built_in(key);
+    let excluded = excluded?;
+    if included.is_some_and(|included| included > excluded) {
+        return None;
+    }
+    Some(
+        if key.starts_with("io.kubernetes") || key.starts_with("kubernetes.io") {
+            "Cilium leaves `io.kubernetes*` and `kubernetes.io*` labels out of identities"
+        } else if key.contains("beta.kubernetes.io") || key.starts_with("k8s.io") {
+            "Cilium leaves Kubernetes-internal labels out of identities"
+        } else {
+            "Cilium leaves it out of pod identities"
+        },
+    )
+}
+
+/// The lengths of the longest inclusion and the shortest exclusion of Cilium's built-in
+/// identity label filter that match `key` at its start.
+fn built_in(key: &str) -> (Option<usize>, Option<usize>) {
     /// Inclusions that rescue keys an exclusion would drop.
     const INCLUDE: &[&str] = &[
         "io.kubernetes.pod.namespace",
@@ -95,28 +114,108 @@ pub fn filtered_from_identity(key: &str) -> Option<&'static str> {
         "annotation",
         "etcd_node",
     ];
-    let longest = |list: &[&str]| {
+    let matching = |list: &'static [&'static str]| {
         list.iter()
-            .filter(|p| key.starts_with(**p))
+            .filter(move |p| key.starts_with(**p))
             .map(|p| p.len())
-            .max()
     };
     // `.*beta\.kubernetes\.io`: anywhere in the key, the match ending at its last occurrence.
     const BETA: &str = "beta.kubernetes.io";
     let beta = key.rfind(BETA).map(|at| at + BETA.len());
-    let excluded = [longest(EXCLUDE), beta].into_iter().flatten().min()?;
-    if longest(INCLUDE).is_some_and(|included| included > excluded) {
-        return None;
+    (matching(INCLUDE).max(), matching(EXCLUDE).chain(beta).min())
+}
+
+/// The identity label filter of an agent started with `labels` (the `cilium-config` key): its
+/// entries are added to the built-in list. Each entry is `[source:][!]regex`; the regex must
+/// match at the start of the key, and `!` makes it an exclusion. Once any entry includes, only
+/// labels that an inclusion matches for longer than every exclusion are kept
+/// (cilium/cilium@507103c6 pkg/labelsfilter/filter.go, `parseLabelPrefix`,
+/// `ParseLabelPrefixCfg`, `filterLabels`).
+#[derive(Debug, Clone)]
+pub struct LabelFilter {
+    text: String,
+    entries: Vec<FilterEntry>,
+    /// Some entry includes: labels no inclusion matches are dropped.
+    allow_list: bool,
+}
+
+#[derive(Debug, Clone)]
+struct FilterEntry {
+    /// `None`: any source.
+    source: Option<String>,
+    regex: regex::Regex,
+    exclude: bool,
+}
+
+impl PartialEq for LabelFilter {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
     }
-    Some(
-        if key.starts_with("io.kubernetes") || key.starts_with("kubernetes.io") {
-            "Cilium leaves `io.kubernetes*` and `kubernetes.io*` labels out of identities"
-        } else if beta.is_some() || key.starts_with("k8s.io") {
-            "Cilium leaves Kubernetes-internal labels out of identities"
-        } else {
-            "Cilium leaves it out of pod identities"
-        },
-    )
+}
+
+impl Eq for LabelFilter {}
+
+impl LabelFilter {
+    /// The entries of the setting, separated by spaces or commas; `None` when there are none.
+    pub fn parse(text: &str) -> Result<Option<Self>, String> {
+        let mut entries = Vec::new();
+        for word in text.split([' ', ',', '\n', '\t']).filter(|w| !w.is_empty()) {
+            let (source, rest) = match word.split_once(':') {
+                Some((source, rest)) => (Some(source.to_owned()), rest),
+                None => (None, word),
+            };
+            let (exclude, pattern) = match rest.strip_prefix('!') {
+                Some(pattern) => (true, pattern),
+                None => (false, rest),
+            };
+            let regex = regex::Regex::new(&format!("^(?:{pattern})")).map_err(|e| {
+                format!(
+                    "`{word}` is not a regular expression ({})",
+                    crate::diagnostic::regex_reason(&e)
+                )
+            })?;
+            entries.push(FilterEntry {
+                source,
+                regex,
+                exclude,
+            });
+        }
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            text: text.split_whitespace().collect::<Vec<_>>().join(" "),
+            allow_list: entries.iter().any(|e| !e.exclude),
+            entries,
+        }))
+    }
+
+    /// Whether a pod label `source:key` is left out of the identity.
+    pub fn drops(&self, source: &str, key: &str) -> bool {
+        let (mut included, mut excluded) = built_in(key);
+        for e in &self.entries {
+            if e.source.as_deref().is_some_and(|s| s != source) {
+                continue;
+            }
+            let Some(len) = e.regex.find(key).map(|m| m.end()) else {
+                continue;
+            };
+            if e.exclude {
+                excluded = Some(excluded.map_or(len, |x| x.min(len)));
+            } else {
+                included = Some(included.map_or(len, |x| x.max(len)));
+            }
+        }
+        let kept = (!self.allow_list && excluded.is_none())
+            || included.unwrap_or(0) > excluded.unwrap_or(0);
+        !kept
+    }
+}
+
+impl std::fmt::Display for LabelFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 #[cfg(test)]

@@ -148,8 +148,12 @@ fn why_not(m: &PeerMatch, peer: &Peer) -> String {
             Some(req) => format!("{m}: `{req}` does not hold"),
             None => format!("{m}"),
         },
-        PeerMatch::Cidr { .. } if !peer.is_world() => format!(
+        PeerMatch::Cidr { nodes: false, .. } if !peer.is_world() => format!(
             "{m}: CIDR rules select only world-class peers, not {}",
+            peer.labels
+        ),
+        PeerMatch::Cidr { nodes: true, .. } if !peer.is_world() && !peer.is_node() => format!(
+            "{m}: CIDR rules select only world-class peers and nodes, not {}",
             peer.labels
         ),
         PeerMatch::Cidr { .. } if peer.ip.is_none() => format!("{m}: the peer's IP is unknown"),
@@ -327,6 +331,9 @@ pub fn explain(
         "\nverdict: {}",
         match decision.dropped_at() {
             None => "ALLOWED".to_owned(),
+            Some(d) if decision.egress.audited || decision.ingress.audited => {
+                format!("AUDIT at {d} (policy audit mode: the packet passes, Hubble shows AUDIT)")
+            }
             Some(d) => format!("DROPPED at {d}"),
         }
     );

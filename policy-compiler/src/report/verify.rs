@@ -248,7 +248,13 @@ impl PointReport {
                     | Reason::PolicyDisabled
                     | Reason::Hairpin
             ),
-            verdict: if p.allows() { "allowed" } else { "denied" },
+            verdict: if p.allows() {
+                "allowed"
+            } else if p.audited {
+                "audited"
+            } else {
+                "denied"
+            },
             reason,
             allowed_by: refs(&p.allowed_by),
             denied_by: refs(&p.denied_by),
@@ -320,6 +326,9 @@ pub struct SettingsSummary {
     pub cluster_id: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cilium_version: Option<String>,
+    /// `policy-audit-mode`: the flows counted as `denied` pass, logged as `AUDIT`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub audit_mode: bool,
     /// Settings read with a non-default value that netpol does not model: judged as the default.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub not_modelled: BTreeMap<String, String>,
@@ -336,6 +345,7 @@ impl SettingsSummary {
             },
             cluster_id: s.cluster_id,
             cilium_version: s.version.clone(),
+            audit_mode: s.audit_mode,
             not_modelled: s
                 .unmodelled
                 .iter()
@@ -521,6 +531,8 @@ impl<'a> Run<'a> {
                 line: flow.line,
                 verdict: if decision.allowed() {
                     "allowed"
+                } else if decision.egress.audited || decision.ingress.audited {
+                    "audit"
                 } else {
                     "denied"
                 },
@@ -719,9 +731,14 @@ fn headline(s: &Summary) -> String {
         format!("{} policies", s.policies)
     };
     let mut line = format!(
-        "{} against {policies}: {} would be dropped, {} allowed",
+        "{} against {policies}: {} would be dropped{}, {} allowed",
         count(s.flows, "flow"),
         s.denied,
+        if s.settings.audit_mode {
+            " (audit mode: Cilium passes them and logs AUDIT)"
+        } else {
+            ""
+        },
         s.allowed
     );
     if s.replies > 0 {
@@ -751,7 +768,13 @@ pub fn render_text(report: &Report) -> String {
         let _ = writeln!(
             out,
             "{}  {} -> {} {}  x{}",
-            if g.allowed { "ALLOWED" } else { "DROPPED" },
+            if g.allowed {
+                "ALLOWED"
+            } else if report.summary.settings.audit_mode {
+                "AUDIT  "
+            } else {
+                "DROPPED"
+            },
             g.source,
             g.destination,
             g.port,
