@@ -619,7 +619,7 @@ fn verify_judges_for_the_cluster_the_flows_come_from() {
 }
 
 #[test]
-fn the_cilium_config_names_the_cluster_and_what_is_not_modelled() {
+fn the_cilium_config_names_the_cluster_and_the_settings_it_judges_with() {
     let dir = bookinfo_workspace();
     // The ConfigMap wins over the flows: a cluster named otherwise selects none of these pods.
     std::fs::write(
@@ -641,7 +641,7 @@ fn the_cilium_config_names_the_cluster_and_what_is_not_modelled() {
     );
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("3 flows against 1 policy: 3 would be dropped (audit mode: Cilium passes them and logs AUDIT), 0 allowed\njudged with: cluster `homelab` (from `cilium-config.yaml`), Cilium 1.20 semantics, policy audit mode (drops pass as `AUDIT`); `enable-host-firewall: true` not modelled, judged as `false`\n"),
+        stdout.starts_with("3 flows against 1 policy: 3 would be dropped (audit mode: Cilium passes them and logs AUDIT), 0 allowed\njudged with: cluster `homelab` (from `cilium-config.yaml`), Cilium 1.20 semantics, policy audit mode (drops pass as `AUDIT`), host firewall on; other settings at Cilium's defaults\n"),
         "{stdout}"
     );
     assert!(stdout.contains("\nAUDIT    "), "{stdout}");

@@ -1996,3 +1996,184 @@ spec:
         assert_eq!(at(new).set.policies.len(), 1, "{new}");
     }
 }
+
+fn node_peer(r: Reserved, ip: &str, source: &str, labels: &[(&str, &str)]) -> Peer {
+    let mut set = r.labels();
+    for (k, v) in labels {
+        set.insert(Label::new(source, k, v));
+    }
+    Peer {
+        labels: Arc::new(set),
+        ip: Some(ip.parse().unwrap()),
+        ..Peer::default()
+    }
+}
+
+/// `enable-host-firewall: true`: CCNP rules with `nodeSelector` select the host endpoints of
+/// the nodes whose labels match (the local host and, at its own node, a remote node), with
+/// default deny per direction as for pods; an `endpointSelector` never selects a host, not
+/// even `{}`; off (Cilium's default) they are never enforced (cilium/cilium@507103c6
+/// pkg/policy/rule.go `rule.matches`; bpf/bpf_host.c and bpf/lib/host_firewall.h enforce
+/// them only under ENABLE_HOST_FIREWALL).
+#[test]
+fn host_firewall_enforces_node_selector_rules() {
+    let policies = r#"
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: ssh-nodes}
+spec:
+  nodeSelector: {matchLabels: {node-access: ssh}}
+  ingress:
+    - fromCIDR: [192.168.1.0/24]
+      toPorts: [{ports: [{port: "22", protocol: TCP}]}]
+    - fromEntities: [cluster]
+      toPorts: [{ports: [{port: "6443", protocol: TCP}]}]
+  egress:
+    - toEntities: [cluster]
+---
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: every-endpoint}
+spec:
+  endpointSelector: {}
+  ingress:
+    - fromEntities: [cluster]
+"#;
+    let host = node_peer(
+        Reserved::Host,
+        "192.168.1.10",
+        "k8s",
+        &[("node-access", "ssh")],
+    );
+    let other_host = node_peer(Reserved::Host, "192.168.1.12", "k8s", &[]);
+    let remote = node_peer(
+        Reserved::RemoteNode,
+        "192.168.1.11",
+        "node",
+        &[("node-access", "ssh")],
+    );
+    let admin = world("192.168.1.5", &[]);
+    let internet = world("203.0.113.1", &[]);
+    let on = Settings {
+        host_firewall: true,
+        ..Settings::default()
+    };
+    let off = engine_for(policies, &Settings::default());
+    assert!(off.allowed(&internet, &host, "22/tcp"));
+    assert_eq!(
+        off.decide(&internet, &host, "22/tcp").ingress.reason,
+        Some(Reason::NotAnEndpoint)
+    );
+    let e = engine_for(policies, &on);
+    assert!(e.allowed(&admin, &host, "22/tcp"));
+    assert_eq!(
+        e.decide(&internet, &host, "22/tcp").ingress.reason,
+        Some(Reason::DefaultDeny)
+    );
+    assert!(e.allowed(&web(), &host, "6443/tcp"));
+    assert!(!e.allowed(&web(), &host, "10250/tcp"));
+    // A remote node's host enforces the same rules at its node.
+    assert!(!e.allowed(&web(), &remote, "10250/tcp"));
+    assert!(e.allowed(&admin, &remote, "22/tcp"));
+    // A node without the label is not selected: not enforced.
+    assert_eq!(
+        e.decide(&internet, &other_host, "22/tcp").ingress.reason,
+        Some(Reason::NoPolicy)
+    );
+    // Host egress: default deny to the world, the cluster allowed.
+    assert_eq!(
+        e.decide(&host, &internet, "443/tcp").egress.reason,
+        Some(Reason::DefaultDeny)
+    );
+    assert!(e.allowed(&host, &web(), "80/tcp"));
+    // `endpointSelector: {}` selects pods (world is dropped at web) but never the host.
+    assert_eq!(
+        e.decide(&internet, &web(), "80/tcp").ingress.reason,
+        Some(Reason::DefaultDeny)
+    );
+    // A pod label `host` turns enforcement off only while the host firewall is off.
+    let labelled = pod("shop", &[("app", "web"), ("host", "yes")]);
+    assert_eq!(
+        off.decide(&internet, &labelled, "80/tcp").ingress.reason,
+        Some(Reason::HostLabel)
+    );
+    assert_eq!(
+        e.decide(&internet, &labelled, "80/tcp").ingress.reason,
+        Some(Reason::DefaultDeny)
+    );
+}
+
+/// `enable-node-selector-labels: true`: `fromNodes`/`toNodes` are accepted (refused without it)
+/// and select remote nodes by the labels of their Node (`node:` in the remote-node identity),
+/// never the local host (cilium/cilium@507103c6 pkg/policy/api/rule_validation.go,
+/// `ErrFromToNodesRequiresNodeSelectorOption`; pkg/k8s/apis/cilium.io/utils/utils.go:170-178,
+/// 276-284 add `reserved:remote-node Exists`; pkg/node/manager/manager.go
+/// `nodeIdentityLabels`).
+#[test]
+fn node_selector_labels_let_from_nodes_select_remote_nodes() {
+    let yaml = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: kubelet-scrape, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromNodes: [{matchLabels: {role: worker}}]
+"#;
+    let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
+    let on = Settings {
+        node_selector_labels: true,
+        ..Settings::default()
+    };
+    let refused = policy::import_for(
+        &fs,
+        &[PathBuf::from("p")],
+        &Settings::default().acceptance(),
+    );
+    assert!(refused.set.policies.is_empty());
+    let accepted = policy::import_for(&fs, &[PathBuf::from("p")], &on.acceptance());
+    assert_eq!(accepted.set.policies.len(), 1);
+    let e = engine_for(yaml, &on);
+    let worker = node_peer(
+        Reserved::RemoteNode,
+        "192.168.1.11",
+        "node",
+        &[("role", "worker")],
+    );
+    let control = node_peer(
+        Reserved::RemoteNode,
+        "192.168.1.12",
+        "node",
+        &[("role", "control-plane")],
+    );
+    let local = node_peer(Reserved::Host, "192.168.1.10", "k8s", &[("role", "worker")]);
+    assert!(e.allowed(&worker, &web(), "80/tcp"));
+    assert!(!e.allowed(&control, &web(), "80/tcp"));
+    // The local host: allowed by allow-localhost, not by the rule.
+    assert_eq!(
+        e.decide(&local, &web(), "80/tcp").ingress.reason,
+        Some(Reason::AllowedLocalhost)
+    );
+}
+
+/// Nodes from the inventory carry their Node's labels: the local host with source `k8s`
+/// through the identity label filter (`kubernetes.io/hostname` is left out), a remote node
+/// with source `node`, unfiltered.
+#[test]
+fn inventory_nodes_carry_their_labels() {
+    let inventory = r#"{"kind":"List","items":[
+ {"kind":"Node","metadata":{"name":"n1","labels":{"kubernetes.io/hostname":"n1","node-access":"ssh"}},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.10"}]}},
+ {"kind":"Node","metadata":{"name":"n2","labels":{"kubernetes.io/hostname":"n2"}},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.11"}]}}]}"#;
+    let inv = Inventory::parse(inventory, DEFAULT_CLUSTER).unwrap();
+    let host = inv
+        .classify("192.168.1.10".parse().unwrap(), Some("n1"))
+        .unwrap();
+    assert_eq!(host.labels.to_string(), "k8s:node-access=ssh,reserved:host");
+    let remote = inv
+        .classify("192.168.1.11".parse().unwrap(), Some("n1"))
+        .unwrap();
+    assert_eq!(
+        remote.labels.to_string(),
+        "node:kubernetes.io/hostname=n2,reserved:remote-node"
+    );
+}

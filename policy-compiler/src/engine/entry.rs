@@ -10,11 +10,11 @@ use ipnet::IpNet;
 
 use crate::diagnostic::source::Span;
 use crate::document::Step;
-use crate::engine::identity::{self, Reserved};
+use crate::engine::identity::{self, Peer, Reserved};
 use crate::engine::policy::{
     self, Body, PeerField, Policy, PolicyKind, PolicySet, PortView, Section,
 };
-use crate::engine::selector::{Requirement, Selector};
+use crate::engine::selector::{Op, Requirement, Selector};
 use crate::engine::settings::{Enforcement, Settings};
 use crate::objects::cilium::{
     AuthenticationMode, CidrRule, EndpointSelector, Entity, IcmpFamily, IcmpType, PortProtocol,
@@ -60,9 +60,12 @@ impl Origin {
 pub enum Subject {
     /// Endpoints whose identity matches; for a CNP/KNP the namespace is part of the selector.
     Endpoints(Selector),
-    /// Host endpoints (`nodeSelector`): enforced only with the host firewall, which netpol
-    /// assumes off (Cilium's default), so such entries never apply.
-    Nodes(Selector),
+    /// Host endpoints (`nodeSelector`): the nodes whose host labels match, and only with the
+    /// host firewall on (`host_firewall`); off, Cilium's default, such entries never apply.
+    Nodes {
+        selector: Selector,
+        host_firewall: bool,
+    },
 }
 
 /// One peer predicate (docs/semantics.md §10.2 step 3).
@@ -196,6 +199,16 @@ pub struct Entries {
     pub audit_mode: bool,
     /// `policy-cidr-match-mode: nodes`: CIDR selectors select node addresses too.
     pub cidr_selects_nodes: bool,
+    /// `enable-host-firewall`: the nodes' host endpoints enforce their `nodeSelector` rules.
+    pub host_firewall: bool,
+}
+
+impl Entries {
+    /// Whether policy is enforced at this end of a flow: a Cilium endpoint, or with the host
+    /// firewall a node's host endpoint (the local host, or a remote node's own host).
+    pub fn enforces(&self, peer: &Peer) -> bool {
+        peer.is_endpoint() || (self.host_firewall && peer.is_node())
+    }
 }
 
 /// The pods behind the Services that `toServices` names (docs/semantics.md §1.9): what the
@@ -218,6 +231,7 @@ pub fn build(
         localhost_by_policy: settings.localhost_by_policy,
         audit_mode: settings.audit_mode,
         cidr_selects_nodes: settings.cidr_selects_nodes,
+        host_firewall: settings.host_firewall,
         ..Entries::default()
     };
     let ctx = Context {
@@ -228,6 +242,8 @@ pub fn build(
         multi_label_patterns: settings.cilium() >= crate::engine::settings::Version(1, 19),
         mutual_auth: settings.mutual_auth,
         default_deny_forced: settings.default_deny_forced,
+        host_firewall: settings.host_firewall,
+        node_selector_labels: settings.node_selector_labels,
     };
     for (index, policy) in set.policies.iter().enumerate() {
         match &policy.body {
@@ -270,6 +286,10 @@ struct Context<'a> {
     mutual_auth: bool,
     /// `enable-non-default-deny-policies: false`.
     default_deny_forced: bool,
+    /// `enable-host-firewall`.
+    host_firewall: bool,
+    /// `enable-node-selector-labels`.
+    node_selector_labels: bool,
 }
 
 fn path_text(steps: &[Step<'_>]) -> String {
@@ -317,7 +337,10 @@ fn cilium_rule(
             Some(ns) => Selector::compile_in(sel, None, ns),
             None => Selector::compile(sel, None),
         }),
-        (None, Some(sel)) => Subject::Nodes(Selector::compile(sel, None)),
+        (None, Some(sel)) => Subject::Nodes {
+            selector: Selector::compile(sel, None),
+            host_firewall: ctx.host_firewall,
+        },
         (None, None) => return,
     };
     // CCNP peers get `namespace Exists` unless the subject is the init identity (§3.3).
@@ -635,6 +658,19 @@ fn peers(
             .iter()
             .filter_map(|s| fqdn_selector(s, ctx.multi_label_patterns))
             .map(PeerMatch::Fqdn)
+            .collect(),
+        // Remote nodes by their Node labels (`node:` in their identities), never the local
+        // host (cilium/cilium@507103c6 pkg/k8s/apis/cilium.io/utils/utils.go:170-178, 276-284:
+        // `reserved:remote-node Exists` is added).
+        PeerField::Nodes(sels) if ctx.node_selector_labels => sels
+            .iter()
+            .map(|sel| {
+                PeerMatch::Labels(Selector::compile(sel, None).with(Requirement {
+                    source: Some("reserved".to_owned()),
+                    key: "remote-node".to_owned(),
+                    op: Op::Exists,
+                }))
+            })
             .collect(),
         PeerField::Nodes(_) => vec![PeerMatch::Unresolved(
             "node selectors need `--enable-node-selector-labels`".to_owned(),

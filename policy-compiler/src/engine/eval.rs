@@ -191,10 +191,16 @@ pub fn selects(entry: &Entry, endpoint: &Peer) -> bool {
             {
                 return false;
             }
-            sel.matches(&endpoint.labels)
+            // Never a node's host endpoint, even `{}` (pkg/policy/rule.go, `rule.matches`).
+            !endpoint.is_node() && sel.matches(&endpoint.labels)
         }
-        // Host firewall off (Cilium's default): host policies are not enforced.
-        Subject::Nodes(_) => false,
+        // Host policies select the host endpoints of the nodes whose labels match, only with
+        // the host firewall on (cilium/cilium@507103c6 pkg/policy/rule.go, `rule.matches`: a
+        // node selector matches only the host identity, an endpoint selector never does).
+        Subject::Nodes {
+            selector,
+            host_firewall,
+        } => *host_firewall && endpoint.is_node() && selector.matches(&endpoint.labels),
     }
 }
 
@@ -372,9 +378,10 @@ pub fn decide(
         ..Point::default()
     };
     // Any label with the key `host` (any source) comes first and turns enforcement off, before
-    // `init` and `enable-policy` (cilium/cilium@507103c6 pkg/policy/repository.go:360-418;
+    // `init` and `enable-policy`, unless the host firewall is on (cilium/cilium@507103c6
+    // pkg/policy/repository.go:360-418, `computePolicyEnforcementAndRules`;
     // pkg/labels/array.go:148-153 matches the key in every source).
-    if endpoint.labels.has(None, "host") {
+    if endpoint.labels.has(None, "host") && !entries.host_firewall {
         point.reason = Some(Reason::HostLabel);
         return point;
     }
@@ -470,7 +477,7 @@ pub fn reference(
         (Direction::Egress, &q.src, &q.dst),
         (Direction::Ingress, &q.dst, &q.src),
     ] {
-        let point = if endpoint.is_endpoint() {
+        let point = if entries.enforces(endpoint) {
             let all: Vec<(EntryId, &Entry)> = entries
                 .entries
                 .iter()

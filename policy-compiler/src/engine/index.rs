@@ -70,7 +70,13 @@ impl Index {
                     fqdns.push(s.clone());
                 }
             }
-            if matches!(e.subject, Subject::Nodes(_)) {
+            if matches!(
+                e.subject,
+                Subject::Nodes {
+                    host_firewall: false,
+                    ..
+                }
+            ) {
                 // Host firewall off: never enforced.
                 continue;
             }
@@ -204,7 +210,7 @@ impl<'a> Evaluator<'a> {
                 let id = u32::try_from(self.identities.len()).unwrap_or(NONE - 1);
                 self.by_content.insert(peer.labels.clone(), id);
                 self.identities.push(Identity {
-                    endpoint: peer.is_endpoint(),
+                    endpoint: self.index.entries.enforces(peer),
                     world: peer.is_world(),
                     cidr: peer.is_world()
                         || (self.index.entries.cidr_selects_nodes && peer.is_node()),

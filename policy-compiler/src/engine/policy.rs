@@ -161,6 +161,8 @@ pub struct Imported {
 pub struct Acceptance {
     /// `enable-l7-proxy`: without the proxy, a rule with HTTP, Kafka or DNS rules is refused.
     pub l7_proxy: bool,
+    /// `enable-node-selector-labels`: `fromNodes`/`toNodes` are accepted.
+    pub node_selector_labels: bool,
     /// The Cilium version the objects are judged for.
     pub version: Version,
 }
@@ -169,6 +171,7 @@ impl Default for Acceptance {
     fn default() -> Self {
         Self {
             l7_proxy: true,
+            node_selector_labels: false,
             version: Version::NEWEST,
         }
     }
@@ -944,7 +947,7 @@ fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>],
                 for (i, sel) in sels.iter().enumerate() {
                     selector(check, sel, &join(&field_path, &[Step::Index(i)]));
                 }
-                if matches!(field, PeerField::Nodes(_)) {
+                if matches!(field, PeerField::Nodes(_)) && !check.accept.node_selector_labels {
                     check.error_at_key(
                         &field_path,
                         format!("`{name}` needs `--enable-node-selector-labels`"),

@@ -18,7 +18,7 @@ use std::path::Path;
 use crate::diagnostic::source::{SourceFile, SourceMap};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::document::{self, Node, Value};
-pub use crate::objects::label::LabelFilter;
+pub use crate::objects::label::{LabelFilter, filtered_from_identity};
 
 /// Cilium's default cluster name.
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -86,6 +86,10 @@ pub struct Settings {
     pub cidr_selects_nodes: bool,
     /// `labels`: the identity label filter's entries added to the built-in list.
     pub identity_labels: Option<LabelFilter>,
+    /// `enable-host-firewall`: rules with `nodeSelector` enforce on the nodes' host endpoints.
+    pub host_firewall: bool,
+    /// `enable-node-selector-labels`: `fromNodes`/`toNodes` select remote nodes by label.
+    pub node_selector_labels: bool,
     /// Settings read with a value other than Cilium's default that netpol does not model yet:
     /// `(key, value, default)`. Reports name them: the verdicts assume the default.
     pub unmodelled: Vec<(String, String, String)>,
@@ -103,6 +107,8 @@ impl Default for Settings {
             l7_proxy: true,
             cidr_selects_nodes: false,
             identity_labels: None,
+            host_firewall: false,
+            node_selector_labels: false,
             enforcement: Enforcement::Default,
             default_local_cluster: None,
             localhost_by_policy: false,
@@ -174,7 +180,7 @@ const KEYS: &[Key] = &[
         config_map: "enable-host-firewall",
         helm: &["hostFirewall", "enabled"],
         default: "false",
-        modelled: false,
+        modelled: true,
     },
     Key {
         config_map: "allow-localhost",
@@ -198,7 +204,7 @@ const KEYS: &[Key] = &[
         config_map: "enable-node-selector-labels",
         helm: &["nodeSelectorLabels"],
         default: "false",
-        modelled: false,
+        modelled: true,
     },
     Key {
         config_map: "labels",
@@ -248,6 +254,7 @@ impl Settings {
     pub fn acceptance(&self) -> crate::engine::policy::Acceptance {
         crate::engine::policy::Acceptance {
             l7_proxy: self.l7_proxy,
+            node_selector_labels: self.node_selector_labels,
             version: self.cilium(),
         }
     }
@@ -320,6 +327,12 @@ impl Settings {
         }
         if self.cidr_selects_nodes {
             line.push_str(", CIDR selectors select nodes (`policy-cidr-match-mode: nodes`)");
+        }
+        if self.host_firewall {
+            line.push_str(", host firewall on");
+        }
+        if self.node_selector_labels {
+            line.push_str(", node selector labels on");
         }
         if let Some(filter) = &self.identity_labels {
             line.push_str(&format!(", identity labels `{filter}`"));
@@ -482,6 +495,16 @@ fn decode(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Set
             "policy-audit-mode" => {
                 if let Some(on) = boolean(key.config_map, &text, node, diagnostics) {
                     settings.audit_mode = on;
+                }
+            }
+            "enable-host-firewall" => {
+                if let Some(on) = boolean(key.config_map, &text, node, diagnostics) {
+                    settings.host_firewall = on;
+                }
+            }
+            "enable-node-selector-labels" => {
+                if let Some(on) = boolean(key.config_map, &text, node, diagnostics) {
+                    settings.node_selector_labels = on;
                 }
             }
             "enable-l7-proxy" => {
@@ -673,17 +696,11 @@ mod tests {
                 .as_deref(),
             Some("k8s:app k8s:!team")
         );
-        assert_eq!(
-            s.unmodelled,
-            [(
-                "enable-host-firewall".to_owned(),
-                "true".to_owned(),
-                "false".to_owned()
-            )]
-        );
+        assert!(s.host_firewall);
+        assert!(s.unmodelled.is_empty(), "{:?}", s.unmodelled);
         assert_eq!(
             s.describe(),
-            "cluster `kind-kind` (from `cilium-config.yaml`), cluster id 3, Cilium 1.20 semantics, policy audit mode (drops pass as `AUDIT`), L7 proxy off (policies with L7 rules refused), identity labels `k8s:app k8s:!team`; `enable-host-firewall: true` not modelled, judged as `false`"
+            "cluster `kind-kind` (from `cilium-config.yaml`), cluster id 3, Cilium 1.20 semantics, policy audit mode (drops pass as `AUDIT`), L7 proxy off (policies with L7 rules refused), host firewall on, identity labels `k8s:app k8s:!team`; other settings at Cilium's defaults"
         );
     }
 

@@ -295,6 +295,24 @@ fn endpoint(
     } else {
         Arc::new(Reserved::World.labels())
     };
+    // A node's labels, as the host endpoint and the remote-node identity have them (Hubble's
+    // `reserved:host` carries none of them).
+    let labels = match (inventory, ip) {
+        (Some(inv), Some(ip))
+            if !inv.node_labels.is_empty()
+                && (labels.reserved(Reserved::Host.key())
+                    || labels.reserved(Reserved::RemoteNode.key())) =>
+        {
+            match inv.node_by_ip(ip) {
+                Some(node) => {
+                    let key = [format!("\0node={node}"), labels.to_string()];
+                    reader.intern(&key, || inv.with_node_labels(&labels, node))
+                }
+                None => labels,
+            }
+        }
+        _ => labels,
+    };
     if out.namespace.is_none() {
         out.entity = labels
             .iter()

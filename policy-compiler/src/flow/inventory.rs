@@ -94,6 +94,8 @@ pub struct Inventory {
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Node name → addresses.
     pub nodes: BTreeMap<String, Vec<IpAddr>>,
+    /// Node name → the Node's labels.
+    pub node_labels: BTreeMap<String, BTreeMap<String, String>>,
     /// Endpoints by Service `(namespace, name)`.
     pub endpoints: BTreeMap<(String, String), ServiceEndpoints>,
     /// Workload manifests' pod templates, in input order.
@@ -243,6 +245,8 @@ impl Inventory {
                         .filter_map(|a| field(a, "address").as_str()?.parse().ok())
                         .collect();
                     inv.nodes.insert(obj.metadata.name.clone(), ips);
+                    inv.node_labels
+                        .insert(obj.metadata.name.clone(), obj.metadata.labels.clone());
                 }
                 "EndpointSlice" => inv.add_endpoint_slice(&obj),
                 "Endpoints" => inv.add_endpoints(&obj),
@@ -587,11 +591,42 @@ impl Inventory {
             (Some(_), true) => Reserved::KubeApiserver.labels(),
             (Some(_), false) => Reserved::RemoteNode.labels(),
         };
+        let labels = match node {
+            Some(node) => self.with_node_labels(&labels, node),
+            None => labels,
+        };
         Some(Peer {
             labels: Arc::new(labels),
             ip: Some(ip),
             ..Peer::default()
         })
+    }
+
+    /// A node's identity labels with the labels of its Node object, as Cilium has them: the
+    /// local host's with source `k8s` (its host endpoint's labels, through the identity label
+    /// filter), a remote node's with source `node` (the remote-node identity of
+    /// `enable-node-selector-labels`). Peer selectors never match them otherwise: endpoint
+    /// selectors carry a namespace requirement, node selectors `reserved:remote-node`.
+    pub fn with_node_labels(&self, labels: &Labels, node: &str) -> Labels {
+        let Some(node_labels) = self.node_labels.get(node).filter(|l| !l.is_empty()) else {
+            return labels.clone();
+        };
+        let mut out = labels.clone();
+        let host = labels.reserved(Reserved::Host.key());
+        for (k, v) in node_labels {
+            if host {
+                let dropped = match &self.label_filter {
+                    Some(filter) => filter.drops("k8s", k),
+                    None => crate::engine::settings::filtered_from_identity(k).is_some(),
+                };
+                if !dropped {
+                    out.insert(Label::new("k8s", k, v));
+                }
+            } else {
+                out.insert(Label::new("node", k, v));
+            }
+        }
+        out
     }
 
     /// A Service cluster IP and port as the backend Cilium's policy sees after translation

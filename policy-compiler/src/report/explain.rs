@@ -227,7 +227,7 @@ pub fn explain(
     {
         let _ = writeln!(out, "\n{}. {direction} at {who}", step + 1);
         let report = PointReport::new(index, sources, point);
-        if !endpoint.is_endpoint() {
+        if !index.entries.enforces(endpoint) {
             let _ = writeln!(
                 out,
                 "   not a Cilium endpoint: no {direction} policy applies here"
