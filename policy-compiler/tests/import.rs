@@ -263,14 +263,14 @@ fn unknown_fields_are_errors_and_the_object_is_refused_like_the_api_server() {
     let imported = import(&[(
         "p/x.yaml",
         &cnp(
-            "  endpointSelector: {}\n  ingress:\n    - fromEndpoints: [{}]\n      fromRequires: [{matchLabels: {env: prod}}]\n      toPort: []\n",
+            "  endpointSelector: {}\n  ingress:\n    - fromEndpoints: [{}]\n      auth: {type: spire}\n      toPort: []\n",
         ),
     )]);
     let all: Vec<&Diagnostic> = imported.diagnostics.iter().collect();
     assert_eq!(all.len(), 2, "every unknown field is reported");
     assert!(all.iter().all(|d| d.severity == Severity::Error));
-    assert_eq!(all[0].message, "unknown field `fromRequires`");
-    assert_eq!(underlined(&imported, all[0]), "fromRequires");
+    assert_eq!(all[0].message, "unknown field `auth`");
+    assert_eq!(underlined(&imported, all[0]), "auth");
     assert_eq!(all[1].message, "unknown field `toPort`");
     assert!(
         all[1]

@@ -2177,3 +2177,81 @@ fn inventory_nodes_carry_their_labels() {
         "node:kubernetes.io/hostname=n2,reserved:remote-node"
     );
 }
+
+/// `fromRequires`/`toRequires` (Cilium 1.18 and older): the requirement selectors of every rule
+/// selecting an endpoint are ANDed into the `fromEndpoints`/`toEndpoints` selectors of all its
+/// rules of the same direction (deny requirements into deny rules), never into entities or
+/// CIDRs, and grant nothing by themselves; like `fromEndpoints`, a CNP's requirement is bound to
+/// its namespace. Removed in 1.19: the API server refuses them (cilium/cilium v1.18
+/// pkg/policy/rules.go `resolveL4IngressPolicy`; pkg/policy/api/ingress.go
+/// `GetSourceEndpointSelectorsWithRequirements`; pkg/k8s/apis/cilium.io/utils/utils.go
+/// `parseToCiliumIngressCommonRule`; removal: cilium/cilium#42615).
+#[test]
+fn from_requires_merge_across_rules_until_1_19() {
+    let yaml = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+    - fromEntities: [world]
+  egress:
+    - toEndpoints: [{matchLabels: {app: db}}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web-prod-only, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromRequires: [{matchLabels: {env: prod}}]
+  egress:
+    - toRequires: [{matchLabels: {env: prod}}]
+"#;
+    let at = |version: &str| Settings {
+        version: Some(version.to_owned()),
+        ..Settings::default()
+    };
+    let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
+    for new in ["1.19", "1.20"] {
+        let imported = policy::import_for(&fs, &[PathBuf::from("p")], &at(new).acceptance());
+        assert_eq!(imported.set.policies.len(), 1, "{new}");
+        let messages: Vec<&str> = imported
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "`fromRequires` was removed in Cilium 1.19",
+                "`toRequires` was removed in Cilium 1.19"
+            ]
+        );
+    }
+    let e = engine_for(yaml, &at("1.18"));
+    let prod_frontend = pod("shop", &[("app", "frontend"), ("env", "prod")]);
+    let dev_frontend = pod("shop", &[("app", "frontend"), ("env", "dev")]);
+    assert!(e.allowed(&prod_frontend, &web(), "80/tcp"));
+    assert_eq!(
+        e.decide(&dev_frontend, &web(), "80/tcp").ingress.reason,
+        Some(Reason::DefaultDeny)
+    );
+    // Entities are not constrained; the requirement itself allows nothing.
+    assert!(e.allowed(&world("198.51.100.7", &[]), &web(), "80/tcp"));
+    assert!(!e.allowed(&pod("shop", &[("env", "prod")]), &web(), "80/tcp"));
+    // The same on egress; a requirement of a CNP is bound to its namespace.
+    let web_prod = pod("shop", &[("app", "web"), ("env", "prod")]);
+    assert!(e.allowed(
+        &web_prod,
+        &pod("shop", &[("app", "db"), ("env", "prod")]),
+        "5432/tcp"
+    ));
+    assert!(!e.allowed(&web_prod, &pod("shop", &[("app", "db")]), "5432/tcp"));
+    // Without the second policy, the first alone allows every frontend.
+    let first = yaml.split("---").next().unwrap();
+    assert!(engine_for(first, &at("1.18")).allowed(&dev_frontend, &web(), "80/tcp"));
+}

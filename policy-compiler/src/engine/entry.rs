@@ -169,6 +169,12 @@ pub struct Entry {
     pub dns: Vec<FqdnSelector>,
     /// `authentication.mode` of the item: what the allow needs before traffic passes.
     pub auth: Auth,
+    /// The item's `fromRequires`/`toRequires` (Cilium 1.18 and older): selectors that every
+    /// `fromEndpoints`/`toEndpoints` peer of the subject's entries of the same direction and
+    /// verdict must match too, whichever rule they come from (§1.11).
+    pub requires: Vec<Selector>,
+    /// The L3 peers come from `fromEndpoints`/`toEndpoints`: the requirements apply to them.
+    pub endpoint_peers: bool,
 }
 
 /// The authentication an allow entry asks for (`authentication.mode`).
@@ -361,6 +367,16 @@ fn cilium_rule(
             init_subject,
             ctx,
         );
+        let requires: Vec<Selector> = item
+            .requires
+            .into_iter()
+            .flatten()
+            .map(|s| Selector::compile(s, None).peer(namespace.as_deref(), init_subject, None))
+            .collect();
+        let endpoint_peers = item
+            .peers
+            .iter()
+            .any(|(_, f)| matches!(f, PeerField::Endpoints(v) if !v.is_empty()));
         let item_path: Vec<Step<'static>> = base.iter().copied().chain(item.path()).collect();
         // Without a mutual-auth backend nobody ever writes the auth map, so `required` drops
         // (cilium/cilium@507103c6 bpf/bpf_lxc.c:855-878, pkg/auth/mutual_authhandler.go:65-75).
@@ -383,6 +399,8 @@ fn cilium_rule(
                 l7,
                 dns,
                 auth,
+                requires: requires.clone(),
+                endpoint_peers,
             };
         match (&item.ports, item.icmps) {
             (Some(ports), _) if !ports.is_empty() => {
@@ -858,6 +876,8 @@ fn knp(
             l7: None,
             dns: Vec::new(),
             auth: Auth::Unset,
+            requires: Vec::new(),
+            endpoint_peers: false,
         };
         if rules.is_empty() {
             if default_when_empty {

@@ -14,6 +14,7 @@
 
 use crate::engine::entry::{Auth, Entries, Entry, EntryId, L3, L7, PeerMatch, PortMatch, Subject};
 use crate::engine::identity::{NamedPort, Peer};
+use crate::engine::selector::Selector;
 use crate::engine::settings::Enforcement;
 use crate::objects::{Direction, Proto};
 
@@ -332,6 +333,27 @@ pub fn dns_visible(entries: &[&Entry], name: &str) -> bool {
         .any(|e| e.dns.iter().any(|s| s.matches(name)))
 }
 
+/// The `fromRequires`/`toRequires` in force for entries of this verdict (`deny`), from all the
+/// entries that select the subject in one direction: Cilium 1.18 and older merge them across
+/// every rule selecting the endpoint (cilium/cilium v1.18 pkg/policy/rules.go,
+/// `resolveL4IngressPolicy`/`resolveL4EgressPolicy`; docs/semantics.md §1.11).
+pub fn requirements<'e>(
+    selecting: impl IntoIterator<Item = &'e Entry>,
+    deny: bool,
+) -> Vec<&'e Selector> {
+    selecting
+        .into_iter()
+        .filter(|e| e.deny == deny)
+        .flat_map(|e| &e.requires)
+        .collect()
+}
+
+/// Whether `peer` meets the requirements where they apply: to `fromEndpoints`/`toEndpoints`
+/// peers only (`GetSourceEndpointSelectorsWithRequirements` ANDs them into those selectors).
+pub fn meets_requirements(entry: &Entry, peer: &Peer, requires: &[&Selector]) -> bool {
+    !entry.endpoint_peers || requires.iter().all(|r| r.matches(&peer.labels))
+}
+
 /// The L3 part: a wildcard without ports matches nothing (§2.1, `ingress: [{}]`).
 pub fn l3_matches(
     entry: &Entry,
@@ -498,13 +520,28 @@ pub fn reference(
             let visible = |name: &str| dns_visible(&source_entries, name);
             let mut notes = Vec::new();
             let mut matched = Vec::new();
+            let selected = || {
+                selecting
+                    .iter()
+                    .filter_map(|id| entries.entries.get(*id as usize))
+            };
+            let (requires_allow, requires_deny) = (
+                requirements(selected(), false),
+                requirements(selected(), true),
+            );
             for (id, e) in &all {
                 if e.direction != direction {
                     continue;
                 }
                 let sel = selecting.contains(id);
                 let (l3, l4) = if sel {
-                    let l3 = l3_matches(e, other, &visible, &mut notes);
+                    let requires = if e.deny {
+                        &requires_deny
+                    } else {
+                        &requires_allow
+                    };
+                    let l3 = l3_matches(e, other, &visible, &mut notes)
+                        && meets_requirements(e, other, requires);
                     let l4 = l3 && l4_matches(e, &q.key(), cluster, &mut notes);
                     (l3, l4)
                 } else {

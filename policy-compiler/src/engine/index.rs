@@ -421,9 +421,23 @@ impl<'a> Evaluator<'a> {
         let selecting = info
             .and_then(|i| i.selecting.get(slot(direction)))
             .map_or(&[][..], Vec::as_slice);
+        let selected = || selecting.iter().filter_map(|id| index.entry(*id));
+        let (requires_allow, requires_deny) = (
+            eval::requirements(selected(), false),
+            eval::requirements(selected(), true),
+        );
         for id in selecting {
             if let Some(e) = index.entry(*id)
                 && eval::l3_matches(e, other, &visible, &mut pair.notes)
+                && eval::meets_requirements(
+                    e,
+                    other,
+                    if e.deny {
+                        &requires_deny
+                    } else {
+                        &requires_allow
+                    },
+                )
             {
                 pair.named |= e.l4.iter().flatten().any(|p| p.name.is_some());
                 pair.entries.push(*id);

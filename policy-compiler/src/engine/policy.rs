@@ -721,6 +721,8 @@ pub struct Item<'a> {
     pub ports: Option<Vec<PortView<'a>>>,
     pub icmps: Option<&'a [IcmpRule]>,
     pub authentication: Option<&'a Authentication>,
+    /// `fromRequires` / `toRequires` (Cilium 1.18 and older).
+    pub requires: Option<&'a [EndpointSelector]>,
 }
 
 impl Item<'_> {
@@ -793,6 +795,7 @@ pub fn items(rule: &Rule) -> Vec<Item<'_>> {
                 .map(|ps| ps.iter().map(allow_ports).collect()),
             icmps: r.icmps.as_deref(),
             authentication: r.authentication.as_ref(),
+            requires: r.from_requires.as_deref(),
         });
     }
     for (index, r) in rule.ingress_deny.iter().flatten().enumerate() {
@@ -806,6 +809,7 @@ pub fn items(rule: &Rule) -> Vec<Item<'_>> {
                 .map(|ps| ps.iter().map(|p| deny_ports(p.ports.as_deref())).collect()),
             icmps: r.icmps.as_deref(),
             authentication: None,
+            requires: r.from_requires.as_deref(),
         });
     }
     for (index, r) in rule.egress.iter().flatten().enumerate() {
@@ -819,6 +823,7 @@ pub fn items(rule: &Rule) -> Vec<Item<'_>> {
                 .map(|ps| ps.iter().map(allow_ports).collect()),
             icmps: r.icmps.as_deref(),
             authentication: r.authentication.as_ref(),
+            requires: r.to_requires.as_deref(),
         });
     }
     for (index, r) in rule.egress_deny.iter().flatten().enumerate() {
@@ -832,6 +837,7 @@ pub fn items(rule: &Rule) -> Vec<Item<'_>> {
                 .map(|ps| ps.iter().map(|p| deny_ports(p.ports.as_deref())).collect()),
             icmps: r.icmps.as_deref(),
             authentication: None,
+            requires: r.to_requires.as_deref(),
         });
     }
     out
@@ -1012,6 +1018,34 @@ fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>],
                 }
             }
             PeerField::Entities(_) | PeerField::Groups(_) => {}
+        }
+    }
+    if let Some(requires) = item.requires.filter(|r| !r.is_empty()) {
+        let key = if item.section.is_ingress() {
+            "fromRequires"
+        } else {
+            "toRequires"
+        };
+        let field_path = join(path, &[Step::Key(key)]);
+        // Deprecated in 1.17 and removed in 1.19: the 1.19 CRD only takes an empty list, so the
+        // API server refuses the object (cilium/cilium#42615).
+        if check.accept.version >= Version(1, 19) {
+            check.error_at_key(
+                &field_path,
+                format!("`{key}` was removed in Cilium 1.19"),
+                format!(
+                    "Cilium {} refuses it; add the labels to each `{}` selector instead",
+                    check.accept.version,
+                    if item.section.is_ingress() {
+                        "fromEndpoints"
+                    } else {
+                        "toEndpoints"
+                    }
+                ),
+            );
+        }
+        for (i, sel) in requires.iter().enumerate() {
+            selector(check, sel, &join(&field_path, &[Step::Index(i)]));
         }
     }
     if let Some(icmps) = item.icmps {

@@ -408,8 +408,8 @@ impl fmt::Display for SelectorOperator {
 /// One `ingress[]` allow item (docs/semantics.md §1.4).
 ///
 /// At most one peer field (`from*`) per item (agent check, docs/semantics.md §1.6); no peer field
-/// with `toPorts` means "any peer on these ports". `fromRequires` (removed in 1.19, §1.11) and
-/// `auth` (replaced by `authentication`, §1.16) are not modelled and therefore rejected.
+/// with `toPorts` means "any peer on these ports". `auth` (replaced by `authentication`, §1.16)
+/// is not modelled and therefore rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IngressRule {
@@ -432,6 +432,10 @@ pub struct IngressRule {
     /// Peer nodes by node label (1.16+, needs node selector labels).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_nodes: Option<Vec<EndpointSelector>>,
+    /// Labels every `fromEndpoints` peer of the subject's rules must also have (Cilium 1.18 and
+    /// older; removed in 1.19, docs/semantics.md §1.11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_requires: Option<Vec<EndpointSelector>>,
     /// Peer cloud-provider groups (AWS security groups etc.).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_groups: Option<Vec<Groups>>,
@@ -447,7 +451,7 @@ pub struct IngressRule {
 }
 
 /// One `ingressDeny[]` item (docs/semantics.md §1.4): like [`IngressRule`] but ports only, no L7,
-/// no `authentication`. `fromRequires` (removed in 1.19) is rejected.
+/// no `authentication`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IngressDenyRule {
@@ -470,6 +474,10 @@ pub struct IngressDenyRule {
     /// Peer nodes by node label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_nodes: Option<Vec<EndpointSelector>>,
+    /// Labels every `fromEndpoints` peer of the subject's deny rules must also have (1.18 and
+    /// older).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_requires: Option<Vec<EndpointSelector>>,
     /// Peer cloud-provider groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_groups: Option<Vec<Groups>>,
@@ -484,7 +492,7 @@ pub struct IngressDenyRule {
 /// One `egress[]` allow item (docs/semantics.md §1.5).
 ///
 /// At most one peer field (`to*` other than `toPorts`) per item (docs/semantics.md §1.6).
-/// `toRequires` (removed in 1.19, §1.11) and `auth` (§1.16) are not modelled and therefore rejected.
+/// `auth` (§1.16) is not modelled and therefore rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EgressRule {
@@ -509,6 +517,10 @@ pub struct EgressRule {
     /// Peer nodes by node label (1.16+, needs node selector labels).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_nodes: Option<Vec<EndpointSelector>>,
+    /// Labels every `toEndpoints` peer of the subject's rules must also have (Cilium 1.18 and
+    /// older; removed in 1.19, docs/semantics.md §1.11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_requires: Option<Vec<EndpointSelector>>,
     /// Peer cloud-provider groups (AWS security groups etc.).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_groups: Option<Vec<Groups>>,
@@ -524,7 +536,7 @@ pub struct EgressRule {
 }
 
 /// One `egressDeny[]` item (docs/semantics.md §1.5): like [`EgressRule`] but ports only, no L7,
-/// no `toFQDNs`, no `authentication`. `toRequires` (removed in 1.19) is rejected.
+/// no `toFQDNs`, no `authentication`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EgressDenyRule {
@@ -546,6 +558,10 @@ pub struct EgressDenyRule {
     /// Peer nodes by node label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_nodes: Option<Vec<EndpointSelector>>,
+    /// Labels every `toEndpoints` peer of the subject's deny rules must also have (1.18 and
+    /// older).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_requires: Option<Vec<EndpointSelector>>,
     /// Peer cloud-provider groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_groups: Option<Vec<Groups>>,
@@ -1283,15 +1299,11 @@ specs:
     fn removed_and_misspelt_fields_are_rejected() {
         let cases = [
             (
-                "fromRequires",
+                "fromRequire",
                 CNP_YAML.replace(
                     "- fromEndpoints:",
-                    "- fromRequires: [{}]\n      fromEndpoints:",
+                    "- fromRequire: [{}]\n      fromEndpoints:",
                 ),
-            ),
-            (
-                "toRequires",
-                CNP_YAML.replace("- toFQDNs:", "- toRequires: [{}]\n      toFQDNs:"),
             ),
             (
                 "auth",
@@ -1321,7 +1333,7 @@ specs:
         }
         // The same through the concrete types and JSON.
         let mut json = yaml_to_json(CNP_YAML);
-        json["spec"]["ingress"][0]["fromRequires"] = serde_json::json!([{}]);
+        json["spec"]["ingress"][0]["auth"] = serde_json::json!({});
         assert!(serde_json::from_value::<CiliumNetworkPolicy>(json).is_err());
     }
 
