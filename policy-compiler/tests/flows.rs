@@ -482,3 +482,57 @@ spec:
         "directly to itself: policy applies"
     );
 }
+
+/// Host-network pods have their node's identity (`host` on the node of the other end, else
+/// `remote-node`), also behind a Service; reports name the pod by the port it listens on
+/// (docs/semantics.md §5.1, §12).
+#[test]
+fn host_network_pods_have_their_node_identity_and_are_named() {
+    let inventory = r#"{"kind":"List","items":[
+ {"kind":"Pod","metadata":{"name":"client-a","namespace":"shop","labels":{"app":"client"}},
+  "spec":{"nodeName":"n1","containers":[{"name":"c"}]},"status":{"podIP":"10.0.1.5"}},
+ {"kind":"Pod","metadata":{"name":"client-b","namespace":"shop","labels":{"app":"client"}},
+  "spec":{"nodeName":"n2","containers":[{"name":"c"}]},"status":{"podIP":"10.0.2.5"}},
+ {"kind":"Pod","metadata":{"name":"home-assistant-0","namespace":"home","labels":{"app":"home-assistant"},"ownerReferences":[{"kind":"StatefulSet","name":"home-assistant","controller":true}]},
+  "spec":{"hostNetwork":true,"nodeName":"n1","containers":[{"name":"c","ports":[{"containerPort":8123}]}]},"status":{"podIP":"192.168.1.11"}},
+ {"kind":"Service","metadata":{"name":"home-assistant","namespace":"home"},"spec":{"selector":{"app":"home-assistant"},"clusterIP":"10.96.0.50","ports":[{"port":80,"targetPort":8123,"protocol":"TCP"}]}},
+ {"kind":"Node","metadata":{"name":"n1"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.11"}]}},
+ {"kind":"Node","metadata":{"name":"n2"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.12"}]}}
+]}"#;
+    let inv = Inventory::parse(inventory, DEFAULT_CLUSTER).unwrap();
+    let text = concat!(
+        r#"{"time":"2026-11-20T08:00:00Z","protocol":"tcp","source":{"ip":"10.0.1.5","port":40000},"destination":{"ip":"10.96.0.50","port":80}}"#,
+        "\n",
+        r#"{"time":"2026-11-20T08:00:00Z","protocol":"tcp","source":{"ip":"10.0.2.5","port":40000},"destination":{"ip":"10.96.0.50","port":80}}"#,
+        "\n",
+        r#"{"time":"2026-11-20T08:00:00Z","protocol":"tcp","source":{"ip":"10.0.2.5","port":40001},"destination":{"ip":"192.168.1.11","port":8123}}"#,
+        "\n",
+        r#"{"time":"2026-11-20T08:00:00Z","protocol":"tcp","source":{"ip":"10.0.2.5","port":40002},"destination":{"ip":"192.168.1.11","port":10250}}"#,
+        "\n"
+    );
+    let r = read(text, Some(&inv));
+    assert!(r.set.errors.is_empty(), "{:?}", r.set.errors);
+    let f = &r.set.flows;
+    // Through the Service: the backend's node, on the target port.
+    assert!(
+        f[0].dst.peer.labels.reserved("host"),
+        "{}",
+        f[0].dst.peer.labels
+    );
+    assert_eq!(
+        f[0].dst.display(),
+        "host (home/StatefulSet/home-assistant, host network)"
+    );
+    assert_eq!(f[0].port(), 8123);
+    assert!(f[1].dst.peer.labels.reserved("remote-node"));
+    assert_eq!(
+        f[1].dst.display(),
+        "remote-node (home/StatefulSet/home-assistant, host network)"
+    );
+    // To the node address: named by the port, the kubelet's port is just the node.
+    assert_eq!(
+        f[2].dst.display(),
+        "remote-node (home/StatefulSet/home-assistant, host network)"
+    );
+    assert_eq!(f[3].dst.display(), "remote-node");
+}

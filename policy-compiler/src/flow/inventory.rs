@@ -30,6 +30,8 @@ pub struct Pod {
     pub host_network: bool,
     pub ips: Vec<IpAddr>,
     pub ports: Arc<Vec<NamedPort>>,
+    /// Every container port, named or not (a host-network pod is found by them).
+    pub container_ports: Vec<(u16, Proto)>,
     /// `Deployment/sonarr`, `StatefulSet/postgres`, or `Pod/<name>` without an owner.
     pub workload: String,
     /// The identity labels (§3.2).
@@ -307,9 +309,14 @@ impl Inventory {
             .unwrap_or_else(|| "default".to_owned());
         let ips = pod_ips(obj);
         let mut ports = Vec::new();
+        let mut container_ports = Vec::new();
         for c in field(spec, "containers").as_array().into_iter().flatten() {
             for p in field(c, "ports").as_array().into_iter().flatten() {
-                if let Some((Some(name), port, protocol)) = named_port(p, "containerPort") {
+                let Some((name, port, protocol)) = named_port(p, "containerPort") else {
+                    continue;
+                };
+                container_ports.push((port, protocol));
+                if let Some(name) = name {
                     ports.push(NamedPort {
                         name: name.to_ascii_lowercase(),
                         port,
@@ -340,6 +347,7 @@ impl Inventory {
             host_network: field(spec, "hostNetwork").as_bool().unwrap_or(false),
             ips,
             ports: Arc::new(ports),
+            container_ports,
             identity: Arc::new(identity),
         }
     }
@@ -547,6 +555,18 @@ impl Inventory {
     }
 
     /// A pod as a flow peer.
+    /// The host-network pod that listens on `port` at the node address `ip`: a node address
+    /// on that port stands for it (its traffic carries the node's identity, `host` or
+    /// `remote-node`, docs/semantics.md §5.1).
+    pub fn host_network_pod(&self, ip: IpAddr, port: u16, proto: Proto) -> Option<&Pod> {
+        let node = self.node_by_ip(ip);
+        self.pods
+            .iter()
+            .filter(|p| p.host_network)
+            .filter(|p| p.ips.contains(&ip) || (node.is_some() && p.node.as_deref() == node))
+            .find(|p| p.container_ports.contains(&(port, proto)))
+    }
+
     pub fn pod_peer(&self, pod: &Pod) -> Peer {
         Peer {
             labels: pod.identity.clone(),

@@ -57,6 +57,9 @@ pub struct Endpoint {
     pub workload: Option<Arc<str>>,
     /// A reserved identity's name (`world`, `host`, …) when the endpoint is not a pod.
     pub entity: Option<Arc<str>>,
+    /// The host-network pod a node address stands for (`monitoring/DaemonSet/node-exporter`),
+    /// found by the port it listens on.
+    pub host_pod: Option<Arc<str>>,
 }
 
 impl Endpoint {
@@ -78,6 +81,9 @@ impl Endpoint {
             return format!("{ns}/(unknown pod)");
         }
         let what = self.entity.as_deref().unwrap_or("world").to_owned();
+        if let Some(pod) = &self.host_pod {
+            return format!("{what} ({pod}, host network)");
+        }
         match (self.peer.names.first(), self.peer.ip) {
             (Some(name), _) => format!("{what} ({name})"),
             (None, Some(ip)) if what == "world" => format!("world ({ip})"),
@@ -350,6 +356,9 @@ impl<'i> Reader<'i> {
         match result {
             Ok(Some(mut flow)) => {
                 self.translate_service(&mut flow);
+                let proto = flow.proto;
+                self.host_network_pod(&mut flow.src, proto);
+                self.host_network_pod(&mut flow.dst, proto);
                 self.template_ports(&mut flow.src);
                 self.template_ports(&mut flow.dst);
                 flow.index = self.set.count;
@@ -362,6 +371,21 @@ impl<'i> Reader<'i> {
                 self.error(FlowError { line: number, ..e });
                 None
             }
+        }
+    }
+
+    /// Name the host-network pod a node address stands for, by the port it listens on.
+    fn host_network_pod(&mut self, e: &mut Endpoint, proto: Option<Proto>) {
+        let (Some(inv), Some(ip), Some(port), Some(proto)) =
+            (self.inventory, e.peer.ip, e.port, proto)
+        else {
+            return;
+        };
+        if e.host_pod.is_some() || !e.peer.is_node() {
+            return;
+        }
+        if let Some(pod) = inv.host_network_pod(ip, port, proto) {
+            e.host_pod = Some(self.text(&format!("{}/{}", pod.namespace, pod.workload)));
         }
     }
 
@@ -406,6 +430,32 @@ impl<'i> Reader<'i> {
             None => format!("{}/{} {ip}", svc.namespace, svc.name),
         });
         flow.dst = match backend {
+            // A host-network backend has its node's identity (`host` on the source's node,
+            // else `remote-node`), not a pod's.
+            Backend::Pod(pod) if pod.host_network => {
+                let node = match (&flow.src.namespace, &flow.src.pod) {
+                    (Some(ns), Some(src)) => inv.pod(ns, src).and_then(|p| p.node.as_deref()),
+                    _ => None,
+                };
+                let address = pod.ips.first().copied();
+                let peer = address
+                    .and_then(|ip| inv.classify(ip, node))
+                    .unwrap_or_else(|| Peer {
+                        labels: Arc::new(Reserved::RemoteNode.labels()),
+                        ip: address,
+                        ..Peer::default()
+                    });
+                let entity = entity_name(&peer.labels).map(str::to_owned);
+                Endpoint {
+                    peer,
+                    port,
+                    namespace: None,
+                    pod: None,
+                    workload: None,
+                    entity: entity.map(|e| self.text(&e)),
+                    host_pod: Some(self.text(&format!("{}/{}", pod.namespace, pod.workload))),
+                }
+            }
             Backend::Pod(pod) => {
                 let mut peer = inv.pod_peer(pod);
                 peer.ip = pod.ips.first().copied();
@@ -417,6 +467,7 @@ impl<'i> Reader<'i> {
                     pod: Some(self.text(&pod.name)),
                     workload: Some(self.text(&pod.workload)),
                     entity: None,
+                    host_pod: None,
                 }
             }
             Backend::Address(address) => {
@@ -438,6 +489,7 @@ impl<'i> Reader<'i> {
                     pod: None,
                     workload: None,
                     entity: entity.map(|e| self.text(&e)),
+                    host_pod: None,
                 }
             }
         };
