@@ -536,3 +536,26 @@ fn host_network_pods_have_their_node_identity_and_are_named() {
     );
     assert_eq!(f[3].dst.display(), "remote-node");
 }
+
+/// Cilium merges `kube-apiserver` into the single host identity of the node the API server
+/// runs on: from that node, every address of it is `kube-apiserver` too; from other nodes only
+/// the API server's own address is (cilium/cilium@507103c6 pkg/ipcache/metadata.go:803-826).
+#[test]
+fn the_host_identity_of_the_api_server_node_is_kube_apiserver_everywhere() {
+    let talos = TALOS.replace(
+        r#"{"type":"InternalIP","address":"192.168.1.10"}"#,
+        r#"{"type":"InternalIP","address":"192.168.1.10"},{"type":"InternalIP","address":"fd00::10"}"#,
+    );
+    let inv = Inventory::parse(&talos, DEFAULT_CLUSTER).unwrap();
+    let second: std::net::IpAddr = "fd00::10".parse().unwrap();
+    let local = inv.classify(second, Some("cp-1")).unwrap();
+    assert!(local.labels.reserved("host") && local.labels.reserved("kube-apiserver"));
+    let remote = inv.classify(second, Some("worker-1")).unwrap();
+    assert!(remote.labels.reserved("remote-node"));
+    assert!(!remote.labels.reserved("kube-apiserver"));
+    // A node without the API server: its host is only `host`.
+    let worker = inv
+        .classify("192.168.1.11".parse().unwrap(), Some("worker-1"))
+        .unwrap();
+    assert!(worker.labels.reserved("host") && !worker.labels.reserved("kube-apiserver"));
+}

@@ -158,6 +158,12 @@ pub fn filtered_pod_labels(
 ) -> Labels {
     let mut out = Vec::with_capacity(pod_labels.len() + 4);
     for (k, v) in pod_labels {
+        // Cilium drops a pod's own `io.cilium.k8s*` labels before it adds the namespace,
+        // service account and cluster ones (cilium/cilium@507103c6 pkg/k8s/utils/utils.go:
+        // 195-205).
+        if k.starts_with("io.cilium.k8s") {
+            continue;
+        }
         let dropped = match filter {
             Some(filter) => filter.drops("k8s", k),
             None => crate::objects::label::filtered_from_identity(k).is_some(),

@@ -555,6 +555,13 @@ impl Inventory {
     }
 
     /// A pod as a flow peer.
+    /// Whether an address of the `default/kubernetes` endpoints belongs to `node`.
+    fn apiserver_on(&self, node: &str) -> bool {
+        self.apiserver
+            .iter()
+            .any(|ip| self.node_by_ip(*ip) == Some(node))
+    }
+
     /// The host-network pod that listens on `port` at the node address `ip`: a node address
     /// on that port stands for it (its traffic carries the node's identity, `host` or
     /// `remote-node`, docs/semantics.md §5.1).
@@ -603,7 +610,10 @@ impl Inventory {
             ]),
             (Some(node), _) if Some(node) == local_node => {
                 let mut labels = Reserved::Host.labels();
-                if apiserver {
+                // The local host is one identity: when the API server runs on this node, every
+                // address of the node carries `kube-apiserver` (cilium/cilium@507103c6
+                // pkg/ipcache/metadata.go:803-826 merges the labels into the host identity).
+                if apiserver || self.apiserver_on(node) {
                     labels.insert(Label::new("reserved", Reserved::KubeApiserver.key(), ""));
                 }
                 labels
