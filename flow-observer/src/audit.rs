@@ -38,7 +38,11 @@ impl Audit {
     /// Import the policies under `dir`; any error stops the agent (a half-read policy set
     /// would report wrong drops).
     pub fn load(dir: &Path, inventory: Option<&Inventory>, settings: Settings) -> Result<Self> {
-        let imported = netpol_compiler::engine::policy::import(&Disk, &[dir.to_path_buf()]);
+        let imported = netpol_compiler::engine::policy::import_for(
+            &Disk,
+            &[dir.to_path_buf()],
+            &settings.acceptance(),
+        );
         if imported.diagnostics.has_errors() {
             let text =
                 diagnostic::render_human(&imported.diagnostics, &imported.sources, Style::Plain);
@@ -67,8 +71,11 @@ impl Audit {
         inventory: Option<&Inventory>,
     ) -> Result<()> {
         let fs = netpol_compiler::document::files::Memory::new(documents);
-        let imported =
-            netpol_compiler::engine::policy::import(&fs, &[std::path::PathBuf::from("cluster")]);
+        let imported = netpol_compiler::engine::policy::import_for(
+            &fs,
+            &[std::path::PathBuf::from("cluster")],
+            &self.settings.acceptance(),
+        );
         if imported.diagnostics.has_errors()
             && imported.set.policies.is_empty()
             && imported.set.stats.rejected == 0
