@@ -250,6 +250,17 @@ impl Settings {
             .unwrap_or(Version::NEWEST)
     }
 
+    /// The field of a boolean setting that netpol models, by its ConfigMap key.
+    fn flag_mut(&mut self, key: &str) -> Option<&mut bool> {
+        Some(match key {
+            "policy-audit-mode" => &mut self.audit_mode,
+            "enable-host-firewall" => &mut self.host_firewall,
+            "enable-node-selector-labels" => &mut self.node_selector_labels,
+            "enable-l7-proxy" => &mut self.l7_proxy,
+            _ => return None,
+        })
+    }
+
     /// What these agents accept in policies.
     pub fn acceptance(&self) -> crate::engine::policy::Acceptance {
         crate::engine::policy::Acceptance {
@@ -492,24 +503,11 @@ fn decode(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Set
             // Every policy drop passes and is logged as audited: default deny, deny rules and
             // missing authentication alike (cilium/cilium@507103c6 bpf/lib/policy.h,
             // `policy_can_ingress`/`policy_can_egress` under POLICY_AUDIT_MODE).
-            "policy-audit-mode" => {
-                if let Some(on) = boolean(key.config_map, &text, node, diagnostics) {
-                    settings.audit_mode = on;
-                }
-            }
-            "enable-host-firewall" => {
-                if let Some(on) = boolean(key.config_map, &text, node, diagnostics) {
-                    settings.host_firewall = on;
-                }
-            }
-            "enable-node-selector-labels" => {
-                if let Some(on) = boolean(key.config_map, &text, node, diagnostics) {
-                    settings.node_selector_labels = on;
-                }
-            }
-            "enable-l7-proxy" => {
-                if let Some(on) = boolean(key.config_map, &text, node, diagnostics) {
-                    settings.l7_proxy = on;
+            // `enable-host-firewall`, `enable-node-selector-labels`, `enable-l7-proxy` too.
+            flag if settings.flag_mut(flag).is_some() => {
+                let on = boolean(key.config_map, &text, node, diagnostics);
+                if let (Some(on), Some(field)) = (on, settings.flag_mut(flag)) {
+                    *field = on;
                 }
             }
             // `nodes` gives node addresses CIDR labels (pkg/node/manager/manager.go,

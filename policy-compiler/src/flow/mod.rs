@@ -429,32 +429,18 @@ impl<'i> Reader<'i> {
             Some(p) => format!("{}/{} {ip}:{p}", svc.namespace, svc.name),
             None => format!("{}/{} {ip}", svc.namespace, svc.name),
         });
+        // The source's node tells `host` from `remote-node` for a node address.
+        let src_node = match (&flow.src.namespace, &flow.src.pod) {
+            (Some(ns), Some(src)) => inv.pod(ns, src).and_then(|p| p.node.as_deref()),
+            _ => None,
+        };
         flow.dst = match backend {
             // A host-network backend has its node's identity (`host` on the source's node,
             // else `remote-node`), not a pod's.
             Backend::Pod(pod) if pod.host_network => {
-                let node = match (&flow.src.namespace, &flow.src.pod) {
-                    (Some(ns), Some(src)) => inv.pod(ns, src).and_then(|p| p.node.as_deref()),
-                    _ => None,
-                };
-                let address = pod.ips.first().copied();
-                let peer = address
-                    .and_then(|ip| inv.classify(ip, node))
-                    .unwrap_or_else(|| Peer {
-                        labels: Arc::new(Reserved::RemoteNode.labels()),
-                        ip: address,
-                        ..Peer::default()
-                    });
-                let entity = entity_name(&peer.labels).map(str::to_owned);
-                Endpoint {
-                    peer,
-                    port,
-                    namespace: None,
-                    pod: None,
-                    workload: None,
-                    entity: entity.map(|e| self.text(&e)),
-                    host_pod: Some(self.text(&format!("{}/{}", pod.namespace, pod.workload))),
-                }
+                let mut e = self.address_endpoint(inv, pod.ips.first().copied(), src_node, port);
+                e.host_pod = Some(self.text(&format!("{}/{}", pod.namespace, pod.workload)));
+                e
             }
             Backend::Pod(pod) => {
                 let mut peer = inv.pod_peer(pod);
@@ -470,29 +456,33 @@ impl<'i> Reader<'i> {
                     host_pod: None,
                 }
             }
-            Backend::Address(address) => {
-                // The source's node tells `host` from `remote-node` for a node address.
-                let node = match (&flow.src.namespace, &flow.src.pod) {
-                    (Some(ns), Some(pod)) => inv.pod(ns, pod).and_then(|p| p.node.as_deref()),
-                    _ => None,
-                };
-                let peer = inv.classify(address, node).unwrap_or_else(|| Peer {
-                    labels: Arc::new(Reserved::World.labels()),
-                    ip: Some(address),
-                    ..Peer::default()
-                });
-                let entity = entity_name(&peer.labels).map(str::to_owned);
-                Endpoint {
-                    peer,
-                    port,
-                    namespace: None,
-                    pod: None,
-                    workload: None,
-                    entity: entity.map(|e| self.text(&e)),
-                    host_pod: None,
-                }
-            }
+            Backend::Address(address) => self.address_endpoint(inv, Some(address), src_node, port),
         };
+    }
+
+    /// The endpoint an address stands for, seen from a source on `node`: a node (`host` or
+    /// `remote-node`), the API server, else world.
+    fn address_endpoint(
+        &mut self,
+        inv: &Inventory,
+        address: Option<IpAddr>,
+        node: Option<&str>,
+        port: Option<u16>,
+    ) -> Endpoint {
+        let peer = address
+            .and_then(|ip| inv.classify(ip, node))
+            .unwrap_or_else(|| Peer {
+                labels: Arc::new(Reserved::World.labels()),
+                ip: address,
+                ..Peer::default()
+            });
+        let entity = entity_name(&peer.labels).map(str::to_owned);
+        Endpoint {
+            peer,
+            port,
+            entity: entity.map(|e| self.text(&e)),
+            ..Endpoint::default()
+        }
     }
 
     /// A label set read as texts, built once per distinct list of texts.
