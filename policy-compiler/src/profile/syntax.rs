@@ -704,9 +704,8 @@ impl Decoder<'_> {
             // policy when one does not compile: say so here, at the profile line.
             for (key, pattern) in [("method", &rule.method), ("path", &rule.path)] {
                 let Some(pattern) = pattern else { continue };
-                if let Err(e) = regex::Regex::new(pattern) {
+                if let Err(reason) = crate::objects::go_regex::check(pattern) {
                     let span = fields.get(key).map_or(item.span, |n| n.span);
-                    let reason = crate::diagnostic::regex_reason(&e);
                     self.error(
                         "invalid-http-regex",
                         span,
