@@ -431,3 +431,100 @@ fn http_path_and_method_must_be_regular_expressions() {
     assert_eq!(underlined(&imported, errors[0]), "\"/api/[a-z\"");
     assert_eq!(imported.set.stats.rejected, 1);
 }
+
+/// One invalid object: exactly one error, at `text`, with `message` and a help that starts with
+/// `help`; the object is rejected.
+fn rejects_with(yaml: &str, message: &str, help: &str, text: &str) {
+    rejects(yaml, message, text);
+    let imported = import(&[("p/x.yaml", yaml)]);
+    let d = imported.diagnostics.iter().find(|d| d.is_error()).unwrap();
+    let got = d.help.as_deref().unwrap();
+    assert!(got.starts_with(help), "{yaml}\nhelp: {got}");
+}
+
+/// A valid object: no error, accepted.
+fn accepts(yaml: &str) -> Imported {
+    let imported = import(&[("p/x.yaml", yaml)]);
+    let errors: Vec<&Diagnostic> = imported
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .collect();
+    assert!(errors.is_empty(), "{yaml}\n{errors:#?}");
+    assert_eq!(imported.set.policies.len(), 1, "{yaml}");
+    imported
+}
+
+/// Cilium validates selector keys as `<source>.<key>` (`any.` without a source) with
+/// `ValidateLabelSelector`, `matchExpressions` keys and values included
+/// (cilium/cilium@507103c6 pkg/policy/api/selector.go:280-300, pkg/labels/labels.go:520-537):
+/// `_foo` is `any._foo`, valid; a 60-character key is `any.` + 60 = 64, too long; `k8s:` alone
+/// is `k8s.`, invalid.
+#[test]
+fn sanitize_selector_keys_with_their_source() {
+    let sel = |s: &str| cnp(&format!("  endpointSelector:\n{s}  ingress: [{{}}]\n"));
+    let long = "a".repeat(60);
+    rejects_with(
+        &sel(&format!("    matchLabels: {{{long}: x}}\n")),
+        &format!("invalid label key `{long}`"),
+        "a key is `[source:][prefix/]name`; Cilium checks `<source>.<key>`",
+        "matchLabels",
+    );
+    rejects_with(
+        &sel("    matchExpressions: [{key: \"k8s:\", operator: Exists}]\n"),
+        "invalid label key `k8s:`",
+        "a key is `[source:][prefix/]name`",
+        "\"k8s:\"",
+    );
+    rejects_with(
+        &sel("    matchExpressions: [{key: app, operator: In, values: [\"bad value\"]}]\n"),
+        "invalid label value `bad value`",
+        "label values have at most 63 characters",
+        "\"bad value\"",
+    );
+    accepts(&sel(&format!(
+        "    matchLabels: {{_foo: x, \"k8s:{}\": y}}\n    matchExpressions: [{{key: \"-bar\", operator: Exists}}]\n",
+        "b".repeat(59)
+    )));
+}
+
+/// A NetworkPolicy's selector keys are checked as written by the API server
+/// (`ValidateLabelSelector` in k8s.io/kubernetes pkg/apis/networking/validation): a Cilium
+/// source prefix is not a valid key there.
+#[test]
+fn knp_selector_keys_are_kubernetes_keys() {
+    rejects_with(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: t, namespace: ns}\nspec:\n  podSelector: {matchLabels: {\"k8s:app\": x}}\n",
+        "invalid label key `k8s:app`",
+        "a key is `[prefix/]name`",
+        "matchLabels",
+    );
+}
+
+/// The API server checks `metadata`: a custom resource's or NetworkPolicy's name is a DNS
+/// subdomain (`NameIsDNSSubdomain`: k8s.io/apiextensions-apiserver customresource validator,
+/// `ValidateNetworkPolicyName`), a namespace a DNS label (`ValidateNamespaceName`).
+#[test]
+fn api_server_names_and_namespaces() {
+    rejects_with(
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: Allow_All, namespace: ns}\nspec: {endpointSelector: {}, ingress: [{}]}\n",
+        "invalid CiliumNetworkPolicy name `Allow_All`",
+        "a name is lowercase letters, digits, `-` and `.`",
+        "Allow_All",
+    );
+    rejects_with(
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: t, namespace: my.ns}\nspec: {endpointSelector: {}, ingress: [{}]}\n",
+        "invalid namespace `my.ns`",
+        "a namespace is lowercase letters, digits and `-`",
+        "my.ns",
+    );
+    rejects_with(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: -t, namespace: ns}\nspec: {podSelector: {}}\n",
+        "invalid NetworkPolicy name `-t`",
+        "a name is lowercase letters",
+        "-t",
+    );
+    accepts(
+        "apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: a.b-c}\nspec: {endpointSelector: {}, ingress: [{}]}\n",
+    );
+}

@@ -584,6 +584,12 @@ fn cilium_policy(
             "Cilium requires a name",
         );
     }
+    object_meta(
+        &mut check,
+        kind,
+        &metadata.name,
+        metadata.namespace.as_deref(),
+    );
     let namespace = match kind {
         PolicyKind::Cnp => Some(match metadata.namespace.clone() {
             Some(ns) if !ns.is_empty() => ns,
@@ -632,6 +638,31 @@ fn cilium_policy(
         body: Body::Cilium(rules),
         node: node.clone(),
     })
+}
+
+/// The API server's checks of `metadata`: the name of a custom resource or NetworkPolicy is a
+/// DNS subdomain (`NameIsDNSSubdomain`, k8s.io/apiextensions-apiserver
+/// pkg/registry/customresource/validator.go `ValidateObjectMetaAccessor`;
+/// k8s.io/kubernetes pkg/apis/networking/validation `ValidateNetworkPolicyName`), the namespace
+/// of a namespaced object a DNS label (`ValidateNamespaceName`).
+fn object_meta(check: &mut Check<'_>, kind: PolicyKind, name: &str, namespace: Option<&str>) {
+    if !name.is_empty() && !crate::objects::label::is_dns_subdomain(name) {
+        check.error(
+            &[Step::Key("metadata"), Step::Key("name")],
+            format!("invalid {} name `{name}`", kind.as_str()),
+            "a name is lowercase letters, digits, `-` and `.` (a DNS subdomain of at most 253 characters)",
+        );
+    }
+    if kind != PolicyKind::Ccnp
+        && let Some(ns) = namespace.filter(|ns| !ns.is_empty())
+        && !crate::objects::label::is_dns_label(ns)
+    {
+        check.error(
+            &[Step::Key("metadata"), Step::Key("namespace")],
+            format!("invalid namespace `{ns}`"),
+            "a namespace is lowercase letters, digits and `-` (a DNS label of at most 63 characters)",
+        );
+    }
 }
 
 fn source_annotation(meta: &crate::objects::cilium::ObjectMeta) -> Option<String> {
@@ -881,10 +912,20 @@ fn sanitize_rule(check: &mut Check<'_>, kind: PolicyKind, rule: &Rule, base: &[S
         );
     }
     if let Some(sel) = &rule.endpoint_selector {
-        selector(check, sel, &join(base, &[Step::Key("endpointSelector")]));
+        selector(
+            check,
+            sel,
+            &join(base, &[Step::Key("endpointSelector")]),
+            Keys::Cilium,
+        );
     }
     if let Some(sel) = &rule.node_selector {
-        selector(check, sel, &join(base, &[Step::Key("nodeSelector")]));
+        selector(
+            check,
+            sel,
+            &join(base, &[Step::Key("nodeSelector")]),
+            Keys::Cilium,
+        );
     }
     let non_empty = [
         rule.ingress.as_ref().is_some_and(|v| !v.is_empty()),
@@ -942,7 +983,12 @@ fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>],
         match field {
             PeerField::Endpoints(sels) | PeerField::Nodes(sels) => {
                 for (i, sel) in sels.iter().enumerate() {
-                    selector(check, sel, &join(&field_path, &[Step::Index(i)]));
+                    selector(
+                        check,
+                        sel,
+                        &join(&field_path, &[Step::Index(i)]),
+                        Keys::Cilium,
+                    );
                 }
                 if matches!(field, PeerField::Nodes(_)) {
                     check.error_at_key(
@@ -1003,6 +1049,7 @@ fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>],
                             check,
                             &sel.selector,
                             &join(&p, &[Step::Key("k8sServiceSelector"), Step::Key("selector")]),
+                            Keys::Schema,
                         ),
                         (Some(_), None) => {}
                     }
@@ -1335,12 +1382,20 @@ fn cidr_rule(check: &mut Check<'_>, r: &CidrRule, path: &[Step<'static>]) {
         r.cidr_group_selector.is_some(),
     ];
     if let Some(group) = &r.cidr_group_ref
-        && (group.len() > 253 || !group.split('.').all(crate::objects::label::is_dns_label))
+        && !crate::objects::label::is_dns_subdomain(group)
     {
         check.error(
             &join(path, &[Step::Key("cidrGroupRef")]),
             format!("invalid CiliumCIDRGroup name `{group}`"),
             "a name is lowercase letters, digits, `-` and `.` (a DNS subdomain)",
+        );
+    }
+    if let Some(sel) = &r.cidr_group_selector {
+        selector(
+            check,
+            sel,
+            &join(path, &[Step::Key("cidrGroupSelector")]),
+            Keys::CidrGroup,
         );
     }
     if set.iter().filter(|b| **b).count() != 1 {
@@ -1386,15 +1441,66 @@ pub fn parse_cidr(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>().ok()
 }
 
-/// A label selector, after Cilium's key conversion (docs/semantics.md §1.3, §3.1).
-fn selector(check: &mut Check<'_>, sel: &EndpointSelector, path: &[Step<'static>]) {
+/// How the keys of a label selector are read and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    /// Cilium's `EndpointSelector.Sanitize`: each key becomes `<source>.<key>` (`any.` when it
+    /// names no source, `reserved.` for `$key`; anything from a `=` on is dropped) and that is
+    /// validated with `ValidateLabelSelector` (cilium/cilium@507103c6 pkg/policy/api/
+    /// selector.go:280-300, pkg/labels/labels.go:520-537, 804-822).
+    Cilium,
+    /// `cidrGroupSelector`: `cidrgroup.` before each key, then validated alike
+    /// (`SanitizeWithKeyExtender`, pkg/policy/api/rule_validation.go `CIDRRule.sanitize`).
+    CidrGroup,
+    /// The API server's checks of a NetworkPolicy: keys as written.
+    Kubernetes,
+    /// `k8sServiceSelector`, which Cilium does not sanitize: only the CRD's pattern on the
+    /// values of `matchLabels`.
+    Schema,
+}
+
+/// A selector key as Cilium validates it: `labels.GetExtendedKeyFrom`.
+fn extended_key(key: &str) -> String {
+    let (source, rest) = if let Some(rest) = key.strip_prefix('$') {
+        ("reserved", rest)
+    } else if let Some((source, rest)) = key.split_once(':') {
+        (source, rest)
+    } else if let Some(rest) = key.strip_prefix("reserved.") {
+        ("reserved", rest)
+    } else {
+        ("", key)
+    };
+    let source = if source.is_empty() { "any" } else { source };
+    let rest = rest.split_once('=').map_or(rest, |(k, _)| k);
+    format!("{source}.{rest}")
+}
+
+/// A label selector (docs/semantics.md §1.3, §3.1): `ValidateLabelSelector` of the keys as
+/// `keys` says, the values of `matchLabels` and `matchExpressions` as label values, and the
+/// operators' `values`.
+fn selector(check: &mut Check<'_>, sel: &EndpointSelector, path: &[Step<'static>], keys: Keys) {
+    let checked_key = |key: &str| match keys {
+        Keys::Cilium => Some(extended_key(key)),
+        Keys::CidrGroup => Some(format!("cidrgroup.{key}")),
+        Keys::Kubernetes => Some(key.to_owned()),
+        Keys::Schema => None,
+    };
+    let key_help = match keys {
+        Keys::Kubernetes => {
+            "a key is `[prefix/]name`: a name of at most 63 letters, digits, `-`, `_`, `.` that starts and ends with a letter or digit"
+        }
+        _ => {
+            "a key is `[source:][prefix/]name`; Cilium checks `<source>.<key>` (`any.<key>` without a source) as a Kubernetes label key of at most 63 characters before the `/`"
+        }
+    };
     for (key, value) in sel.match_labels.iter().flatten() {
-        let bare = key.split_once(':').map_or(key.as_str(), |(_, k)| k);
-        if !bare.is_empty() && crate::objects::label::check_key(bare).is_err() {
+        if let Some(k) = checked_key(key)
+            && crate::objects::label::check_key(&k).is_err()
+        {
             check.error_at_key(
                 &join(path, &[Step::Key("matchLabels")]),
                 format!("invalid label key `{key}`"),
-                "a key is `[prefix/]name` with an optional `source:` in front",
+                key_help,
             );
         }
         if crate::objects::label::check_value(value).is_err() {
@@ -1407,6 +1513,9 @@ fn selector(check: &mut Check<'_>, sel: &EndpointSelector, path: &[Step<'static>
     }
     for (i, req) in sel.match_expressions.iter().flatten().enumerate() {
         let p = join(path, &[Step::Key("matchExpressions"), Step::Index(i)]);
+        if keys == Keys::Schema {
+            continue;
+        }
         let values = req.values.as_deref().unwrap_or_default();
         match req.operator {
             SelectorOperator::In | SelectorOperator::NotIn if values.is_empty() => check.error(
@@ -1422,6 +1531,24 @@ fn selector(check: &mut Check<'_>, sel: &EndpointSelector, path: &[Step<'static>
                 )
             }
             _ => {}
+        }
+        if let Some(k) = checked_key(&req.key)
+            && crate::objects::label::check_key(&k).is_err()
+        {
+            check.error(
+                &join(&p, &[Step::Key("key")]),
+                format!("invalid label key `{}`", req.key),
+                key_help,
+            );
+        }
+        for (j, value) in values.iter().enumerate() {
+            if crate::objects::label::check_value(value).is_err() {
+                check.error(
+                    &join(&p, &[Step::Key("values"), Step::Index(j)]),
+                    format!("invalid label value `{value}`"),
+                    "label values have at most 63 characters: letters, digits, `-`, `_`, `.`",
+                );
+            }
         }
     }
 }
@@ -1440,6 +1567,12 @@ fn knp_policy(
             "the API server requires a name",
         );
     }
+    object_meta(
+        &mut check,
+        PolicyKind::Knp,
+        &p.metadata.name,
+        p.metadata.namespace.as_deref(),
+    );
     let namespace = match p.metadata.namespace.clone() {
         Some(ns) if !ns.is_empty() => ns,
         _ => {
@@ -1456,6 +1589,7 @@ fn knp_policy(
         &mut check,
         &p.spec.pod_selector,
         &join(&spec_path, &[Step::Key("podSelector")]),
+        Keys::Kubernetes,
     );
     for (i, r) in p.spec.ingress.iter().flatten().enumerate() {
         let base = join(&spec_path, &[Step::Key("ingress"), Step::Index(i)]);
@@ -1511,10 +1645,20 @@ fn knp_peers(check: &mut Check<'_>, peers: Option<&[NetworkPolicyPeer]>, path: &
             _ => {}
         }
         if let Some(sel) = &peer.pod_selector {
-            selector(check, sel, &join(&p, &[Step::Key("podSelector")]));
+            selector(
+                check,
+                sel,
+                &join(&p, &[Step::Key("podSelector")]),
+                Keys::Kubernetes,
+            );
         }
         if let Some(sel) = &peer.namespace_selector {
-            selector(check, sel, &join(&p, &[Step::Key("namespaceSelector")]));
+            selector(
+                check,
+                sel,
+                &join(&p, &[Step::Key("namespaceSelector")]),
+                Keys::Kubernetes,
+            );
         }
         if let Some(block) = &peer.ip_block {
             let bp = join(&p, &[Step::Key("ipBlock")]);
