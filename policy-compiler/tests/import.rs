@@ -528,3 +528,70 @@ fn api_server_names_and_namespaces() {
         "apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: a.b-c}\nspec: {endpointSelector: {}, ingress: [{}]}\n",
     );
 }
+
+/// `serverNames` is a set (`+listType=set`, the API server refuses a "Duplicate value"), has
+/// `minItems: 1` with or without `rules`, and each name matches
+/// `^(\*?\*\.)?([-a-zA-Z0-9_]+\.?)+$`: one trailing dot at most (cilium/cilium@507103c6
+/// pkg/policy/api/l4.go:186-227).
+#[test]
+fn crd_server_names() {
+    let tls = "  endpointSelector: {}\n  egress:\n    - toPorts:\n        - ports: [{port: \"443\", protocol: TCP}]\n";
+    rejects_with(
+        &cnp(&format!(
+            "{tls}          serverNames: [a.com, b.com, a.com]\n"
+        )),
+        "duplicate server name `a.com`",
+        "`serverNames` is a set: list each name once",
+        "a.com",
+    );
+    rejects_with(
+        &cnp(&format!(
+            "{tls}          serverNames: []\n          terminatingTLS: {{secret: {{name: s}}}}\n          rules: {{http: [{{method: GET}}]}}\n"
+        )),
+        "empty `serverNames`",
+        "list at least one server name, or remove `serverNames`",
+        "[]",
+    );
+    rejects_with(
+        &cnp(&format!("{tls}          serverNames: [\"a.com..\"]\n")),
+        "invalid server name `a.com..`",
+        "a TLS server name is a DNS name",
+        "\"a.com..\"",
+    );
+    accepts(&cnp(&format!(
+        "{tls}          serverNames: [\"a.com.\", \"*.b.com\", \"**.c.com\"]\n"
+    )));
+}
+
+/// `matchName` and `matchPattern` match `^([-a-zA-Z0-9_]+[.]?)+$` (with `*` for patterns):
+/// at most one trailing dot, not empty, not `.` (cilium/cilium@507103c6 pkg/policy/api/fqdn.go,
+/// the markers of `FQDNSelector`).
+#[test]
+fn crd_fqdn_trailing_dots_and_empty_patterns() {
+    let fqdn = |sel: &str| {
+        cnp(&format!(
+            "  endpointSelector: {{}}\n  egress:\n    - toFQDNs: [{sel}]\n"
+        ))
+    };
+    rejects_with(
+        &fqdn("{matchName: \"a.com..\"}"),
+        "invalid DNS name `a.com..`",
+        "letters, digits, `-` and `_` between single dots, at most one trailing dot",
+        "\"a.com..\"",
+    );
+    rejects_with(
+        &fqdn("{matchPattern: \"\"}"),
+        "invalid DNS pattern ``",
+        "letters, digits, `-`, `_` and `*` between single dots",
+        "\"\"",
+    );
+    rejects_with(
+        &fqdn("{matchPattern: \".\"}"),
+        "invalid DNS pattern `.`",
+        "letters, digits, `-`, `_` and `*` between single dots",
+        "\".\"",
+    );
+    accepts(&fqdn(
+        "{matchName: \"a.com.\"}, {matchPattern: \"*.\"}, {matchPattern: \"*\"}",
+    ));
+}

@@ -1110,19 +1110,7 @@ fn port_rule(
     host: bool,
 ) {
     let ports = pv.ports.unwrap_or_default();
-    for (j, name) in pv.server_names.unwrap_or_default().iter().enumerate() {
-        let bare = name
-            .strip_prefix("**.")
-            .or_else(|| name.strip_prefix("*."))
-            .unwrap_or(name);
-        if name.len() > 255 || crate::objects::fqdn::parse(bare).is_err() || bare.contains('*') {
-            check.error(
-                &join(path, &[Step::Key("serverNames"), Step::Index(j)]),
-                format!("invalid server name `{name}`"),
-                "a TLS server name is a DNS name, optionally starting with `*.` or `**.`",
-            );
-        }
-    }
+    server_names(check, pv.server_names, path);
     if ports.len() > 40 {
         check.error(
             &join(path, &[Step::Key("ports")]),
@@ -1190,13 +1178,6 @@ fn port_rule(
         }
     }
     let Some(rules) = pv.rules else {
-        if pv.server_names.is_some_and(<[String]>::is_empty) {
-            check.error(
-                &join(path, &[Step::Key("serverNames")]),
-                "empty `serverNames`",
-                "list at least one server name",
-            );
-        }
         return;
     };
     let rp = join(path, &[Step::Key("rules")]);
@@ -1345,6 +1326,40 @@ fn port_rule(
     }
 }
 
+/// `toPorts[].serverNames` as the CRD has them: `minItems: 1`, `x-kubernetes-list-type: set`
+/// (no value twice: "Duplicate value"), each name at most 255 characters matching
+/// `^(\*?\*\.)?([-a-zA-Z0-9_]+\.?)+$` (cilium/cilium@507103c6 pkg/policy/api/l4.go:186-227).
+fn server_names(check: &mut Check<'_>, names: Option<&[String]>, path: &[Step<'static>]) {
+    let Some(names) = names else { return };
+    let sp = join(path, &[Step::Key("serverNames")]);
+    if names.is_empty() {
+        check.error(
+            &sp,
+            "empty `serverNames`",
+            "list at least one server name, or remove `serverNames`",
+        );
+    }
+    for (j, name) in names.iter().enumerate() {
+        let bare = name
+            .strip_prefix("**.")
+            .or_else(|| name.strip_prefix("*."))
+            .unwrap_or(name);
+        if name.chars().count() > 255 || !crate::objects::fqdn::matches_crd_pattern(bare, false) {
+            check.error(
+                &join(&sp, &[Step::Index(j)]),
+                format!("invalid server name `{name}`"),
+                "a TLS server name is a DNS name, optionally starting with `*.` or `**.`",
+            );
+        } else if names.iter().take(j).any(|n| n == name) {
+            check.error(
+                &join(&sp, &[Step::Index(j)]),
+                format!("duplicate server name `{name}`"),
+                "`serverNames` is a set: list each name once",
+            );
+        }
+    }
+}
+
 fn fqdn_selector(check: &mut Check<'_>, sel: &FqdnSelector, path: &[Step<'static>]) {
     match (&sel.match_name, &sel.match_pattern) {
         (Some(_), Some(_)) | (None, None) => check.error(
@@ -1353,22 +1368,20 @@ fn fqdn_selector(check: &mut Check<'_>, sel: &FqdnSelector, path: &[Step<'static
             "use `matchName` for one name, `matchPattern` for wildcards",
         ),
         (Some(name), None) => {
-            if name.contains('*') || crate::objects::fqdn::parse(name).is_err() {
+            if !crate::objects::fqdn::matches_crd_pattern(name, false) {
                 check.error(
                     &join(path, &[Step::Key("matchName")]),
                     format!("invalid DNS name `{name}`"),
-                    "letters, digits, `-` and `_` between dots; use `matchPattern` for wildcards",
+                    "letters, digits, `-` and `_` between single dots, at most one trailing dot and 255 characters; use `matchPattern` for wildcards",
                 );
             }
         }
         (None, Some(pattern)) => {
-            if !pattern.trim_end_matches('.').chars().all(|c| c == '*')
-                && crate::objects::fqdn::parse(pattern).is_err()
-            {
+            if !crate::objects::fqdn::matches_crd_pattern(pattern, true) {
                 check.error(
                     &join(path, &[Step::Key("matchPattern")]),
                     format!("invalid DNS pattern `{pattern}`"),
-                    "letters, digits, `-`, `_` and `*` between dots",
+                    "letters, digits, `-`, `_` and `*` between single dots, at most one trailing dot and 255 characters",
                 );
             }
         }
