@@ -424,8 +424,8 @@ fn http_path_and_method_must_be_regular_expressions() {
     assert_eq!(
         messages,
         [
-            "`path` is not a valid regular expression: unclosed character class",
-            "`method` is not a valid regular expression: unclosed group",
+            "`path` is not a valid regular expression: missing closing ]: `[a-z`",
+            "`method` is not a valid regular expression: missing closing )",
         ]
     );
     assert_eq!(underlined(&imported, errors[0]), "\"/api/[a-z\"");
@@ -442,6 +442,18 @@ fn rejects_with(yaml: &str, message: &str, help: &str, text: &str) {
     assert!(got.starts_with(help), "{yaml}\nhelp: {got}");
 }
 
+/// Every error of one invalid object, in order: (message, underlined text).
+fn errors_of(yaml: &str) -> Vec<(String, String)> {
+    let imported = import(&[("p/x.yaml", yaml)]);
+    assert!(imported.set.policies.is_empty(), "{yaml}");
+    imported
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| (d.message.clone(), underlined(&imported, d)))
+        .collect()
+}
+
 /// A valid object: no error, accepted.
 fn accepts(yaml: &str) -> Imported {
     let imported = import(&[("p/x.yaml", yaml)]);
@@ -453,6 +465,136 @@ fn accepts(yaml: &str) -> Imported {
     assert!(errors.is_empty(), "{yaml}\n{errors:#?}");
     assert_eq!(imported.set.policies.len(), 1, "{yaml}");
     imported
+}
+
+fn egress_port(rules: &str) -> String {
+    cnp(&format!(
+        "  endpointSelector: {{}}\n  egress:\n    - toPorts:\n        - ports: [{{port: \"80\", protocol: TCP}}]\n{rules}"
+    ))
+}
+
+/// `rules: {}` names no L7 protocol: the CRD's `oneOf` on `rules` (http, kafka, dns, l7proto)
+/// finds none valid (cilium/cilium@507103c6 pkg/policy/api/l4.go:281-314, `L7Rules`).
+#[test]
+fn crd_rules_naming_no_protocol() {
+    rejects_with(
+        &egress_port("          rules: {}\n"),
+        "`rules` names no L7 protocol",
+        "set one of `http`, `kafka`, `dns` or `l7proto`, or remove `rules`",
+        "rules",
+    );
+}
+
+/// Kafka rules: `role` with `apiKey`, an API key not in `APIKeyMap` (numbers included), an
+/// `apiVersion` that `strconv.ParseInt(v, 10, 16)` refuses or that is negative, a topic over
+/// 255 characters or outside `[a-zA-Z0-9\\._\\-]` (cilium/proxy pkg/policy/api/kafka/kafka.go
+/// `PortRule.Sanitize`, vendored in cilium/cilium@507103c6). All errors are reported.
+#[test]
+fn sanitize_kafka_rules() {
+    let long = "t".repeat(256);
+    let yaml = egress_port(&format!(
+        "          rules:\n            kafka:\n              - {{role: produce, apiKey: fetch}}\n              - {{apiKey: \"0\"}}\n              - {{apiKey: producer}}\n              - {{apiVersion: \"-1\"}}\n              - {{apiVersion: \"32768\"}}\n              - {{topic: \"a b\"}}\n              - {{topic: {long}}}\n"
+    ));
+    let errors = errors_of(&yaml);
+    let expected: Vec<(String, String)> = [
+        ("`role` and `apiKey` cannot both be set", "apiKey"),
+        ("unknown Kafka API key `0`", "\"0\""),
+        ("unknown Kafka API key `producer`", "producer"),
+        ("invalid Kafka `apiVersion` `-1`", "\"-1\""),
+        ("invalid Kafka `apiVersion` `32768`", "\"32768\""),
+        ("invalid Kafka topic `a b`", "\"a b\""),
+        (
+            "the Kafka topic is longer than 255 characters",
+            long.as_str(),
+        ),
+    ]
+    .iter()
+    .map(|(m, t)| ((*m).to_owned(), (*t).to_owned()))
+    .collect();
+    assert_eq!(errors, expected);
+    rejects_with(
+        &egress_port("          rules: {kafka: [{apiKey: \"1\"}]}\n"),
+        "unknown Kafka API key `1`",
+        "use an API key name such as `produce`, `fetch` or `metadata`",
+        "\"1\"",
+    );
+}
+
+/// What Kafka's `Sanitize` lets through: API key names in any case, `+7` (`ParseInt` takes a
+/// sign), a topic with `\` (the raw string `[a-zA-Z0-9\\._\\-]` holds a backslash), and any
+/// `clientID`, which is not checked.
+#[test]
+fn sanitize_kafka_rules_accepted() {
+    accepts(&egress_port(
+        "          rules:\n            kafka:\n              - {apiKey: FETCH, apiVersion: \"+7\", topic: 'a\\b.c_d-e', clientID: \"any thing\"}\n              - {role: consume, topic: orders}\n",
+    ));
+}
+
+/// `serverNames` is a set (`+listType=set`, the API server refuses a "Duplicate value"), has
+/// `minItems: 1` with or without `rules`, and each name matches
+/// `^(\*?\*\.)?([-a-zA-Z0-9_]+\.?)+$`: one trailing dot at most (cilium/cilium@507103c6
+/// pkg/policy/api/l4.go:186-227).
+#[test]
+fn crd_server_names() {
+    let tls = "  endpointSelector: {}\n  egress:\n    - toPorts:\n        - ports: [{port: \"443\", protocol: TCP}]\n";
+    rejects_with(
+        &cnp(&format!(
+            "{tls}          serverNames: [a.com, b.com, a.com]\n"
+        )),
+        "duplicate server name `a.com`",
+        "`serverNames` is a set: list each name once",
+        "a.com",
+    );
+    rejects_with(
+        &cnp(&format!(
+            "{tls}          serverNames: []\n          terminatingTLS: {{secret: {{name: s}}}}\n          rules: {{http: [{{method: GET}}]}}\n"
+        )),
+        "empty `serverNames`",
+        "list at least one server name, or remove `serverNames`",
+        "[]",
+    );
+    rejects_with(
+        &cnp(&format!("{tls}          serverNames: [\"a.com..\"]\n")),
+        "invalid server name `a.com..`",
+        "a TLS server name is a DNS name",
+        "\"a.com..\"",
+    );
+    accepts(&cnp(&format!(
+        "{tls}          serverNames: [\"a.com.\", \"*.b.com\", \"**.c.com\"]\n"
+    )));
+}
+
+/// `matchName` and `matchPattern` match `^([-a-zA-Z0-9_]+[.]?)+$` (with `*` for patterns):
+/// at most one trailing dot, not empty, not `.` (cilium/cilium@507103c6 pkg/policy/api/fqdn.go,
+/// the markers of `FQDNSelector`).
+#[test]
+fn crd_fqdn_trailing_dots_and_empty_patterns() {
+    let fqdn = |sel: &str| {
+        cnp(&format!(
+            "  endpointSelector: {{}}\n  egress:\n    - toFQDNs: [{sel}]\n"
+        ))
+    };
+    rejects_with(
+        &fqdn("{matchName: \"a.com..\"}"),
+        "invalid DNS name `a.com..`",
+        "letters, digits, `-` and `_` between single dots, at most one trailing dot",
+        "\"a.com..\"",
+    );
+    rejects_with(
+        &fqdn("{matchPattern: \"\"}"),
+        "invalid DNS pattern ``",
+        "letters, digits, `-`, `_` and `*` between single dots",
+        "\"\"",
+    );
+    rejects_with(
+        &fqdn("{matchPattern: \".\"}"),
+        "invalid DNS pattern `.`",
+        "letters, digits, `-`, `_` and `*` between single dots",
+        "\".\"",
+    );
+    accepts(&fqdn(
+        "{matchName: \"a.com.\"}, {matchPattern: \"*.\"}, {matchPattern: \"*\"}",
+    ));
 }
 
 /// Cilium validates selector keys as `<source>.<key>` (`any.` without a source) with
@@ -529,69 +671,101 @@ fn api_server_names_and_namespaces() {
     );
 }
 
-/// `serverNames` is a set (`+listType=set`, the API server refuses a "Duplicate value"), has
-/// `minItems: 1` with or without `rules`, and each name matches
-/// `^(\*?\*\.)?([-a-zA-Z0-9_]+\.?)+$`: one trailing dot at most (cilium/cilium@507103c6
-/// pkg/policy/api/l4.go:186-227).
+/// `headerMatches[].secret` needs a name ("Secret name missing", cilium/cilium@507103c6
+/// pkg/policy/api/http.go:148-150).
 #[test]
-fn crd_server_names() {
-    let tls = "  endpointSelector: {}\n  egress:\n    - toPorts:\n        - ports: [{port: \"443\", protocol: TCP}]\n";
+fn sanitize_header_match_secret_name() {
     rejects_with(
-        &cnp(&format!(
-            "{tls}          serverNames: [a.com, b.com, a.com]\n"
-        )),
-        "duplicate server name `a.com`",
-        "`serverNames` is a set: list each name once",
-        "a.com",
-    );
-    rejects_with(
-        &cnp(&format!(
-            "{tls}          serverNames: []\n          terminatingTLS: {{secret: {{name: s}}}}\n          rules: {{http: [{{method: GET}}]}}\n"
-        )),
-        "empty `serverNames`",
-        "list at least one server name, or remove `serverNames`",
-        "[]",
-    );
-    rejects_with(
-        &cnp(&format!("{tls}          serverNames: [\"a.com..\"]\n")),
-        "invalid server name `a.com..`",
-        "a TLS server name is a DNS name",
-        "\"a.com..\"",
-    );
-    accepts(&cnp(&format!(
-        "{tls}          serverNames: [\"a.com.\", \"*.b.com\", \"**.c.com\"]\n"
-    )));
-}
-
-/// `matchName` and `matchPattern` match `^([-a-zA-Z0-9_]+[.]?)+$` (with `*` for patterns):
-/// at most one trailing dot, not empty, not `.` (cilium/cilium@507103c6 pkg/policy/api/fqdn.go,
-/// the markers of `FQDNSelector`).
-#[test]
-fn crd_fqdn_trailing_dots_and_empty_patterns() {
-    let fqdn = |sel: &str| {
-        cnp(&format!(
-            "  endpointSelector: {{}}\n  egress:\n    - toFQDNs: [{sel}]\n"
-        ))
-    };
-    rejects_with(
-        &fqdn("{matchName: \"a.com..\"}"),
-        "invalid DNS name `a.com..`",
-        "letters, digits, `-` and `_` between single dots, at most one trailing dot",
-        "\"a.com..\"",
-    );
-    rejects_with(
-        &fqdn("{matchPattern: \"\"}"),
-        "invalid DNS pattern ``",
-        "letters, digits, `-`, `_` and `*` between single dots",
+        &egress_port(
+            "          rules: {http: [{headerMatches: [{name: X-Token, secret: {name: \"\"}}]}]}\n",
+        ),
+        "a header match's `secret` needs a `name`",
+        "name the Kubernetes Secret",
         "\"\"",
     );
+}
+
+/// `l7` rules: a key may not be empty ("Empty key not allowed", pkg/policy/api/l7.go:21-29),
+/// and `l7proto: ""` is as if absent (`pr.L7 != nil && pr.L7Proto == ""`,
+/// pkg/policy/api/rule_validation.go `L7Rules.sanitize`).
+#[test]
+fn sanitize_l7_keys_and_empty_l7proto() {
     rejects_with(
-        &fqdn("{matchPattern: \".\"}"),
-        "invalid DNS pattern `.`",
-        "letters, digits, `-`, `_` and `*` between single dots",
-        "\".\"",
+        &egress_port("          rules: {l7proto: myproto, l7: [{\"\": x}]}\n"),
+        "an `l7` rule has an empty key",
+        "give every key/value pair of an `l7` rule a key",
+        "{\"\": x}",
     );
-    accepts(&fqdn(
-        "{matchName: \"a.com.\"}, {matchPattern: \"*.\"}, {matchPattern: \"*\"}",
+    rejects_with(
+        &egress_port("          rules: {l7proto: \"\", l7: [{a: b}]}\n"),
+        "`l7` requires `l7proto`",
+        "name the proxylib parser in `l7proto`",
+        "l7",
+    );
+}
+
+/// `log.value` matches the CRD's `^\PC*$`: no character of Unicode's "Other" categories,
+/// format characters such as U+200B included, not only control characters.
+#[test]
+fn crd_log_value_has_no_other_characters() {
+    rejects_with(
+        &cnp("  endpointSelector: {}\n  ingress: [{}]\n  log: {value: \"a\\u200bb\"}\n"),
+        "`log.value` `a\\u{200b}b` is longer than 32 characters or not printable",
+        "use at most 32 printable characters",
+        "\"a\\u200bb\"",
+    );
+}
+
+/// HTTP `path` and `method` are Go regular expressions (`regexp.Compile`, pkg/policy/api/
+/// http.go:121-134): a `{` that starts no repeat count is a literal and `\Q…\E` quotes, so
+/// `/api/{id}` is valid; stacked repetitions and counts above 1000 are not.
+#[test]
+fn http_regexes_follow_go() {
+    accepts(&egress_port(
+        "          rules: {http: [{path: \"/api/{id}\", method: \"GET|POST\"}, {path: '/files/\\Q*.txt\\E'}]}\n",
     ));
+    rejects_with(
+        &egress_port("          rules: {http: [{path: \"/.*+\"}]}\n"),
+        "`path` is not a valid regular expression: invalid nested repetition operator: `*+`",
+        "Cilium compiles `path` and `method` as Go (RE2) regular expressions",
+        "\"/.*+\"",
+    );
+    rejects_with(
+        &egress_port("          rules: {http: [{path: \"/a{1001}\"}]}\n"),
+        "`path` is not a valid regular expression: invalid repeat count: `{1001}`",
+        "Cilium compiles `path` and `method`",
+        "\"/a{1001}\"",
+    );
+}
+
+/// Empty rule lists are no L7 rules: `L7Rules.IsEmpty` sums the lengths of `http`, `kafka`,
+/// `dns` and `l7` (pkg/policy/api/l4.go:316-328), so the L7 checks (TCP only, no port 0) do
+/// not run, and the parser is chosen by `len(...) > 0` (pkg/policy/l4.go:1004-1025): plain L4.
+#[test]
+fn empty_rule_lists_are_no_l7_rules() {
+    use netpol_compiler::engine::entry;
+    let imported = accepts(&cnp(
+        "  endpointSelector: {}\n  egress:\n    - toPorts:\n        - ports: [{port: \"0\", protocol: ANY}]\n          rules: {http: []}\n",
+    ));
+    let entries = entry::build(&imported.set, None, &Settings::default());
+    assert_eq!(entries.entries[0].l7, None);
+}
+
+/// On host egress Cilium refuses HTTP and Kafka rules only; `l7proto` and DNS rules pass
+/// (`l7EgressSupport` in `EgressRule.sanitize`, cilium/cilium@507103c6
+/// pkg/policy/api/rule_validation.go:300-340).
+#[test]
+fn host_egress_l7proto_is_accepted() {
+    let host = |rules: &str| {
+        format!(
+            "apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {{name: h}}\nspec:\n  nodeSelector: {{}}\n  egress:\n    - toPorts:\n        - ports: [{{port: \"80\", protocol: TCP}}]\n          rules: {rules}\n"
+        )
+    };
+    accepts(&host("{l7proto: myproto, l7: [{a: b}]}"));
+    rejects_with(
+        &host("{http: [{method: GET}]}"),
+        "HTTP rules are not allowed on egress of a host policy",
+        "host policies allow DNS and `l7proto` rules on egress",
+        "{http: [{method: GET}]}",
+    );
 }

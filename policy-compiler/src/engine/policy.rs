@@ -25,7 +25,7 @@ use crate::engine::settings::Version;
 use crate::objects::cilium::{
     Authentication, CidrRule, CiliumClusterwideNetworkPolicy, CiliumNetworkPolicy,
     EndpointSelector, Entity, FqdnSelector, Groups, IcmpFamily, IcmpRule, IcmpType, L7Rules,
-    PortProtocol, Protocol, Rule, SelectorOperator, Service,
+    PortProtocol, PortRuleHttp, PortRuleKafka, Protocol, Rule, SelectorOperator, Service,
 };
 use crate::objects::kubernetes::{
     self, IntOrString, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort,
@@ -940,13 +940,18 @@ fn sanitize_rule(check: &mut Check<'_>, kind: PolicyKind, rule: &Rule, base: &[S
             "an empty list does not count; Cilium rejects a rule without rules (docs/semantics.md §1.2)",
         );
     }
+    // The CRD: `maxLength: 32` and `pattern: ^\PC*$`, no character of Unicode's "Other"
+    // categories (control, format, private use, surrogate), as Go's `unicode.C` has them.
     if let Some(value) = rule.log.as_ref().and_then(|l| l.value.as_ref())
-        && (value.chars().count() > 32 || value.chars().any(char::is_control))
+        && (value.chars().count() > 32 || has_other_category(value))
     {
         check.error(
             &join(base, &[Step::Key("log"), Step::Key("value")]),
-            format!("`log.value` `{value}` is longer than 32 characters or not printable"),
-            "use at most 32 printable characters",
+            format!(
+                "`log.value` `{}` is longer than 32 characters or not printable",
+                value.escape_debug()
+            ),
+            "use at most 32 printable characters (no control, format or private-use characters)",
         );
     }
     let host = rule.node_selector.is_some();
@@ -954,6 +959,15 @@ fn sanitize_rule(check: &mut Check<'_>, kind: PolicyKind, rule: &Rule, base: &[S
         let path = join(base, &item.path());
         sanitize_item(check, &item, &path, host);
     }
+}
+
+/// Whether `text` has a character of Unicode's general category "Other" that Go's `\pC`
+/// matches (`Cc`, `Cf`, `Co`, `Cs`; Go's tables list no unassigned code points).
+fn has_other_category(text: &str) -> bool {
+    regex::Regex::new(r"[\p{Cc}\p{Cf}\p{Co}]").map_or_else(
+        |_| text.chars().any(char::is_control),
+        |re| re.is_match(text),
+    )
 }
 
 fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>], host: bool) {
@@ -1181,40 +1195,8 @@ fn port_rule(
         return;
     };
     let rp = join(path, &[Step::Key("rules")]);
-    for (j, http) in rules.http.iter().flatten().enumerate() {
-        // The agent compiles `path` and `method` as regular expressions (Go's RE2 syntax, which
-        // Rust's `regex` shares) and rejects the policy when one does not compile
-        // (cilium/cilium pkg/policy/api/http.go, `PortRuleHTTP.Sanitize`).
-        for (field, pattern) in [("path", &http.path), ("method", &http.method)] {
-            let Some(pattern) = pattern.as_deref().filter(|p| !p.is_empty()) else {
-                continue;
-            };
-            if let Err(e) = regex::Regex::new(pattern) {
-                check.error(
-                    &join(&rp, &[Step::Key("http"), Step::Index(j), Step::Key(field)]),
-                    format!("`{field}` is not a valid regular expression: {}", crate::diagnostic::regex_reason(&e)),
-                    "Cilium compiles `path` and `method` as RE2 regular expressions (anchored: the whole value must match)",
-                );
-            }
-        }
-        for (k, m) in http.header_matches.iter().flatten().enumerate() {
-            if m.name.is_empty() {
-                check.error(
-                    &join(
-                        &rp,
-                        &[
-                            Step::Key("http"),
-                            Step::Index(j),
-                            Step::Key("headerMatches"),
-                            Step::Index(k),
-                        ],
-                    ),
-                    "a header match needs a `name`",
-                    "name the HTTP header to match",
-                );
-            }
-        }
-    }
+    // The CRD's `oneOf` on `rules`: exactly one of `http`, `kafka`, `dns` and `l7proto` is
+    // present, an empty list or string included ("Found none valid", "more than one").
     let families: Vec<&str> = [
         ("http", rules.http.is_some()),
         ("kafka", rules.kafka.is_some()),
@@ -1232,25 +1214,37 @@ fn port_rule(
             "one `toPorts` item can carry only one of `http`, `kafka`, `dns`, `l7proto`",
         );
     }
+    let count = rules.http.as_ref().map_or(0, Vec::len)
+        + rules.kafka.as_ref().map_or(0, Vec::len)
+        + rules.dns.as_ref().map_or(0, Vec::len)
+        + rules.l7.as_ref().map_or(0, Vec::len);
+    // `l7` rules without `l7proto` are reported below, as Cilium words it.
+    if families.is_empty() && rules.l7.as_ref().is_none_or(Vec::is_empty) {
+        check.error_at_key(
+            &rp,
+            "`rules` names no L7 protocol",
+            "set one of `http`, `kafka`, `dns` or `l7proto`, or remove `rules`",
+        );
+    }
+    // Cilium checks L7 rules only when there is at least one: `L7Rules.IsEmpty` is `Len() ==
+    // 0`, the lengths of `http`, `kafka`, `dns` and `l7` summed, so an absent list and an empty
+    // one are alike (cilium/cilium@507103c6 pkg/policy/api/l4.go:316-328; `PortRule.sanitize`
+    // and `countL7Rules` in pkg/policy/api/rule_validation.go). `http: []` is no L7 rule.
+    if count == 0 {
+        return;
+    }
     // Without the L7 proxy the agent refuses every rule whose `toPorts` carry L7 rules, DNS
     // rules included (`L7 policy is not supported since L7 proxy is not enabled`: the ingress
     // and egress checks of cilium/cilium@507103c6 pkg/policy/api/rule_validation.go, which
     // count every item whose `rules` are not empty, `L7Rules.IsEmpty`).
-    if !check.accept.l7_proxy && (!families.is_empty() || rules.l7.is_some()) {
+    if !check.accept.l7_proxy {
         check.error_at_key(
             &rp,
             "L7 rules need the L7 proxy, which is off (`enable-l7-proxy: false`)",
             "Cilium refuses the policy; remove the `rules` (L4 only) or enable the L7 proxy",
         );
     }
-    if rules.l7.is_some() && rules.l7proto.is_none() {
-        check.error_at_key(
-            &join(&rp, &[Step::Key("l7")]),
-            "`l7` requires `l7proto`",
-            "name the proxylib parser in `l7proto`",
-        );
-    }
-    let is_dns = rules.dns.is_some();
+    let is_dns = rules.dns.as_ref().is_some_and(|d| !d.is_empty());
     let ingress = item.section.is_ingress();
     if is_dns && ingress {
         check.error_at_key(
@@ -1266,12 +1260,21 @@ fn port_rule(
             "host policies support only L3/L4 on ingress",
         );
     }
-    if host && !ingress && !is_dns {
-        check.error(
-            &rp,
-            "host policies allow only DNS rules on egress",
-            "remove the L7 rules or use an endpoint policy",
-        );
+    // On host egress Cilium refuses HTTP and Kafka rules only; DNS and `l7proto` rules pass
+    // (`l7EgressSupport` in `EgressRule.sanitize`, which counts only DNS, HTTP and Kafka).
+    if host && !ingress {
+        for (family, n) in [
+            ("HTTP", rules.http.as_ref().map_or(0, Vec::len)),
+            ("Kafka", rules.kafka.as_ref().map_or(0, Vec::len)),
+        ] {
+            if n > 0 {
+                check.error(
+                    &rp,
+                    format!("{family} rules are not allowed on egress of a host policy"),
+                    "host policies allow DNS and `l7proto` rules on egress; remove the rules or use an endpoint policy",
+                );
+            }
+        }
     }
     if pv.listener.is_some() {
         check.error_at_key(
@@ -1280,7 +1283,7 @@ fn port_rule(
             "use either an Envoy listener or L7 rules",
         );
     }
-    if pv.server_names.is_some() && !pv.terminating_tls {
+    if pv.server_names.is_some_and(|n| !n.is_empty()) && !pv.terminating_tls {
         check.error_at_key(
             &join(path, &[Step::Key("serverNames")]),
             "`serverNames` with L7 rules requires `terminatingTLS`",
@@ -1314,7 +1317,22 @@ fn port_rule(
             );
         }
     }
-    if is_dns && ports.is_empty() {
+    // `L7Rules.sanitize` (pkg/policy/api/rule_validation.go).
+    for (j, http) in rules.http.iter().flatten().enumerate() {
+        http_rule(
+            check,
+            http,
+            &join(&rp, &[Step::Key("http"), Step::Index(j)]),
+        );
+    }
+    for (j, kafka) in rules.kafka.iter().flatten().enumerate() {
+        kafka_rule(
+            check,
+            kafka,
+            &join(&rp, &[Step::Key("kafka"), Step::Index(j)]),
+        );
+    }
+    if rules.dns.is_some() && ports.is_empty() {
         check.error(
             &rp,
             "DNS rules need at least one port",
@@ -1323,6 +1341,115 @@ fn port_rule(
     }
     for (j, sel) in rules.dns.iter().flatten().enumerate() {
         fqdn_selector(check, sel, &join(&rp, &[Step::Key("dns"), Step::Index(j)]));
+    }
+    // `l7` needs a non-empty `l7proto`: `l7proto: ""` is as if absent.
+    let l7proto = rules.l7proto.as_deref().is_some_and(|p| !p.is_empty());
+    if rules.l7.is_some() && !l7proto {
+        check.error_at_key(
+            &join(&rp, &[Step::Key("l7")]),
+            "`l7` requires `l7proto`",
+            "name the proxylib parser in `l7proto`",
+        );
+    }
+    if l7proto {
+        // `PortRuleL7.Sanitize` (pkg/policy/api/l7.go): "Empty key not allowed".
+        for (j, rule) in rules.l7.iter().flatten().enumerate() {
+            if rule.contains_key("") {
+                check.error(
+                    &join(&rp, &[Step::Key("l7"), Step::Index(j)]),
+                    "an `l7` rule has an empty key",
+                    "give every key/value pair of an `l7` rule a key",
+                );
+            }
+        }
+    }
+}
+
+/// One `rules.http[]` item: `PortRuleHTTP.Sanitize` (cilium/cilium@507103c6
+/// pkg/policy/api/http.go:121-151).
+fn http_rule(check: &mut Check<'_>, http: &PortRuleHttp, path: &[Step<'static>]) {
+    // The agent compiles `path` and `method` with Go's `regexp` and refuses the policy when
+    // one does not compile; `host` and `headers` are not checked.
+    for (field, pattern) in [("path", &http.path), ("method", &http.method)] {
+        let Some(pattern) = pattern.as_deref().filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        if let Err(reason) = crate::objects::go_regex::check(pattern) {
+            check.error(
+                &join(path, &[Step::Key(field)]),
+                format!("`{field}` is not a valid regular expression: {reason}"),
+                "Cilium compiles `path` and `method` as Go (RE2) regular expressions (anchored: the whole value must match)",
+            );
+        }
+    }
+    for (k, m) in http.header_matches.iter().flatten().enumerate() {
+        let mp = join(path, &[Step::Key("headerMatches"), Step::Index(k)]);
+        if m.name.is_empty() {
+            check.error(
+                &mp,
+                "a header match needs a `name`",
+                "name the HTTP header to match",
+            );
+        }
+        if m.secret.as_ref().is_some_and(|s| s.name.is_empty()) {
+            check.error(
+                &join(&mp, &[Step::Key("secret"), Step::Key("name")]),
+                "a header match's `secret` needs a `name`",
+                "name the Kubernetes Secret that holds the expected value",
+            );
+        }
+    }
+}
+
+/// One `rules.kafka[]` item: `PortRule.Sanitize` of cilium/proxy pkg/policy/api/kafka/kafka.go
+/// (vendored in cilium/cilium@507103c6), and the CRD's `maxLength: 255` on `topic`.
+fn kafka_rule(check: &mut Check<'_>, rule: &PortRuleKafka, path: &[Step<'static>]) {
+    let api_key = rule.api_key.as_deref().filter(|k| !k.is_empty());
+    if let Some(key) = api_key {
+        if rule.role.is_some() {
+            check.error_at_key(
+                &join(path, &[Step::Key("apiKey")]),
+                "`role` and `apiKey` cannot both be set",
+                "a Kafka rule names a role (`produce`, `consume`) or one API key, not both",
+            );
+        }
+        if !crate::objects::cilium::KAFKA_API_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+            check.error(
+                &join(path, &[Step::Key("apiKey")]),
+                format!("unknown Kafka API key `{key}`"),
+                "use an API key name such as `produce`, `fetch` or `metadata` (any case; numbers are not accepted)",
+            );
+        }
+    }
+    // `strconv.ParseInt(v, 10, 16)` and not negative.
+    if let Some(version) = rule.api_version.as_deref().filter(|v| !v.is_empty())
+        && !version.parse::<i16>().is_ok_and(|n| n >= 0)
+    {
+        check.error(
+            &join(path, &[Step::Key("apiVersion")]),
+            format!("invalid Kafka `apiVersion` `{version}`"),
+            "write a version number from 0 to 32767",
+        );
+    }
+    if let Some(topic) = rule.topic.as_deref().filter(|t| !t.is_empty()) {
+        let tp = join(path, &[Step::Key("topic")]);
+        if topic.len() > 255 || topic.chars().count() > 255 {
+            check.error(
+                &tp,
+                "the Kafka topic is longer than 255 characters",
+                "shorten the topic name",
+            );
+        } else if !topic
+            .bytes()
+            // `^[a-zA-Z0-9\\._\\-]+$` in a Go raw string: the class holds `\` too.
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'\\'))
+        {
+            check.error(
+                &tp,
+                format!("invalid Kafka topic `{topic}`"),
+                "a topic name has letters, digits, `.`, `_` and `-`",
+            );
+        }
     }
 }
 

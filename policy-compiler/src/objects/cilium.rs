@@ -1005,10 +1005,11 @@ pub struct PortRuleKafka {
     /// `produce` or `consume`; exclusive with `apiKey`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<KafkaRole>,
-    /// Kafka API key name or number (e.g. `produce`, `fetch`).
+    /// Kafka API key by name, any case (e.g. `produce`, `fetch`; one of [`KAFKA_API_KEYS`]);
+    /// numbers are refused; exclusive with `role`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
-    /// Kafka API version.
+    /// Kafka API version: a decimal from 0 to 32767.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     /// Kafka client ID.
@@ -1018,6 +1019,46 @@ pub struct PortRuleKafka {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
 }
+
+/// The names `kafka[].apiKey` accepts, lowercase (Cilium compares case-insensitively):
+/// `APIKeyMap` of cilium/proxy pkg/policy/api/kafka/kafka.go, vendored in
+/// cilium/cilium@507103c6.
+pub const KAFKA_API_KEYS: &[&str] = &[
+    "produce",
+    "fetch",
+    "offsets",
+    "metadata",
+    "leaderandisr",
+    "stopreplica",
+    "updatemetadata",
+    "controlledshutdown",
+    "offsetcommit",
+    "offsetfetch",
+    "findcoordinator",
+    "joingroup",
+    "heartbeat",
+    "leavegroup",
+    "syncgroup",
+    "describegroups",
+    "listgroups",
+    "saslhandshake",
+    "apiversions",
+    "createtopics",
+    "deletetopics",
+    "deleterecords",
+    "initproducerid",
+    "offsetforleaderepoch",
+    "addpartitionstotxn",
+    "addoffsetstotxn",
+    "endtxn",
+    "writetxnmarkers",
+    "txnoffsetcommit",
+    "describeacls",
+    "createacls",
+    "deleteacls",
+    "describeconfigs",
+    "alterconfigs",
+];
 
 /// `kafka[].role` (docs/semantics.md §1.14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
