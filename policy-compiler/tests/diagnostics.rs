@@ -263,7 +263,7 @@ const CASES: &[Case] = &[
         )],
         code: "invalid-cidr",
         message: "`192.168.0.0/16` is not inside `10.0.0.0/8`",
-        help: "Cilium requires every `except` prefix to lie inside the CIDR",
+        help: "an `except` prefix must lie inside the CIDR (Cilium checks only its address, and a wider one excludes the whole CIDR)",
         underlined: "192.168.0.0/16",
     },
     Case {

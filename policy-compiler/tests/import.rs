@@ -738,6 +738,121 @@ fn http_regexes_follow_go() {
     );
 }
 
+/// A quoted ICMP type number is the number: `IntValue()` parses strings, and only non-numbers
+/// are looked up as names (cilium/cilium@507103c6 pkg/policy/api/icmp.go:124-154); the CRD's
+/// pattern admits 0–255 without leading zeros, and lists `ExtendedEcho Reply` with a space.
+#[test]
+fn icmp_quoted_numbers() {
+    use netpol_compiler::objects::cilium::IcmpType;
+    let icmp = |t: &str| {
+        cnp(&format!(
+            "  endpointSelector: {{}}\n  ingress:\n    - icmps: [{{fields: [{{type: {t}}}]}}]\n"
+        ))
+    };
+    let imported = accepts(&icmp("\"8\""));
+    let policy::Body::Cilium(rules) = &imported.set.policies[0].body else {
+        panic!("cilium")
+    };
+    let field = &rules[0].0.ingress.as_ref().unwrap()[0]
+        .icmps
+        .as_ref()
+        .unwrap()[0]
+        .fields
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(field.icmp_type, IcmpType::Number(8));
+    rejects_with(
+        &icmp("\"08\""),
+        "invalid ICMP type `08`",
+        "write a number from 0 to 255 without leading zeros",
+        "\"08\"",
+    );
+    rejects_with(
+        &icmp("ExtendedEchoReply"),
+        "the CRD does not accept the ICMP type name `ExtendedEchoReply`",
+        "write the number instead",
+        "ExtendedEchoReply",
+    );
+}
+
+/// `toServices` items with both `k8sService` and `k8sServiceSelector`, or neither, are
+/// accepted: the agent uses the selector when set, and an item with neither matches no
+/// Service (cilium/cilium@507103c6 pkg/policy/k8s/service.go:306-314, 449-469).
+#[test]
+fn to_services_with_both_or_neither() {
+    use netpol_compiler::engine::entry::{self, L3, PeerMatch};
+    let imported = accepts(&cnp(
+        "  endpointSelector: {}\n  egress:\n    - toServices:\n        - {}\n        - {k8sService: {serviceName: a}, k8sServiceSelector: {selector: {matchLabels: {x: y}}}}\n",
+    ));
+    let warnings: Vec<&str> = imported
+        .diagnostics
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "this `toServices` item names no Service and matches nothing",
+            "`k8sService` is ignored beside `k8sServiceSelector`"
+        ]
+    );
+    let entries = entry::build(&imported.set, None, &Settings::default());
+    let L3::Peers(peers) = &entries.entries[0].l3 else {
+        panic!("peers")
+    };
+    assert_eq!(peers.len(), 1, "the empty item contributes no peer");
+    assert!(matches!(peers[0], PeerMatch::Unresolved(_)));
+}
+
+/// `specs: []` without `spec` is accepted and contributes nothing; only an object with neither
+/// is refused (`r.Spec == nil && r.Specs == nil`, cilium/cilium@507103c6
+/// pkg/k8s/apis/cilium.io/v2/cnp_types.go:190).
+#[test]
+fn empty_specs_list_is_accepted() {
+    let imported = accepts(
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: t, namespace: ns}\nspecs: []\n",
+    );
+    let policy::Body::Cilium(rules) = &imported.set.policies[0].body else {
+        panic!("cilium")
+    };
+    assert!(rules.is_empty());
+    rejects_with(
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: t, namespace: ns}\n",
+        "the CiliumNetworkPolicy has no rules",
+        "add `spec` or `specs`",
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: t, namespace: ns}",
+    );
+}
+
+/// Cilium checks only that an except's address lies in `cidr` (`prefix.Contains(
+/// except.Addr())`, pkg/policy/api/rule_validation.go `CIDRRule.sanitize`): a wider except is
+/// accepted, and as a `DoesNotExist` requirement on its CIDR label it excludes every address
+/// it covers (pkg/policy/types/selector.go:434-465), here the whole `cidr`.
+#[test]
+fn wider_except_is_accepted_and_excludes_its_addresses() {
+    use netpol_compiler::engine::entry::{self, L3, PeerMatch};
+    let imported = accepts(&cnp(
+        "  endpointSelector: {}\n  egress:\n    - toCIDRSet: [{cidr: 10.0.0.0/16, except: [10.0.0.0/8]}]\n",
+    ));
+    let entries = entry::build(&imported.set, None, &Settings::default());
+    let L3::Peers(peers) = &entries.entries[0].l3 else {
+        panic!("peers")
+    };
+    let PeerMatch::Cidr { net, except, .. } = &peers[0] else {
+        panic!("cidr")
+    };
+    let ip: std::net::IpAddr = "10.0.1.2".parse().unwrap();
+    assert!(net.contains(&ip) && except.iter().any(|e| e.contains(&ip)));
+    rejects_with(
+        &cnp(
+            "  endpointSelector: {}\n  egress:\n    - toCIDRSet: [{cidr: 10.0.0.0/16, except: [10.1.0.0/8]}]\n",
+        ),
+        "`10.1.0.0/8` is not inside `10.0.0.0/16`",
+        "the address of every `except` prefix must lie inside `cidr`",
+        "10.1.0.0/8",
+    );
+}
+
 /// Empty rule lists are no L7 rules: `L7Rules.IsEmpty` sums the lengths of `http`, `kafka`,
 /// `dns` and `l7` (pkg/policy/api/l4.go:316-328), so the L7 checks (TCP only, no port 0) do
 /// not run, and the parser is chosen by `len(...) > 0` (pkg/policy/l4.go:1004-1025): plain L4.

@@ -646,8 +646,11 @@ fn peers(
         PeerField::Groups(_) => vec![PeerMatch::Unresolved(
             "cloud provider groups are resolved by the Cilium operator".to_owned(),
         )],
+        // An item with neither `k8sService` nor `k8sServiceSelector` matches no Service
+        // (cilium/cilium@507103c6 pkg/policy/k8s/service.go:449-469): no peer, resolved or not.
         PeerField::Services(services) => services
             .iter()
+            .filter(|s| s.k8s_service.is_some() || s.k8s_service_selector.is_some())
             .flat_map(|s| match ctx.services {
                 Some(backends) => backends.service_peers(s),
                 None => vec![PeerMatch::Unresolved(

@@ -613,6 +613,10 @@ fn cilium_policy(
             None
         }
     };
+    // Only an object with neither `spec` nor `specs` is refused; `specs: []` is accepted and
+    // contributes no rule (cilium/cilium@507103c6 pkg/k8s/apis/cilium.io/v2/cnp_types.go:190,
+    // ccnp_types.go:96: `r.Spec == nil && r.Specs == nil`).
+    let no_rules = spec.is_none() && specs.is_none();
     let mut rules = Vec::new();
     if let Some(rule) = spec {
         rules.push((rule, vec![Step::Key("spec")]));
@@ -620,7 +624,7 @@ fn cilium_policy(
     for (i, rule) in specs.into_iter().flatten().enumerate() {
         rules.push((rule, vec![Step::Key("specs"), Step::Index(i)]));
     }
-    if rules.is_empty() {
+    if no_rules {
         check.error(
             &[],
             format!("the {} has no rules", kind.as_str()),
@@ -1051,21 +1055,35 @@ fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>],
                         "Cilium 1.18 and newer accept it; for older agents allow the Service's pods with `toEndpoints` and `toPorts`",
                     );
                 }
+                // Neither Cilium nor the CRD requires exactly one of the two: the agent uses
+                // `k8sServiceSelector` when set, else `k8sService`, and an item with neither
+                // matches no Service (cilium/cilium@507103c6 pkg/policy/k8s/service.go:306-314,
+                // 449-469).
                 for (i, s) in services.iter().enumerate() {
                     let p = join(&field_path, &[Step::Index(i)]);
                     match (&s.k8s_service, &s.k8s_service_selector) {
-                        (Some(_), Some(_)) | (None, None) => check.error(
-                            &p,
-                            "a `toServices` item needs exactly one of `k8sService` and `k8sServiceSelector`",
-                            "name one Service, or select Services by label",
+                        (Some(_), Some(_)) => check.warning(
+                            &join(&p, &[Step::Key("k8sService")]),
+                            "`k8sService` is ignored beside `k8sServiceSelector`",
+                            "Cilium uses the selector; remove one of the two",
                         ),
-                        (None, Some(sel)) => selector(
+                        (None, None) => check.warning(
+                            &p,
+                            "this `toServices` item names no Service and matches nothing",
+                            "set `k8sService` or `k8sServiceSelector`",
+                        ),
+                        _ => {}
+                    }
+                    if let Some(sel) = &s.k8s_service_selector {
+                        selector(
                             check,
                             &sel.selector,
-                            &join(&p, &[Step::Key("k8sServiceSelector"), Step::Key("selector")]),
+                            &join(
+                                &p,
+                                &[Step::Key("k8sServiceSelector"), Step::Key("selector")],
+                            ),
                             Keys::Schema,
-                        ),
-                        (Some(_), None) => {}
+                        );
                     }
                 }
             }
@@ -1092,7 +1110,21 @@ fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>],
                         Some(IcmpFamily::IPv6) => crate::objects::port::IcmpFamily::V6,
                         _ => crate::objects::port::IcmpFamily::V4,
                     };
-                    if crate::objects::port::icmp_type_named(family, name).is_none() {
+                    if name.bytes().all(|b| b.is_ascii_digit()) {
+                        check.error(
+                            &join(&p, &[Step::Index(j), Step::Key("type")]),
+                            format!("invalid ICMP type `{name}`"),
+                            "write a number from 0 to 255 without leading zeros, or a CamelCase name such as `EchoRequest`",
+                        );
+                    } else if name == "ExtendedEchoReply" {
+                        // The CRD's pattern lists `ExtendedEcho Reply` (with a space), so the
+                        // API server refuses the name in either family.
+                        check.error(
+                            &join(&p, &[Step::Index(j), Step::Key("type")]),
+                            "the CRD does not accept the ICMP type name `ExtendedEchoReply`",
+                            "write the number instead: `43` (IPv4) or `161` (IPv6)",
+                        );
+                    } else if crate::objects::port::icmp_type_named(family, name).is_none() {
                         check.error(
                             &join(&p, &[Step::Index(j), Step::Key("type")]),
                             format!("unknown ICMP type name `{name}` for this family"),
@@ -1563,10 +1595,14 @@ fn cidr_rule(check: &mut Check<'_>, r: &CidrRule, path: &[Step<'static>]) {
                 format!("invalid CIDR `{e}`"),
                 "write a prefix such as `10.0.0.0/24`",
             ),
-            Some(ex) if !net.contains(&ex) => check.error(
+            // Cilium checks only that the except's address lies inside `cidr`
+            // (`prefix.Contains(except.Addr())`, cilium/cilium@507103c6
+            // pkg/policy/api/rule_validation.go `CIDRRule.sanitize`): a wider except is
+            // accepted, and excludes every address of `cidr` it covers.
+            Some(ex) if !net.contains(&ex.addr()) => check.error(
                 &p,
                 format!("`{e}` is not inside `{text}`"),
-                "every `except` prefix must lie inside `cidr` and be of the same family",
+                "the address of every `except` prefix must lie inside `cidr` (same family)",
             ),
             Some(_) => {}
         }

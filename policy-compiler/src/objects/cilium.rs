@@ -1124,8 +1124,18 @@ impl<'de> Deserialize<'de> for IcmpType {
                     .map(IcmpType::Number)
                     .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
             }
+            /// A quoted number is the number: Cilium reads the int-or-string with
+            /// `IntValue()`, which parses a string as a number, and looks only non-numbers up
+            /// as names; the CRD's pattern admits `0`–`255` without leading zeros
+            /// (cilium/cilium@507103c6 pkg/policy/api/icmp.go:106-154, 195-218).
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IcmpType, E> {
-                Ok(IcmpType::Name(v.to_owned()))
+                let canonical = !v.is_empty()
+                    && v.bytes().all(|b| b.is_ascii_digit())
+                    && (v == "0" || !v.starts_with('0'));
+                match v.parse::<u8>() {
+                    Ok(n) if canonical => Ok(IcmpType::Number(n)),
+                    _ => Ok(IcmpType::Name(v.to_owned())),
+                }
             }
         }
         deserializer.deserialize_any(V)

@@ -933,7 +933,7 @@ impl Decoder<'_> {
                                     item.span,
                                     format!("`{e}` is not inside `{net}`"),
                                     "outside the CIDR",
-                                    "Cilium requires every `except` prefix to lie inside the CIDR"
+                                    "an `except` prefix must lie inside the CIDR (Cilium checks only its address, and a wider one excludes the whole CIDR)"
                                         .to_string(),
                                 );
                             } else {
