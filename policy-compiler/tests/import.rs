@@ -777,7 +777,7 @@ fn icmp_quoted_numbers() {
 
 /// `toServices` items with both `k8sService` and `k8sServiceSelector`, or neither, are
 /// accepted: the agent uses the selector when set, and an item with neither matches no
-/// Service (cilium/cilium@507103c6 pkg/policy/k8s/service.go:306-314, 449-469).
+/// Service (cilium/cilium@507103c6 pkg/policy/k8s/service.go:300-314, 439-469).
 #[test]
 fn to_services_with_both_or_neither() {
     use netpol_compiler::engine::entry::{self, L3, PeerMatch};
@@ -868,7 +868,7 @@ fn empty_rule_lists_are_no_l7_rules() {
 
 /// On host egress Cilium refuses HTTP and Kafka rules only; `l7proto` and DNS rules pass
 /// (`l7EgressSupport` in `EgressRule.sanitize`, cilium/cilium@507103c6
-/// pkg/policy/api/rule_validation.go:300-340).
+/// pkg/policy/api/rule_validation.go:294-326).
 #[test]
 fn host_egress_l7proto_is_accepted() {
     let host = |rules: &str| {

@@ -967,7 +967,7 @@ spec:
 
 // §1.9: with both `k8sService` and `k8sServiceSelector`, the selector decides and the name is
 // ignored; with neither, the item matches no Service (cilium/cilium@507103c6
-// pkg/policy/k8s/service.go:306-314, 449-469, `processRule`).
+// pkg/policy/k8s/service.go:300-314, 439-469, `processRule`).
 #[test]
 fn to_services_selector_wins_over_the_name() {
     let both = |selector: &str| {

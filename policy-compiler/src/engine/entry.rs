@@ -647,7 +647,7 @@ fn peers(
             "cloud provider groups are resolved by the Cilium operator".to_owned(),
         )],
         // An item with neither `k8sService` nor `k8sServiceSelector` matches no Service
-        // (cilium/cilium@507103c6 pkg/policy/k8s/service.go:449-469): no peer, resolved or not.
+        // (cilium/cilium@507103c6 pkg/policy/k8s/service.go:439-469): no peer, resolved or not.
         PeerField::Services(services) => services
             .iter()
             .filter(|s| s.k8s_service.is_some() || s.k8s_service_selector.is_some())

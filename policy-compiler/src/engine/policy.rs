@@ -1057,8 +1057,8 @@ fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>],
                 }
                 // Neither Cilium nor the CRD requires exactly one of the two: the agent uses
                 // `k8sServiceSelector` when set, else `k8sService`, and an item with neither
-                // matches no Service (cilium/cilium@507103c6 pkg/policy/k8s/service.go:306-314,
-                // 449-469).
+                // matches no Service (cilium/cilium@507103c6 pkg/policy/k8s/service.go:300-314,
+                // 439-469).
                 for (i, s) in services.iter().enumerate() {
                     let p = join(&field_path, &[Step::Index(i)]);
                     match (&s.k8s_service, &s.k8s_service_selector) {

@@ -667,7 +667,7 @@ impl ServiceBackends for Inventory {
             .iter()
             .filter(|svc| {
                 // The selector wins over a name beside it (cilium/cilium@507103c6
-                // pkg/policy/k8s/service.go:449-469, `processRule`).
+                // pkg/policy/k8s/service.go:439-469, `processRule`).
                 if let Some(by_label) = &s.k8s_service_selector {
                     let labels = Labels::new(
                         svc.labels
