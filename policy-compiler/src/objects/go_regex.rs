@@ -248,7 +248,8 @@ fn group<'a>(text: &'a str, out: &mut String) -> Result<(&'a str, bool), String>
             return Err(format!("invalid named capture: `{text}`"));
         };
         let name = named.get(..end).unwrap_or_default();
-        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        // `isValidCaptureName`: ASCII letters, digits and `_`.
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             let shown = text
                 .get(..text.len() - named.len() + end + 1)
                 .unwrap_or(text);
@@ -398,12 +399,16 @@ fn char_escape(text: &str) -> Result<(char, &str), String> {
                 let Some((digits, rest)) = braced.split_once('}') else {
                     return Err(format!("invalid escape sequence: `{text}`"));
                 };
-                match u32::from_str_radix(digits, 16)
-                    .ok()
-                    .and_then(char::from_u32)
-                {
-                    Some(ch) if !digits.is_empty() && digits.len() <= 8 => Ok((ch, rest)),
-                    _ => Err(format!("invalid escape sequence: `\\x{{{digits}}}`")),
+                // Any number of hex digits, at least one, up to U+10FFFF; Go takes a
+                // surrogate too, which stands for nothing Rust can write: U+FFFD instead.
+                let value = digits.chars().try_fold(0u32, |v, d| {
+                    d.to_digit(16)
+                        .map(|d| v * 16 + d)
+                        .filter(|v| *v <= 0x10_FFFF)
+                });
+                match value.filter(|_| !digits.is_empty()) {
+                    Some(v) => Ok((char::from_u32(v).unwrap_or('\u{FFFD}'), rest)),
+                    None => Err(format!("invalid escape sequence: `\\x{{{digits}}}`")),
                 }
             }
             None => {
@@ -528,7 +533,7 @@ mod tests {
             r"\Q\E",
             r"a\.b\/c\-d\@",
             r"\0\01\12",
-            r"\x41\x{1F600}",
+            r"\x41\x{1F600}\x{0000000041}\x{D800}",
             r"\p{Greek}\pL\p{^Greek}\PL",
             "[[:alpha:]]",
             "[[:^alpha:]x]",
@@ -578,6 +583,9 @@ mod tests {
             ("(?i-)a", "invalid or unsupported Perl syntax: `(?i-)`"),
             ("(?P=n)", "invalid named capture: `(?P=`"),
             ("(?P<>a)", "invalid named capture: `(?P<>`"),
+            ("(?P<é>a)", "invalid named capture: `(?P<é>`"),
+            (r"\x{110000}", "invalid escape sequence: `\\x{110000}`"),
+            (r"\x{}", "invalid escape sequence: `\\x{}`"),
             ("[[:foo:]]", "invalid character class range: `[:foo:]`"),
             ("[z-a]", "invalid character class range: `z-a`"),
             ("[~--]", "invalid character class range: `~--`"),
