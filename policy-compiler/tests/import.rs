@@ -425,7 +425,7 @@ fn http_path_and_method_must_be_regular_expressions() {
         messages,
         [
             "`path` is not a valid regular expression: missing closing ]: `[a-z`",
-            "`method` is not a valid regular expression: missing closing )",
+            "`method` is not a valid regular expression: missing closing ): `GE(T`",
         ]
     );
     assert_eq!(underlined(&imported, errors[0]), "\"/api/[a-z\"");

@@ -80,7 +80,7 @@ fn translate(pattern: &str) -> Result<String, String> {
             }
             ')' => {
                 let Some(mut parent) = outer.pop() else {
-                    return Err("unexpected )".to_owned());
+                    return Err(format!("unexpected ): `{pattern}`"));
                 };
                 parent.push(current.close());
                 current = parent;
@@ -165,7 +165,7 @@ fn translate(pattern: &str) -> Result<String, String> {
         after_repeat = repeated;
     }
     if !outer.is_empty() {
-        return Err("missing closing )".to_owned());
+        return Err(format!("missing closing ): `{pattern}`"));
     }
     Ok(out)
 }
@@ -237,12 +237,6 @@ fn group<'a>(text: &'a str, out: &mut String) -> Result<(&'a str, bool), String>
         out.push('(');
         return Ok((skip(text, 1), true));
     };
-    if after.starts_with("P=") {
-        return Err(format!(
-            "invalid named capture: `{}`",
-            text.get(..4).unwrap_or(text)
-        ));
-    }
     if let Some(named) = after.strip_prefix("P<").or_else(|| after.strip_prefix('<')) {
         let Some(end) = named.find('>') else {
             return Err(format!("invalid named capture: `{text}`"));
@@ -581,7 +575,7 @@ mod tests {
             ("(a{500}|b){3}", "invalid repeat count: `{3}`"),
             ("(?x)a", "invalid or unsupported Perl syntax: `(?x`"),
             ("(?i-)a", "invalid or unsupported Perl syntax: `(?i-)`"),
-            ("(?P=n)", "invalid named capture: `(?P=`"),
+            ("(?P=n)", "invalid or unsupported Perl syntax: `(?P`"),
             ("(?P<>a)", "invalid named capture: `(?P<>`"),
             ("(?P<é>a)", "invalid named capture: `(?P<é>`"),
             (r"\x{110000}", "invalid escape sequence: `\\x{110000}`"),
@@ -593,8 +587,8 @@ mod tests {
             (r"\Z", "invalid escape sequence: `\\Z`"),
             (r"\C", "invalid escape sequence: `\\C`"),
             ("a\\", "trailing backslash at end of expression"),
-            ("(a", "missing closing )"),
-            ("a)", "unexpected )"),
+            ("(a", "missing closing ): `(a`"),
+            ("a)", "unexpected ): `a)`"),
             ("[a", "missing closing ]: `[a`"),
         ] {
             assert_eq!(check(p).unwrap_err(), why, "{p}");
