@@ -263,7 +263,7 @@ const CASES: &[Case] = &[
         )],
         code: "invalid-cidr",
         message: "`192.168.0.0/16` is not inside `10.0.0.0/8`",
-        help: "Cilium requires every `except` prefix to lie inside the CIDR",
+        help: "an `except` prefix must lie inside the CIDR (Cilium checks only its address, and a wider one excludes the whole CIDR)",
         underlined: "192.168.0.0/16",
     },
     Case {
@@ -432,7 +432,7 @@ const CASES: &[Case] = &[
             "namespace: media\nservices:\n  sonarr:\n    allow:\n      - from: world\n        on: 8989\n        http: [{method: GET, path: \"/api/[v3\"}]\n",
         )],
         code: "invalid-http-regex",
-        message: "HTTP path `/api/[v3` is not a valid regular expression: unclosed character class",
+        message: "HTTP path `/api/[v3` is not a valid regular expression: missing closing ]: `[v3`",
         help: "Cilium compiles HTTP methods and paths as RE2 regular expressions and refuses a policy whose regex does not compile",
         underlined: "\"/api/[v3\"",
     },

@@ -965,6 +965,28 @@ spec:
     assert!(!e.allowed(&fe, &web, "8080/tcp"));
 }
 
+// §1.9: with both `k8sService` and `k8sServiceSelector`, the selector decides and the name is
+// ignored; with neither, the item matches no Service (cilium/cilium@507103c6
+// pkg/policy/k8s/service.go:300-314, 439-469, `processRule`).
+#[test]
+fn to_services_selector_wins_over_the_name() {
+    let both = |selector: &str| {
+        format!(
+            "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {{name: fe, namespace: shop}}\nspec:\n  endpointSelector: {{matchLabels: {{app: frontend}}}}\n  egress:\n    - toServices: [{{k8sService: {{serviceName: web, namespace: shop}}, k8sServiceSelector: {{selector: {{matchLabels: {selector}}}}}}}]\n    - toServices: [{{}}]\n"
+        )
+    };
+    let e = engine_with(&both("{tier: none}"), Some(INVENTORY));
+    let inv = e.inventory.as_ref().unwrap();
+    let web = inv.pod_peer(inv.pod("shop", "web-7f9c6d5b4-8m2lp").unwrap());
+    let fe = inv.pod_peer(inv.pod("shop", "frontend-0").unwrap());
+    assert!(!e.allowed(&fe, &web, "8080/tcp"), "the name is ignored");
+    let e = engine_with(&both("{tier: front}"), Some(INVENTORY));
+    assert!(
+        e.allowed(&fe, &web, "8080/tcp"),
+        "the selector matches `web`"
+    );
+}
+
 // §8: KNP `namespaceSelector` maps to namespace labels, `{}` = every namespace; `ipBlock`
 // is a CIDR with except.
 #[test]

@@ -545,26 +545,30 @@ fn fqdn_selector(
         })
 }
 
+/// The proxy an item redirects to. As Cilium picks the parser, a family counts only with at
+/// least one rule (`http: []` is no HTTP rule) and `l7proto` only when not empty
+/// (cilium/cilium@507103c6 pkg/policy/l4.go:1004-1025); TLS settings or a listener alone
+/// still redirect.
 fn l7_of(pv: &PortView<'_>, multi_label: bool) -> (Option<L7>, Vec<FqdnSelector>) {
     if let Some(rules) = pv.rules {
-        if let Some(dns) = &rules.dns {
+        if let Some(dns) = rules.dns.as_ref().filter(|d| !d.is_empty()) {
             let sels = dns
                 .iter()
                 .filter_map(|s| fqdn_selector(s, multi_label))
                 .collect();
             return (Some(L7::Dns), sels);
         }
-        if rules.http.is_some() {
+        if rules.http.as_ref().is_some_and(|h| !h.is_empty()) {
             return (Some(L7::Http), Vec::new());
         }
-        if rules.kafka.is_some() {
+        if rules.kafka.as_ref().is_some_and(|k| !k.is_empty()) {
             return (Some(L7::Kafka), Vec::new());
         }
-        if rules.l7proto.is_some() {
+        if rules.l7proto.as_ref().is_some_and(|p| !p.is_empty()) {
             return (Some(L7::Generic), Vec::new());
         }
     }
-    if pv.server_names.is_some()
+    if pv.server_names.is_some_and(|n| !n.is_empty())
         || pv.terminating_tls
         || pv.originating_tls
         || pv.listener.is_some()
@@ -696,8 +700,11 @@ fn peers(
         PeerField::Groups(_) => vec![PeerMatch::Unresolved(
             "cloud provider groups are resolved by the Cilium operator".to_owned(),
         )],
+        // An item with neither `k8sService` nor `k8sServiceSelector` matches no Service
+        // (cilium/cilium@507103c6 pkg/policy/k8s/service.go:439-469): no peer, resolved or not.
         PeerField::Services(services) => services
             .iter()
+            .filter(|s| s.k8s_service.is_some() || s.k8s_service_selector.is_some())
             .flat_map(|s| match ctx.services {
                 Some(backends) => backends.service_peers(s),
                 None => vec![PeerMatch::Unresolved(

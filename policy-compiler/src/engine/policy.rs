@@ -25,7 +25,7 @@ use crate::engine::settings::Version;
 use crate::objects::cilium::{
     Authentication, CidrRule, CiliumClusterwideNetworkPolicy, CiliumNetworkPolicy,
     EndpointSelector, Entity, FqdnSelector, Groups, IcmpFamily, IcmpRule, IcmpType, L7Rules,
-    PortProtocol, Protocol, Rule, SelectorOperator, Service,
+    PortProtocol, PortRuleHttp, PortRuleKafka, Protocol, Rule, SelectorOperator, Service,
 };
 use crate::objects::kubernetes::{
     self, IntOrString, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort,
@@ -587,6 +587,12 @@ fn cilium_policy(
             "Cilium requires a name",
         );
     }
+    object_meta(
+        &mut check,
+        kind,
+        &metadata.name,
+        metadata.namespace.as_deref(),
+    );
     let namespace = match kind {
         PolicyKind::Cnp => Some(match metadata.namespace.clone() {
             Some(ns) if !ns.is_empty() => ns,
@@ -610,6 +616,10 @@ fn cilium_policy(
             None
         }
     };
+    // Only an object with neither `spec` nor `specs` is refused; `specs: []` is accepted and
+    // contributes no rule (cilium/cilium@507103c6 pkg/k8s/apis/cilium.io/v2/cnp_types.go:190,
+    // ccnp_types.go:96: `r.Spec == nil && r.Specs == nil`).
+    let no_rules = spec.is_none() && specs.is_none();
     let mut rules = Vec::new();
     if let Some(rule) = spec {
         rules.push((rule, vec![Step::Key("spec")]));
@@ -617,7 +627,7 @@ fn cilium_policy(
     for (i, rule) in specs.into_iter().flatten().enumerate() {
         rules.push((rule, vec![Step::Key("specs"), Step::Index(i)]));
     }
-    if rules.is_empty() {
+    if no_rules {
         check.error(
             &[],
             format!("the {} has no rules", kind.as_str()),
@@ -635,6 +645,31 @@ fn cilium_policy(
         body: Body::Cilium(rules),
         node: node.clone(),
     })
+}
+
+/// The API server's checks of `metadata`: the name of a custom resource or NetworkPolicy is a
+/// DNS subdomain (`NameIsDNSSubdomain`, k8s.io/apiextensions-apiserver
+/// pkg/registry/customresource/validator.go `ValidateObjectMetaAccessor`;
+/// k8s.io/kubernetes pkg/apis/networking/validation `ValidateNetworkPolicyName`), the namespace
+/// of a namespaced object a DNS label (`ValidateNamespaceName`).
+fn object_meta(check: &mut Check<'_>, kind: PolicyKind, name: &str, namespace: Option<&str>) {
+    if !name.is_empty() && !crate::objects::label::is_dns_subdomain(name) {
+        check.error(
+            &[Step::Key("metadata"), Step::Key("name")],
+            format!("invalid {} name `{name}`", kind.as_str()),
+            "a name is lowercase letters, digits, `-` and `.` (a DNS subdomain of at most 253 characters)",
+        );
+    }
+    if kind != PolicyKind::Ccnp
+        && let Some(ns) = namespace.filter(|ns| !ns.is_empty())
+        && !crate::objects::label::is_dns_label(ns)
+    {
+        check.error(
+            &[Step::Key("metadata"), Step::Key("namespace")],
+            format!("invalid namespace `{ns}`"),
+            "a namespace is lowercase letters, digits and `-` (a DNS label of at most 63 characters)",
+        );
+    }
 }
 
 fn source_annotation(meta: &crate::objects::cilium::ObjectMeta) -> Option<String> {
@@ -890,10 +925,20 @@ fn sanitize_rule(check: &mut Check<'_>, kind: PolicyKind, rule: &Rule, base: &[S
         );
     }
     if let Some(sel) = &rule.endpoint_selector {
-        selector(check, sel, &join(base, &[Step::Key("endpointSelector")]));
+        selector(
+            check,
+            sel,
+            &join(base, &[Step::Key("endpointSelector")]),
+            Keys::Cilium,
+        );
     }
     if let Some(sel) = &rule.node_selector {
-        selector(check, sel, &join(base, &[Step::Key("nodeSelector")]));
+        selector(
+            check,
+            sel,
+            &join(base, &[Step::Key("nodeSelector")]),
+            Keys::Cilium,
+        );
     }
     let non_empty = [
         rule.ingress.as_ref().is_some_and(|v| !v.is_empty()),
@@ -908,13 +953,18 @@ fn sanitize_rule(check: &mut Check<'_>, kind: PolicyKind, rule: &Rule, base: &[S
             "an empty list does not count; Cilium rejects a rule without rules (docs/semantics.md §1.2)",
         );
     }
+    // The CRD: `maxLength: 32` and `pattern: ^\PC*$`, no character of Unicode's "Other"
+    // categories (control, format, private use, surrogate), as Go's `unicode.C` has them.
     if let Some(value) = rule.log.as_ref().and_then(|l| l.value.as_ref())
-        && (value.chars().count() > 32 || value.chars().any(char::is_control))
+        && (value.chars().count() > 32 || has_other_category(value))
     {
         check.error(
             &join(base, &[Step::Key("log"), Step::Key("value")]),
-            format!("`log.value` `{value}` is longer than 32 characters or not printable"),
-            "use at most 32 printable characters",
+            format!(
+                "`log.value` `{}` is longer than 32 characters or not printable",
+                value.escape_debug()
+            ),
+            "use at most 32 printable characters (no control, format or private-use characters)",
         );
     }
     let host = rule.node_selector.is_some();
@@ -922,6 +972,15 @@ fn sanitize_rule(check: &mut Check<'_>, kind: PolicyKind, rule: &Rule, base: &[S
         let path = join(base, &item.path());
         sanitize_item(check, &item, &path, host);
     }
+}
+
+/// Whether `text` has a character of Unicode's general category "Other" that Go's `\pC`
+/// matches (`Cc`, `Cf`, `Co`, `Cs`; Go's tables list no unassigned code points).
+fn has_other_category(text: &str) -> bool {
+    regex::Regex::new(r"[\p{Cc}\p{Cf}\p{Co}]").map_or_else(
+        |_| text.chars().any(char::is_control),
+        |re| re.is_match(text),
+    )
 }
 
 fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>], host: bool) {
@@ -951,7 +1010,12 @@ fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>],
         match field {
             PeerField::Endpoints(sels) | PeerField::Nodes(sels) => {
                 for (i, sel) in sels.iter().enumerate() {
-                    selector(check, sel, &join(&field_path, &[Step::Index(i)]));
+                    selector(
+                        check,
+                        sel,
+                        &join(&field_path, &[Step::Index(i)]),
+                        Keys::Cilium,
+                    );
                 }
                 if matches!(field, PeerField::Nodes(_)) && !check.accept.node_selector_labels {
                     check.error_at_key(
@@ -1000,20 +1064,35 @@ fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>],
                         "Cilium 1.18 and newer accept it; for older agents allow the Service's pods with `toEndpoints` and `toPorts`",
                     );
                 }
+                // Neither Cilium nor the CRD requires exactly one of the two: the agent uses
+                // `k8sServiceSelector` when set, else `k8sService`, and an item with neither
+                // matches no Service (cilium/cilium@507103c6 pkg/policy/k8s/service.go:300-314,
+                // 439-469).
                 for (i, s) in services.iter().enumerate() {
                     let p = join(&field_path, &[Step::Index(i)]);
                     match (&s.k8s_service, &s.k8s_service_selector) {
-                        (Some(_), Some(_)) | (None, None) => check.error(
-                            &p,
-                            "a `toServices` item needs exactly one of `k8sService` and `k8sServiceSelector`",
-                            "name one Service, or select Services by label",
+                        (Some(_), Some(_)) => check.warning(
+                            &join(&p, &[Step::Key("k8sService")]),
+                            "`k8sService` is ignored beside `k8sServiceSelector`",
+                            "Cilium uses the selector; remove one of the two",
                         ),
-                        (None, Some(sel)) => selector(
+                        (None, None) => check.warning(
+                            &p,
+                            "this `toServices` item names no Service and matches nothing",
+                            "set `k8sService` or `k8sServiceSelector`",
+                        ),
+                        _ => {}
+                    }
+                    if let Some(sel) = &s.k8s_service_selector {
+                        selector(
                             check,
                             &sel.selector,
-                            &join(&p, &[Step::Key("k8sServiceSelector"), Step::Key("selector")]),
-                        ),
-                        (Some(_), None) => {}
+                            &join(
+                                &p,
+                                &[Step::Key("k8sServiceSelector"), Step::Key("selector")],
+                            ),
+                            Keys::Schema,
+                        );
                     }
                 }
             }
@@ -1045,7 +1124,12 @@ fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>],
             );
         }
         for (i, sel) in requires.iter().enumerate() {
-            selector(check, sel, &join(&field_path, &[Step::Index(i)]));
+            selector(
+                check,
+                sel,
+                &join(&field_path, &[Step::Index(i)]),
+                Keys::Cilium,
+            );
         }
     }
     if let Some(icmps) = item.icmps {
@@ -1068,7 +1152,21 @@ fn sanitize_item(check: &mut Check<'_>, item: &Item<'_>, path: &[Step<'static>],
                         Some(IcmpFamily::IPv6) => crate::objects::port::IcmpFamily::V6,
                         _ => crate::objects::port::IcmpFamily::V4,
                     };
-                    if crate::objects::port::icmp_type_named(family, name).is_none() {
+                    if name.bytes().all(|b| b.is_ascii_digit()) {
+                        check.error(
+                            &join(&p, &[Step::Index(j), Step::Key("type")]),
+                            format!("invalid ICMP type `{name}`"),
+                            "write a number from 0 to 255 without leading zeros, or a CamelCase name such as `EchoRequest`",
+                        );
+                    } else if name == "ExtendedEchoReply" {
+                        // The CRD's pattern lists `ExtendedEcho Reply` (with a space), so the
+                        // API server refuses the name in either family.
+                        check.error(
+                            &join(&p, &[Step::Index(j), Step::Key("type")]),
+                            "the CRD does not accept the ICMP type name `ExtendedEchoReply`",
+                            "write the number instead: `43` (IPv4) or `161` (IPv6)",
+                        );
+                    } else if crate::objects::port::icmp_type_named(family, name).is_none() {
                         check.error(
                             &join(&p, &[Step::Index(j), Step::Key("type")]),
                             format!("unknown ICMP type name `{name}` for this family"),
@@ -1100,19 +1198,7 @@ fn port_rule(
     host: bool,
 ) {
     let ports = pv.ports.unwrap_or_default();
-    for (j, name) in pv.server_names.unwrap_or_default().iter().enumerate() {
-        let bare = name
-            .strip_prefix("**.")
-            .or_else(|| name.strip_prefix("*."))
-            .unwrap_or(name);
-        if name.len() > 255 || crate::objects::fqdn::parse(bare).is_err() || bare.contains('*') {
-            check.error(
-                &join(path, &[Step::Key("serverNames"), Step::Index(j)]),
-                format!("invalid server name `{name}`"),
-                "a TLS server name is a DNS name, optionally starting with `*.` or `**.`",
-            );
-        }
-    }
+    server_names(check, pv.server_names, path);
     if ports.len() > 40 {
         check.error(
             &join(path, &[Step::Key("ports")]),
@@ -1180,50 +1266,11 @@ fn port_rule(
         }
     }
     let Some(rules) = pv.rules else {
-        if pv.server_names.is_some_and(<[String]>::is_empty) {
-            check.error(
-                &join(path, &[Step::Key("serverNames")]),
-                "empty `serverNames`",
-                "list at least one server name",
-            );
-        }
         return;
     };
     let rp = join(path, &[Step::Key("rules")]);
-    for (j, http) in rules.http.iter().flatten().enumerate() {
-        // The agent compiles `path` and `method` as regular expressions (Go's RE2 syntax, which
-        // Rust's `regex` shares) and rejects the policy when one does not compile
-        // (cilium/cilium pkg/policy/api/http.go, `PortRuleHTTP.Sanitize`).
-        for (field, pattern) in [("path", &http.path), ("method", &http.method)] {
-            let Some(pattern) = pattern.as_deref().filter(|p| !p.is_empty()) else {
-                continue;
-            };
-            if let Err(e) = regex::Regex::new(pattern) {
-                check.error(
-                    &join(&rp, &[Step::Key("http"), Step::Index(j), Step::Key(field)]),
-                    format!("`{field}` is not a valid regular expression: {}", crate::diagnostic::regex_reason(&e)),
-                    "Cilium compiles `path` and `method` as RE2 regular expressions (anchored: the whole value must match)",
-                );
-            }
-        }
-        for (k, m) in http.header_matches.iter().flatten().enumerate() {
-            if m.name.is_empty() {
-                check.error(
-                    &join(
-                        &rp,
-                        &[
-                            Step::Key("http"),
-                            Step::Index(j),
-                            Step::Key("headerMatches"),
-                            Step::Index(k),
-                        ],
-                    ),
-                    "a header match needs a `name`",
-                    "name the HTTP header to match",
-                );
-            }
-        }
-    }
+    // The CRD's `oneOf` on `rules`: exactly one of `http`, `kafka`, `dns` and `l7proto` is
+    // present, an empty list or string included ("Found none valid", "more than one").
     let families: Vec<&str> = [
         ("http", rules.http.is_some()),
         ("kafka", rules.kafka.is_some()),
@@ -1241,25 +1288,37 @@ fn port_rule(
             "one `toPorts` item can carry only one of `http`, `kafka`, `dns`, `l7proto`",
         );
     }
+    let count = rules.http.as_ref().map_or(0, Vec::len)
+        + rules.kafka.as_ref().map_or(0, Vec::len)
+        + rules.dns.as_ref().map_or(0, Vec::len)
+        + rules.l7.as_ref().map_or(0, Vec::len);
+    // `l7` rules without `l7proto` are reported below, as Cilium words it.
+    if families.is_empty() && rules.l7.as_ref().is_none_or(Vec::is_empty) {
+        check.error_at_key(
+            &rp,
+            "`rules` names no L7 protocol",
+            "set one of `http`, `kafka`, `dns` or `l7proto`, or remove `rules`",
+        );
+    }
+    // Cilium checks L7 rules only when there is at least one: `L7Rules.IsEmpty` is `Len() ==
+    // 0`, the lengths of `http`, `kafka`, `dns` and `l7` summed, so an absent list and an empty
+    // one are alike (cilium/cilium@507103c6 pkg/policy/api/l4.go:316-328; `PortRule.sanitize`
+    // and `countL7Rules` in pkg/policy/api/rule_validation.go). `http: []` is no L7 rule.
+    if count == 0 {
+        return;
+    }
     // Without the L7 proxy the agent refuses every rule whose `toPorts` carry L7 rules, DNS
     // rules included (`L7 policy is not supported since L7 proxy is not enabled`: the ingress
     // and egress checks of cilium/cilium@507103c6 pkg/policy/api/rule_validation.go, which
     // count every item whose `rules` are not empty, `L7Rules.IsEmpty`).
-    if !check.accept.l7_proxy && (!families.is_empty() || rules.l7.is_some()) {
+    if !check.accept.l7_proxy {
         check.error_at_key(
             &rp,
             "L7 rules need the L7 proxy, which is off (`enable-l7-proxy: false`)",
             "Cilium refuses the policy; remove the `rules` (L4 only) or enable the L7 proxy",
         );
     }
-    if rules.l7.is_some() && rules.l7proto.is_none() {
-        check.error_at_key(
-            &join(&rp, &[Step::Key("l7")]),
-            "`l7` requires `l7proto`",
-            "name the proxylib parser in `l7proto`",
-        );
-    }
-    let is_dns = rules.dns.is_some();
+    let is_dns = rules.dns.as_ref().is_some_and(|d| !d.is_empty());
     let ingress = item.section.is_ingress();
     if is_dns && ingress {
         check.error_at_key(
@@ -1275,12 +1334,21 @@ fn port_rule(
             "host policies support only L3/L4 on ingress",
         );
     }
-    if host && !ingress && !is_dns {
-        check.error(
-            &rp,
-            "host policies allow only DNS rules on egress",
-            "remove the L7 rules or use an endpoint policy",
-        );
+    // On host egress Cilium refuses HTTP and Kafka rules only; DNS and `l7proto` rules pass
+    // (`l7EgressSupport` in `EgressRule.sanitize`, which counts only DNS, HTTP and Kafka).
+    if host && !ingress {
+        for (family, n) in [
+            ("HTTP", rules.http.as_ref().map_or(0, Vec::len)),
+            ("Kafka", rules.kafka.as_ref().map_or(0, Vec::len)),
+        ] {
+            if n > 0 {
+                check.error(
+                    &rp,
+                    format!("{family} rules are not allowed on egress of a host policy"),
+                    "host policies allow DNS and `l7proto` rules on egress; remove the rules or use an endpoint policy",
+                );
+            }
+        }
     }
     if pv.listener.is_some() {
         check.error_at_key(
@@ -1289,7 +1357,7 @@ fn port_rule(
             "use either an Envoy listener or L7 rules",
         );
     }
-    if pv.server_names.is_some() && !pv.terminating_tls {
+    if pv.server_names.is_some_and(|n| !n.is_empty()) && !pv.terminating_tls {
         check.error_at_key(
             &join(path, &[Step::Key("serverNames")]),
             "`serverNames` with L7 rules requires `terminatingTLS`",
@@ -1323,7 +1391,22 @@ fn port_rule(
             );
         }
     }
-    if is_dns && ports.is_empty() {
+    // `L7Rules.sanitize` (pkg/policy/api/rule_validation.go).
+    for (j, http) in rules.http.iter().flatten().enumerate() {
+        http_rule(
+            check,
+            http,
+            &join(&rp, &[Step::Key("http"), Step::Index(j)]),
+        );
+    }
+    for (j, kafka) in rules.kafka.iter().flatten().enumerate() {
+        kafka_rule(
+            check,
+            kafka,
+            &join(&rp, &[Step::Key("kafka"), Step::Index(j)]),
+        );
+    }
+    if rules.dns.is_some() && ports.is_empty() {
         check.error(
             &rp,
             "DNS rules need at least one port",
@@ -1332,6 +1415,149 @@ fn port_rule(
     }
     for (j, sel) in rules.dns.iter().flatten().enumerate() {
         fqdn_selector(check, sel, &join(&rp, &[Step::Key("dns"), Step::Index(j)]));
+    }
+    // `l7` needs a non-empty `l7proto`: `l7proto: ""` is as if absent.
+    let l7proto = rules.l7proto.as_deref().is_some_and(|p| !p.is_empty());
+    if rules.l7.is_some() && !l7proto {
+        check.error_at_key(
+            &join(&rp, &[Step::Key("l7")]),
+            "`l7` requires `l7proto`",
+            "name the proxylib parser in `l7proto`",
+        );
+    }
+    if l7proto {
+        // `PortRuleL7.Sanitize` (pkg/policy/api/l7.go): "Empty key not allowed".
+        for (j, rule) in rules.l7.iter().flatten().enumerate() {
+            if rule.contains_key("") {
+                check.error(
+                    &join(&rp, &[Step::Key("l7"), Step::Index(j)]),
+                    "an `l7` rule has an empty key",
+                    "give every key/value pair of an `l7` rule a key",
+                );
+            }
+        }
+    }
+}
+
+/// One `rules.http[]` item: `PortRuleHTTP.Sanitize` (cilium/cilium@507103c6
+/// pkg/policy/api/http.go:121-151).
+fn http_rule(check: &mut Check<'_>, http: &PortRuleHttp, path: &[Step<'static>]) {
+    // The agent compiles `path` and `method` with Go's `regexp` and refuses the policy when
+    // one does not compile; `host` and `headers` are not checked.
+    for (field, pattern) in [("path", &http.path), ("method", &http.method)] {
+        let Some(pattern) = pattern.as_deref().filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        if let Err(reason) = crate::objects::go_regex::check(pattern) {
+            check.error(
+                &join(path, &[Step::Key(field)]),
+                format!("`{field}` is not a valid regular expression: {reason}"),
+                "Cilium compiles `path` and `method` as Go (RE2) regular expressions (anchored: the whole value must match)",
+            );
+        }
+    }
+    for (k, m) in http.header_matches.iter().flatten().enumerate() {
+        let mp = join(path, &[Step::Key("headerMatches"), Step::Index(k)]);
+        if m.name.is_empty() {
+            check.error(
+                &mp,
+                "a header match needs a `name`",
+                "name the HTTP header to match",
+            );
+        }
+        if m.secret.as_ref().is_some_and(|s| s.name.is_empty()) {
+            check.error(
+                &join(&mp, &[Step::Key("secret"), Step::Key("name")]),
+                "a header match's `secret` needs a `name`",
+                "name the Kubernetes Secret that holds the expected value",
+            );
+        }
+    }
+}
+
+/// One `rules.kafka[]` item: `PortRule.Sanitize` of cilium/proxy pkg/policy/api/kafka/kafka.go
+/// (vendored in cilium/cilium@507103c6), and the CRD's `maxLength: 255` on `topic`.
+fn kafka_rule(check: &mut Check<'_>, rule: &PortRuleKafka, path: &[Step<'static>]) {
+    let api_key = rule.api_key.as_deref().filter(|k| !k.is_empty());
+    if let Some(key) = api_key {
+        if rule.role.is_some() {
+            check.error_at_key(
+                &join(path, &[Step::Key("apiKey")]),
+                "`role` and `apiKey` cannot both be set",
+                "a Kafka rule names a role (`produce`, `consume`) or one API key, not both",
+            );
+        }
+        if !crate::objects::cilium::KAFKA_API_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+            check.error(
+                &join(path, &[Step::Key("apiKey")]),
+                format!("unknown Kafka API key `{key}`"),
+                "use an API key name such as `produce`, `fetch` or `metadata` (any case; numbers are not accepted)",
+            );
+        }
+    }
+    // `strconv.ParseInt(v, 10, 16)` and not negative.
+    if let Some(version) = rule.api_version.as_deref().filter(|v| !v.is_empty())
+        && !version.parse::<i16>().is_ok_and(|n| n >= 0)
+    {
+        check.error(
+            &join(path, &[Step::Key("apiVersion")]),
+            format!("invalid Kafka `apiVersion` `{version}`"),
+            "write a version number from 0 to 32767",
+        );
+    }
+    if let Some(topic) = rule.topic.as_deref().filter(|t| !t.is_empty()) {
+        let tp = join(path, &[Step::Key("topic")]);
+        if topic.len() > 255 || topic.chars().count() > 255 {
+            check.error(
+                &tp,
+                "the Kafka topic is longer than 255 characters",
+                "shorten the topic name",
+            );
+        } else if !topic
+            .bytes()
+            // `^[a-zA-Z0-9\\._\\-]+$` in a Go raw string: the class holds `\` too.
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'\\'))
+        {
+            check.error(
+                &tp,
+                format!("invalid Kafka topic `{topic}`"),
+                "a topic name has letters, digits, `.`, `_` and `-`",
+            );
+        }
+    }
+}
+
+/// `toPorts[].serverNames` as the CRD has them: `minItems: 1`, `x-kubernetes-list-type: set`
+/// (no value twice: "Duplicate value"), each name at most 255 characters matching
+/// `^(\*?\*\.)?([-a-zA-Z0-9_]+\.?)+$` (cilium/cilium@507103c6 pkg/policy/api/l4.go:186-227).
+fn server_names(check: &mut Check<'_>, names: Option<&[String]>, path: &[Step<'static>]) {
+    let Some(names) = names else { return };
+    let sp = join(path, &[Step::Key("serverNames")]);
+    if names.is_empty() {
+        check.error(
+            &sp,
+            "empty `serverNames`",
+            "list at least one server name, or remove `serverNames`",
+        );
+    }
+    for (j, name) in names.iter().enumerate() {
+        let bare = name
+            .strip_prefix("**.")
+            .or_else(|| name.strip_prefix("*."))
+            .unwrap_or(name);
+        if name.chars().count() > 255 || !crate::objects::fqdn::matches_crd_pattern(bare, false) {
+            check.error(
+                &join(&sp, &[Step::Index(j)]),
+                format!("invalid server name `{name}`"),
+                "a TLS server name is a DNS name, optionally starting with `*.` or `**.`",
+            );
+        } else if names.iter().take(j).any(|n| n == name) {
+            check.error(
+                &join(&sp, &[Step::Index(j)]),
+                format!("duplicate server name `{name}`"),
+                "`serverNames` is a set: list each name once",
+            );
+        }
     }
 }
 
@@ -1343,22 +1569,20 @@ fn fqdn_selector(check: &mut Check<'_>, sel: &FqdnSelector, path: &[Step<'static
             "use `matchName` for one name, `matchPattern` for wildcards",
         ),
         (Some(name), None) => {
-            if name.contains('*') || crate::objects::fqdn::parse(name).is_err() {
+            if !crate::objects::fqdn::matches_crd_pattern(name, false) {
                 check.error(
                     &join(path, &[Step::Key("matchName")]),
                     format!("invalid DNS name `{name}`"),
-                    "letters, digits, `-` and `_` between dots; use `matchPattern` for wildcards",
+                    "letters, digits, `-` and `_` between single dots, at most one trailing dot and 255 characters; use `matchPattern` for wildcards",
                 );
             }
         }
         (None, Some(pattern)) => {
-            if !pattern.trim_end_matches('.').chars().all(|c| c == '*')
-                && crate::objects::fqdn::parse(pattern).is_err()
-            {
+            if !crate::objects::fqdn::matches_crd_pattern(pattern, true) {
                 check.error(
                     &join(path, &[Step::Key("matchPattern")]),
                     format!("invalid DNS pattern `{pattern}`"),
-                    "letters, digits, `-`, `_` and `*` between dots",
+                    "letters, digits, `-`, `_` and `*` between single dots, at most one trailing dot and 255 characters",
                 );
             }
         }
@@ -1372,12 +1596,20 @@ fn cidr_rule(check: &mut Check<'_>, r: &CidrRule, path: &[Step<'static>]) {
         r.cidr_group_selector.is_some(),
     ];
     if let Some(group) = &r.cidr_group_ref
-        && (group.len() > 253 || !group.split('.').all(crate::objects::label::is_dns_label))
+        && !crate::objects::label::is_dns_subdomain(group)
     {
         check.error(
             &join(path, &[Step::Key("cidrGroupRef")]),
             format!("invalid CiliumCIDRGroup name `{group}`"),
             "a name is lowercase letters, digits, `-` and `.` (a DNS subdomain)",
+        );
+    }
+    if let Some(sel) = &r.cidr_group_selector {
+        selector(
+            check,
+            sel,
+            &join(path, &[Step::Key("cidrGroupSelector")]),
+            Keys::CidrGroup,
         );
     }
     if set.iter().filter(|b| **b).count() != 1 {
@@ -1405,10 +1637,14 @@ fn cidr_rule(check: &mut Check<'_>, r: &CidrRule, path: &[Step<'static>]) {
                 format!("invalid CIDR `{e}`"),
                 "write a prefix such as `10.0.0.0/24`",
             ),
-            Some(ex) if !net.contains(&ex) => check.error(
+            // Cilium checks only that the except's address lies inside `cidr`
+            // (`prefix.Contains(except.Addr())`, cilium/cilium@507103c6
+            // pkg/policy/api/rule_validation.go `CIDRRule.sanitize`): a wider except is
+            // accepted, and excludes every address of `cidr` it covers.
+            Some(ex) if !net.contains(&ex.addr()) => check.error(
                 &p,
                 format!("`{e}` is not inside `{text}`"),
-                "every `except` prefix must lie inside `cidr` and be of the same family",
+                "the address of every `except` prefix must lie inside `cidr` (same family)",
             ),
             Some(_) => {}
         }
@@ -1423,15 +1659,66 @@ pub fn parse_cidr(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>().ok()
 }
 
-/// A label selector, after Cilium's key conversion (docs/semantics.md §1.3, §3.1).
-fn selector(check: &mut Check<'_>, sel: &EndpointSelector, path: &[Step<'static>]) {
+/// How the keys of a label selector are read and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    /// Cilium's `EndpointSelector.Sanitize`: each key becomes `<source>.<key>` (`any.` when it
+    /// names no source, `reserved.` for `$key`; anything from a `=` on is dropped) and that is
+    /// validated with `ValidateLabelSelector` (cilium/cilium@507103c6 pkg/policy/api/
+    /// selector.go:280-300, pkg/labels/labels.go:520-537, 804-822).
+    Cilium,
+    /// `cidrGroupSelector`: `cidrgroup.` before each key, then validated alike
+    /// (`SanitizeWithKeyExtender`, pkg/policy/api/rule_validation.go `CIDRRule.sanitize`).
+    CidrGroup,
+    /// The API server's checks of a NetworkPolicy: keys as written.
+    Kubernetes,
+    /// `k8sServiceSelector`, which Cilium does not sanitize: only the CRD's pattern on the
+    /// values of `matchLabels`.
+    Schema,
+}
+
+/// A selector key as Cilium validates it: `labels.GetExtendedKeyFrom`.
+fn extended_key(key: &str) -> String {
+    let (source, rest) = if let Some(rest) = key.strip_prefix('$') {
+        ("reserved", rest)
+    } else if let Some((source, rest)) = key.split_once(':') {
+        (source, rest)
+    } else if let Some(rest) = key.strip_prefix("reserved.") {
+        ("reserved", rest)
+    } else {
+        ("", key)
+    };
+    let source = if source.is_empty() { "any" } else { source };
+    let rest = rest.split_once('=').map_or(rest, |(k, _)| k);
+    format!("{source}.{rest}")
+}
+
+/// A label selector (docs/semantics.md §1.3, §3.1): `ValidateLabelSelector` of the keys as
+/// `keys` says, the values of `matchLabels` and `matchExpressions` as label values, and the
+/// operators' `values`.
+fn selector(check: &mut Check<'_>, sel: &EndpointSelector, path: &[Step<'static>], keys: Keys) {
+    let checked_key = |key: &str| match keys {
+        Keys::Cilium => Some(extended_key(key)),
+        Keys::CidrGroup => Some(format!("cidrgroup.{key}")),
+        Keys::Kubernetes => Some(key.to_owned()),
+        Keys::Schema => None,
+    };
+    let key_help = match keys {
+        Keys::Kubernetes => {
+            "a key is `[prefix/]name`: a name of at most 63 letters, digits, `-`, `_`, `.` that starts and ends with a letter or digit"
+        }
+        _ => {
+            "a key is `[source:][prefix/]name`; Cilium checks `<source>.<key>` (`any.<key>` without a source) as a Kubernetes label key of at most 63 characters before the `/`"
+        }
+    };
     for (key, value) in sel.match_labels.iter().flatten() {
-        let bare = key.split_once(':').map_or(key.as_str(), |(_, k)| k);
-        if !bare.is_empty() && crate::objects::label::check_key(bare).is_err() {
+        if let Some(k) = checked_key(key)
+            && crate::objects::label::check_key(&k).is_err()
+        {
             check.error_at_key(
                 &join(path, &[Step::Key("matchLabels")]),
                 format!("invalid label key `{key}`"),
-                "a key is `[prefix/]name` with an optional `source:` in front",
+                key_help,
             );
         }
         if crate::objects::label::check_value(value).is_err() {
@@ -1444,6 +1731,9 @@ fn selector(check: &mut Check<'_>, sel: &EndpointSelector, path: &[Step<'static>
     }
     for (i, req) in sel.match_expressions.iter().flatten().enumerate() {
         let p = join(path, &[Step::Key("matchExpressions"), Step::Index(i)]);
+        if keys == Keys::Schema {
+            continue;
+        }
         let values = req.values.as_deref().unwrap_or_default();
         match req.operator {
             SelectorOperator::In | SelectorOperator::NotIn if values.is_empty() => check.error(
@@ -1459,6 +1749,24 @@ fn selector(check: &mut Check<'_>, sel: &EndpointSelector, path: &[Step<'static>
                 )
             }
             _ => {}
+        }
+        if let Some(k) = checked_key(&req.key)
+            && crate::objects::label::check_key(&k).is_err()
+        {
+            check.error(
+                &join(&p, &[Step::Key("key")]),
+                format!("invalid label key `{}`", req.key),
+                key_help,
+            );
+        }
+        for (j, value) in values.iter().enumerate() {
+            if crate::objects::label::check_value(value).is_err() {
+                check.error(
+                    &join(&p, &[Step::Key("values"), Step::Index(j)]),
+                    format!("invalid label value `{value}`"),
+                    "label values have at most 63 characters: letters, digits, `-`, `_`, `.`",
+                );
+            }
         }
     }
 }
@@ -1477,6 +1785,12 @@ fn knp_policy(
             "the API server requires a name",
         );
     }
+    object_meta(
+        &mut check,
+        PolicyKind::Knp,
+        &p.metadata.name,
+        p.metadata.namespace.as_deref(),
+    );
     let namespace = match p.metadata.namespace.clone() {
         Some(ns) if !ns.is_empty() => ns,
         _ => {
@@ -1493,6 +1807,7 @@ fn knp_policy(
         &mut check,
         &p.spec.pod_selector,
         &join(&spec_path, &[Step::Key("podSelector")]),
+        Keys::Kubernetes,
     );
     for (i, r) in p.spec.ingress.iter().flatten().enumerate() {
         let base = join(&spec_path, &[Step::Key("ingress"), Step::Index(i)]);
@@ -1548,10 +1863,20 @@ fn knp_peers(check: &mut Check<'_>, peers: Option<&[NetworkPolicyPeer]>, path: &
             _ => {}
         }
         if let Some(sel) = &peer.pod_selector {
-            selector(check, sel, &join(&p, &[Step::Key("podSelector")]));
+            selector(
+                check,
+                sel,
+                &join(&p, &[Step::Key("podSelector")]),
+                Keys::Kubernetes,
+            );
         }
         if let Some(sel) = &peer.namespace_selector {
-            selector(check, sel, &join(&p, &[Step::Key("namespaceSelector")]));
+            selector(
+                check,
+                sel,
+                &join(&p, &[Step::Key("namespaceSelector")]),
+                Keys::Kubernetes,
+            );
         }
         if let Some(block) = &peer.ip_block {
             let bp = join(&p, &[Step::Key("ipBlock")]);

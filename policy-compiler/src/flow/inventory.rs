@@ -731,13 +731,9 @@ impl ServiceBackends for Inventory {
             .services
             .iter()
             .filter(|svc| {
-                if let Some(by_name) = &s.k8s_service {
-                    by_name.service_name.as_deref() == Some(svc.name.as_str())
-                        && by_name
-                            .namespace
-                            .as_deref()
-                            .is_none_or(|ns| ns == svc.namespace)
-                } else if let Some(by_label) = &s.k8s_service_selector {
+                // The selector wins over a name beside it (cilium/cilium@507103c6
+                // pkg/policy/k8s/service.go:439-469, `processRule`).
+                if let Some(by_label) = &s.k8s_service_selector {
                     let labels = Labels::new(
                         svc.labels
                             .iter()
@@ -749,6 +745,12 @@ impl ServiceBackends for Inventory {
                         .as_deref()
                         .is_none_or(|ns| ns == svc.namespace)
                         && Selector::compile(&by_label.selector, None).matches(&labels)
+                } else if let Some(by_name) = &s.k8s_service {
+                    by_name.service_name.as_deref() == Some(svc.name.as_str())
+                        && by_name
+                            .namespace
+                            .as_deref()
+                            .is_none_or(|ns| ns == svc.namespace)
                 } else {
                     false
                 }

@@ -1021,10 +1021,11 @@ pub struct PortRuleKafka {
     /// `produce` or `consume`; exclusive with `apiKey`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<KafkaRole>,
-    /// Kafka API key name or number (e.g. `produce`, `fetch`).
+    /// Kafka API key by name, any case (e.g. `produce`, `fetch`; one of [`KAFKA_API_KEYS`]);
+    /// numbers are refused; exclusive with `role`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
-    /// Kafka API version.
+    /// Kafka API version: a decimal from 0 to 32767.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     /// Kafka client ID.
@@ -1034,6 +1035,46 @@ pub struct PortRuleKafka {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
 }
+
+/// The names `kafka[].apiKey` accepts, lowercase (Cilium compares case-insensitively):
+/// `APIKeyMap` of cilium/proxy pkg/policy/api/kafka/kafka.go, vendored in
+/// cilium/cilium@507103c6.
+pub const KAFKA_API_KEYS: &[&str] = &[
+    "produce",
+    "fetch",
+    "offsets",
+    "metadata",
+    "leaderandisr",
+    "stopreplica",
+    "updatemetadata",
+    "controlledshutdown",
+    "offsetcommit",
+    "offsetfetch",
+    "findcoordinator",
+    "joingroup",
+    "heartbeat",
+    "leavegroup",
+    "syncgroup",
+    "describegroups",
+    "listgroups",
+    "saslhandshake",
+    "apiversions",
+    "createtopics",
+    "deletetopics",
+    "deleterecords",
+    "initproducerid",
+    "offsetforleaderepoch",
+    "addpartitionstotxn",
+    "addoffsetstotxn",
+    "endtxn",
+    "writetxnmarkers",
+    "txnoffsetcommit",
+    "describeacls",
+    "createacls",
+    "deleteacls",
+    "describeconfigs",
+    "alterconfigs",
+];
 
 /// `kafka[].role` (docs/semantics.md §1.14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -1099,8 +1140,18 @@ impl<'de> Deserialize<'de> for IcmpType {
                     .map(IcmpType::Number)
                     .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
             }
+            /// A quoted number is the number: Cilium reads the int-or-string with
+            /// `IntValue()`, which parses a string as a number, and looks only non-numbers up
+            /// as names; the CRD's pattern admits `0`–`255` without leading zeros
+            /// (cilium/cilium@507103c6 pkg/policy/api/icmp.go:106-154, 195-218).
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IcmpType, E> {
-                Ok(IcmpType::Name(v.to_owned()))
+                let canonical = !v.is_empty()
+                    && v.bytes().all(|b| b.is_ascii_digit())
+                    && (v == "0" || !v.starts_with('0'));
+                match v.parse::<u8>() {
+                    Ok(n) if canonical => Ok(IcmpType::Number(n)),
+                    _ => Ok(IcmpType::Name(v.to_owned())),
+                }
             }
         }
         deserializer.deserialize_any(V)

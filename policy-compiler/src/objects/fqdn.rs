@@ -31,6 +31,21 @@ pub fn normalize(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// Whether `text` matches the CRD's pattern of `matchName` (`^([-a-zA-Z0-9_]+[.]?)+$`), or
+/// with `wildcard` that of `matchPattern` (`*` allowed too), and its `maxLength: 255`: labels
+/// of those characters between single dots, at most one trailing dot, not empty
+/// (cilium/cilium@507103c6 pkg/policy/api/fqdn.go, the kubebuilder markers of `FQDNSelector`).
+pub fn matches_crd_pattern(text: &str, wildcard: bool) -> bool {
+    let body = text.strip_suffix('.').unwrap_or(text);
+    text.chars().count() <= 255
+        && body.split('.').all(|label| {
+            !label.is_empty()
+                && label.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_') || (wildcard && b == b'*')
+                })
+        })
+}
+
 /// Parse a name or pattern, checking it against the CRD patterns
 /// (`^([-a-zA-Z0-9_]+[.]?)+$` for names, with `*` for patterns; at most 255 characters).
 pub fn parse(text: &str) -> Result<FqdnSelector, (String, String)> {
@@ -41,7 +56,9 @@ pub fn parse(text: &str) -> Result<FqdnSelector, (String, String)> {
             "a DNS name has 1 to 255 characters".to_string(),
         ));
     }
-    let labels_ok = normalized.split('.').all(|label| {
+    // At most one trailing dot: `a.com..` has an empty label.
+    let body = text.strip_suffix('.').unwrap_or(text);
+    let labels_ok = body.split('.').all(|label| {
         !label.is_empty()
             && label
                 .bytes()

@@ -11,7 +11,7 @@ pub fn check_key(key: &str) -> Result<(), LabelError> {
         None => (None, key),
     };
     if let Some(prefix) = prefix
-        && (prefix.is_empty() || prefix.len() > 253 || !prefix.split('.').all(is_dns_label))
+        && !is_dns_subdomain(prefix)
     {
         return Err((
             format!("invalid label key prefix in `{key}`"),
@@ -50,6 +50,21 @@ fn is_label_name(s: &str) -> bool {
         && bytes
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// An RFC 1123 DNS subdomain as Kubernetes checks it (`IsDNS1123Subdomain`): at most 253
+/// characters, dot-separated labels of lowercase letters, digits and `-` that start and end
+/// with a letter or digit (no length limit per label).
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            bytes.first().is_some_and(|b| *b != b'-')
+                && bytes.last().is_some_and(|b| *b != b'-')
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        })
 }
 
 /// An RFC 1123 DNS label: lowercase letters, digits and `-`, 1–63, no dash at either end.

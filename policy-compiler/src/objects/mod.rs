@@ -9,6 +9,7 @@
 
 pub mod cilium;
 pub mod fqdn;
+pub mod go_regex;
 pub mod kubernetes;
 pub(crate) mod label;
 pub mod port;

@@ -704,9 +704,8 @@ impl Decoder<'_> {
             // policy when one does not compile: say so here, at the profile line.
             for (key, pattern) in [("method", &rule.method), ("path", &rule.path)] {
                 let Some(pattern) = pattern else { continue };
-                if let Err(e) = regex::Regex::new(pattern) {
+                if let Err(reason) = crate::objects::go_regex::check(pattern) {
                     let span = fields.get(key).map_or(item.span, |n| n.span);
-                    let reason = crate::diagnostic::regex_reason(&e);
                     self.error(
                         "invalid-http-regex",
                         span,
@@ -934,7 +933,7 @@ impl Decoder<'_> {
                                     item.span,
                                     format!("`{e}` is not inside `{net}`"),
                                     "outside the CIDR",
-                                    "Cilium requires every `except` prefix to lie inside the CIDR"
+                                    "an `except` prefix must lie inside the CIDR (Cilium checks only its address, and a wider one excludes the whole CIDR)"
                                         .to_string(),
                                 );
                             } else {
