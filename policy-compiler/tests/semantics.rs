@@ -2277,3 +2277,48 @@ spec:
     let first = yaml.split("---").next().unwrap();
     assert!(engine_for(first, &at("1.18")).allowed(&dev_frontend, &web(), "80/tcp"));
 }
+
+/// Ports and `--enable-extended-ip-protocols`: an empty `port` needs the flag; VRRP and IGMP
+/// carry no ports, so only an empty port or `"0"` is accepted, and `"0"` without the flag too
+/// (cilium/cilium@507103c6 pkg/policy/api/rule_validation.go, `PortProtocol.Validate`).
+#[test]
+fn extended_ip_protocols_and_empty_ports() {
+    let with_port = |protocol: &str, port: &str| {
+        format!(
+            r#"
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {{name: vrrp}}
+spec:
+  endpointSelector: {{matchLabels: {{app: keepalived}}}}
+  egress:
+    - toEntities: [world]
+      toPorts: [{{ports: [{{port: "{port}", protocol: {protocol}}}]}}]
+"#
+        )
+    };
+    let on = Settings {
+        extended_ip_protocols: true,
+        ..Settings::default()
+    };
+    let errors = |yaml: &str, settings: &Settings| -> Vec<String> {
+        let fs = Memory::new([(PathBuf::from("p/policies.yaml"), yaml.to_owned())]);
+        policy::import_for(&fs, &[PathBuf::from("p")], &settings.acceptance())
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.message.clone())
+            .collect()
+    };
+    let off = Settings::default();
+    assert!(errors(&with_port("VRRP", "0"), &off).is_empty());
+    assert!(errors(&with_port("IGMP", "0"), &off).is_empty());
+    assert_eq!(errors(&with_port("VRRP", ""), &off), ["a port is required"]);
+    assert!(errors(&with_port("VRRP", ""), &on).is_empty());
+    assert_eq!(
+        errors(&with_port("IGMP", "2"), &on),
+        ["`IGMP` carries no ports: `port` must be empty or `\"0\"`"]
+    );
+    assert_eq!(errors(&with_port("TCP", ""), &off), ["a port is required"]);
+    assert!(errors(&with_port("TCP", ""), &on).is_empty());
+}

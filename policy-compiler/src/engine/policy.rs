@@ -163,6 +163,8 @@ pub struct Acceptance {
     pub l7_proxy: bool,
     /// `enable-node-selector-labels`: `fromNodes`/`toNodes` are accepted.
     pub node_selector_labels: bool,
+    /// `enable-extended-ip-protocols`: a port may be left empty.
+    pub extended_ip_protocols: bool,
     /// The Cilium version the objects are judged for.
     pub version: Version,
 }
@@ -172,6 +174,7 @@ impl Default for Acceptance {
         Self {
             l7_proxy: true,
             node_selector_labels: false,
+            extended_ip_protocols: false,
             version: Version::NEWEST,
         }
     }
@@ -1208,19 +1211,35 @@ fn port_rule(
     }
     for (j, p) in ports.iter().enumerate() {
         let pp = join(path, &[Step::Key("ports"), Step::Index(j)]);
-        if matches!(p.protocol, Some(Protocol::Vrrp | Protocol::Igmp)) {
-            check.error(
-                &join(&pp, &[Step::Key("protocol")]),
-                "protocols `VRRP` and `IGMP` need `--enable-extended-ip-protocols`",
-                format!("{NOT_SUPPORTED}, under which Cilium rejects the policy"),
-            );
-        }
-        if p.port.is_empty() && !matches!(p.protocol, Some(Protocol::Vrrp | Protocol::Igmp)) {
+        // `PortProtocol.Validate` (cilium/cilium@507103c6 pkg/policy/api/rule_validation.go):
+        // an empty port needs `--enable-extended-ip-protocols`; VRRP and IGMP carry no port,
+        // so only an empty one or `"0"` (the flag is not needed for that).
+        let extended = matches!(p.protocol, Some(Protocol::Vrrp | Protocol::Igmp));
+        if p.port.is_empty() && !check.accept.extended_ip_protocols {
             check.error(
                 &pp,
                 "a port is required",
-                "write `port: \"443\"`; `\"0\"` means every port",
+                if extended {
+                    "write `port: \"0\"` for VRRP and IGMP, or enable `--enable-extended-ip-protocols`"
+                } else {
+                    "write `port: \"443\"`; `\"0\"` means every port"
+                },
             );
+        } else if extended && !p.port.is_empty() && p.port != "0" {
+            check.error(
+                &join(&pp, &[Step::Key("port")]),
+                format!(
+                    "`{}` carries no ports: `port` must be empty or `\"0\"`",
+                    if p.protocol == Some(Protocol::Vrrp) {
+                        "VRRP"
+                    } else {
+                        "IGMP"
+                    }
+                ),
+                "VRRP and IGMP have no transport ports; write `port: \"0\"`",
+            );
+        } else if p.port.is_empty() {
+            // Every port, with extended IP protocols on.
         } else if let Err(why) = crate::objects::port::RulePort::parse(&p.port) {
             // The agent parses like Go's ParseUint(s, 0, 16): `"010"` is octal 8, `"08"` fails.
             check.error(

@@ -90,6 +90,8 @@ pub struct Settings {
     pub host_firewall: bool,
     /// `enable-node-selector-labels`: `fromNodes`/`toNodes` select remote nodes by label.
     pub node_selector_labels: bool,
+    /// `enable-extended-ip-protocols`: ports may be left empty (VRRP, IGMP).
+    pub extended_ip_protocols: bool,
     /// Settings read with a value other than Cilium's default that netpol does not model yet:
     /// `(key, value, default)`. Reports name them: the verdicts assume the default.
     pub unmodelled: Vec<(String, String, String)>,
@@ -109,6 +111,7 @@ impl Default for Settings {
             identity_labels: None,
             host_firewall: false,
             node_selector_labels: false,
+            extended_ip_protocols: false,
             enforcement: Enforcement::Default,
             default_local_cluster: None,
             localhost_by_policy: false,
@@ -225,6 +228,12 @@ const KEYS: &[Key] = &[
         modelled: true,
     },
     Key {
+        config_map: "enable-extended-ip-protocols",
+        helm: &[],
+        default: "false",
+        modelled: true,
+    },
+    Key {
         config_map: "enable-l7-proxy",
         helm: &["l7Proxy"],
         default: "true",
@@ -257,6 +266,7 @@ impl Settings {
             "enable-host-firewall" => &mut self.host_firewall,
             "enable-node-selector-labels" => &mut self.node_selector_labels,
             "enable-l7-proxy" => &mut self.l7_proxy,
+            "enable-extended-ip-protocols" => &mut self.extended_ip_protocols,
             _ => return None,
         })
     }
@@ -266,6 +276,7 @@ impl Settings {
         crate::engine::policy::Acceptance {
             l7_proxy: self.l7_proxy,
             node_selector_labels: self.node_selector_labels,
+            extended_ip_protocols: self.extended_ip_protocols,
             version: self.cilium(),
         }
     }
@@ -344,6 +355,9 @@ impl Settings {
         }
         if self.node_selector_labels {
             line.push_str(", node selector labels on");
+        }
+        if self.extended_ip_protocols {
+            line.push_str(", extended IP protocols on");
         }
         if let Some(filter) = &self.identity_labels {
             line.push_str(&format!(", identity labels `{filter}`"));
