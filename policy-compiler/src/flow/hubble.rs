@@ -124,8 +124,113 @@ struct Workload<'a> {
     kind: Cow<'a, str>,
 }
 
-/// One line of a Hubble export.
-pub(super) fn line(reader: &mut Reader<'_>, text: &str) -> Result<Option<Flow>, FlowError> {
+/// A string of a decoded line: where it is in its chunk, or its unescaped copy when the JSON
+/// escaped it. Decoded lines hold no borrow, so that they can cross to the thread that
+/// identifies and judges them.
+#[derive(Debug)]
+enum Text {
+    At(usize, usize),
+    Owned(Box<str>),
+}
+
+impl Text {
+    fn of(s: Cow<'_, str>, chunk: &str) -> Self {
+        match s {
+            Cow::Borrowed(b) => Self::span(b, chunk),
+            Cow::Owned(o) => Self::Owned(o.into_boxed_str()),
+        }
+    }
+
+    /// `s`, a slice of `chunk`, by its place.
+    fn span(s: &str, chunk: &str) -> Self {
+        let start = (s.as_ptr() as usize).saturating_sub(chunk.as_ptr() as usize);
+        Self::At(start, start + s.len())
+    }
+
+    fn get<'c>(&'c self, chunk: &'c str) -> &'c str {
+        match self {
+            Self::At(start, end) => chunk.get(*start..*end).unwrap_or_default(),
+            Self::Owned(o) => o,
+        }
+    }
+}
+
+/// A Hubble line decoded, before its peers are identified.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "almost every line is a flow, and chunks reuse their lines' storage"
+)]
+pub(super) enum Decoded {
+    Flow(Parsed),
+    /// A line that carries no flow, by kind (`node_status`, `lost_events`, `no flow`).
+    Skipped(&'static str),
+}
+
+/// The fields of a Hubble flow that `verdict` reads.
+#[derive(Debug)]
+pub(super) struct Parsed {
+    time: Option<Text>,
+    verdict: Option<Text>,
+    proto: Option<Proto>,
+    icmp_type: Option<u8>,
+    reply: Option<bool>,
+    syn: bool,
+    ack: bool,
+    /// The node's name without its cluster (`homelab/k3s-node-1` → `k3s-node-1`).
+    node: Option<Text>,
+    source: Peer,
+    destination: Peer,
+}
+
+/// One end of a decoded Hubble flow.
+#[derive(Debug, Default)]
+struct Peer {
+    ip: Option<std::net::IpAddr>,
+    port: Option<u16>,
+    identity: Option<u64>,
+    namespace: Option<Text>,
+    /// The JSON text of the `labels` list.
+    labels: Option<Text>,
+    pod: Option<Text>,
+    /// The first workload: kind and name.
+    workload: Option<(Text, Text)>,
+    /// The DNS names, normalized.
+    names: Vec<String>,
+}
+
+impl Peer {
+    fn of(
+        e: Option<HEndpoint<'_>>,
+        ip: Option<&Cow<'_, str>>,
+        port: Option<u16>,
+        names: Vec<Cow<'_, str>>,
+        chunk: &str,
+    ) -> Self {
+        let e = e.unwrap_or_default();
+        Self {
+            ip: ip.and_then(|s| s.parse().ok()),
+            port,
+            identity: e.identity,
+            namespace: e.namespace.map(|t| Text::of(t, chunk)),
+            labels: e.labels.map(|raw| Text::span(raw.get(), chunk)),
+            pod: e.pod_name.map(|t| Text::of(t, chunk)),
+            workload: e
+                .workloads
+                .into_iter()
+                .next()
+                .map(|w| (Text::of(w.kind, chunk), Text::of(w.name, chunk))),
+            names: names
+                .iter()
+                .map(|n| crate::objects::fqdn::normalize(n))
+                .collect(),
+        }
+    }
+}
+
+/// Decode one line of a Hubble export, `text`, a slice of `chunk`. Needs no reader: this is
+/// the part of reading that runs apart from identifying and judging.
+pub(super) fn decode(chunk: &str, text: &str) -> Result<Decoded, FlowError> {
     let expected = "a Hubble flow (`hubble observe -o jsonpb` or `-o json`)";
     let parsed: Line = serde_json::from_str(text).map_err(|e| json_error(&e, expected))?;
     let flow = match parsed {
@@ -135,31 +240,16 @@ pub(super) fn line(reader: &mut Reader<'_>, text: &str) -> Result<Option<Flow>, 
         Line {
             node_status: Some(_),
             ..
-        } => {
-            *reader
-                .set
-                .skipped
-                .entry("node_status".to_owned())
-                .or_default() += 1;
-            return Ok(None);
-        }
+        } => return Ok(Decoded::Skipped("node_status")),
         Line {
             lost_events: Some(_),
             ..
-        } => {
-            *reader
-                .set
-                .skipped
-                .entry("lost_events".to_owned())
-                .or_default() += 1;
-            return Ok(None);
-        }
+        } => return Ok(Decoded::Skipped("lost_events")),
         // A bare Flow.
         Line { .. } => serde_json::from_str::<HFlow>(text).map_err(|e| json_error(&e, expected))?,
     };
     if flow.ip.is_none() && flow.l4.is_none() && flow.source.is_none() {
-        *reader.set.skipped.entry("no flow".to_owned()).or_default() += 1;
-        return Ok(None);
+        return Ok(Decoded::Skipped("no flow"));
     }
     let (proto, ports, icmp_type) = match flow.l4 {
         Some(L4 { TCP: Some(p), .. }) => (Some(Proto::Tcp), Some(p), None),
@@ -174,80 +264,101 @@ pub(super) fn line(reader: &mut Reader<'_>, text: &str) -> Result<Option<Flow>, 
         _ => (None, None, None),
     };
     let ip = flow.ip.unwrap_or_default();
-    let parse_ip = |s: &Option<Cow<'_, str>>| s.as_deref().and_then(|s| s.parse().ok());
-    let node = flow
-        .node_name
-        .as_deref()
-        .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned());
-    let src = endpoint(
-        reader,
-        text,
-        flow.source.unwrap_or_default(),
-        parse_ip(&ip.source),
+    let node = flow.node_name.map(|n| match n {
+        Cow::Borrowed(b) => Text::span(b.rsplit('/').next().unwrap_or(b), chunk),
+        Cow::Owned(o) => Text::Owned(Box::from(o.rsplit('/').next().unwrap_or(&o))),
+    });
+    let source = Peer::of(
+        flow.source,
+        ip.source.as_ref(),
         ports.as_ref().and_then(|p| p.source_port),
         flow.source_names,
-        node.as_deref(),
-    )?;
-    let dst = endpoint(
-        reader,
-        text,
-        flow.destination.unwrap_or_default(),
-        parse_ip(&ip.destination),
+        chunk,
+    );
+    let destination = Peer::of(
+        flow.destination,
+        ip.destination.as_ref(),
         ports.as_ref().and_then(|p| p.destination_port),
         flow.destination_names,
-        node.as_deref(),
-    )?;
+        chunk,
+    );
     let flags = ports.and_then(|p| p.flags).unwrap_or_default();
-    Ok(Some(Flow {
-        index: 0,
-        line: 0,
-        time: flow.time.map(Cow::into_owned),
+    Ok(Decoded::Flow(Parsed {
+        time: flow.time.map(|t| Text::of(t, chunk)),
+        verdict: flow.verdict.map(|t| Text::of(t, chunk)),
         proto,
-        src,
-        dst,
         icmp_type,
         reply: flow.is_reply.or(flow.reply),
         syn: flags.SYN,
         ack: flags.ACK,
+        node,
+        source,
+        destination,
+    }))
+}
+
+/// The flow of a decoded line, its peers identified; `line` is the line's text in `chunk`
+/// (error columns count from its start).
+pub(super) fn flow(
+    reader: &mut Reader<'_>,
+    chunk: &str,
+    line: &str,
+    parsed: &Parsed,
+) -> Result<Flow, FlowError> {
+    let node = parsed.node.as_ref().map(|n| n.get(chunk));
+    let src = endpoint(reader, chunk, line, &parsed.source, node)?;
+    let dst = endpoint(reader, chunk, line, &parsed.destination, node)?;
+    Ok(Flow {
+        index: 0,
+        line: 0,
+        time: parsed.time.as_ref().map(|t| t.get(chunk).to_owned()),
+        proto: parsed.proto,
+        src,
+        dst,
+        icmp_type: parsed.icmp_type,
+        reply: parsed.reply,
+        syn: parsed.syn,
+        ack: parsed.ack,
         packets: 1,
         bytes: 0,
         connections: 1,
-        observed: flow.verdict.as_deref().map(|v| reader.text(v)),
+        observed: parsed.verdict.as_ref().map(|v| reader.text(v.get(chunk))),
         service: None,
         hairpin: false,
-    }))
+    })
 }
 
 fn endpoint(
     reader: &mut Reader<'_>,
+    chunk: &str,
     line: &str,
-    e: HEndpoint<'_>,
-    ip: Option<std::net::IpAddr>,
-    port: Option<u16>,
-    names: Vec<Cow<'_, str>>,
+    e: &Peer,
     node: Option<&str>,
 ) -> Result<Endpoint, FlowError> {
+    let ip = e.ip;
     let mut out = Endpoint {
-        port,
+        port: e.port,
         namespace: e
             .namespace
-            .as_deref()
+            .as_ref()
+            .map(|n| n.get(chunk))
             .filter(|n| !n.is_empty())
             .map(|n| reader.text(n)),
         pod: e
-            .pod_name
-            .as_deref()
+            .pod
+            .as_ref()
+            .map(|n| n.get(chunk))
             .filter(|n| !n.is_empty())
             .map(|n| reader.text(n)),
         workload: e
-            .workloads
-            .first()
-            .map(|w| reader.text(&format!("{}/{}", w.kind, w.name))),
+            .workload
+            .as_ref()
+            .map(|(kind, name)| reader.workload(kind.get(chunk), name.get(chunk))),
         ..Endpoint::default()
     };
     let inventory = reader.inventory;
-    let listed = match e.labels {
-        Some(raw) => reader.intern_raw(raw.get(), |raw| {
+    let listed = match &e.labels {
+        Some(raw) => reader.intern_raw(raw.get(chunk), |raw| {
             let texts: Vec<Cow<'_, str>> = serde_json::from_str(raw).map_err(|err| {
                 // The column in the line, not in the list.
                 let offset = (raw.as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
@@ -323,10 +434,7 @@ fn endpoint(
     out.peer.labels = labels;
     out.peer.ip = ip;
     if out.peer.is_world() {
-        out.peer.names = names
-            .iter()
-            .map(|n| crate::objects::fqdn::normalize(n))
-            .collect();
+        out.peer.names.clone_from(&e.names);
     }
     Ok(out)
 }

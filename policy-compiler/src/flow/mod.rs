@@ -247,6 +247,8 @@ pub struct Reader<'i> {
     /// Container ports from the workload manifests, by label set (the label set is kept so
     /// that its address, the key, stays unique).
     template_ports: rustc_hash::FxHashMap<usize, Option<TemplatePorts>>,
+    /// A buffer for names built from parts, reused.
+    scratch: String,
 }
 
 impl<'i> Reader<'i> {
@@ -256,6 +258,7 @@ impl<'i> Reader<'i> {
             inventory,
             cluster: Arc::from(cluster),
             template_ports: rustc_hash::FxHashMap::default(),
+            scratch: String::new(),
             labels: rustc_hash::FxHashMap::default(),
             raw_labels: rustc_hash::FxHashMap::default(),
             strings: rustc_hash::FxHashSet::default(),
@@ -285,25 +288,40 @@ impl<'i> Reader<'i> {
         progress: &mut dyn FnMut(u64),
         each: &mut dyn FnMut(Flow),
     ) -> std::io::Result<()> {
-        let mut line = String::new();
-        let mut number = 0;
-        loop {
-            line.clear();
-            let n = input.read_line(&mut line)?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            self.set.bytes += n as u64;
-            if number % 65_536 == 0 {
-                progress(self.set.bytes);
-            }
-            if let Some(flow) = self.read_line(number, &line) {
-                each(flow);
-            }
+        let mut decoder = Decoder::new(self.set.format);
+        let mut spare = None;
+        while let Some(chunk) = decoder.next(input, spare.take())? {
+            self.take(&chunk, progress, each);
+            spare = Some(chunk);
         }
         progress(self.set.bytes);
         Ok(())
+    }
+
+    /// The flows of a chunk of decoded lines (chunks in the order [`Decoder::next`] made
+    /// them), each handed to `each`; `progress` is called with the bytes read so far now and
+    /// then.
+    pub fn take(
+        &mut self,
+        chunk: &Chunk,
+        progress: &mut dyn FnMut(u64),
+        each: &mut dyn FnMut(Flow),
+    ) {
+        if self.set.format.is_none() {
+            self.set.format = chunk.format;
+        }
+        let mut start = 0;
+        for (number, line) in (chunk.first_line..).zip(&chunk.lines) {
+            self.set.bytes += (line.end - start) as u64;
+            start = line.end;
+            if number % 65_536 == 0 {
+                progress(self.set.bytes);
+            }
+            let text = chunk.text.get(line.text.0..line.text.1).unwrap_or_default();
+            if let Some(flow) = self.read_line(number, &chunk.text, text, &line.decoded) {
+                each(flow);
+            }
+        }
     }
 
     fn error(&mut self, e: FlowError) {
@@ -315,33 +333,35 @@ impl<'i> Reader<'i> {
 
     /// One line of input, kept in [`FlowSet::flows`].
     pub fn line(&mut self, number: usize, text: &str) {
-        if let Some(flow) = self.read_line(number, text) {
+        let text = text.trim();
+        let mut decoder = Decoder::new(self.set.format);
+        let decoded = decoder.decode(text, text);
+        self.set.format = decoder.format;
+        if let Some(flow) = self.read_line(number, text, text, &decoded) {
             self.set.flows.push(flow);
         }
     }
 
-    /// One line of input: its flow, if it is one (errors and skipped lines are counted).
-    fn read_line(&mut self, number: usize, text: &str) -> Option<Flow> {
-        let text = text.trim();
-        if text.is_empty() {
-            return None;
-        }
-        let format = match self.set.format {
-            Some(f) => f,
-            None => match detect(text) {
-                Ok(f) => {
-                    self.set.format = Some(f);
-                    f
-                }
-                Err(e) => {
-                    self.error(FlowError { line: number, ..e });
-                    return None;
-                }
-            },
-        };
-        let result = match format {
-            Format::Netpol => self.netpol_line(text),
-            Format::Hubble => hubble::line(self, text),
+    /// One decoded line of input (`text`, in `chunk`): its flow, if it is one (errors and
+    /// skipped lines are counted).
+    fn read_line(
+        &mut self,
+        number: usize,
+        chunk: &str,
+        text: &str,
+        decoded: &Result<Decoded, FlowError>,
+    ) -> Option<Flow> {
+        let result = match decoded {
+            Ok(Decoded::Empty) => return None,
+            Ok(Decoded::Netpol) => self.netpol_line(text),
+            Ok(Decoded::Hubble(hubble::Decoded::Flow(parsed))) => {
+                hubble::flow(self, chunk, text, parsed).map(Some)
+            }
+            Ok(Decoded::Hubble(hubble::Decoded::Skipped(kind))) => {
+                *self.set.skipped.entry((*kind).to_owned()).or_default() += 1;
+                Ok(None)
+            }
+            Err(e) => Err(e.clone()),
         };
         match result {
             Ok(Some(mut flow)) => {
@@ -499,6 +519,18 @@ impl<'i> Reader<'i> {
         let t: Arc<str> = Arc::from(s);
         self.strings.insert(t.clone());
         t
+    }
+
+    /// A shared copy of a workload's name, `Deployment/web`.
+    fn workload(&mut self, kind: &str, name: &str) -> Arc<str> {
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        text.push_str(kind);
+        text.push('/');
+        text.push_str(name);
+        let shared = self.text(&text);
+        self.scratch = text;
+        shared
     }
 
     fn netpol_line(&mut self, text: &str) -> Result<Option<Flow>, FlowError> {
@@ -681,6 +713,136 @@ impl<'i> Reader<'i> {
             out.peer.names = names;
         }
         Ok(out)
+    }
+}
+
+/// How many bytes of whole lines a [`Chunk`] holds (the last line may take it past).
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Whole lines of input, decoded as far as they can be without a [`Reader`] (JSON syntax and
+/// types, the format): the part of reading that can run on a thread of its own, while
+/// [`Reader::take`] identifies the peers and hands on the flows.
+#[derive(Debug)]
+pub struct Chunk {
+    text: String,
+    /// The 1-based number of the first line.
+    first_line: usize,
+    lines: Vec<ChunkLine>,
+    /// The input's format, once a line has told it.
+    format: Option<Format>,
+}
+
+#[derive(Debug)]
+struct ChunkLine {
+    /// Where the line ends in the chunk, newline included.
+    end: usize,
+    /// The line without the white space around it.
+    text: (usize, usize),
+    /// `line` 0 in errors: the reader numbers them.
+    decoded: Result<Decoded, FlowError>,
+}
+
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "almost every line is a flow, and chunks reuse their lines' storage"
+)]
+enum Decoded {
+    Empty,
+    /// A netpol record, read by the reader (its endpoints are few and small).
+    Netpol,
+    Hubble(hubble::Decoded),
+}
+
+/// Splits input into [`Chunk`]s of decoded lines, detecting the format on the first line.
+#[derive(Debug)]
+pub struct Decoder {
+    format: Option<Format>,
+    lines: usize,
+}
+
+impl Decoder {
+    /// A decoder of an input in `format`, or of a format to detect.
+    pub fn new(format: Option<Format>) -> Self {
+        Self { format, lines: 0 }
+    }
+
+    /// The next chunk of `input`, `None` at its end; `spare`, a chunk done with, lends its
+    /// buffers.
+    pub fn next(
+        &mut self,
+        input: &mut dyn BufRead,
+        spare: Option<Chunk>,
+    ) -> std::io::Result<Option<Chunk>> {
+        let (mut bytes, lines) = match spare {
+            Some(chunk) => {
+                let mut lines = chunk.lines;
+                lines.clear();
+                let mut bytes = chunk.text.into_bytes();
+                bytes.clear();
+                (bytes, lines)
+            }
+            None => (Vec::with_capacity(CHUNK_BYTES + (1 << 12)), Vec::new()),
+        };
+        while bytes.len() < CHUNK_BYTES {
+            if input.read_until(b'\n', &mut bytes)? == 0 {
+                break;
+            }
+        }
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        // `BufRead::read_line`'s error, which this reading replaces.
+        let text = String::from_utf8(bytes).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            )
+        })?;
+        Ok(Some(self.chunk(self.lines + 1, text, lines)))
+    }
+
+    /// The lines of `text`, the first of them numbered `first_line`, decoded.
+    fn chunk(&mut self, first_line: usize, text: String, mut lines: Vec<ChunkLine>) -> Chunk {
+        let mut end = 0;
+        for raw in text.split_inclusive('\n') {
+            let start = end;
+            end += raw.len();
+            let trimmed = raw.trim_start();
+            let from = start + (raw.len() - trimmed.len());
+            let trimmed = trimmed.trim_end();
+            let decoded = self.decode(&text, trimmed);
+            lines.push(ChunkLine {
+                end,
+                text: (from, from + trimmed.len()),
+                decoded,
+            });
+        }
+        self.lines = first_line + lines.len() - 1;
+        Chunk {
+            first_line,
+            lines,
+            format: self.format,
+            text,
+        }
+    }
+
+    fn decode(&mut self, chunk: &str, text: &str) -> Result<Decoded, FlowError> {
+        if text.is_empty() {
+            return Ok(Decoded::Empty);
+        }
+        let format = match self.format {
+            Some(f) => f,
+            None => {
+                let f = detect(text)?;
+                self.format = Some(f);
+                f
+            }
+        };
+        match format {
+            Format::Netpol => Ok(Decoded::Netpol),
+            Format::Hubble => hubble::decode(chunk, text).map(Decoded::Hubble),
+        }
     }
 }
 
