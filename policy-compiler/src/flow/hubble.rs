@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-use super::{Endpoint, Flow, FlowError, Reader, json_error};
+use super::{Endpoint, Flow, FlowError, Reader, Seen, json_error};
 use crate::engine::identity::{Reserved, pod_labels};
 use crate::objects::Proto;
 
@@ -171,7 +171,8 @@ pub(super) enum Decoded {
 #[derive(Debug)]
 pub(super) struct Parsed {
     time: Option<Text>,
-    verdict: Option<Text>,
+    /// Names are numbers of the decoder's [`Seen`] names.
+    verdict: Option<usize>,
     proto: Option<Proto>,
     icmp_type: Option<u8>,
     reply: Option<bool>,
@@ -189,12 +190,12 @@ struct Peer {
     ip: Option<std::net::IpAddr>,
     port: Option<u16>,
     identity: Option<u64>,
-    namespace: Option<Text>,
-    /// The JSON text of the `labels` list.
-    labels: Option<Text>,
-    pod: Option<Text>,
-    /// The first workload: kind and name.
-    workload: Option<(Text, Text)>,
+    namespace: Option<usize>,
+    /// The `labels` list, by the number of its JSON text, and where that starts in the line.
+    labels: Option<(usize, usize)>,
+    pod: Option<usize>,
+    /// The first workload, `Deployment/web`.
+    workload: Option<usize>,
     /// The DNS names, normalized.
     names: Vec<String>,
 }
@@ -205,21 +206,29 @@ impl Peer {
         ip: Option<&Cow<'_, str>>,
         port: Option<u16>,
         names: Vec<Cow<'_, str>>,
-        chunk: &str,
+        line: &str,
+        seen: &mut Seen,
     ) -> Self {
         let e = e.unwrap_or_default();
         Self {
             ip: ip.and_then(|s| s.parse().ok()),
             port,
             identity: e.identity,
-            namespace: e.namespace.map(|t| Text::of(t, chunk)),
-            labels: e.labels.map(|raw| Text::span(raw.get(), chunk)),
-            pod: e.pod_name.map(|t| Text::of(t, chunk)),
-            workload: e
-                .workloads
-                .into_iter()
-                .next()
-                .map(|w| (Text::of(w.kind, chunk), Text::of(w.name, chunk))),
+            namespace: e
+                .namespace
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .map(|n| seen.name(n)),
+            labels: e.labels.map(|raw| {
+                let offset = (raw.get().as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
+                (seen.list(raw.get()), offset)
+            }),
+            pod: e
+                .pod_name
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .map(|n| seen.name(n)),
+            workload: e.workloads.first().map(|w| seen.workload(&w.kind, &w.name)),
             names: names
                 .iter()
                 .map(|n| crate::objects::fqdn::normalize(n))
@@ -230,7 +239,7 @@ impl Peer {
 
 /// Decode one line of a Hubble export, `text`, a slice of `chunk`. Needs no reader: this is
 /// the part of reading that runs apart from identifying and judging.
-pub(super) fn decode(chunk: &str, text: &str) -> Result<Decoded, FlowError> {
+pub(super) fn decode(chunk: &str, text: &str, seen: &mut Seen) -> Result<Decoded, FlowError> {
     let expected = "a Hubble flow (`hubble observe -o jsonpb` or `-o json`)";
     let parsed: Line = serde_json::from_str(text).map_err(|e| json_error(&e, expected))?;
     let flow = match parsed {
@@ -273,19 +282,21 @@ pub(super) fn decode(chunk: &str, text: &str) -> Result<Decoded, FlowError> {
         ip.source.as_ref(),
         ports.as_ref().and_then(|p| p.source_port),
         flow.source_names,
-        chunk,
+        text,
+        seen,
     );
     let destination = Peer::of(
         flow.destination,
         ip.destination.as_ref(),
         ports.as_ref().and_then(|p| p.destination_port),
         flow.destination_names,
-        chunk,
+        text,
+        seen,
     );
     let flags = ports.and_then(|p| p.flags).unwrap_or_default();
     Ok(Decoded::Flow(Parsed {
         time: flow.time.map(|t| Text::of(t, chunk)),
-        verdict: flow.verdict.map(|t| Text::of(t, chunk)),
+        verdict: flow.verdict.as_deref().map(|v| seen.name(v)),
         proto,
         icmp_type,
         reply: flow.is_reply.or(flow.reply),
@@ -297,17 +308,15 @@ pub(super) fn decode(chunk: &str, text: &str) -> Result<Decoded, FlowError> {
     }))
 }
 
-/// The flow of a decoded line, its peers identified; `line` is the line's text in `chunk`
-/// (error columns count from its start).
+/// The flow of a decoded line of `chunk`, its peers identified.
 pub(super) fn flow(
     reader: &mut Reader<'_>,
     chunk: &str,
-    line: &str,
     parsed: &Parsed,
 ) -> Result<Flow, FlowError> {
     let node = parsed.node.as_ref().map(|n| n.get(chunk));
-    let src = endpoint(reader, chunk, line, &parsed.source, node)?;
-    let dst = endpoint(reader, chunk, line, &parsed.destination, node)?;
+    let src = endpoint(reader, &parsed.source, node)?;
+    let dst = endpoint(reader, &parsed.destination, node)?;
     Ok(Flow {
         index: 0,
         line: 0,
@@ -322,46 +331,26 @@ pub(super) fn flow(
         packets: 1,
         bytes: 0,
         connections: 1,
-        observed: parsed.verdict.as_ref().map(|v| reader.text(v.get(chunk))),
+        observed: parsed.verdict.and_then(|v| reader.numbered(v)),
         service: None,
         hairpin: false,
     })
 }
 
-fn endpoint(
-    reader: &mut Reader<'_>,
-    chunk: &str,
-    line: &str,
-    e: &Peer,
-    node: Option<&str>,
-) -> Result<Endpoint, FlowError> {
+fn endpoint(reader: &mut Reader<'_>, e: &Peer, node: Option<&str>) -> Result<Endpoint, FlowError> {
     let ip = e.ip;
     let mut out = Endpoint {
         port: e.port,
-        namespace: e
-            .namespace
-            .as_ref()
-            .map(|n| n.get(chunk))
-            .filter(|n| !n.is_empty())
-            .map(|n| reader.text(n)),
-        pod: e
-            .pod
-            .as_ref()
-            .map(|n| n.get(chunk))
-            .filter(|n| !n.is_empty())
-            .map(|n| reader.text(n)),
-        workload: e
-            .workload
-            .as_ref()
-            .map(|(kind, name)| reader.workload(kind.get(chunk), name.get(chunk))),
+        namespace: e.namespace.and_then(|n| reader.numbered(n)),
+        pod: e.pod.and_then(|n| reader.numbered(n)),
+        workload: e.workload.and_then(|n| reader.numbered(n)),
         ..Endpoint::default()
     };
     let inventory = reader.inventory;
-    let listed = match &e.labels {
-        Some(raw) => reader.intern_raw(raw.get(chunk), |raw| {
+    let listed = match e.labels {
+        Some((list, offset)) => reader.numbered_labels(list, |raw| {
             let texts: Vec<Cow<'_, str>> = serde_json::from_str(raw).map_err(|err| {
                 // The column in the line, not in the list.
-                let offset = (raw.as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
                 FlowError {
                     column: offset + err.column(),
                     ..json_error(&err, "`labels`: a list of `source:key=value` texts")

@@ -236,8 +236,8 @@ pub struct Reader<'i> {
     pub inventory: Option<&'i Inventory>,
     /// Label sets by the hash of their texts (collisions resolved by comparing).
     labels: rustc_hash::FxHashMap<u64, Vec<Interned>>,
-    /// Hubble label sets by the JSON text of their list (`None`: empty).
-    raw_labels: rustc_hash::FxHashMap<Box<str>, Option<Arc<Labels>>>,
+    /// What the numbers of the chunks' decoder stand for.
+    numbered: Numbered,
     /// Names of namespaces, pods, workloads…: one allocation each, however many flows.
     strings: rustc_hash::FxHashSet<Arc<str>>,
     pub set: FlowSet,
@@ -247,8 +247,6 @@ pub struct Reader<'i> {
     /// Container ports from the workload manifests, by label set (the label set is kept so
     /// that its address, the key, stays unique).
     template_ports: rustc_hash::FxHashMap<usize, Option<TemplatePorts>>,
-    /// A buffer for names built from parts, reused.
-    scratch: String,
 }
 
 impl<'i> Reader<'i> {
@@ -258,9 +256,8 @@ impl<'i> Reader<'i> {
             inventory,
             cluster: Arc::from(cluster),
             template_ports: rustc_hash::FxHashMap::default(),
-            scratch: String::new(),
             labels: rustc_hash::FxHashMap::default(),
-            raw_labels: rustc_hash::FxHashMap::default(),
+            numbered: Numbered::default(),
             strings: rustc_hash::FxHashSet::default(),
             set: FlowSet::default(),
             error_count: 0,
@@ -310,6 +307,18 @@ impl<'i> Reader<'i> {
         if self.set.format.is_none() {
             self.set.format = chunk.format;
         }
+        if self.numbered.decoder != chunk.decoder {
+            self.numbered = Numbered {
+                decoder: chunk.decoder,
+                ..Numbered::default()
+            };
+        }
+        for name in &chunk.names {
+            let shared = self.text(name);
+            self.numbered.names.push(shared);
+        }
+        self.numbered.lists.extend(chunk.lists.iter().cloned());
+        self.numbered.labels.resize(self.numbered.lists.len(), None);
         let mut start = 0;
         for (number, line) in (chunk.first_line..).zip(&chunk.lines) {
             self.set.bytes += (line.end - start) as u64;
@@ -333,13 +342,14 @@ impl<'i> Reader<'i> {
 
     /// One line of input, kept in [`FlowSet::flows`].
     pub fn line(&mut self, number: usize, text: &str) {
-        let text = text.trim();
         let mut decoder = Decoder::new(self.set.format);
-        let decoded = decoder.decode(text, text);
-        self.set.format = decoder.format;
-        if let Some(flow) = self.read_line(number, text, text, &decoded) {
-            self.set.flows.push(flow);
-        }
+        let chunk = decoder.single(number, text);
+        let mut flows = std::mem::take(&mut self.set.flows);
+        // One line given by the caller is no input read: its bytes are not counted.
+        let bytes = self.set.bytes;
+        self.take(&chunk, &mut |_| {}, &mut |flow| flows.push(flow));
+        self.set.bytes = bytes;
+        self.set.flows = flows;
     }
 
     /// One decoded line of input (`text`, in `chunk`): its flow, if it is one (errors and
@@ -355,7 +365,7 @@ impl<'i> Reader<'i> {
             Ok(Decoded::Empty) => return None,
             Ok(Decoded::Netpol) => self.netpol_line(text),
             Ok(Decoded::Hubble(hubble::Decoded::Flow(parsed))) => {
-                hubble::flow(self, chunk, text, parsed).map(Some)
+                hubble::flow(self, chunk, parsed).map(Some)
             }
             Ok(Decoded::Hubble(hubble::Decoded::Skipped(kind))) => {
                 *self.set.skipped.entry((*kind).to_owned()).or_default() += 1;
@@ -490,24 +500,32 @@ impl<'i> Reader<'i> {
         labels
     }
 
-    /// The label set of a Hubble endpoint's `labels` list, by its JSON text (`None`: an empty
-    /// list): `texts` reads the list the first time the text is seen.
-    fn intern_raw<'t>(
+    /// The name numbered `n` by the decoder.
+    fn numbered(&self, n: usize) -> Option<Arc<str>> {
+        self.numbered.names.get(n).cloned()
+    }
+
+    /// The label set of a Hubble endpoint's `labels` list, by the number of its JSON text
+    /// (`None`: an empty list): `texts` reads the list until it has been read without error.
+    fn numbered_labels(
         &mut self,
-        raw: &'t str,
-        texts: impl FnOnce(&'t str) -> Result<Vec<std::borrow::Cow<'t, str>>, FlowError>,
+        n: usize,
+        texts: impl for<'t> FnOnce(&'t str) -> Result<Vec<std::borrow::Cow<'t, str>>, FlowError>,
     ) -> Result<Option<Arc<Labels>>, FlowError> {
-        if let Some(labels) = self.raw_labels.get(raw) {
+        if let Some(Some(labels)) = self.numbered.labels.get(n) {
             return Ok(labels.clone());
         }
-        let texts = texts(raw)?;
+        let raw = self.numbered.lists.get(n).cloned().unwrap_or_default();
+        let texts = texts(&raw)?;
         let labels = if texts.is_empty() {
             None
         } else {
             let cluster = self.cluster.clone();
             Some(self.intern(&texts, || hubble_labels(&texts, &cluster)))
         };
-        self.raw_labels.insert(Box::from(raw), labels.clone());
+        if let Some(slot) = self.numbered.labels.get_mut(n) {
+            *slot = Some(labels.clone());
+        }
         Ok(labels)
     }
 
@@ -519,18 +537,6 @@ impl<'i> Reader<'i> {
         let t: Arc<str> = Arc::from(s);
         self.strings.insert(t.clone());
         t
-    }
-
-    /// A shared copy of a workload's name, `Deployment/web`.
-    fn workload(&mut self, kind: &str, name: &str) -> Arc<str> {
-        let mut text = std::mem::take(&mut self.scratch);
-        text.clear();
-        text.push_str(kind);
-        text.push('/');
-        text.push_str(name);
-        let shared = self.text(&text);
-        self.scratch = text;
-        shared
     }
 
     fn netpol_line(&mut self, text: &str) -> Result<Option<Flow>, FlowError> {
@@ -730,6 +736,11 @@ pub struct Chunk {
     lines: Vec<ChunkLine>,
     /// The input's format, once a line has told it.
     format: Option<Format>,
+    /// The decoder that made the chunk ([`Decoder::serial`]).
+    decoder: u64,
+    /// Names and label lists first seen in this chunk, in the order numbered.
+    names: Vec<Box<str>>,
+    lists: Vec<Box<str>>,
 }
 
 #[derive(Debug)]
@@ -759,12 +770,82 @@ enum Decoded {
 pub struct Decoder {
     format: Option<Format>,
     lines: usize,
+    /// Tells this decoder's numbers from another's.
+    serial: u64,
+    seen: Seen,
 }
+
+/// Names (namespaces, pods, workloads, verdicts) and label lists, numbered in the order first
+/// seen: the thread that decodes hashes their texts, the reader finds them by number.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    names: rustc_hash::FxHashMap<Box<str>, usize>,
+    lists: rustc_hash::FxHashMap<Box<str>, usize>,
+    /// First seen since the last chunk.
+    fresh_names: Vec<Box<str>>,
+    fresh_lists: Vec<Box<str>>,
+    scratch: String,
+}
+
+impl Seen {
+    fn number(
+        map: &mut rustc_hash::FxHashMap<Box<str>, usize>,
+        fresh: &mut Vec<Box<str>>,
+        text: &str,
+    ) -> usize {
+        if let Some(n) = map.get(text) {
+            return *n;
+        }
+        let n = map.len();
+        map.insert(Box::from(text), n);
+        fresh.push(Box::from(text));
+        n
+    }
+
+    fn name(&mut self, text: &str) -> usize {
+        Self::number(&mut self.names, &mut self.fresh_names, text)
+    }
+
+    /// A workload's name, `Deployment/web`.
+    fn workload(&mut self, kind: &str, name: &str) -> usize {
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        text.push_str(kind);
+        text.push('/');
+        text.push_str(name);
+        let n = self.name(&text);
+        self.scratch = text;
+        n
+    }
+
+    /// A label list, by its JSON text.
+    fn list(&mut self, text: &str) -> usize {
+        Self::number(&mut self.lists, &mut self.fresh_lists, text)
+    }
+}
+
+/// What a decoder's numbers stand for, on the reader's side.
+#[derive(Debug, Default)]
+struct Numbered {
+    decoder: u64,
+    names: Vec<Arc<str>>,
+    lists: Vec<Box<str>>,
+    /// The label sets of the lists read (`Some(None)`: empty), `None` until read without error.
+    labels: Vec<Option<Option<Arc<Labels>>>>,
+}
+
+/// The serial number of the next decoder (0 is no decoder's).
+static DECODERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Decoder {
     /// A decoder of an input in `format`, or of a format to detect.
     pub fn new(format: Option<Format>) -> Self {
-        Self { format, lines: 0 }
+        Self {
+            format,
+            lines: 0,
+            serial: DECODERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            seen: Seen::default(),
+        }
     }
 
     /// The next chunk of `input`, `None` at its end; `spare`, a chunk done with, lends its
@@ -808,21 +889,40 @@ impl Decoder {
         for raw in text.split_inclusive('\n') {
             let start = end;
             end += raw.len();
-            let trimmed = raw.trim_start();
-            let from = start + (raw.len() - trimmed.len());
-            let trimmed = trimmed.trim_end();
-            let decoded = self.decode(&text, trimmed);
-            lines.push(ChunkLine {
-                end,
-                text: (from, from + trimmed.len()),
-                decoded,
-            });
+            lines.push(self.line(&text, start, end));
         }
         self.lines = first_line + lines.len() - 1;
+        self.finish(first_line, text, lines)
+    }
+
+    /// `text` as one line numbered `number`, whatever it holds.
+    fn single(&mut self, number: usize, text: &str) -> Chunk {
+        let text = text.to_owned();
+        let line = self.line(&text, 0, text.len());
+        self.finish(number, text, vec![line])
+    }
+
+    /// The line `start..end` of `chunk`, decoded.
+    fn line(&mut self, chunk: &str, start: usize, end: usize) -> ChunkLine {
+        let raw = chunk.get(start..end).unwrap_or_default();
+        let trimmed = raw.trim_start();
+        let from = start + (raw.len() - trimmed.len());
+        let trimmed = trimmed.trim_end();
+        ChunkLine {
+            end,
+            text: (from, from + trimmed.len()),
+            decoded: self.decode(chunk, trimmed),
+        }
+    }
+
+    fn finish(&mut self, first_line: usize, text: String, lines: Vec<ChunkLine>) -> Chunk {
         Chunk {
             first_line,
             lines,
             format: self.format,
+            decoder: self.serial,
+            names: std::mem::take(&mut self.seen.fresh_names),
+            lists: std::mem::take(&mut self.seen.fresh_lists),
             text,
         }
     }
@@ -841,7 +941,7 @@ impl Decoder {
         };
         match format {
             Format::Netpol => Ok(Decoded::Netpol),
-            Format::Hubble => hubble::decode(chunk, text).map(Decoded::Hubble),
+            Format::Hubble => hubble::decode(chunk, text, &mut self.seen).map(Decoded::Hubble),
         }
     }
 }
