@@ -122,7 +122,12 @@ pub fn judge(flows: &[Flow], evaluator: &mut Evaluator<'_>) -> Verification {
 /// evaluator's. Keeps one entry per connection, and one hairpin decision.
 struct Judge<E> {
     evaluator: E,
-    connections: FxHashMap<ConnKey, (usize, Decision)>,
+    /// The first record of each connection and its decision, numbered in `decisions`: plain
+    /// numbers, so that the map of (mostly distinct) connections is freed in one piece.
+    connections: FxHashMap<ConnKey, (usize, usize)>,
+    /// The distinct decisions of `connections`, numbered by their points' addresses.
+    decisions: Vec<Decision>,
+    numbers: FxHashMap<(usize, usize), usize>,
     hairpin: Option<Decision>,
 }
 
@@ -131,6 +136,8 @@ impl<'e, E: std::borrow::BorrowMut<Evaluator<'e>>> Judge<E> {
         Self {
             evaluator,
             connections: FxHashMap::default(),
+            decisions: Vec::new(),
+            numbers: FxHashMap::default(),
             hairpin: None,
         }
     }
@@ -142,22 +149,36 @@ impl<'e, E: std::borrow::BorrowMut<Evaluator<'e>>> Judge<E> {
             (Some(s), Some(d)) => Some((view.proto, s, view.src.port.unwrap_or(0), d, view.port)),
             _ => None,
         };
-        let (decision, same_as) = match key.as_ref().and_then(|k| self.connections.get(k)) {
-            Some((first, decision)) if reply => (decision.clone(), Some(*first)),
-            _ => {
-                let decision = if flow.hairpin {
-                    self.hairpin.get_or_insert_with(Decision::hairpin).clone()
-                } else {
-                    self.evaluator.borrow_mut().decide_key(&view.key())
-                };
-                if let Some(key) = key {
-                    self.connections
-                        .entry(key)
-                        .or_insert_with(|| (flow.index, decision.clone()));
+        let seen = key.as_ref().and_then(|k| self.connections.get(k));
+        let (decision, same_as) =
+            match seen.and_then(|(first, n)| Some((*first, self.decisions.get(*n)?))) {
+                Some((first, decision)) if reply => (decision.clone(), Some(first)),
+                _ => {
+                    let decision = if flow.hairpin {
+                        self.hairpin.get_or_insert_with(Decision::hairpin).clone()
+                    } else {
+                        self.evaluator.borrow_mut().decide_key(&view.key())
+                    };
+                    if let Some(key) = key
+                        && let std::collections::hash_map::Entry::Vacant(slot) =
+                            self.connections.entry(key)
+                    {
+                        let decisions = &mut self.decisions;
+                        let n = *self
+                            .numbers
+                            .entry((
+                                Arc::as_ptr(&decision.egress) as usize,
+                                Arc::as_ptr(&decision.ingress) as usize,
+                            ))
+                            .or_insert_with(|| {
+                                decisions.push(decision.clone());
+                                decisions.len() - 1
+                            });
+                        slot.insert((flow.index, n));
+                    }
+                    (decision, None)
                 }
-                (decision, None)
-            }
-        };
+            };
         let judged = Judged {
             index: flow.index,
             reply,
@@ -633,18 +654,19 @@ struct Group {
     destination: String,
     port: String,
     count: usize,
-    egress: String,
-    ingress: String,
+    egress: Arc<str>,
+    ingress: Arc<str>,
     dropped_at: Option<Direction>,
     notes: Vec<String>,
 }
 
 /// The run's groups, merged by what the report shows, sorted.
 fn groups(fast: FxHashMap<GroupKey, GroupAcc>, index: &Index, sources: &SourceMap) -> Vec<Group> {
-    type Key = (bool, String, String, String, String, String);
+    // The summaries are shared: many groups have the same decisions.
+    type Key = (bool, String, String, String, Arc<str>, Arc<str>);
+    type Summaries = (Arc<str>, Arc<str>, Arc<[String]>);
     let mut map: BTreeMap<Key, (usize, Option<Direction>, Vec<String>)> = BTreeMap::new();
-    let mut reports: FxHashMap<(usize, usize), (String, String, Vec<String>)> =
-        FxHashMap::default();
+    let mut reports: FxHashMap<(usize, usize), Summaries> = FxHashMap::default();
     for acc in fast.into_values() {
         let decision = &acc.decision;
         let (egress, ingress, notes) = reports
@@ -658,7 +680,7 @@ fn groups(fast: FxHashMap<GroupKey, GroupAcc>, index: &Index, sources: &SourceMa
                 let mut notes: Vec<String> = e.notes.iter().chain(&i.notes).cloned().collect();
                 notes.sort();
                 notes.dedup();
-                (e.summary(), i.summary(), notes)
+                (e.summary().into(), i.summary().into(), notes.into())
             })
             .clone();
         let key = (
@@ -673,9 +695,9 @@ fn groups(fast: FxHashMap<GroupKey, GroupAcc>, index: &Index, sources: &SourceMa
             .entry(key)
             .or_insert((0, decision.dropped_at(), Vec::new()));
         slot.0 += acc.count;
-        for n in notes {
-            if !slot.2.contains(&n) {
-                slot.2.push(n);
+        for n in notes.iter() {
+            if !slot.2.contains(n) {
+                slot.2.push(n.clone());
             }
         }
     }
