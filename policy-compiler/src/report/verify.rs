@@ -475,6 +475,8 @@ struct GroupAcc {
 struct Spool {
     file: std::io::BufWriter<std::fs::File>,
     points: FxHashMap<usize, (Arc<Point>, String)>,
+    /// A flow line's head, rendered here first (its closing brace is dropped), reused.
+    head: Vec<u8>,
 }
 
 impl<'a> Run<'a> {
@@ -490,6 +492,7 @@ impl<'a> Run<'a> {
             Some(Spool {
                 file: std::io::BufWriter::with_capacity(1 << 16, tempfile::tempfile()?),
                 points: FxHashMap::default(),
+                head: Vec::new(),
             })
         } else {
             None
@@ -556,10 +559,13 @@ impl<'a> Run<'a> {
                 observed: flow.observed.as_deref(),
                 service: flow.service.as_deref(),
             };
-            let mut head = serde_json::to_string(&head).unwrap_or_default();
-            head.pop(); // the closing brace: the points follow
+            spool.head.clear();
+            if serde_json::to_writer(&mut spool.head, &head).is_err() {
+                spool.head.clear();
+            }
+            spool.head.pop(); // the closing brace: the points follow
             let (index, sources) = (self.index, self.sources);
-            let mut render = |p: &Arc<Point>| -> String {
+            for p in [&decision.egress, &decision.ingress] {
                 spool
                     .points
                     .entry(Arc::as_ptr(p) as usize)
@@ -567,16 +573,19 @@ impl<'a> Run<'a> {
                         let json = serde_json::to_string(&PointReport::new(index, sources, p))
                             .unwrap_or_default();
                         (p.clone(), json)
-                    })
-                    .1
-                    .clone()
+                    });
+            }
+            let rendered = |p: &Arc<Point>| {
+                spool
+                    .points
+                    .get(&(Arc::as_ptr(p) as usize))
+                    .map_or("", |(_, json)| json.as_str())
             };
-            let (egress, ingress) = (render(&decision.egress), render(&decision.ingress));
-            write!(
-                spool.file,
-                "{}\n{head},\"egress\":{egress},\"ingress\":{ingress}}}",
-                if self.flows > 1 { "," } else { "" },
-            )?;
+            let (egress, ingress) = (rendered(&decision.egress), rendered(&decision.ingress));
+            let file = &mut spool.file;
+            file.write_all(if self.flows > 1 { b",\n" } else { b"\n" })?;
+            file.write_all(&spool.head)?;
+            write!(file, ",\"egress\":{egress},\"ingress\":{ingress}}}")?;
         }
         Ok(())
     }
