@@ -398,62 +398,57 @@ impl std::fmt::Debug for Run<'_> {
 type ConnKey = (Option<Proto>, IpAddr, u16, IpAddr, u16);
 
 /// What an endpoint's name in a report depends on: the reader's shared strings and label set,
-/// compared by address (the reader shares one copy of each), so that grouping a million flows
-/// compares pointers, not names. Equal names with two copies only make two groups here, which
-/// the report merges by name.
-#[derive(Debug, Clone)]
+/// by address (the reader shares one copy of each), so that grouping a million flows
+/// compares and copies no names and touches no reference counts. Equal names with two copies
+/// only make two groups here, which the report merges by name. The group holds the shared
+/// values ([`Held`]), so that their addresses stay theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct EndKey {
-    namespace: Option<Arc<str>>,
-    workload: Option<Arc<str>>,
-    pod: Option<Arc<str>>,
-    entity: Option<Arc<str>>,
+    /// Namespace, workload, pod, entity, label set.
+    addresses: [usize; 5],
+    ip: Option<IpAddr>,
     /// The first DNS name of a world peer.
     name: Option<String>,
-    ip: Option<IpAddr>,
-    labels: Arc<Labels>,
 }
 
 impl EndKey {
     fn of(e: &Endpoint) -> Self {
-        Self {
-            namespace: e.namespace.clone(),
-            workload: e.workload.clone(),
-            pod: e.pod.clone(),
-            entity: e.entity.clone(),
-            name: e.peer.names.first().cloned(),
-            ip: e.peer.ip.filter(|_| e.namespace.is_none()),
-            labels: e.peer.labels.clone(),
-        }
-    }
-
-    fn addresses(&self) -> [usize; 5] {
         let text = |s: &Option<Arc<str>>| {
             s.as_ref()
                 .map_or(0, |s| Arc::as_ptr(s).cast::<u8>() as usize)
         };
-        [
-            text(&self.namespace),
-            text(&self.workload),
-            text(&self.pod),
-            text(&self.entity),
-            Arc::as_ptr(&self.labels) as usize,
-        ]
+        Self {
+            addresses: [
+                text(&e.namespace),
+                text(&e.workload),
+                text(&e.pod),
+                text(&e.entity),
+                Arc::as_ptr(&e.peer.labels) as usize,
+            ],
+            ip: e.peer.ip.filter(|_| e.namespace.is_none()),
+            name: e.peer.names.first().cloned(),
+        }
     }
 }
 
-impl PartialEq for EndKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.addresses() == other.addresses() && self.ip == other.ip && self.name == other.name
-    }
+/// The shared values whose addresses are in an [`EndKey`].
+#[derive(Debug)]
+struct Held {
+    _texts: [Option<Arc<str>>; 4],
+    _labels: Arc<Labels>,
 }
 
-impl Eq for EndKey {}
-
-impl std::hash::Hash for EndKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.addresses().hash(state);
-        self.ip.hash(state);
-        self.name.hash(state);
+impl Held {
+    fn of(e: &Endpoint) -> Self {
+        Self {
+            _texts: [
+                e.namespace.clone(),
+                e.workload.clone(),
+                e.pod.clone(),
+                e.entity.clone(),
+            ],
+            _labels: e.peer.labels.clone(),
+        }
     }
 }
 
@@ -466,6 +461,8 @@ struct GroupAcc {
     count: usize,
     /// Holds the points whose addresses are in the key.
     decision: Decision,
+    /// Hold the values whose addresses are in the key's ends.
+    _ends: (Held, Held),
     source: String,
     destination: String,
     port: String,
@@ -532,6 +529,7 @@ impl<'a> Run<'a> {
             Arc::as_ptr(&decision.ingress) as usize,
         );
         let acc = self.groups.entry(group).or_insert_with(|| GroupAcc {
+            _ends: (Held::of(view.src), Held::of(view.dst)),
             count: 0,
             decision: decision.clone(),
             source: view.src.display(),
