@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use clap::ValueEnum;
 
@@ -9,7 +10,7 @@ use super::{Output, Status, policies};
 use crate::document::files::Files;
 use crate::engine::index::Evaluator;
 use crate::engine::settings::{Origin, cluster_in_flows};
-use crate::flow::Reader;
+use crate::flow::{Chunk, Decoder, Reader};
 use crate::report::verify;
 
 #[derive(Debug, clap::Args)]
@@ -38,10 +39,9 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
     };
     // The flows are opened first: without `--cilium-config`, their start says which cluster
     // they come from, and the policies are indexed for that cluster.
-    let stdin;
-    let mut input: Box<dyn BufRead + '_> = if flows.as_os_str() == "-" {
-        stdin = std::io::stdin();
-        Box::new(std::io::BufReader::with_capacity(1 << 20, stdin.lock()))
+    let from_stdin = flows.as_os_str() == "-";
+    let mut input: Box<dyn BufRead + Send + '_> = if from_stdin {
+        Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
     } else {
         match fs.open(flows) {
             Ok(input) => input,
@@ -72,9 +72,51 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
             Ok(Ok(None)) | Err(_) => {}
         }
     }
-    let Some(loaded) = policies::load(fs, &args.inputs, settings, out) else {
-        return Status::BadInput;
+    // Decoding the flows' JSON needs neither the policies nor the reader: one thread decodes
+    // chunks of lines while this one loads the policies, then identifies and judges.
+    let (sender, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+    // Chunks judged come back, their buffers reused (and freed by the thread that made them).
+    let (done, spares) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD + 1);
+    let decode = move || {
+        let mut decoder = Decoder::new(None);
+        while let Some(next) = decoder
+            .next(&mut *input, spares.try_recv().ok())
+            .transpose()
+        {
+            let failed = next.is_err();
+            // A closed channel: the judging stopped (bad policies), nothing more is wanted.
+            if sender.send(next).is_err() || failed {
+                break;
+            }
+        }
     };
+    std::thread::scope(move |scope| {
+        let mut decode = Some(decode);
+        // A file is decoded while the policies load; stdin only once they have loaded, so that
+        // bad policies end the run without waiting on a stream.
+        if !from_stdin {
+            scope.spawn(decode.take()?);
+        }
+        let loaded = policies::load(fs, &args.inputs, settings, out)?;
+        if let Some(decode) = decode.take() {
+            scope.spawn(decode);
+        }
+        Some(judge(args, &loaded, (chunks, done), out))
+    })
+    .unwrap_or(Status::BadInput)
+}
+
+/// How many decoded chunks may wait for the judging thread.
+const CHUNKS_AHEAD: usize = 4;
+
+/// Identify and judge the decoded flows as they come, then report.
+fn judge(
+    args: &Args,
+    loaded: &policies::Policies,
+    (chunks, done): (Receiver<std::io::Result<Chunk>>, SyncSender<Chunk>),
+    out: &mut Output<'_>,
+) -> Status {
+    let flows = &args.flows;
     let mut reader = Reader::new(loaded.inventory.as_ref(), &loaded.settings.cluster_name);
     reader.label_filter = loaded.settings.identity_labels.clone();
     let json = matches!(args.format, ReportFormat::Json);
@@ -103,11 +145,25 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
     };
     // Flows are judged as they are read; only connections, groups and decisions are kept.
     let mut spooled = Ok(());
-    let read = reader.read_each(&mut input, &mut progress, &mut |flow| {
-        if spooled.is_ok() {
-            spooled = run.push(&flow);
+    let mut read = Ok(());
+    for chunk in chunks {
+        match chunk {
+            Ok(chunk) => {
+                reader.take(&chunk, &mut progress, &mut |flow| {
+                    if spooled.is_ok() {
+                        spooled = run.push(&flow);
+                    }
+                });
+                // The decoder may have stopped: the chunk is then dropped here.
+                let _ = done.try_send(chunk);
+            }
+            Err(e) => {
+                read = Err(e);
+                break;
+            }
         }
-    });
+    }
+    progress(reader.set.bytes);
     let stderr = &mut *out.stderr;
     if interactive {
         let _ = write!(stderr, "\r{:60}\r", "");

@@ -11,7 +11,7 @@ pub trait Files {
     fn expand(&self, path: &Path, extensions: &[&str]) -> std::io::Result<Vec<PathBuf>>;
     fn read(&self, path: &Path) -> std::io::Result<String>;
     /// Open a file for reading line by line (large flow files are streamed, not slurped).
-    fn open(&self, path: &Path) -> std::io::Result<Box<dyn std::io::BufRead + '_>> {
+    fn open(&self, path: &Path) -> std::io::Result<Box<dyn std::io::BufRead + Send + '_>> {
         Ok(Box::new(std::io::Cursor::new(
             self.read(path)?.into_bytes(),
         )))
@@ -50,7 +50,7 @@ impl Files for Disk {
         std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
     }
 
-    fn open(&self, path: &Path) -> std::io::Result<Box<dyn std::io::BufRead + '_>> {
+    fn open(&self, path: &Path) -> std::io::Result<Box<dyn std::io::BufRead + Send + '_>> {
         let file = std::fs::File::open(path)?;
         Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
     }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-use super::{Endpoint, Flow, FlowError, Reader, json_error};
+use super::{Endpoint, Flow, FlowError, Reader, Seen, json_error};
 use crate::engine::identity::{Reserved, pod_labels};
 use crate::objects::Proto;
 
@@ -124,8 +124,122 @@ struct Workload<'a> {
     kind: Cow<'a, str>,
 }
 
-/// One line of a Hubble export.
-pub(super) fn line(reader: &mut Reader<'_>, text: &str) -> Result<Option<Flow>, FlowError> {
+/// A string of a decoded line: where it is in its chunk, or its unescaped copy when the JSON
+/// escaped it. Decoded lines hold no borrow, so that they can cross to the thread that
+/// identifies and judges them.
+#[derive(Debug)]
+enum Text {
+    At(usize, usize),
+    Owned(Box<str>),
+}
+
+impl Text {
+    fn of(s: Cow<'_, str>, chunk: &str) -> Self {
+        match s {
+            Cow::Borrowed(b) => Self::span(b, chunk),
+            Cow::Owned(o) => Self::Owned(o.into_boxed_str()),
+        }
+    }
+
+    /// `s`, a slice of `chunk`, by its place.
+    fn span(s: &str, chunk: &str) -> Self {
+        let start = (s.as_ptr() as usize).saturating_sub(chunk.as_ptr() as usize);
+        Self::At(start, start + s.len())
+    }
+
+    fn get<'c>(&'c self, chunk: &'c str) -> &'c str {
+        match self {
+            Self::At(start, end) => chunk.get(*start..*end).unwrap_or_default(),
+            Self::Owned(o) => o,
+        }
+    }
+}
+
+/// A Hubble line decoded, before its peers are identified.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "almost every line is a flow, and chunks reuse their lines' storage"
+)]
+pub(super) enum Decoded {
+    Flow(Parsed),
+    /// A line that carries no flow, by kind (`node_status`, `lost_events`, `no flow`).
+    Skipped(&'static str),
+}
+
+/// The fields of a Hubble flow that `verdict` reads.
+#[derive(Debug)]
+pub(super) struct Parsed {
+    time: Option<Text>,
+    /// Names are numbers of the decoder's [`Seen`] names.
+    verdict: Option<usize>,
+    proto: Option<Proto>,
+    icmp_type: Option<u8>,
+    reply: Option<bool>,
+    syn: bool,
+    ack: bool,
+    /// The node's name without its cluster (`homelab/k3s-node-1` → `k3s-node-1`).
+    node: Option<Text>,
+    source: Peer,
+    destination: Peer,
+}
+
+/// One end of a decoded Hubble flow.
+#[derive(Debug, Default)]
+struct Peer {
+    ip: Option<std::net::IpAddr>,
+    port: Option<u16>,
+    identity: Option<u64>,
+    namespace: Option<usize>,
+    /// The `labels` list, by the number of its JSON text, and where that starts in the line.
+    labels: Option<(usize, usize)>,
+    pod: Option<usize>,
+    /// The first workload, `Deployment/web`.
+    workload: Option<usize>,
+    /// The DNS names, normalized.
+    names: Vec<String>,
+}
+
+impl Peer {
+    fn of(
+        e: Option<HEndpoint<'_>>,
+        ip: Option<&Cow<'_, str>>,
+        port: Option<u16>,
+        names: Vec<Cow<'_, str>>,
+        line: &str,
+        seen: &mut Seen,
+    ) -> Self {
+        let e = e.unwrap_or_default();
+        Self {
+            ip: ip.and_then(|s| s.parse().ok()),
+            port,
+            identity: e.identity,
+            namespace: e
+                .namespace
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .map(|n| seen.name(n)),
+            labels: e.labels.map(|raw| {
+                let offset = (raw.get().as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
+                (seen.list(raw.get()), offset)
+            }),
+            pod: e
+                .pod_name
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .map(|n| seen.name(n)),
+            workload: e.workloads.first().map(|w| seen.workload(&w.kind, &w.name)),
+            names: names
+                .iter()
+                .map(|n| crate::objects::fqdn::normalize(n))
+                .collect(),
+        }
+    }
+}
+
+/// Decode one line of a Hubble export, `text`, a slice of `chunk`. Needs no reader: this is
+/// the part of reading that runs apart from identifying and judging.
+pub(super) fn decode(chunk: &str, text: &str, seen: &mut Seen) -> Result<Decoded, FlowError> {
     let expected = "a Hubble flow (`hubble observe -o jsonpb` or `-o json`)";
     let parsed: Line = serde_json::from_str(text).map_err(|e| json_error(&e, expected))?;
     let flow = match parsed {
@@ -135,31 +249,16 @@ pub(super) fn line(reader: &mut Reader<'_>, text: &str) -> Result<Option<Flow>, 
         Line {
             node_status: Some(_),
             ..
-        } => {
-            *reader
-                .set
-                .skipped
-                .entry("node_status".to_owned())
-                .or_default() += 1;
-            return Ok(None);
-        }
+        } => return Ok(Decoded::Skipped("node_status")),
         Line {
             lost_events: Some(_),
             ..
-        } => {
-            *reader
-                .set
-                .skipped
-                .entry("lost_events".to_owned())
-                .or_default() += 1;
-            return Ok(None);
-        }
+        } => return Ok(Decoded::Skipped("lost_events")),
         // A bare Flow.
         Line { .. } => serde_json::from_str::<HFlow>(text).map_err(|e| json_error(&e, expected))?,
     };
     if flow.ip.is_none() && flow.l4.is_none() && flow.source.is_none() {
-        *reader.set.skipped.entry("no flow".to_owned()).or_default() += 1;
-        return Ok(None);
+        return Ok(Decoded::Skipped("no flow"));
     }
     let (proto, ports, icmp_type) = match flow.l4 {
         Some(L4 { TCP: Some(p), .. }) => (Some(Proto::Tcp), Some(p), None),
@@ -174,83 +273,84 @@ pub(super) fn line(reader: &mut Reader<'_>, text: &str) -> Result<Option<Flow>, 
         _ => (None, None, None),
     };
     let ip = flow.ip.unwrap_or_default();
-    let parse_ip = |s: &Option<Cow<'_, str>>| s.as_deref().and_then(|s| s.parse().ok());
-    let node = flow
-        .node_name
-        .as_deref()
-        .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned());
-    let src = endpoint(
-        reader,
-        text,
-        flow.source.unwrap_or_default(),
-        parse_ip(&ip.source),
+    let node = flow.node_name.map(|n| match n {
+        Cow::Borrowed(b) => Text::span(b.rsplit('/').next().unwrap_or(b), chunk),
+        Cow::Owned(o) => Text::Owned(Box::from(o.rsplit('/').next().unwrap_or(&o))),
+    });
+    let source = Peer::of(
+        flow.source,
+        ip.source.as_ref(),
         ports.as_ref().and_then(|p| p.source_port),
         flow.source_names,
-        node.as_deref(),
-    )?;
-    let dst = endpoint(
-        reader,
         text,
-        flow.destination.unwrap_or_default(),
-        parse_ip(&ip.destination),
+        seen,
+    );
+    let destination = Peer::of(
+        flow.destination,
+        ip.destination.as_ref(),
         ports.as_ref().and_then(|p| p.destination_port),
         flow.destination_names,
-        node.as_deref(),
-    )?;
+        text,
+        seen,
+    );
     let flags = ports.and_then(|p| p.flags).unwrap_or_default();
-    Ok(Some(Flow {
-        index: 0,
-        line: 0,
-        time: flow.time.map(Cow::into_owned),
+    Ok(Decoded::Flow(Parsed {
+        time: flow.time.map(|t| Text::of(t, chunk)),
+        verdict: flow.verdict.as_deref().map(|v| seen.name(v)),
         proto,
-        src,
-        dst,
         icmp_type,
         reply: flow.is_reply.or(flow.reply),
         syn: flags.SYN,
         ack: flags.ACK,
-        packets: 1,
-        bytes: 0,
-        connections: 1,
-        observed: flow.verdict.as_deref().map(|v| reader.text(v)),
-        service: None,
-        hairpin: false,
+        node,
+        source,
+        destination,
     }))
 }
 
-fn endpoint(
+/// The flow of a decoded line of `chunk`, its peers identified.
+pub(super) fn flow(
     reader: &mut Reader<'_>,
-    line: &str,
-    e: HEndpoint<'_>,
-    ip: Option<std::net::IpAddr>,
-    port: Option<u16>,
-    names: Vec<Cow<'_, str>>,
-    node: Option<&str>,
-) -> Result<Endpoint, FlowError> {
+    chunk: &str,
+    parsed: &Parsed,
+) -> Result<Flow, FlowError> {
+    let node = parsed.node.as_ref().map(|n| n.get(chunk));
+    let src = endpoint(reader, &parsed.source, node)?;
+    let dst = endpoint(reader, &parsed.destination, node)?;
+    Ok(Flow {
+        index: 0,
+        line: 0,
+        time: parsed.time.as_ref().map(|t| t.get(chunk).to_owned()),
+        proto: parsed.proto,
+        src,
+        dst,
+        icmp_type: parsed.icmp_type,
+        reply: parsed.reply,
+        syn: parsed.syn,
+        ack: parsed.ack,
+        packets: 1,
+        bytes: 0,
+        connections: 1,
+        observed: parsed.verdict.and_then(|v| reader.numbered(v)),
+        service: None,
+        hairpin: false,
+    })
+}
+
+fn endpoint(reader: &mut Reader<'_>, e: &Peer, node: Option<&str>) -> Result<Endpoint, FlowError> {
+    let ip = e.ip;
     let mut out = Endpoint {
-        port,
-        namespace: e
-            .namespace
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .map(|n| reader.text(n)),
-        pod: e
-            .pod_name
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .map(|n| reader.text(n)),
-        workload: e
-            .workloads
-            .first()
-            .map(|w| reader.text(&format!("{}/{}", w.kind, w.name))),
+        port: e.port,
+        namespace: e.namespace.and_then(|n| reader.numbered(n)),
+        pod: e.pod.and_then(|n| reader.numbered(n)),
+        workload: e.workload.and_then(|n| reader.numbered(n)),
         ..Endpoint::default()
     };
     let inventory = reader.inventory;
     let listed = match e.labels {
-        Some(raw) => reader.intern_raw(raw.get(), |raw| {
+        Some((list, offset)) => reader.numbered_labels(list, |raw| {
             let texts: Vec<Cow<'_, str>> = serde_json::from_str(raw).map_err(|err| {
                 // The column in the line, not in the list.
-                let offset = (raw.as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
                 FlowError {
                     column: offset + err.column(),
                     ..json_error(&err, "`labels`: a list of `source:key=value` texts")
@@ -341,10 +441,7 @@ fn endpoint(
     out.peer.labels = labels;
     out.peer.ip = ip;
     if out.peer.is_world() {
-        out.peer.names = names
-            .iter()
-            .map(|n| crate::objects::fqdn::normalize(n))
-            .collect();
+        out.peer.names.clone_from(&e.names);
     }
     Ok(out)
 }

@@ -242,8 +242,8 @@ pub struct Reader<'i> {
     pub inventory: Option<&'i Inventory>,
     /// Label sets by the hash of their texts (collisions resolved by comparing).
     labels: rustc_hash::FxHashMap<u64, Vec<Interned>>,
-    /// Hubble label sets by the JSON text of their list (`None`: empty).
-    raw_labels: rustc_hash::FxHashMap<Box<str>, Option<Arc<Labels>>>,
+    /// What the numbers of the chunks' decoder stand for.
+    numbered: Numbered,
     /// Names of namespaces, pods, workloads…: one allocation each, however many flows.
     strings: rustc_hash::FxHashSet<Arc<str>>,
     pub set: FlowSet,
@@ -266,7 +266,7 @@ impl<'i> Reader<'i> {
             cluster: Arc::from(cluster),
             template_ports: rustc_hash::FxHashMap::default(),
             labels: rustc_hash::FxHashMap::default(),
-            raw_labels: rustc_hash::FxHashMap::default(),
+            numbered: Numbered::default(),
             strings: rustc_hash::FxHashSet::default(),
             set: FlowSet::default(),
             error_count: 0,
@@ -295,25 +295,52 @@ impl<'i> Reader<'i> {
         progress: &mut dyn FnMut(u64),
         each: &mut dyn FnMut(Flow),
     ) -> std::io::Result<()> {
-        let mut line = String::new();
-        let mut number = 0;
-        loop {
-            line.clear();
-            let n = input.read_line(&mut line)?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            self.set.bytes += n as u64;
-            if number % 65_536 == 0 {
-                progress(self.set.bytes);
-            }
-            if let Some(flow) = self.read_line(number, &line) {
-                each(flow);
-            }
+        let mut decoder = Decoder::new(self.set.format);
+        let mut spare = None;
+        while let Some(chunk) = decoder.next(input, spare.take())? {
+            self.take(&chunk, progress, each);
+            spare = Some(chunk);
         }
         progress(self.set.bytes);
         Ok(())
+    }
+
+    /// The flows of a chunk of decoded lines (chunks in the order [`Decoder::next`] made
+    /// them), each handed to `each`; `progress` is called with the bytes read so far now and
+    /// then.
+    pub fn take(
+        &mut self,
+        chunk: &Chunk,
+        progress: &mut dyn FnMut(u64),
+        each: &mut dyn FnMut(Flow),
+    ) {
+        if self.set.format.is_none() {
+            self.set.format = chunk.format;
+        }
+        if self.numbered.decoder != chunk.decoder {
+            self.numbered = Numbered {
+                decoder: chunk.decoder,
+                ..Numbered::default()
+            };
+        }
+        for name in &chunk.names {
+            let shared = self.text(name);
+            self.numbered.names.push(shared);
+        }
+        self.numbered.lists.extend(chunk.lists.iter().cloned());
+        self.numbered.labels.resize(self.numbered.lists.len(), None);
+        let mut start = 0;
+        for (number, line) in (chunk.first_line..).zip(&chunk.lines) {
+            self.set.bytes += (line.end - start) as u64;
+            start = line.end;
+            if number % 65_536 == 0 {
+                progress(self.set.bytes);
+            }
+            let text = chunk.text.get(line.text.0..line.text.1).unwrap_or_default();
+            if let Some(flow) = self.read_line(number, &chunk.text, text, &line.decoded) {
+                each(flow);
+            }
+        }
     }
 
     fn error(&mut self, e: FlowError) {
@@ -325,33 +352,36 @@ impl<'i> Reader<'i> {
 
     /// One line of input, kept in [`FlowSet::flows`].
     pub fn line(&mut self, number: usize, text: &str) {
-        if let Some(flow) = self.read_line(number, text) {
-            self.set.flows.push(flow);
-        }
+        let mut decoder = Decoder::new(self.set.format);
+        let chunk = decoder.single(number, text);
+        let mut flows = std::mem::take(&mut self.set.flows);
+        // One line given by the caller is no input read: its bytes are not counted.
+        let bytes = self.set.bytes;
+        self.take(&chunk, &mut |_| {}, &mut |flow| flows.push(flow));
+        self.set.bytes = bytes;
+        self.set.flows = flows;
     }
 
-    /// One line of input: its flow, if it is one (errors and skipped lines are counted).
-    fn read_line(&mut self, number: usize, text: &str) -> Option<Flow> {
-        let text = text.trim();
-        if text.is_empty() {
-            return None;
-        }
-        let format = match self.set.format {
-            Some(f) => f,
-            None => match detect(text) {
-                Ok(f) => {
-                    self.set.format = Some(f);
-                    f
-                }
-                Err(e) => {
-                    self.error(FlowError { line: number, ..e });
-                    return None;
-                }
-            },
-        };
-        let result = match format {
-            Format::Netpol => self.netpol_line(text),
-            Format::Hubble => hubble::line(self, text),
+    /// One decoded line of input (`text`, in `chunk`): its flow, if it is one (errors and
+    /// skipped lines are counted).
+    fn read_line(
+        &mut self,
+        number: usize,
+        chunk: &str,
+        text: &str,
+        decoded: &Result<Decoded, FlowError>,
+    ) -> Option<Flow> {
+        let result = match decoded {
+            Ok(Decoded::Empty) => return None,
+            Ok(Decoded::Netpol) => self.netpol_line(text),
+            Ok(Decoded::Hubble(hubble::Decoded::Flow(parsed))) => {
+                hubble::flow(self, chunk, parsed).map(Some)
+            }
+            Ok(Decoded::Hubble(hubble::Decoded::Skipped(kind))) => {
+                *self.set.skipped.entry((*kind).to_owned()).or_default() += 1;
+                Ok(None)
+            }
+            Err(e) => Err(e.clone()),
         };
         match result {
             Ok(Some(mut flow)) => {
@@ -516,24 +546,32 @@ impl<'i> Reader<'i> {
         labels
     }
 
-    /// The label set of a Hubble endpoint's `labels` list, by its JSON text (`None`: an empty
-    /// list): `texts` reads the list the first time the text is seen.
-    fn intern_raw<'t>(
+    /// The name numbered `n` by the decoder.
+    fn numbered(&self, n: usize) -> Option<Arc<str>> {
+        self.numbered.names.get(n).cloned()
+    }
+
+    /// The label set of a Hubble endpoint's `labels` list, by the number of its JSON text
+    /// (`None`: an empty list): `texts` reads the list until it has been read without error.
+    fn numbered_labels(
         &mut self,
-        raw: &'t str,
-        texts: impl FnOnce(&'t str) -> Result<Vec<std::borrow::Cow<'t, str>>, FlowError>,
+        n: usize,
+        texts: impl for<'t> FnOnce(&'t str) -> Result<Vec<std::borrow::Cow<'t, str>>, FlowError>,
     ) -> Result<Option<Arc<Labels>>, FlowError> {
-        if let Some(labels) = self.raw_labels.get(raw) {
+        if let Some(Some(labels)) = self.numbered.labels.get(n) {
             return Ok(labels.clone());
         }
-        let texts = texts(raw)?;
+        let raw = self.numbered.lists.get(n).cloned().unwrap_or_default();
+        let texts = texts(&raw)?;
         let labels = if texts.is_empty() {
             None
         } else {
             let cluster = self.cluster.clone();
             Some(self.intern(&texts, || hubble_labels(&texts, &cluster)))
         };
-        self.raw_labels.insert(Box::from(raw), labels.clone());
+        if let Some(slot) = self.numbered.labels.get_mut(n) {
+            *slot = Some(labels.clone());
+        }
         Ok(labels)
     }
 
@@ -729,6 +767,230 @@ impl<'i> Reader<'i> {
             out.peer.names = names;
         }
         Ok(out)
+    }
+}
+
+/// How many bytes of whole lines a [`Chunk`] holds (the last line may take it past).
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Whole lines of input, decoded as far as they can be without a [`Reader`] (JSON syntax and
+/// types, the format): the part of reading that can run on a thread of its own, while
+/// [`Reader::take`] identifies the peers and hands on the flows.
+#[derive(Debug)]
+pub struct Chunk {
+    text: String,
+    /// The 1-based number of the first line.
+    first_line: usize,
+    lines: Vec<ChunkLine>,
+    /// The input's format, once a line has told it.
+    format: Option<Format>,
+    /// The decoder that made the chunk ([`Decoder::serial`]).
+    decoder: u64,
+    /// Names and label lists first seen in this chunk, in the order numbered.
+    names: Vec<Box<str>>,
+    lists: Vec<Box<str>>,
+}
+
+#[derive(Debug)]
+struct ChunkLine {
+    /// Where the line ends in the chunk, newline included.
+    end: usize,
+    /// The line without the white space around it.
+    text: (usize, usize),
+    /// `line` 0 in errors: the reader numbers them.
+    decoded: Result<Decoded, FlowError>,
+}
+
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "almost every line is a flow, and chunks reuse their lines' storage"
+)]
+enum Decoded {
+    Empty,
+    /// A netpol record, read by the reader (its endpoints are few and small).
+    Netpol,
+    Hubble(hubble::Decoded),
+}
+
+/// Splits input into [`Chunk`]s of decoded lines, detecting the format on the first line.
+#[derive(Debug)]
+pub struct Decoder {
+    format: Option<Format>,
+    lines: usize,
+    /// Tells this decoder's numbers from another's.
+    serial: u64,
+    seen: Seen,
+}
+
+/// Names (namespaces, pods, workloads, verdicts) and label lists, numbered in the order first
+/// seen: the thread that decodes hashes their texts, the reader finds them by number.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    names: rustc_hash::FxHashMap<Box<str>, usize>,
+    lists: rustc_hash::FxHashMap<Box<str>, usize>,
+    /// First seen since the last chunk.
+    fresh_names: Vec<Box<str>>,
+    fresh_lists: Vec<Box<str>>,
+    scratch: String,
+}
+
+impl Seen {
+    fn number(
+        map: &mut rustc_hash::FxHashMap<Box<str>, usize>,
+        fresh: &mut Vec<Box<str>>,
+        text: &str,
+    ) -> usize {
+        if let Some(n) = map.get(text) {
+            return *n;
+        }
+        let n = map.len();
+        map.insert(Box::from(text), n);
+        fresh.push(Box::from(text));
+        n
+    }
+
+    fn name(&mut self, text: &str) -> usize {
+        Self::number(&mut self.names, &mut self.fresh_names, text)
+    }
+
+    /// A workload's name, `Deployment/web`.
+    fn workload(&mut self, kind: &str, name: &str) -> usize {
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        text.push_str(kind);
+        text.push('/');
+        text.push_str(name);
+        let n = self.name(&text);
+        self.scratch = text;
+        n
+    }
+
+    /// A label list, by its JSON text.
+    fn list(&mut self, text: &str) -> usize {
+        Self::number(&mut self.lists, &mut self.fresh_lists, text)
+    }
+}
+
+/// What a decoder's numbers stand for, on the reader's side.
+#[derive(Debug, Default)]
+struct Numbered {
+    decoder: u64,
+    names: Vec<Arc<str>>,
+    lists: Vec<Box<str>>,
+    /// The label sets of the lists read (`Some(None)`: empty), `None` until read without error.
+    labels: Vec<Option<Option<Arc<Labels>>>>,
+}
+
+/// The serial number of the next decoder (0 is no decoder's).
+static DECODERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl Decoder {
+    /// A decoder of an input in `format`, or of a format to detect.
+    pub fn new(format: Option<Format>) -> Self {
+        Self {
+            format,
+            lines: 0,
+            serial: DECODERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            seen: Seen::default(),
+        }
+    }
+
+    /// The next chunk of `input`, `None` at its end; `spare`, a chunk done with, lends its
+    /// buffers.
+    pub fn next(
+        &mut self,
+        input: &mut dyn BufRead,
+        spare: Option<Chunk>,
+    ) -> std::io::Result<Option<Chunk>> {
+        let (mut bytes, lines) = match spare {
+            Some(chunk) => {
+                let mut lines = chunk.lines;
+                lines.clear();
+                let mut bytes = chunk.text.into_bytes();
+                bytes.clear();
+                (bytes, lines)
+            }
+            None => (Vec::with_capacity(CHUNK_BYTES + (1 << 12)), Vec::new()),
+        };
+        while bytes.len() < CHUNK_BYTES {
+            if input.read_until(b'\n', &mut bytes)? == 0 {
+                break;
+            }
+        }
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        // `BufRead::read_line`'s error, which this reading replaces.
+        let text = String::from_utf8(bytes).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            )
+        })?;
+        Ok(Some(self.chunk(self.lines + 1, text, lines)))
+    }
+
+    /// The lines of `text`, the first of them numbered `first_line`, decoded.
+    fn chunk(&mut self, first_line: usize, text: String, mut lines: Vec<ChunkLine>) -> Chunk {
+        let mut end = 0;
+        for raw in text.split_inclusive('\n') {
+            let start = end;
+            end += raw.len();
+            lines.push(self.line(&text, start, end));
+        }
+        self.lines = first_line + lines.len() - 1;
+        self.finish(first_line, text, lines)
+    }
+
+    /// `text` as one line numbered `number`, whatever it holds.
+    fn single(&mut self, number: usize, text: &str) -> Chunk {
+        let text = text.to_owned();
+        let line = self.line(&text, 0, text.len());
+        self.finish(number, text, vec![line])
+    }
+
+    /// The line `start..end` of `chunk`, decoded.
+    fn line(&mut self, chunk: &str, start: usize, end: usize) -> ChunkLine {
+        let raw = chunk.get(start..end).unwrap_or_default();
+        let trimmed = raw.trim_start();
+        let from = start + (raw.len() - trimmed.len());
+        let trimmed = trimmed.trim_end();
+        ChunkLine {
+            end,
+            text: (from, from + trimmed.len()),
+            decoded: self.decode(chunk, trimmed),
+        }
+    }
+
+    fn finish(&mut self, first_line: usize, text: String, lines: Vec<ChunkLine>) -> Chunk {
+        Chunk {
+            first_line,
+            lines,
+            format: self.format,
+            decoder: self.serial,
+            names: std::mem::take(&mut self.seen.fresh_names),
+            lists: std::mem::take(&mut self.seen.fresh_lists),
+            text,
+        }
+    }
+
+    fn decode(&mut self, chunk: &str, text: &str) -> Result<Decoded, FlowError> {
+        if text.is_empty() {
+            return Ok(Decoded::Empty);
+        }
+        let format = match self.format {
+            Some(f) => f,
+            None => {
+                let f = detect(text)?;
+                self.format = Some(f);
+                f
+            }
+        };
+        match format {
+            Format::Netpol => Ok(Decoded::Netpol),
+            Format::Hubble => hubble::decode(chunk, text, &mut self.seen).map(Decoded::Hubble),
+        }
     }
 }
 

@@ -122,7 +122,12 @@ pub fn judge(flows: &[Flow], evaluator: &mut Evaluator<'_>) -> Verification {
 /// evaluator's. Keeps one entry per connection, and one hairpin decision.
 struct Judge<E> {
     evaluator: E,
-    connections: FxHashMap<ConnKey, (usize, Decision)>,
+    /// The first record of each connection and its decision, numbered in `decisions`: plain
+    /// numbers, so that the map of (mostly distinct) connections is freed in one piece.
+    connections: FxHashMap<ConnKey, (usize, usize)>,
+    /// The distinct decisions of `connections`, numbered by their points' addresses.
+    decisions: Vec<Decision>,
+    numbers: FxHashMap<(usize, usize), usize>,
     hairpin: Option<Decision>,
 }
 
@@ -131,6 +136,8 @@ impl<'e, E: std::borrow::BorrowMut<Evaluator<'e>>> Judge<E> {
         Self {
             evaluator,
             connections: FxHashMap::default(),
+            decisions: Vec::new(),
+            numbers: FxHashMap::default(),
             hairpin: None,
         }
     }
@@ -142,22 +149,36 @@ impl<'e, E: std::borrow::BorrowMut<Evaluator<'e>>> Judge<E> {
             (Some(s), Some(d)) => Some((view.proto, s, view.src.port.unwrap_or(0), d, view.port)),
             _ => None,
         };
-        let (decision, same_as) = match key.as_ref().and_then(|k| self.connections.get(k)) {
-            Some((first, decision)) if reply => (decision.clone(), Some(*first)),
-            _ => {
-                let decision = if flow.hairpin {
-                    self.hairpin.get_or_insert_with(Decision::hairpin).clone()
-                } else {
-                    self.evaluator.borrow_mut().decide_key(&view.key())
-                };
-                if let Some(key) = key {
-                    self.connections
-                        .entry(key)
-                        .or_insert_with(|| (flow.index, decision.clone()));
+        let seen = key.as_ref().and_then(|k| self.connections.get(k));
+        let (decision, same_as) =
+            match seen.and_then(|(first, n)| Some((*first, self.decisions.get(*n)?))) {
+                Some((first, decision)) if reply => (decision.clone(), Some(first)),
+                _ => {
+                    let decision = if flow.hairpin {
+                        self.hairpin.get_or_insert_with(Decision::hairpin).clone()
+                    } else {
+                        self.evaluator.borrow_mut().decide_key(&view.key())
+                    };
+                    if let Some(key) = key
+                        && let std::collections::hash_map::Entry::Vacant(slot) =
+                            self.connections.entry(key)
+                    {
+                        let decisions = &mut self.decisions;
+                        let n = *self
+                            .numbers
+                            .entry((
+                                Arc::as_ptr(&decision.egress) as usize,
+                                Arc::as_ptr(&decision.ingress) as usize,
+                            ))
+                            .or_insert_with(|| {
+                                decisions.push(decision.clone());
+                                decisions.len() - 1
+                            });
+                        slot.insert((flow.index, n));
+                    }
+                    (decision, None)
                 }
-                (decision, None)
-            }
-        };
+            };
         let judged = Judged {
             index: flow.index,
             reply,
@@ -387,62 +408,57 @@ impl std::fmt::Debug for Run<'_> {
 type ConnKey = (Option<Proto>, IpAddr, u16, IpAddr, u16);
 
 /// What an endpoint's name in a report depends on: the reader's shared strings and label set,
-/// compared by address (the reader shares one copy of each), so that grouping a million flows
-/// compares pointers, not names. Equal names with two copies only make two groups here, which
-/// the report merges by name.
-#[derive(Debug, Clone)]
+/// by address (the reader shares one copy of each), so that grouping a million flows
+/// compares and copies no names and touches no reference counts. Equal names with two copies
+/// only make two groups here, which the report merges by name. The group holds the shared
+/// values ([`Held`]), so that their addresses stay theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct EndKey {
-    namespace: Option<Arc<str>>,
-    workload: Option<Arc<str>>,
-    pod: Option<Arc<str>>,
-    entity: Option<Arc<str>>,
+    /// Namespace, workload, pod, entity, label set.
+    addresses: [usize; 5],
+    ip: Option<IpAddr>,
     /// The first DNS name of a world peer.
     name: Option<String>,
-    ip: Option<IpAddr>,
-    labels: Arc<Labels>,
 }
 
 impl EndKey {
     fn of(e: &Endpoint) -> Self {
-        Self {
-            namespace: e.namespace.clone(),
-            workload: e.workload.clone(),
-            pod: e.pod.clone(),
-            entity: e.entity.clone(),
-            name: e.peer.names.first().cloned(),
-            ip: e.peer.ip.filter(|_| e.namespace.is_none()),
-            labels: e.peer.labels.clone(),
-        }
-    }
-
-    fn addresses(&self) -> [usize; 5] {
         let text = |s: &Option<Arc<str>>| {
             s.as_ref()
                 .map_or(0, |s| Arc::as_ptr(s).cast::<u8>() as usize)
         };
-        [
-            text(&self.namespace),
-            text(&self.workload),
-            text(&self.pod),
-            text(&self.entity),
-            Arc::as_ptr(&self.labels) as usize,
-        ]
+        Self {
+            addresses: [
+                text(&e.namespace),
+                text(&e.workload),
+                text(&e.pod),
+                text(&e.entity),
+                Arc::as_ptr(&e.peer.labels) as usize,
+            ],
+            ip: e.peer.ip.filter(|_| e.namespace.is_none()),
+            name: e.peer.names.first().cloned(),
+        }
     }
 }
 
-impl PartialEq for EndKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.addresses() == other.addresses() && self.ip == other.ip && self.name == other.name
-    }
+/// The shared values whose addresses are in an [`EndKey`].
+#[derive(Debug)]
+struct Held {
+    _texts: [Option<Arc<str>>; 4],
+    _labels: Arc<Labels>,
 }
 
-impl Eq for EndKey {}
-
-impl std::hash::Hash for EndKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.addresses().hash(state);
-        self.ip.hash(state);
-        self.name.hash(state);
+impl Held {
+    fn of(e: &Endpoint) -> Self {
+        Self {
+            _texts: [
+                e.namespace.clone(),
+                e.workload.clone(),
+                e.pod.clone(),
+                e.entity.clone(),
+            ],
+            _labels: e.peer.labels.clone(),
+        }
     }
 }
 
@@ -455,6 +471,8 @@ struct GroupAcc {
     count: usize,
     /// Holds the points whose addresses are in the key.
     decision: Decision,
+    /// Hold the values whose addresses are in the key's ends.
+    _ends: (Held, Held),
     source: String,
     destination: String,
     port: String,
@@ -464,6 +482,8 @@ struct GroupAcc {
 struct Spool {
     file: std::io::BufWriter<std::fs::File>,
     points: FxHashMap<usize, (Arc<Point>, String)>,
+    /// A flow line's head, rendered here first (its closing brace is dropped), reused.
+    head: Vec<u8>,
 }
 
 impl<'a> Run<'a> {
@@ -479,6 +499,7 @@ impl<'a> Run<'a> {
             Some(Spool {
                 file: std::io::BufWriter::with_capacity(1 << 16, tempfile::tempfile()?),
                 points: FxHashMap::default(),
+                head: Vec::new(),
             })
         } else {
             None
@@ -518,6 +539,7 @@ impl<'a> Run<'a> {
             Arc::as_ptr(&decision.ingress) as usize,
         );
         let acc = self.groups.entry(group).or_insert_with(|| GroupAcc {
+            _ends: (Held::of(view.src), Held::of(view.dst)),
             count: 0,
             decision: decision.clone(),
             source: view.src.display(),
@@ -547,10 +569,13 @@ impl<'a> Run<'a> {
                 observed: flow.observed.as_deref(),
                 service: flow.service.as_deref(),
             };
-            let mut head = serde_json::to_string(&head).unwrap_or_default();
-            head.pop(); // the closing brace: the points follow
+            spool.head.clear();
+            if serde_json::to_writer(&mut spool.head, &head).is_err() {
+                spool.head.clear();
+            }
+            spool.head.pop(); // the closing brace: the points follow
             let (index, sources) = (self.index, self.sources);
-            let mut render = |p: &Arc<Point>| -> String {
+            for p in [&decision.egress, &decision.ingress] {
                 spool
                     .points
                     .entry(Arc::as_ptr(p) as usize)
@@ -558,16 +583,19 @@ impl<'a> Run<'a> {
                         let json = serde_json::to_string(&PointReport::new(index, sources, p))
                             .unwrap_or_default();
                         (p.clone(), json)
-                    })
-                    .1
-                    .clone()
+                    });
+            }
+            let rendered = |p: &Arc<Point>| {
+                spool
+                    .points
+                    .get(&(Arc::as_ptr(p) as usize))
+                    .map_or("", |(_, json)| json.as_str())
             };
-            let (egress, ingress) = (render(&decision.egress), render(&decision.ingress));
-            write!(
-                spool.file,
-                "{}\n{head},\"egress\":{egress},\"ingress\":{ingress}}}",
-                if self.flows > 1 { "," } else { "" },
-            )?;
+            let (egress, ingress) = (rendered(&decision.egress), rendered(&decision.ingress));
+            let file = &mut spool.file;
+            file.write_all(if self.flows > 1 { b",\n" } else { b"\n" })?;
+            file.write_all(&spool.head)?;
+            write!(file, ",\"egress\":{egress},\"ingress\":{ingress}}}")?;
         }
         Ok(())
     }
@@ -645,18 +673,19 @@ struct Group {
     destination: String,
     port: String,
     count: usize,
-    egress: String,
-    ingress: String,
+    egress: Arc<str>,
+    ingress: Arc<str>,
     dropped_at: Option<Direction>,
     notes: Vec<String>,
 }
 
 /// The run's groups, merged by what the report shows, sorted.
 fn groups(fast: FxHashMap<GroupKey, GroupAcc>, index: &Index, sources: &SourceMap) -> Vec<Group> {
-    type Key = (bool, String, String, String, String, String);
+    // The summaries are shared: many groups have the same decisions.
+    type Key = (bool, String, String, String, Arc<str>, Arc<str>);
+    type Summaries = (Arc<str>, Arc<str>, Arc<[String]>);
     let mut map: BTreeMap<Key, (usize, Option<Direction>, Vec<String>)> = BTreeMap::new();
-    let mut reports: FxHashMap<(usize, usize), (String, String, Vec<String>)> =
-        FxHashMap::default();
+    let mut reports: FxHashMap<(usize, usize), Summaries> = FxHashMap::default();
     for acc in fast.into_values() {
         let decision = &acc.decision;
         let (egress, ingress, notes) = reports
@@ -670,7 +699,7 @@ fn groups(fast: FxHashMap<GroupKey, GroupAcc>, index: &Index, sources: &SourceMa
                 let mut notes: Vec<String> = e.notes.iter().chain(&i.notes).cloned().collect();
                 notes.sort();
                 notes.dedup();
-                (e.summary(), i.summary(), notes)
+                (e.summary().into(), i.summary().into(), notes.into())
             })
             .clone();
         let key = (
@@ -685,9 +714,9 @@ fn groups(fast: FxHashMap<GroupKey, GroupAcc>, index: &Index, sources: &SourceMa
             .entry(key)
             .or_insert((0, decision.dropped_at(), Vec::new()));
         slot.0 += acc.count;
-        for n in notes {
-            if !slot.2.contains(&n) {
-                slot.2.push(n);
+        for n in notes.iter() {
+            if !slot.2.contains(n) {
+                slot.2.push(n.clone());
             }
         }
     }
