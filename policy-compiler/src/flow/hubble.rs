@@ -320,7 +320,11 @@ pub(super) fn flow(
     Ok(Flow {
         index: 0,
         line: 0,
-        time: parsed.time.as_ref().map(|t| t.get(chunk).to_owned()),
+        time: parsed
+            .time
+            .as_ref()
+            .filter(|_| reader.keep_times)
+            .map(|t| t.get(chunk).to_owned()),
         proto: parsed.proto,
         src,
         dst,

@@ -251,6 +251,8 @@ pub struct Reader<'i> {
     /// The agents' identity label filter, when the `labels` setting adds entries: applied to
     /// the pod labels of netpol records (Hubble's labels are already filtered by the agent).
     pub label_filter: Option<crate::engine::settings::LabelFilter>,
+    /// Keep each Hubble flow's `time` (only reports that list flows show it).
+    pub keep_times: bool,
     /// The local cluster's name, for identities netpol builds from pod labels.
     cluster: Arc<str>,
     /// Container ports from the workload manifests, by label set (the label set is kept so
@@ -271,6 +273,7 @@ impl<'i> Reader<'i> {
             set: FlowSet::default(),
             error_count: 0,
             label_filter: None,
+            keep_times: true,
         }
     }
 

@@ -601,8 +601,9 @@ impl<'a> Run<'a> {
     }
 
     /// The totals and the groups, after the last flow.
+    /// The report: the totals and the groups, which are taken out of the run.
     pub fn finish(
-        self,
+        &mut self,
         skipped: &BTreeMap<String, usize>,
         policies: usize,
         settings: &Settings,
@@ -616,8 +617,8 @@ impl<'a> Run<'a> {
             skipped_lines: skipped.clone(),
             settings: SettingsSummary::new(settings),
         };
-        let groups = groups(self.groups, self.index, self.sources);
-        let spool = match self.json {
+        let groups = groups(std::mem::take(&mut self.groups), self.index, self.sources);
+        let spool = match self.json.take() {
             Some(spool) => {
                 let mut file = spool.file.into_inner().map_err(|e| e.into_error())?;
                 file.seek(std::io::SeekFrom::Start(0))?;
@@ -684,7 +685,10 @@ fn groups(fast: FxHashMap<GroupKey, GroupAcc>, index: &Index, sources: &SourceMa
     // The summaries are shared: many groups have the same decisions.
     type Key = (bool, String, String, String, Arc<str>, Arc<str>);
     type Summaries = (Arc<str>, Arc<str>, Arc<[String]>);
-    let mut map: BTreeMap<Key, (usize, Option<Direction>, Vec<String>)> = BTreeMap::new();
+    type Shown = (Key, usize, Option<Direction>, Arc<[String]>);
+    // Sorted once and merged where the shown key repeats (most keys are distinct): cheaper
+    // than a sorted map of string keys grown one group at a time.
+    let mut all: Vec<Shown> = Vec::with_capacity(fast.len());
     let mut reports: FxHashMap<(usize, usize), Summaries> = FxHashMap::default();
     for acc in fast.into_values() {
         let decision = &acc.decision;
@@ -710,37 +714,43 @@ fn groups(fast: FxHashMap<GroupKey, GroupAcc>, index: &Index, sources: &SourceMa
             egress,
             ingress,
         );
-        let slot = map
-            .entry(key)
-            .or_insert((0, decision.dropped_at(), Vec::new()));
-        slot.0 += acc.count;
-        for n in notes.iter() {
-            if !slot.2.contains(n) {
-                slot.2.push(n.clone());
+        all.push((key, acc.count, decision.dropped_at(), notes));
+    }
+    all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<Group> = Vec::with_capacity(all.len());
+    for ((allowed, source, destination, port, egress, ingress), count, dropped_at, notes) in all {
+        if let Some(last) = out.last_mut().filter(|g| {
+            (
+                g.allowed,
+                &g.source,
+                &g.destination,
+                &g.port,
+                &g.egress,
+                &g.ingress,
+            ) == (allowed, &source, &destination, &port, &egress, &ingress)
+        }) {
+            last.count += count;
+            for n in notes.iter() {
+                if !last.notes.contains(n) {
+                    last.notes.push(n.clone());
+                }
             }
+            last.notes.sort();
+            continue;
         }
+        out.push(Group {
+            allowed,
+            source,
+            destination,
+            port,
+            count,
+            egress,
+            ingress,
+            dropped_at,
+            notes: notes.to_vec(),
+        });
     }
-    for (_, _, notes) in map.values_mut() {
-        notes.sort();
-    }
-    map.into_iter()
-        .map(
-            |(
-                (allowed, source, destination, port, egress, ingress),
-                (count, dropped_at, notes),
-            )| Group {
-                allowed,
-                source,
-                destination,
-                port,
-                count,
-                egress,
-                ingress,
-                dropped_at,
-                notes,
-            },
-        )
-        .collect()
+    out
 }
 
 /// `1 flow`, `2 flows`.
