@@ -3,9 +3,11 @@
 //!
 //! Generates (deterministically, with `examples/hubble_gen.rs`) FLOWS Hubble jsonpb lines of
 //! mostly distinct pod pairs (default 200,000) and the 1,010 policies of the generated cluster,
-//! then times, three times each, `jq -c .flow.l4` (parsing every line, printing a small part)
-//! and `netpol verify` with the text and the JSON report, and prints the medians, the ratio and
-//! netpol's peak RSS. Needs `jq` and GNU `time` (`apt-get install jq time`).
+//! then times `jq -c .flow.l4` (parsing every line, printing a small part) and `netpol verify`
+//! with the text and the JSON report in five interleaved rounds (jq, text, json, jq, …: a
+//! machine that slows down or speeds up meanwhile affects all three alike), and prints the
+//! medians, the fastest and slowest run, the ratios and netpol's peak RSS. Needs `jq` and GNU
+//! `time` (`apt-get install jq time`).
 //!
 //! Figures go to the README's performance section, with this command.
 
@@ -57,7 +59,6 @@ pub fn run(flows: u32) -> Result<()> {
         size as f64 / 1e6
     );
 
-    let jq = median(|| time(Command::new("jq").args(["-c", ".flow.l4"]).arg(&export)))?;
     let verify = |format: &str| {
         let mut cmd = Command::new(&netpol);
         cmd.arg("verify")
@@ -66,22 +67,43 @@ pub fn run(flows: u32) -> Result<()> {
             .arg("--flows")
             .arg(&export)
             .args(["--format", format]);
-        median(|| time(&mut cmd))
+        cmd
     };
-    let text = verify("text")?;
-    let json = verify("json")?;
+    let mut commands = [Command::new("jq"), verify("text"), verify("json")];
+    commands[0].args(["-c", ".flow.l4"]).arg(&export);
+    let mut runs: [Vec<Duration>; 3] = Default::default();
+    for _ in 0..ROUNDS {
+        for (cmd, times) in commands.iter_mut().zip(runs.iter_mut()) {
+            times.push(time(cmd)?);
+        }
+    }
+    for times in &mut runs {
+        times.sort();
+    }
+    let median = |times: &[Duration]| times.get(times.len() / 2).copied().unwrap_or_default();
+    let jq = median(&runs[0]);
     let rss = peak_rss_mib(&netpol, &policies, &export)?;
     let mbs = |d: Duration| size as f64 / 1e6 / d.as_secs_f64();
+    let spread = |times: &[Duration]| {
+        format!(
+            "{:.2}-{:.2} s",
+            times.first().copied().unwrap_or_default().as_secs_f64(),
+            times.last().copied().unwrap_or_default().as_secs_f64()
+        )
+    };
     println!(
-        "jq -c .flow.l4:          {:>6.2} s  ({:.0} MB/s)",
+        "jq -c .flow.l4:          {:>6.2} s  ({:.0} MB/s; runs {})",
         jq.as_secs_f64(),
-        mbs(jq)
+        mbs(jq),
+        spread(&runs[0])
     );
-    for (name, d) in [("text", text), ("json", json)] {
+    for (name, times) in [("text", &runs[1]), ("json", &runs[2])] {
+        let d = median(times);
         println!(
-            "netpol verify --format {name}: {:>6.2} s  ({:.0} MB/s), {:.1}x jq",
+            "netpol verify --format {name}: {:>6.2} s  ({:.0} MB/s; runs {}), {:.1}x jq",
             d.as_secs_f64(),
             mbs(d),
+            spread(times),
             jq.as_secs_f64() / d.as_secs_f64()
         );
     }
@@ -104,11 +126,8 @@ fn time(cmd: &mut Command) -> Result<Duration> {
     Ok(started.elapsed())
 }
 
-fn median(mut once: impl FnMut() -> Result<Duration>) -> Result<Duration> {
-    let mut runs = [once()?, once()?, once()?];
-    runs.sort();
-    Ok(runs[1])
-}
+/// Rounds of the three timed commands.
+const ROUNDS: usize = 5;
 
 /// Peak RSS of `netpol verify --format text`, from GNU time.
 fn peak_rss_mib(netpol: &Path, policies: &Path, export: &Path) -> Result<f64> {

@@ -123,7 +123,7 @@ impl Reason {
 }
 
 /// The decision at one enforcement point.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Point {
     pub reason: Option<Reason>,
     /// Allow entries that matched (all of them).

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::engine::entry::{Entries, Entry, EntryId, L3, PeerMatch, Subject};
 use crate::engine::eval::{self, Decision, FlowKey, NamedPorts, Point, Query, Reason};
@@ -152,6 +152,9 @@ pub struct Evaluator<'a> {
     names_of: FxHashMap<Vec<String>, u32>,
     name_sets: FxHashMap<Vec<Vec<u32>>, u32>,
     pairs: FxHashMap<PairKey, Pair>,
+    /// Every distinct decision, once: pairs that decide alike share it, so that reports
+    /// describe each decision once however many pairs reach it.
+    decisions: FxHashSet<Arc<Point>>,
     not_endpoint: Arc<Point>,
 }
 
@@ -190,6 +193,7 @@ impl<'a> Evaluator<'a> {
             names_of: FxHashMap::default(),
             name_sets: FxHashMap::default(),
             pairs: FxHashMap::default(),
+            decisions: FxHashSet::default(),
             not_endpoint: Arc::new(Point {
                 reason: Some(Reason::NotAnEndpoint),
                 ..Point::default()
@@ -379,7 +383,7 @@ impl<'a> Evaluator<'a> {
             .and_then(|i| i.default_deny.get(s))
             .copied()
             .unwrap_or(false);
-        let point = Arc::new(eval::decide(
+        let point = eval::decide(
             &index.entries,
             direction,
             endpoint,
@@ -388,7 +392,15 @@ impl<'a> Evaluator<'a> {
             default_deny,
             &matched,
             notes,
-        ));
+        );
+        let point = match self.decisions.get(&point) {
+            Some(shared) => shared.clone(),
+            None => {
+                let point = Arc::new(point);
+                self.decisions.insert(point.clone());
+                point
+            }
+        };
         if let Some(pair) = self.pairs.get_mut(&key)
             && !pair.named
             && let Some(p) = proto
