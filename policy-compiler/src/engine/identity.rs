@@ -287,7 +287,8 @@ impl Peer {
     }
 
     /// A Cilium endpoint that enforces policy (docs/semantics.md §10.1 step 4): a pod, or the
-    /// health, ingress or init endpoints. The host is not (host firewall off by default).
+    /// health, ingress or init endpoints. A node's host endpoint enforces only with the host
+    /// firewall ([`crate::engine::entry::Entries::enforces`]).
     pub fn is_endpoint(&self) -> bool {
         self.labels.namespace().is_some()
             || self.labels.reserved("health")

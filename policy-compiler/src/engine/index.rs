@@ -77,7 +77,7 @@ impl Index {
                     ..
                 }
             ) {
-                // Host firewall off: never enforced.
+                // Host firewall off: host policies are never enforced.
                 continue;
             }
             match &e.namespace {
