@@ -559,3 +559,39 @@ fn the_host_identity_of_the_api_server_node_is_kube_apiserver_everywhere() {
         .unwrap();
     assert!(worker.labels.reserved("host") && !worker.labels.reserved("kube-apiserver"));
 }
+
+/// Hubble's `reserved:host` and `reserved:remote-node` carry no Node labels; with the inventory
+/// the reader adds them (what host policies and `fromNodes` select by), once per node.
+#[test]
+fn hubble_node_peers_get_their_node_labels_from_the_inventory() {
+    let inventory = r#"{"kind":"List","items":[
+ {"kind":"Node","metadata":{"name":"n1","labels":{"node-access":"ssh"}},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.11"}]}},
+ {"kind":"Node","metadata":{"name":"n2","labels":{"role":"worker"}},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.12"}]}}]}"#;
+    let inv = Inventory::parse(inventory, DEFAULT_CLUSTER).unwrap();
+    let line = |dst: &str, labels: &str| {
+        format!(
+            r#"{{"flow":{{"IP":{{"source":"10.0.1.23","destination":"{dst}"}},"l4":{{"TCP":{{"source_port":40000,"destination_port":10250,"flags":{{"SYN":true}}}}}},"source":{{"namespace":"shop","labels":["k8s:app=frontend","k8s:io.kubernetes.pod.namespace=shop"]}},"destination":{{"labels":["{labels}"]}},"is_reply":false}}}}"#
+        )
+    };
+    let text = [
+        line("192.168.1.11", "reserved:host"),
+        line("192.168.1.12", "reserved:remote-node"),
+        line("192.168.1.11", "reserved:host"),
+    ]
+    .join("\n");
+    let r = read(&text, Some(&inv));
+    assert!(r.set.errors.is_empty(), "{:?}", r.set.errors);
+    let f = &r.set.flows;
+    assert_eq!(
+        f[0].dst.peer.labels.to_string(),
+        "k8s:node-access=ssh,reserved:host"
+    );
+    assert_eq!(
+        f[1].dst.peer.labels.to_string(),
+        "node:role=worker,reserved:remote-node"
+    );
+    assert!(std::sync::Arc::ptr_eq(
+        &f[0].dst.peer.labels,
+        &f[2].dst.peer.labels
+    ));
+}

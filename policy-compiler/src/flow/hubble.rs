@@ -408,10 +408,7 @@ fn endpoint(reader: &mut Reader<'_>, e: &Peer, node: Option<&str>) -> Result<End
                     || labels.reserved(Reserved::RemoteNode.key())) =>
         {
             match inv.node_by_ip(ip) {
-                Some(node) => {
-                    let key = [format!("\0node={node}"), labels.to_string()];
-                    reader.intern(&key, || inv.with_node_labels(&labels, node))
-                }
+                Some(node) => reader.node_labels(&labels, node),
                 None => labels,
             }
         }

@@ -233,6 +233,9 @@ pub enum Format {
 /// How many errors are kept; more are counted.
 const MAX_ERRORS: usize = 50;
 
+/// A node's identity as read, and with its Node's labels.
+type NodeLabels = (Arc<Labels>, Arc<Labels>);
+
 /// A label set and the texts it was read from.
 type Interned = (Vec<Box<str>>, Arc<Labels>);
 
@@ -253,6 +256,10 @@ pub struct Reader<'i> {
     pub label_filter: Option<crate::engine::settings::LabelFilter>,
     /// Keep each Hubble flow's `time` (only reports that list flows show it).
     pub keep_times: bool,
+    /// A node's identity with its Node labels, by the address of the identity read and the
+    /// node's name (found once, however many flows the node has); the identity read is kept
+    /// beside it, so that its address stays its own.
+    with_node_labels: rustc_hash::FxHashMap<(usize, &'i str), NodeLabels>,
     /// The local cluster's name, for identities netpol builds from pod labels.
     cluster: Arc<str>,
     /// Container ports from the workload manifests, by label set (the label set is kept so
@@ -274,6 +281,7 @@ impl<'i> Reader<'i> {
             error_count: 0,
             label_filter: None,
             keep_times: true,
+            with_node_labels: rustc_hash::FxHashMap::default(),
         }
     }
 
@@ -576,6 +584,24 @@ impl<'i> Reader<'i> {
             *slot = Some(labels.clone());
         }
         Ok(labels)
+    }
+
+    /// `labels` of a node's address with the labels of its Node, `node` (see
+    /// [`Inventory::with_node_labels`]).
+    pub(super) fn node_labels(&mut self, labels: &Arc<Labels>, node: &'i str) -> Arc<Labels> {
+        let key = (Arc::as_ptr(labels) as usize, node);
+        if let Some((_, found)) = self.with_node_labels.get(&key) {
+            return found.clone();
+        }
+        let Some(inv) = self.inventory else {
+            return labels.clone();
+        };
+        let texts = [format!("\0node={node}"), labels.to_string()];
+        let found = self.intern(&texts, || inv.with_node_labels(labels, node));
+        // INVARIANT: the address is a key only while its label set lives: kept in the value.
+        self.with_node_labels
+            .insert(key, (labels.clone(), found.clone()));
+        found
     }
 
     /// A shared copy of a name.
