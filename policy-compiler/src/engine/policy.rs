@@ -344,36 +344,35 @@ fn object(
     };
     let unknown = de::Unknown::default();
     let mut errors = Vec::new();
-    let policy = match policy_kind {
-        PolicyKind::Cnp => with_kind(node, policy_kind, |n| {
-            de::from_node::<CiliumNetworkPolicy>(n, &unknown)
-        })
-        .map(|p| {
+    // A CNP and a CCNP differ only in their kind: metadata, `spec`, `specs`.
+    let cilium = match policy_kind {
+        PolicyKind::Cnp => Some(
+            with_kind(node, policy_kind, |n| {
+                de::from_node::<CiliumNetworkPolicy>(n, &unknown)
+            })
+            .map(|p| (p.metadata, p.spec, p.specs)),
+        ),
+        PolicyKind::Ccnp => Some(
+            with_kind(node, policy_kind, |n| {
+                de::from_node::<CiliumClusterwideNetworkPolicy>(n, &unknown)
+            })
+            .map(|p| (p.metadata, p.spec, p.specs)),
+        ),
+        PolicyKind::Knp => None,
+    };
+    let policy = match cilium {
+        Some(parts) => parts.map(|(metadata, spec, specs)| {
             cilium_policy(
                 policy_kind,
-                p.metadata,
-                p.spec,
-                p.specs,
+                metadata,
+                spec,
+                specs,
                 node,
                 &mut errors,
                 accept,
             )
         }),
-        PolicyKind::Ccnp => with_kind(node, policy_kind, |n| {
-            de::from_node::<CiliumClusterwideNetworkPolicy>(n, &unknown)
-        })
-        .map(|p| {
-            cilium_policy(
-                policy_kind,
-                p.metadata,
-                p.spec,
-                p.specs,
-                node,
-                &mut errors,
-                accept,
-            )
-        }),
-        PolicyKind::Knp => with_kind(node, policy_kind, |n| {
+        None => with_kind(node, policy_kind, |n| {
             de::from_node::<NetworkPolicy>(n, &unknown)
         })
         .map(|p| knp_policy(p, node, &mut errors, accept)),
