@@ -50,7 +50,7 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
 #[test]
 fn prometheus_rule_carries_the_same_rules() {
     let rules = yaml(&deploy().join("alerts/netpol.rules.yaml"));
-    let crd = yaml(&deploy().join("prometheusrule.yaml"));
+    let crd = yaml(&deploy().join("components/monitoring/prometheusrule.yaml"));
     assert_eq!(crd[0]["kind"], "PrometheusRule");
     assert_eq!(crd[0]["spec"]["groups"], rules[0]["groups"]);
     let alert = &rules[0]["groups"][0]["rules"][0];
@@ -139,8 +139,29 @@ fn observer_policy_is_the_compiled_profile() {
 fn kustomization_lists_every_manifest_and_the_dashboard_is_valid() {
     let k = &yaml(&deploy().join("kustomization.yaml"))[0];
     for r in k["resources"].as_array().unwrap() {
-        assert!(deploy().join(r.as_str().unwrap()).exists(), "{r}");
+        let path = deploy().join(r.as_str().unwrap());
+        assert!(path.exists(), "{r}");
+        // The base applies on a cluster without the Prometheus operator's CRDs.
+        for doc in yaml(&path) {
+            let api = doc["apiVersion"].as_str().unwrap_or_default();
+            assert!(!api.starts_with("monitoring.coreos.com"), "{r}: {api}");
+        }
     }
+    // The image can be overridden (`kustomize edit set image`): the entry names the image the
+    // DaemonSet uses.
+    let ds = &yaml(&deploy().join("daemonset.yaml"))[0];
+    let image = ds["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    let entry = &k["images"][0];
+    assert_eq!(
+        format!(
+            "{}:{}",
+            entry["name"].as_str().unwrap(),
+            entry["newTag"].as_str().unwrap()
+        ),
+        image
+    );
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(deploy().join("grafana/netpol-observer.json")).unwrap(),
     )
@@ -156,4 +177,56 @@ fn kustomization_lists_every_manifest_and_the_dashboard_is_valid() {
             .iter()
             .any(|e| e.contains("netpol_flow_verdicts_total{verdict=\"denied\"}"))
     );
+}
+
+#[test]
+fn monitoring_is_an_optional_component_that_scrapes_the_agents() {
+    let dir = deploy().join("components/monitoring");
+    let k = &yaml(&dir.join("kustomization.yaml"))[0];
+    assert_eq!(k["kind"], "Component");
+    let mut kinds = Vec::new();
+    for r in k["resources"].as_array().unwrap() {
+        for doc in yaml(&dir.join(r.as_str().unwrap())) {
+            kinds.push(doc["kind"].as_str().unwrap().to_owned());
+            if doc["kind"] == "PodMonitor" {
+                let ds = &yaml(&deploy().join("daemonset.yaml"))[0];
+                let pod = &ds["spec"]["template"];
+                assert_eq!(
+                    doc["spec"]["selector"]["matchLabels"],
+                    pod["metadata"]["labels"]
+                );
+                assert_eq!(
+                    doc["spec"]["podMetricsEndpoints"][0]["port"],
+                    pod["spec"]["containers"][0]["ports"][0]["name"]
+                );
+            }
+        }
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["PodMonitor", "PrometheusRule"]);
+}
+
+/// Talos enforces `baseline` and warns and audits at `restricted` by default: the namespace
+/// sets all three modes to `privileged`, or the DaemonSet is refused (or warned about).
+#[test]
+fn namespace_admits_the_agent_under_pod_security() {
+    let ns = &yaml(&deploy().join("namespace.yaml"))[0];
+    for mode in ["enforce", "warn", "audit"] {
+        assert_eq!(
+            ns["metadata"]["labels"][format!("pod-security.kubernetes.io/{mode}")],
+            "privileged",
+            "{mode}"
+        );
+    }
+}
+
+/// The image's build context is the repository: build outputs stay out of it.
+#[test]
+fn docker_context_leaves_build_outputs_out() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let ignore = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
+    let lines: Vec<&str> = ignore.lines().map(str::trim).collect();
+    for pattern in ["target", "**/target", ".git"] {
+        assert!(lines.contains(&pattern), "{pattern} missing from .dockerignore");
+    }
 }
