@@ -227,6 +227,9 @@ fn docker_context_leaves_build_outputs_out() {
     let ignore = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
     let lines: Vec<&str> = ignore.lines().map(str::trim).collect();
     for pattern in ["target", "**/target", ".git"] {
-        assert!(lines.contains(&pattern), "{pattern} missing from .dockerignore");
+        assert!(
+            lines.contains(&pattern),
+            "{pattern} missing from .dockerignore"
+        );
     }
 }
