@@ -233,7 +233,20 @@ fn refresh(programs: &Programs, state: &Mutex<Shared>, idle: Duration) {
         kernel,
         ..
     } = &mut *s;
-    let _ = programs.for_each_flow(|key, stats| table.update(key, stats, &|ip| identity.who(ip)));
+    // Keys the table does not know yet are opened oldest first: the map is read in hash order,
+    // and a connection is the initiator's way round only if its first packet opens it.
+    let mut unknown = Vec::new();
+    let _ = programs.for_each_flow(|key, stats| {
+        if table.knows(key) {
+            table.update(key, stats, &|ip| identity.who(ip));
+        } else {
+            unknown.push((*key, *stats));
+        }
+    });
+    unknown.sort_by_key(|(_, stats)| stats.first_seen_ns);
+    for (key, stats) in &unknown {
+        table.update(key, stats, &|ip| identity.who(ip));
+    }
     if let Ok(c) = counters {
         *kernel = c;
     }
@@ -305,6 +318,8 @@ async fn read_flow_events(mut ring: AsyncFd<RingBuf<MapData>>, state: Arc<Mutex<
                     v.push(e);
                 }
             }
+            // CPUs reserve ring space independently: the oldest first packet opens first.
+            v.sort_by_key(|e| e.first_seen_ns);
             v
         };
         guard.clear_ready();

@@ -149,6 +149,11 @@ impl FlowTable {
         }
     }
 
+    /// Whether a kernel key belongs to a connection the table holds.
+    pub fn knows(&self, key: &FlowKey) -> bool {
+        self.find(key).is_some()
+    }
+
     /// The connection a key belongs to, and whether the key goes the initiator's way.
     fn find(&self, key: &FlowKey) -> Option<(Tuple, bool)> {
         let (forward, reverse) = tuples(key);
