@@ -316,6 +316,15 @@ fn agent_records_real_traffic_of_pods() {
     assert!(out.contains("refused"), "{out}");
     assert!(out.contains("resolved 10.201.0.99"), "{out}");
     lab.run("a", "ping -c 2 -i 0.2 10.201.0.2");
+    // Link control traffic from the pod's own sockets: echo to the link's all-nodes groups
+    // (IPv6 ff02::1 and IPv4 224.0.0.1, which hosts do not answer by default). Seen by the
+    // programs, never a flow.
+    let dev = format!("va{}", lab.id);
+    lab.run("a", &format!("ping -6 -c 2 -i 0.2 -W 1 -I {dev} ff02::1"));
+    lab.run(
+        "a",
+        &format!("sh -c 'ping -c 2 -i 0.2 -W 1 -I {dev} 224.0.0.1; true'"),
+    );
     std::thread::sleep(Duration::from_millis(600));
 
     let flows = get(port, "/flows");
@@ -370,6 +379,26 @@ fn agent_records_real_traffic_of_pods() {
     let icmp = find("icmp", "10.201.0.2", None);
     assert_eq!(icmp["icmp"]["type"], 8, "{icmp}");
     assert!(icmp["packets"].as_u64().unwrap() >= 4, "{icmp}");
+    // No link control traffic among the records, but counted: the pings above were seen.
+    for r in &records {
+        let dst = r["destination"]["ip"].as_str().unwrap_or_default();
+        assert!(
+            !dst.starts_with("ff02:") && !dst.starts_with("224.0.0."),
+            "link-local multicast recorded: {r}"
+        );
+        if r["protocol"] == "icmpv6" {
+            let t = r["icmp"]["type"].as_u64().unwrap_or_default();
+            assert!(!(130..=153).contains(&t), "ICMPv6 control recorded: {r}");
+        }
+    }
+    let metrics_now = get(port, "/metrics");
+    assert!(
+        metric(
+            &metrics_now,
+            "netpol_observer_kernel_link_control_packets_total"
+        ) >= 2,
+        "{metrics_now}"
+    );
     // IPv6.
     let v6 = find("tcp", "fd00:201::2", Some(8080));
     assert_eq!(v6["destination"]["pod"], "prowlarr-0");

@@ -88,6 +88,27 @@ const _: () = assert!(size_of::<FlowKey>() == 48);
 const _: () = assert!(align_of::<FlowKey>() == 8);
 
 impl FlowKey {
+    /// Whether the packet is the link's own control traffic rather than a flow of the pod:
+    /// ICMPv6 neighbour and router discovery, redirects, MLD and multicast router discovery
+    /// (types 130-137, 141-143, 148-153; the type is in `dst_port`), IGMP, and anything sent
+    /// to link-local multicast (`ffx2::/16`, `224.0.0.0/24`). The kernel sends most of it on
+    /// its own; policy never sees it as a connection.
+    #[must_use]
+    pub fn is_link_control(&self) -> bool {
+        const ICMPV6: u8 = 58;
+        const IGMP: u8 = 2;
+        let [d0, d1, ..] = self.dst_addr;
+        let [.., a, b, c, _] = self.dst_addr;
+        match self.family {
+            family::IPV4 => self.protocol == IGMP || (a == 224 && b == 0 && c == 0),
+            _ => {
+                (self.protocol == ICMPV6
+                    && matches!(self.dst_port, 130..=137 | 141..=143 | 148..=153))
+                    || (d0 == 0xff && d1 & 0x0f == 0x02)
+            }
+        }
+    }
+
     /// The source address as the packet carried it (IPv4 for an IPv4 packet).
     #[must_use]
     pub fn src_ip(&self) -> IpAddr {
@@ -310,11 +331,15 @@ pub enum Counter {
     FlowRingPending = 5,
     /// The same for `DNS_EVENTS`.
     DnsRingPending = 6,
+    /// Packets of the link's own control traffic, not recorded as flows: IPv6 neighbour and
+    /// router discovery, MLD, IGMP, and anything to link-local multicast (`ff02::/16`,
+    /// `224.0.0.0/24`).
+    LinkControlPackets = 7,
 }
 
 impl Counter {
     /// Every counter, in slot order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::LostFlowEvents,
         Self::LostDnsEvents,
         Self::FlowUpdateFailures,
@@ -322,6 +347,7 @@ impl Counter {
         Self::TruncatedDnsMessages,
         Self::FlowRingPending,
         Self::DnsRingPending,
+        Self::LinkControlPackets,
     ];
     /// The number of slots the `COUNTERS` array needs.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -348,6 +374,7 @@ impl Counter {
             Self::UnparsedPackets => "unparsed_packets",
             Self::TruncatedDnsMessages => "truncated_dns_messages",
             Self::FlowRingPending => "flow_ring_pending_bytes",
+            Self::LinkControlPackets => "link_control_packets",
             Self::DnsRingPending => "dns_ring_pending_bytes",
         }
     }
@@ -360,6 +387,37 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+
+    #[test]
+    #[expect(clippy::unwrap_used, reason = "test inputs")]
+    fn link_control_traffic_is_not_a_flow() {
+        let v6 = |dst: &str, protocol: u8, icmp_type: u16| FlowKey {
+            family: family::IPV6,
+            dst_addr: dst.parse::<Ipv6Addr>().unwrap().octets(),
+            protocol,
+            dst_port: icmp_type,
+            ..FlowKey::default()
+        };
+        let v4 = |dst: [u8; 4], protocol: u8| FlowKey {
+            family: family::IPV4,
+            dst_addr: Ipv4Addr::from(dst).to_ipv6_mapped().octets(),
+            protocol,
+            ..FlowKey::default()
+        };
+        // Neighbour solicitation to a unicast neighbour, router solicitation, MLDv2 report.
+        assert!(v6("fd00::2", 58, 135).is_link_control());
+        assert!(v6("ff02::2", 58, 133).is_link_control());
+        assert!(v6("ff02::16", 58, 143).is_link_control());
+        // mDNS to ff02::fb, all-hosts 224.0.0.1, IGMP.
+        assert!(v6("ff02::fb", 17, 5353).is_link_control());
+        assert!(v4([224, 0, 0, 1], 1).is_link_control());
+        assert!(v4([239, 1, 1, 1], 2).is_link_control());
+        // Flows: echo requests, site-scope multicast, a pod's UDP.
+        assert!(!v6("fd00::2", 58, 128).is_link_control());
+        assert!(!v6("ff05::1:3", 17, 547).is_link_control());
+        assert!(!v4([10, 0, 0, 5], 17).is_link_control());
+        assert!(!v4([239, 1, 1, 1], 17).is_link_control());
+    }
 
     /// The sum of the fields' sizes equals the struct's size: `repr(C)` added no hidden padding,
     /// so every byte is a named field that the kernel writes.

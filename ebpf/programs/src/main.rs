@@ -95,6 +95,11 @@ fn observe(ctx: &SkBuffContext, dir: u8) {
         count(Counter::UnparsedPackets);
         return;
     };
+    // Neighbour discovery, MLD, IGMP, link-local multicast: the link's business, not a flow.
+    if parsed.key.is_link_control() {
+        count(Counter::LinkControlPackets);
+        return;
+    }
     account(ctx, &parsed);
     if dir == direction::INGRESS
         && parsed.key.src_port == DNS_PORT
