@@ -595,3 +595,25 @@ fn hubble_node_peers_get_their_node_labels_from_the_inventory() {
         &f[2].dst.peer.labels
     ));
 }
+
+/// A finished pod (a Job's, an evicted one) holds no address although its status may still
+/// show one; an address that a leaving and a starting pod both claim is the running pod's.
+#[test]
+fn finished_pods_own_no_address_and_the_running_pod_wins() {
+    let pod = |name: &str, phase: &str, ip: &str| {
+        format!(
+            r#"{{"kind":"Pod","metadata":{{"name":"{name}","namespace":"media","labels":{{"app":"{name}"}}}},"spec":{{"nodeName":"n1","containers":[{{"name":"c"}}]}},"status":{{"phase":"{phase}","podIP":"{ip}"}}}}"#
+        )
+    };
+    let inventory = format!(
+        r#"{{"kind":"List","items":[{},{},{},{}]}}"#,
+        pod("a-backup-job", "Succeeded", "10.0.5.5"),
+        pod("b-sonarr", "Running", "10.0.5.5"),
+        pod("c-starting", "Pending", "10.0.5.5"),
+        pod("d-evicted", "Failed", "10.0.5.6"),
+    );
+    let inv = Inventory::parse(&inventory, DEFAULT_CLUSTER).unwrap();
+    let reused = inv.classify("10.0.5.5".parse().unwrap(), None).unwrap();
+    assert_eq!(reused.labels.get(Some("k8s"), "app"), Some("b-sonarr"));
+    assert!(inv.classify("10.0.5.6".parse().unwrap(), None).is_none());
+}

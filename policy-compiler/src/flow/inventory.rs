@@ -32,6 +32,8 @@ pub struct Pod {
     pub ports: Arc<Vec<NamedPort>>,
     /// Every container port, named or not (a host-network pod is found by them).
     pub container_ports: Vec<(u16, Proto)>,
+    /// `status.phase` is `Running`: it wins an address that a pending pod also claims.
+    pub running: bool,
     /// `Deployment/sonarr`, `StatefulSet/postgres`, or `Pod/<name>` without an owner.
     pub workload: String,
     /// The identity labels (§3.2).
@@ -348,6 +350,7 @@ impl Inventory {
             ips,
             ports: Arc::new(ports),
             container_ports,
+            running: field(&obj.status, "phase").as_str() == Some("Running"),
             identity: Arc::new(identity),
         }
     }
@@ -471,7 +474,15 @@ impl Inventory {
                 .insert((p.namespace.clone(), p.name.clone()), i);
             if !p.host_network {
                 for ip in &p.ips {
-                    self.by_ip.insert(*ip, i);
+                    // An address two pods claim (one leaving, one starting) is the running one's.
+                    let taken = self
+                        .by_ip
+                        .get(ip)
+                        .and_then(|j| self.pods.get(*j))
+                        .is_some_and(|holder| holder.running);
+                    if !taken || p.running {
+                        self.by_ip.insert(*ip, i);
+                    }
                 }
             }
         }
@@ -805,6 +816,14 @@ static NULL: Json = Json::Null;
 
 /// A pod's addresses (`status.podIPs`, `status.podIP`); none for a manifest.
 fn pod_ips(obj: &AnyObject) -> Vec<IpAddr> {
+    // A pod that has finished (a Job's, an evicted one) holds no address any more, even if its
+    // status still shows one: the address may already be another pod's.
+    if matches!(
+        field(&obj.status, "phase").as_str(),
+        Some("Succeeded" | "Failed")
+    ) {
+        return Vec::new();
+    }
     let mut ips: Vec<IpAddr> = field(&obj.status, "podIPs")
         .as_array()
         .into_iter()
