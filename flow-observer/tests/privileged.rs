@@ -316,14 +316,22 @@ fn agent_records_real_traffic_of_pods() {
     assert!(out.contains("refused"), "{out}");
     assert!(out.contains("resolved 10.201.0.99"), "{out}");
     lab.run("a", "ping -c 2 -i 0.2 10.201.0.2");
-    // Link control traffic from the pod's own sockets: echo to the link's all-nodes groups
-    // (IPv6 ff02::1 and IPv4 224.0.0.1, which hosts do not answer by default). Seen by the
-    // programs, never a flow.
+    // Link control traffic from the pod's own sockets: mDNS queries to the link-local groups
+    // (ff02::fb and 224.0.0.251, nobody listens, nothing answers). Seen by the programs, never
+    // a flow.
     let dev = format!("va{}", lab.id);
-    lab.run("a", &format!("ping -6 -c 2 -i 0.2 -W 1 -I {dev} ff02::1"));
     lab.run(
         "a",
-        &format!("sh -c 'ping -c 2 -i 0.2 -W 1 -I {dev} 224.0.0.1; true'"),
+        &format!(
+            r#"python3 -c "
+import socket
+six = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+six.sendto(b'q', ('ff02::fb', 5353, 0, socket.if_nametoindex('{dev}')))
+four = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+four.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton('10.201.0.1'))
+four.sendto(b'q', ('224.0.0.251', 5353))
+""#
+        ),
     );
     std::thread::sleep(Duration::from_millis(600));
 
