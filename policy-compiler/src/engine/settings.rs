@@ -92,9 +92,6 @@ pub struct Settings {
     pub node_selector_labels: bool,
     /// `enable-extended-ip-protocols`: ports may be left empty (VRRP, IGMP).
     pub extended_ip_protocols: bool,
-    /// Settings read with a value other than Cilium's default that netpol does not model yet:
-    /// `(key, value, default)`. Reports name them: the verdicts assume the default.
-    pub unmodelled: Vec<(String, String, String)>,
 }
 
 impl Default for Settings {
@@ -116,7 +113,6 @@ impl Default for Settings {
             default_local_cluster: None,
             localhost_by_policy: false,
             default_deny_forced: false,
-            unmodelled: Vec::new(),
         }
     }
 }
@@ -144,13 +140,10 @@ pub enum Origin {
     Flows,
 }
 
-/// One setting: its ConfigMap key, its Helm values path, Cilium's default, and whether netpol
-/// models it.
+/// One setting: its ConfigMap key and its Helm values path.
 struct Key {
     config_map: &'static str,
     helm: &'static [&'static str],
-    default: &'static str,
-    modelled: bool,
 }
 
 /// The settings that change verdicts (the ConfigMap keys are the agent's flags).
@@ -158,86 +151,58 @@ const KEYS: &[Key] = &[
     Key {
         config_map: "cluster-name",
         helm: &["cluster", "name"],
-        default: DEFAULT_CLUSTER,
-        modelled: true,
     },
     Key {
         config_map: "cluster-id",
         helm: &["cluster", "id"],
-        default: "0",
-        modelled: true,
     },
     Key {
         config_map: "enable-policy",
         helm: &["policyEnforcementMode"],
-        default: "default",
-        modelled: true,
     },
     Key {
         config_map: "policy-audit-mode",
         helm: &["policyAuditMode"],
-        default: "false",
-        modelled: true,
     },
     Key {
         config_map: "enable-host-firewall",
         helm: &["hostFirewall", "enabled"],
-        default: "false",
-        modelled: true,
     },
     Key {
         config_map: "allow-localhost",
         helm: &[],
-        default: "auto",
-        modelled: true,
     },
     Key {
         config_map: "policy-cidr-match-mode",
         helm: &["policyCIDRMatchMode"],
-        default: "",
-        modelled: true,
     },
     Key {
         config_map: "enable-non-default-deny-policies",
         helm: &["enableNonDefaultDenyPolicies"],
-        default: "true",
-        modelled: true,
     },
     Key {
         config_map: "enable-node-selector-labels",
         helm: &["nodeSelectorLabels"],
-        default: "false",
-        modelled: true,
     },
     Key {
         config_map: "labels",
         helm: &["labels"],
-        default: "",
-        modelled: true,
     },
     Key {
         config_map: "policy-default-local-cluster",
         helm: &["clustermesh", "policyDefaultLocalCluster"],
-        default: "",
-        modelled: true,
     },
     Key {
         config_map: "mesh-auth-mutual-listener-port",
         helm: &["authentication", "mutual", "port"],
-        default: "0",
-        modelled: true,
     },
     Key {
         config_map: "enable-extended-ip-protocols",
         helm: &[],
-        default: "false",
-        modelled: true,
     },
     Key {
         config_map: "enable-l7-proxy",
         helm: &["l7Proxy"],
-        default: "true",
-        modelled: true,
     },
 ];
 
@@ -367,16 +332,7 @@ impl Settings {
             Enforcement::Always => line.push_str(", policy enforcement `always`"),
             Enforcement::Never => line.push_str(", policy enforcement `never`"),
         }
-        if self.unmodelled.is_empty() {
-            line.push_str("; other settings at Cilium's defaults");
-        } else {
-            let read: Vec<String> = self
-                .unmodelled
-                .iter()
-                .map(|(k, v, d)| format!("`{k}: {v}` not modelled, judged as `{d}`"))
-                .collect();
-            line.push_str(&format!("; {}", read.join(", ")));
-        }
+        line.push_str("; other settings at Cilium's defaults");
         line
     }
 }
@@ -556,11 +512,7 @@ fn decode(root: &Node, path: &Path, diagnostics: &mut Diagnostics) -> Option<Set
             "mesh-auth-mutual-listener-port" => {
                 settings.mutual_auth = text.trim().parse::<u16>().is_ok_and(|p| p != 0);
             }
-            _ if !key.modelled && normalized(&text) != key.default => {
-                settings
-                    .unmodelled
-                    .push((key.config_map.to_owned(), text, key.default.to_owned()));
-            }
+            // Every key of `KEYS` has its arm above.
             _ => {}
         }
     }
@@ -692,7 +644,7 @@ mod tests {
     }
 
     #[test]
-    fn config_map_gives_the_cluster_name_and_lists_what_is_not_modelled() {
+    fn config_map_gives_the_cluster_name_and_the_settings_it_models() {
         let r = read(
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: kube-system}\ndata:\n  cluster-name: kind-kind\n  cluster-id: \"3\"\n  policy-audit-mode: \"true\"\n  enable-l7-proxy: \"false\"\n  enable-host-firewall: \"true\"\n  labels: \"k8s:app k8s:!team\"\n  debug: \"false\"\n",
         );
@@ -709,7 +661,6 @@ mod tests {
             Some("k8s:app k8s:!team")
         );
         assert!(s.host_firewall);
-        assert!(s.unmodelled.is_empty(), "{:?}", s.unmodelled);
         assert_eq!(
             s.describe(),
             "cluster `kind-kind` (from `cilium-config.yaml`), cluster id 3, Cilium 1.20 semantics, policy audit mode (drops pass as `AUDIT`), L7 proxy off (policies with L7 rules refused), host firewall on, identity labels `k8s:app k8s:!team`; other settings at Cilium's defaults"
@@ -726,7 +677,6 @@ mod tests {
         assert_eq!(s.cluster_id, None);
         assert_eq!(s.version.as_deref(), Some("1.18.4"));
         assert!(s.cidr_selects_nodes);
-        assert!(s.unmodelled.is_empty(), "{:?}", s.unmodelled);
         let r = read(
             "policyCIDRMatchMode: [pods]
 labels: \"k8s:(\"\n",
@@ -782,7 +732,6 @@ labels: \"k8s:(\"\n",
             .settings
             .unwrap();
         assert!(s.localhost_by_policy && s.default_deny_forced);
-        assert!(s.unmodelled.is_empty(), "{:?}", s.unmodelled);
         let s = read("enableNonDefaultDenyPolicies: true\n")
             .settings
             .unwrap();

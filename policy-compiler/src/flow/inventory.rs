@@ -111,6 +111,9 @@ pub struct Inventory {
     by_name: HashMap<(String, String), usize>,
     service_by_ip: HashMap<IpAddr, usize>,
     node_by_ip: HashMap<IpAddr, String>,
+    /// Host-network pods by the addresses they answer on (their own and their node's) and the
+    /// container ports they declare; the first pod by name wins.
+    host_network_by_port: HashMap<(IpAddr, u16, Proto), usize>,
     port_names: HashMap<(String, Proto), Option<u16>>,
     /// The cluster's name, in the identities of its pods.
     cluster: String,
@@ -520,6 +523,21 @@ impl Inventory {
                 self.node_by_ip.insert(*ip, name.clone());
             }
         }
+        for (i, p) in self.pods.iter().enumerate().filter(|(_, p)| p.host_network) {
+            let node_ips = p
+                .node
+                .as_ref()
+                .and_then(|n| self.nodes.get(n))
+                .into_iter()
+                .flatten();
+            for ip in p.ips.iter().chain(node_ips) {
+                for (port, proto) in &p.container_ports {
+                    self.host_network_by_port
+                        .entry((*ip, *port, *proto))
+                        .or_insert(i);
+                }
+            }
+        }
     }
 
     pub fn pod_by_ip(&self, ip: IpAddr) -> Option<&Pod> {
@@ -577,12 +595,9 @@ impl Inventory {
     /// on that port stands for it (its traffic carries the node's identity, `host` or
     /// `remote-node`, docs/semantics.md §5.1).
     pub fn host_network_pod(&self, ip: IpAddr, port: u16, proto: Proto) -> Option<&Pod> {
-        let node = self.node_by_ip(ip);
-        self.pods
-            .iter()
-            .filter(|p| p.host_network)
-            .filter(|p| p.ips.contains(&ip) || (node.is_some() && p.node.as_deref() == node))
-            .find(|p| p.container_ports.contains(&(port, proto)))
+        self.host_network_by_port
+            .get(&(ip, port, proto))
+            .and_then(|i| self.pods.get(*i))
     }
 
     pub fn pod_peer(&self, pod: &Pod) -> Peer {

@@ -350,9 +350,6 @@ pub struct SettingsSummary {
     /// `policy-audit-mode`: the flows counted as `denied` pass, logged as `AUDIT`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub audit_mode: bool,
-    /// Settings read with a non-default value that netpol does not model: judged as the default.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub not_modelled: BTreeMap<String, String>,
 }
 
 impl SettingsSummary {
@@ -367,11 +364,6 @@ impl SettingsSummary {
             cluster_id: s.cluster_id,
             cilium_version: s.version.clone(),
             audit_mode: s.audit_mode,
-            not_modelled: s
-                .unmodelled
-                .iter()
-                .map(|(k, v, _)| (k.clone(), v.clone()))
-                .collect(),
         }
     }
 }
