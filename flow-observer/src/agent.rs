@@ -12,7 +12,7 @@ use netpol_compiler::engine::settings::Settings;
 use netpol_ebpf_common::{DnsEvent, FlowEvent};
 use tokio::io::unix::AsyncFd;
 
-use crate::aggregate::FlowTable;
+use crate::aggregate::{FlowTable, KeyFate};
 use crate::clock::Clock;
 use crate::dns::DnsCache;
 use crate::ebpf::{self, Programs};
@@ -91,9 +91,11 @@ pub async fn run(opts: Options) -> Result<()> {
     let flow_ring = register(programs.ring("FLOW_EVENTS")?)?;
     let dns_ring = register(programs.ring("DNS_EVENTS")?)?;
     let state = Arc::new(Mutex::new(Shared {
+        // A connection is up to four kernel keys (each end, each way): the table lets
+        // connections go (deleting their keys) before the kernel's LRU has to forget any.
         table: FlowTable::new(
             opts.per_connection,
-            opts.max_flows as usize,
+            (opts.max_flows as usize / 4).max(1),
             opts.max_records,
         ),
         dns: DnsCache::new(65_536),
@@ -138,7 +140,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
-            _ = tick.tick() => refresh(&programs, &state, opts.idle_timeout),
+            _ = tick.tick() => refresh(&mut programs, &state, opts.idle_timeout),
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         }
@@ -220,8 +222,9 @@ fn register(ring: RingBuf<MapData>) -> Result<AsyncFd<RingBuf<MapData>>> {
         .map_err(|e| anyhow::anyhow!("cannot watch a ring buffer: {}", e.into_parts().1))
 }
 
-/// Read the kernel's flow counts and counters into the table.
-fn refresh(programs: &Programs, state: &Mutex<Shared>, idle: Duration) {
+/// Read the kernel's flow counts and counters into the table; delete the keys of the
+/// connections the table let go since the last read (counted one last time here).
+fn refresh(programs: &mut Programs, state: &Mutex<Shared>, idle: Duration) {
     let counters = programs.counters();
     let mut s = lock(state);
     s.now_s = uptime_s();
@@ -236,16 +239,29 @@ fn refresh(programs: &Programs, state: &Mutex<Shared>, idle: Duration) {
     // Keys the table does not know yet are opened oldest first: the map is read in hash order,
     // and a connection is the initiator's way round only if its first packet opens it.
     let mut unknown = Vec::new();
-    let _ = programs.for_each_flow(|key, stats| {
+    let mut delete = Vec::new();
+    table.begin_scan();
+    let scanned = programs.for_each_flow(|key, stats| {
         if table.knows(key) {
-            table.update(key, stats, &|ip| identity.who(ip));
+            if table.update(key, stats, &|ip| identity.who(ip)) == KeyFate::Delete {
+                delete.push(*key);
+            }
         } else {
             unknown.push((*key, *stats));
         }
     });
     unknown.sort_by_key(|(_, stats)| stats.first_seen_ns);
     for (key, stats) in &unknown {
-        table.update(key, stats, &|ip| identity.who(ip));
+        if table.update(key, stats, &|ip| identity.who(ip)) == KeyFate::Delete {
+            delete.push(*key);
+        }
+    }
+    // Only after a whole read: a drained connection's keys not seen were evicted already.
+    if scanned.is_ok() {
+        if let Err(e) = programs.remove_flows(&delete) {
+            eprintln!("netpol-observer: {e:#}");
+        }
+        table.end_scan();
     }
     if let Ok(c) = counters {
         *kernel = c;

@@ -7,6 +7,16 @@
 //! cgroup first seen), and folds connections into records: per (source workload, destination,
 //! port, protocol), or one per connection with `per_connection`. Connections and records are
 //! both bounded; what is evicted is counted.
+//!
+//! A connection is counted once for its whole life. The kernel's totals per key only grow, so
+//! the table counts what each key added since its last read. When the table lets a connection
+//! go (idle past the timeout, or evicted), it is *retired*: at the next read of the kernel map
+//! its keys are counted one last time and deleted from the map (the agent does that), so a key
+//! the kernel still holds is never opened again with its whole history. A retired tuple is
+//! remembered (bounded): if it comes back (a keep-alive after a long silence), it is the same
+//! connection continuing — its packets count, the connection does not count again. A key the
+//! kernel's LRU evicted and re-created starts from zero (its first-seen stamp changes): its new
+//! totals are added, never subtracted.
 
 use std::net::IpAddr;
 
@@ -56,6 +66,9 @@ pub struct Record {
 struct DirCount {
     /// 0: none yet; else `direction::* + 1` of the counting hook.
     source: u8,
+    /// The kernel entry's creation stamp: another one means the entry was evicted and created
+    /// again, its totals starting from zero.
+    kernel_first_ns: u64,
     seen: Seen,
 }
 
@@ -68,6 +81,8 @@ struct Conn {
     last_seen_ns: u64,
     /// Initiator → responder, responder → initiator.
     dirs: [DirCount; 2],
+    /// Its record was evicted: nothing more is counted for it.
+    orphan: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -85,6 +100,35 @@ pub struct TableStats {
     pub records: usize,
     pub evicted_connections: u64,
     pub evicted_records: u64,
+    /// Connections let go after `--idle-timeout-s` without a packet.
+    pub expired_connections: u64,
+    /// Retired connections that came back and continued (not counted as new connections).
+    pub resumed_connections: u64,
+    /// Kernel entries of live connections found re-created (evicted by the kernel's LRU).
+    pub recreated_keys: u64,
+    /// Every packet and byte counted since the start: only ever goes up, whatever is evicted.
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// What the caller does with a kernel key after [`FlowTable::update`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum KeyFate {
+    /// Keep it: its connection is live.
+    Keep,
+    /// Delete it from the kernel map: its connection is retired and has been counted.
+    Delete,
+}
+
+/// Where a connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Live,
+    /// Let go since the current read of the kernel map began: its keys are deleted at the next.
+    Retired,
+    /// Let go before the current read began: counted a last time, its keys deleted.
+    Draining,
 }
 
 /// The bounded flow table.
@@ -94,6 +138,14 @@ pub struct FlowTable {
     max_connections: usize,
     max_records: usize,
     conns: FxHashMap<Tuple, Conn>,
+    /// Connections let go since the last read of the kernel map began.
+    retired: FxHashMap<Tuple, Conn>,
+    /// Connections let go before the current read began, counted one last time in it.
+    draining: FxHashMap<Tuple, Conn>,
+    /// Connections retired and deleted from the kernel, oldest first (bounded by
+    /// `max_connections`): one that comes back continues where it stopped.
+    gone: FxHashMap<Tuple, Conn>,
+    gone_order: std::collections::VecDeque<Tuple>,
     /// Records by slot; freed slots are reused.
     records: Vec<Option<Record>>,
     free: Vec<u32>,
@@ -141,6 +193,10 @@ impl FlowTable {
             max_connections,
             max_records,
             conns: FxHashMap::default(),
+            retired: FxHashMap::default(),
+            draining: FxHashMap::default(),
+            gone: FxHashMap::default(),
+            gone_order: std::collections::VecDeque::new(),
             records: Vec::new(),
             free: Vec::new(),
             by_key: FxHashMap::default(),
@@ -149,21 +205,28 @@ impl FlowTable {
         }
     }
 
-    /// Whether a kernel key belongs to a connection the table holds.
+    /// Whether a kernel key belongs to a connection the table holds (live or retired).
     pub fn knows(&self, key: &FlowKey) -> bool {
         self.find(key).is_some()
     }
 
-    /// The connection a key belongs to, and whether the key goes the initiator's way.
-    fn find(&self, key: &FlowKey) -> Option<(Tuple, bool)> {
+    /// The connection a key belongs to, whether the key goes the initiator's way, and where
+    /// the connection is.
+    fn find(&self, key: &FlowKey) -> Option<(Tuple, bool, Place)> {
         let (forward, reverse) = tuples(key);
-        if self.conns.contains_key(&forward) {
-            Some((forward, true))
-        } else if self.conns.contains_key(&reverse) {
-            Some((reverse, false))
-        } else {
-            None
+        for (map, place) in [
+            (&self.conns, Place::Live),
+            (&self.draining, Place::Draining),
+            (&self.retired, Place::Retired),
+        ] {
+            if map.contains_key(&forward) {
+                return Some((forward, true, place));
+            }
+            if map.contains_key(&reverse) {
+                return Some((reverse, false, place));
+            }
         }
+        None
     }
 
     /// A new kernel key (from the ring buffer, or found when reading the map). `who` names an
@@ -180,14 +243,51 @@ impl FlowTable {
         }
         let (forward, reverse) = tuples(key);
         let p = key.protocol;
+        // A connection the table let go, back: the same one continuing (a key created after
+        // its keys were deleted, or one the deletion missed: its kernel stamps say which), at
+        // the same home, unless a SYN sent after it went quiet says the tuple is reused.
+        for tuple in [forward, reverse] {
+            if let Some(conn) = self.gone.remove(&tuple) {
+                let reused =
+                    p == 6 && flags & tcp_flags::SYN != 0 && first_seen_ns > conn.last_seen_ns;
+                if !reused {
+                    self.stats.resumed_connections += 1;
+                    self.open(tuple, conn.home_cgroup, first_seen_ns, who, Some(conn));
+                    return;
+                }
+            }
+        }
         // The first packet seen decides, unless it is visibly an answer.
         let answer = (p == 6 && flags & tcp_flags::SYN_ACK != 0 && flags & tcp_flags::SYN == 0)
             || (is_icmp(p) && is_icmp_reply(p, key.dst_port));
         let tuple = if answer { reverse } else { forward };
-        self.open(tuple, key.cgroup_id, first_seen_ns, who);
+        self.open(tuple, key.cgroup_id, first_seen_ns, who, None);
     }
 
-    fn open(&mut self, tuple: Tuple, cgroup: u64, now: u64, who: &dyn Fn(IpAddr) -> Who) {
+    /// Whether the record in `slot` is still the one a retired connection of `tuple` fed (a
+    /// slot is reused once its record is evicted). Only asked in per-connection mode, where
+    /// the record is the tuple; aggregated records are found again by their key.
+    fn holds(&self, slot: u32, tuple: Tuple) -> bool {
+        let (p, a, a_port, b, b_port) = tuple;
+        self.per_connection
+            && matches!(
+                self.records.get(slot as usize),
+                Some(Some(r)) if (r.protocol, r.src, r.src_port, r.dst, r.dst_port)
+                    == (p, a, Some(a_port), b, b_port)
+            )
+    }
+
+    /// Open a connection. `resumed`: it is one retired earlier, continuing: it is not counted
+    /// as a connection again, keeps what it read of its kernel keys, and feeds its record again
+    /// if that is still held.
+    fn open(
+        &mut self,
+        tuple: Tuple,
+        cgroup: u64,
+        now: u64,
+        who: &dyn Fn(IpAddr) -> Who,
+        resumed: Option<Conn>,
+    ) {
         if self.conns.len() >= self.max_connections {
             self.evict_connections();
         }
@@ -204,10 +304,15 @@ impl FlowTable {
         let seq = self.seq;
         // One record per connection needs no lookup by key: the connection holds its slot.
         let existing = if self.per_connection {
-            None
+            resumed
+                .as_ref()
+                .map(|c| c.record)
+                .filter(|slot| self.holds(*slot, tuple))
         } else {
             self.by_key.get(&key).copied()
         };
+        let counts_connection = resumed.is_none();
+        let dirs = resumed.map_or([DirCount::default(); 2], |c| c.dirs);
         let slot = match existing {
             Some(slot) => slot,
             None => {
@@ -244,7 +349,9 @@ impl FlowTable {
             }
         };
         if let Some(Some(r)) = self.records.get_mut(slot as usize) {
-            r.connections += 1;
+            if counts_connection {
+                r.connections += 1;
+            }
             r.seq = seq;
         }
         self.conns.insert(
@@ -253,21 +360,34 @@ impl FlowTable {
                 home_cgroup: cgroup,
                 record: slot,
                 last_seen_ns: now,
-                dirs: [DirCount::default(); 2],
+                dirs,
+                orphan: false,
             },
         );
     }
 
-    /// Counts read from the kernel map for a key.
-    pub fn update(&mut self, key: &FlowKey, stats: &FlowStats, who: &dyn Fn(IpAddr) -> Who) {
+    /// Counts read from the kernel map for a key, between [`FlowTable::begin_scan`] and
+    /// [`FlowTable::end_scan`]. A key of a connection let go before the read began is counted
+    /// one last time, and is to be deleted from the map ([`KeyFate::Delete`]).
+    pub fn update(
+        &mut self,
+        key: &FlowKey,
+        stats: &FlowStats,
+        who: &dyn Fn(IpAddr) -> Who,
+    ) -> KeyFate {
         if self.find(key).is_none() {
             self.new_key(key, stats.first_seen_ns, stats.tcp_flags, who);
         }
-        let Some((tuple, forward)) = self.find(key) else {
-            return;
+        let Some((tuple, forward, place)) = self.find(key) else {
+            return KeyFate::Keep;
         };
-        let Some(conn) = self.conns.get_mut(&tuple) else {
-            return;
+        let (conns, fate) = match place {
+            Place::Live => (&mut self.conns, KeyFate::Keep),
+            Place::Retired => (&mut self.retired, KeyFate::Keep),
+            Place::Draining => (&mut self.draining, KeyFate::Delete),
+        };
+        let Some(conn) = conns.get_mut(&tuple) else {
+            return fate;
         };
         // Flags as the initiator sees the connection: its SYN, the responder's SYN-ACK.
         let flags = if forward {
@@ -277,49 +397,53 @@ impl FlowTable {
         };
         // Packets are counted at one end (the home cgroup), at one hook: a packet between two
         // sockets of that cgroup (loopback, a pod talking to itself) passes egress and ingress.
-        let (mut dp, mut db) = (0i128, 0i128);
+        let mut added = Seen::default();
         if key.cgroup_id == conn.home_cgroup
             && let Some(dir) = conn.dirs.get_mut(usize::from(!forward))
         {
             let hook = key.direction + 1;
-            let (packets, bytes) = (i128::from(stats.packets), i128::from(stats.bytes));
-            let (seen_p, seen_b) = (i128::from(dir.seen.packets), i128::from(dir.seen.bytes));
-            match dir.source {
-                0 => {
-                    dir.source = hook;
-                    (dp, db) = (packets, bytes);
-                    dir.seen = Seen {
-                        packets: stats.packets,
-                        bytes: stats.bytes,
-                    };
-                }
-                s if s == hook => {
-                    (dp, db) = (packets - seen_p, bytes - seen_b);
-                    dir.seen = Seen {
-                        packets: stats.packets,
-                        bytes: stats.bytes,
-                    };
-                }
+            let now = Seen {
+                packets: stats.packets,
+                bytes: stats.bytes,
+            };
+            let counting = match dir.source {
+                0 => true,
+                s if s == hook => true,
                 // Egress after ingress: count the egress hook's totals instead.
-                s if s == netpol_ebpf_common::direction::INGRESS + 1
-                    && key.direction == netpol_ebpf_common::direction::EGRESS =>
-                {
-                    dir.source = hook;
-                    (dp, db) = (packets - seen_p, bytes - seen_b);
-                    dir.seen = Seen {
-                        packets: stats.packets,
-                        bytes: stats.bytes,
-                    };
+                s => {
+                    s == netpol_ebpf_common::direction::INGRESS + 1
+                        && key.direction == netpol_ebpf_common::direction::EGRESS
                 }
-                _ => {}
+            };
+            if counting {
+                let recreated = dir.source == hook && dir.kernel_first_ns != stats.first_seen_ns;
+                added = if dir.source == 0 || recreated {
+                    now
+                } else {
+                    Seen {
+                        packets: now.packets.saturating_sub(dir.seen.packets),
+                        bytes: now.bytes.saturating_sub(dir.seen.bytes),
+                    }
+                };
+                if recreated {
+                    self.stats.recreated_keys += 1;
+                }
+                dir.source = hook;
+                dir.kernel_first_ns = stats.first_seen_ns;
+                dir.seen = now;
             }
         }
         conn.last_seen_ns = conn.last_seen_ns.max(stats.last_seen_ns);
+        if conn.orphan {
+            return fate;
+        }
         let slot = conn.record;
+        self.stats.packets += added.packets;
+        self.stats.bytes += added.bytes;
         if let Some(Some(r)) = self.records.get_mut(slot as usize) {
             let before = (r.packets, r.bytes, r.tcp_flags, r.last_seen_ns);
-            r.packets = u64::try_from((i128::from(r.packets) + dp).max(0)).unwrap_or(u64::MAX);
-            r.bytes = u64::try_from((i128::from(r.bytes) + db).max(0)).unwrap_or(u64::MAX);
+            r.packets += added.packets;
+            r.bytes += added.bytes;
             r.tcp_flags |= flags;
             r.last_seen_ns = r.last_seen_ns.max(stats.last_seen_ns);
             if before != (r.packets, r.bytes, r.tcp_flags, r.last_seen_ns) {
@@ -327,9 +451,39 @@ impl FlowTable {
                 r.seq = self.seq;
             }
         }
+        fate
     }
 
-    /// Drop the tenth of connections seen longest ago.
+    /// Before a read of the whole kernel map: the connections let go so far are counted a last
+    /// time in it, and their keys deleted.
+    pub fn begin_scan(&mut self) {
+        let retired = std::mem::take(&mut self.retired);
+        self.draining.extend(retired);
+    }
+
+    /// After a read of the whole kernel map (whose keys of drained connections the caller
+    /// deleted): those connections are remembered as gone, so that one coming back continues.
+    pub fn end_scan(&mut self) {
+        let drained = std::mem::take(&mut self.draining);
+        for (tuple, conn) in drained {
+            if self.gone.insert(tuple, conn).is_none() {
+                self.gone_order.push_back(tuple);
+            }
+        }
+        while self.gone_order.len() > self.max_connections {
+            if let Some(old) = self.gone_order.pop_front() {
+                self.gone.remove(&old);
+            }
+        }
+    }
+
+    fn retire(&mut self, tuple: Tuple) {
+        if let Some(conn) = self.conns.remove(&tuple) {
+            self.retired.insert(tuple, conn);
+        }
+    }
+
+    /// Let go of the tenth of connections seen longest ago.
     fn evict_connections(&mut self) {
         let mut ages: Vec<(u64, Tuple)> = self
             .conns
@@ -339,12 +493,13 @@ impl FlowTable {
         ages.sort_unstable_by_key(|(t, _)| *t);
         let n = (self.max_connections / 10).max(1);
         for (_, tuple) in ages.into_iter().take(n) {
-            self.conns.remove(&tuple);
+            self.retire(tuple);
             self.stats.evicted_connections += 1;
         }
     }
 
-    /// Drop the tenth of records seen longest ago (and the connections that fed them).
+    /// Drop the tenth of records seen longest ago; the connections that fed them are let go
+    /// without counting more.
     fn evict_records(&mut self) {
         let mut ages: Vec<(u64, u32)> = self
             .records
@@ -364,12 +519,32 @@ impl FlowTable {
             self.stats.evicted_records += 1;
         }
         self.by_key.retain(|_, slot| !gone.contains(slot));
-        self.conns.retain(|_, c| !gone.contains(&c.record));
+        let orphans: Vec<Tuple> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| gone.contains(&c.record))
+            .map(|(t, _)| *t)
+            .collect();
+        for tuple in orphans {
+            self.retire(tuple);
+        }
+        for conn in self.retired.values_mut().chain(self.draining.values_mut()) {
+            conn.orphan |= gone.contains(&conn.record);
+        }
     }
 
-    /// Forget connections idle since before `cutoff_ns` (their records stay).
+    /// Let go of connections idle since before `cutoff_ns` (their records stay).
     pub fn expire(&mut self, cutoff_ns: u64) {
-        self.conns.retain(|_, c| c.last_seen_ns >= cutoff_ns);
+        let idle: Vec<Tuple> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.last_seen_ns < cutoff_ns)
+            .map(|(t, _)| *t)
+            .collect();
+        self.stats.expired_connections += idle.len() as u64;
+        for tuple in idle {
+            self.retire(tuple);
+        }
     }
 
     /// Records changed after `since` (a previous cursor), and the new cursor.
@@ -383,14 +558,6 @@ impl FlowTable {
             .collect();
         v.sort_by_key(|r| (r.first_seen_ns, r.seq));
         (v, self.seq)
-    }
-
-    /// Packets and bytes of every record held, without copying them.
-    pub fn totals(&self) -> (u64, u64) {
-        self.records
-            .iter()
-            .flatten()
-            .fold((0, 0), |(p, b), r| (p + r.packets, b + r.bytes))
     }
 
     /// Records held.
@@ -431,7 +598,8 @@ mod tests {
         FlowStats {
             packets,
             bytes,
-            first_seen_ns: t,
+            // One kernel entry keeps its creation stamp; tests that re-create one set it.
+            first_seen_ns: 1,
             last_seen_ns: t,
             tcp_flags: flags,
             _pad: [0; 7],
@@ -451,18 +619,18 @@ mod tests {
         let s_in = key(c, 40000, s, 80, 2, direction::INGRESS);
         let s_out = key(s, 80, c, 40000, 2, direction::EGRESS);
         let c_in = key(s, 80, c, 40000, 1, direction::INGRESS);
-        t.update(
+        let _ = t.update(
             &c_out,
             &stats(3, 300, tcp_flags::SYN | tcp_flags::FIN, 10),
             &by_ip,
         );
-        t.update(
+        let _ = t.update(
             &s_in,
             &stats(3, 300, tcp_flags::SYN | tcp_flags::FIN, 11),
             &by_ip,
         );
-        t.update(&s_out, &stats(2, 5000, tcp_flags::SYN_ACK, 12), &by_ip);
-        t.update(&c_in, &stats(2, 5000, tcp_flags::SYN_ACK, 13), &by_ip);
+        let _ = t.update(&s_out, &stats(2, 5000, tcp_flags::SYN_ACK, 12), &by_ip);
+        let _ = t.update(&c_in, &stats(2, 5000, tcp_flags::SYN_ACK, 13), &by_ip);
         let (records, cursor) = t.records_since(0);
         assert_eq!(records.len(), 1);
         let r = &records[0];
@@ -476,13 +644,13 @@ mod tests {
             tcp_flags::SYN | tcp_flags::SYN_ACK | tcp_flags::FIN
         );
         // Reading the same counts again changes nothing; the cursor moves only on change.
-        t.update(
+        let _ = t.update(
             &c_out,
             &stats(3, 300, tcp_flags::SYN | tcp_flags::FIN, 10),
             &by_ip,
         );
         assert!(t.records_since(cursor).0.is_empty());
-        t.update(
+        let _ = t.update(
             &c_out,
             &stats(4, 400, tcp_flags::SYN | tcp_flags::FIN, 20),
             &by_ip,
@@ -517,7 +685,7 @@ mod tests {
             t.new_key(k, 0, s.tcp_flags, &by_ip);
         }
         for (k, s) in &keys {
-            t.update(k, s, &by_ip);
+            let _ = t.update(k, s, &by_ip);
         }
         // Read again, ingress before egress this time, with more packets: still counted once.
         let more = [
@@ -531,7 +699,7 @@ mod tests {
             ),
         ];
         for (k, s) in &more {
-            t.update(k, s, &by_ip);
+            let _ = t.update(k, s, &by_ip);
         }
         let (r, _) = t.records_since(0);
         assert_eq!((r[0].packets, r[0].bytes), (6, 600));
@@ -545,39 +713,232 @@ mod tests {
         let lo = [127, 0, 0, 1];
         let ingress = key(lo, 50000, lo, 8080, 7, direction::INGRESS);
         let egress = key(lo, 50000, lo, 8080, 7, direction::EGRESS);
-        t.update(&ingress, &stats(3, 300, tcp_flags::SYN, 1), &by_ip);
-        t.update(&egress, &stats(3, 300, tcp_flags::SYN, 1), &by_ip);
-        t.update(&ingress, &stats(5, 500, tcp_flags::SYN, 2), &by_ip);
-        t.update(&egress, &stats(5, 500, tcp_flags::SYN, 2), &by_ip);
+        let _ = t.update(&ingress, &stats(3, 300, tcp_flags::SYN, 1), &by_ip);
+        let _ = t.update(&egress, &stats(3, 300, tcp_flags::SYN, 1), &by_ip);
+        let _ = t.update(&ingress, &stats(5, 500, tcp_flags::SYN, 2), &by_ip);
+        let _ = t.update(&egress, &stats(5, 500, tcp_flags::SYN, 2), &by_ip);
         let (r, _) = t.records_since(0);
         assert_eq!((r[0].packets, r[0].bytes), (5, 500));
     }
 
+    /// The kernel map as the agent reads it: every key, then the retired ones deleted.
+    fn scan(t: &mut FlowTable, kernel: &mut Vec<(FlowKey, FlowStats)>) {
+        t.begin_scan();
+        let mut delete = Vec::new();
+        for (k, s) in kernel.iter() {
+            if t.update(k, s, &by_ip) == KeyFate::Delete {
+                delete.push(*k);
+            }
+        }
+        kernel.retain(|(k, _)| !delete.contains(k));
+        t.end_scan();
+    }
+
     #[test]
-    fn idle_connections_are_forgotten_and_their_records_stay() {
-        let mut t = FlowTable::new(true, 100, 100);
-        t.new_key(
-            &key([10, 0, 0, 1], 1, [10, 0, 0, 2], 80, 1, direction::EGRESS),
-            1_000,
-            tcp_flags::SYN,
-            &by_ip,
+    fn a_connection_idle_past_the_timeout_that_continues_is_counted_once() {
+        let mut t = FlowTable::new(false, 100, 100);
+        let out = key(
+            [10, 0, 0, 1],
+            40000,
+            [10, 0, 0, 2],
+            80,
+            1,
+            direction::EGRESS,
         );
-        t.new_key(
-            &key([10, 0, 0, 1], 2, [10, 0, 0, 2], 80, 1, direction::EGRESS),
-            9_000,
-            tcp_flags::SYN,
-            &by_ip,
+        let back = key(
+            [10, 0, 0, 2],
+            80,
+            [10, 0, 0, 1],
+            40000,
+            1,
+            direction::INGRESS,
         );
+        let mut kernel = vec![
+            (out, stats(3, 300, tcp_flags::SYN, 1_000)),
+            (back, stats(2, 200, tcp_flags::SYN_ACK, 1_001)),
+        ];
+        scan(&mut t, &mut kernel);
         t.expire(5_000);
-        let s = t.table_stats();
-        assert_eq!((s.connections, s.records), (1, 2));
-        // The forgotten connection, seen again, is a new connection of a new record.
-        t.update(
-            &key([10, 0, 0, 1], 1, [10, 0, 0, 2], 80, 1, direction::EGRESS),
-            &stats(9, 900, tcp_flags::SYN, 10_000),
-            &by_ip,
+        assert_eq!(t.table_stats().connections, 0);
+        // The next read counts what came since (one packet) and deletes the keys.
+        kernel[0].1 = stats(4, 400, tcp_flags::SYN, 1_000);
+        scan(&mut t, &mut kernel);
+        assert!(
+            kernel.is_empty(),
+            "the retired connection's keys are deleted"
         );
-        assert_eq!(t.table_stats().connections, 2);
+        // Read again: nothing is opened again, nothing counted twice.
+        scan(&mut t, &mut kernel);
+        let (r, _) = t.records_since(0);
+        assert_eq!((r[0].packets, r[0].connections), (6, 1));
+        // A keep-alive much later: the kernel creates the key again, from zero, without SYN.
+        t.new_key(&back, 9_000, 0, &by_ip);
+        kernel.push((
+            back,
+            FlowStats {
+                first_seen_ns: 9_000,
+                ..stats(1, 60, 0, 9_000)
+            },
+        ));
+        scan(&mut t, &mut kernel);
+        let (r, _) = t.records_since(0);
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].src_port, r[0].dst_port, r[0].packets, r[0].bytes),
+            (None, 80, 7, 660),
+            "the reply direction is still the responder's; counts add"
+        );
+        assert_eq!(r[0].connections, 1, "the same connection continuing");
+        let s = t.table_stats();
+        assert_eq!((s.resumed_connections, s.packets, s.bytes), (1, 7, 660));
+    }
+
+    #[test]
+    fn keys_the_deletion_missed_continue_their_connection_and_count_nothing_twice() {
+        let mut t = FlowTable::new(false, 100, 100);
+        let c_out = key(
+            [10, 0, 0, 1],
+            40000,
+            [10, 0, 0, 2],
+            80,
+            1,
+            direction::EGRESS,
+        );
+        let s_in = key(
+            [10, 0, 0, 1],
+            40000,
+            [10, 0, 0, 2],
+            80,
+            2,
+            direction::INGRESS,
+        );
+        let mut kernel = vec![(c_out, stats(5, 500, tcp_flags::SYN, 1_000))];
+        scan(&mut t, &mut kernel);
+        t.expire(5_000);
+        scan(&mut t, &mut kernel);
+        // The server's key of the same packets (with the SYN), missed by the last read.
+        kernel.push((s_in, stats(5, 500, tcp_flags::SYN, 1_000)));
+        scan(&mut t, &mut kernel);
+        let (r, _) = t.records_since(0);
+        assert_eq!((r[0].connections, r[0].packets), (1, 5), "{r:?}");
+    }
+
+    #[test]
+    fn a_tuple_reused_with_a_new_syn_is_a_new_connection() {
+        let mut t = FlowTable::new(false, 100, 100);
+        let out = key(
+            [10, 0, 0, 1],
+            40000,
+            [10, 0, 0, 2],
+            80,
+            1,
+            direction::EGRESS,
+        );
+        let mut kernel = vec![(out, stats(3, 300, tcp_flags::SYN, 1_000))];
+        scan(&mut t, &mut kernel);
+        t.expire(5_000);
+        scan(&mut t, &mut kernel);
+        kernel.push((
+            out,
+            FlowStats {
+                first_seen_ns: 9_000,
+                ..stats(2, 120, tcp_flags::SYN, 9_000)
+            },
+        ));
+        t.new_key(&out, 9_000, tcp_flags::SYN, &by_ip);
+        scan(&mut t, &mut kernel);
+        let (r, _) = t.records_since(0);
+        assert_eq!((r[0].connections, r[0].packets), (2, 5));
+    }
+
+    #[test]
+    fn a_kernel_entry_evicted_and_created_again_adds_its_new_counts() {
+        let mut t = FlowTable::new(true, 100, 100);
+        let out = key(
+            [10, 0, 0, 1],
+            40000,
+            [10, 0, 0, 2],
+            80,
+            1,
+            direction::EGRESS,
+        );
+        let mut kernel = vec![(out, stats(10, 1000, tcp_flags::SYN, 1_000))];
+        scan(&mut t, &mut kernel);
+        // The LRU dropped the entry; the next packets made a new one (new first-seen stamp).
+        kernel[0].1 = FlowStats {
+            first_seen_ns: 2_000,
+            ..stats(3, 300, 0, 2_500)
+        };
+        scan(&mut t, &mut kernel);
+        let (r, _) = t.records_since(0);
+        assert_eq!((r[0].packets, r[0].bytes), (13, 1300), "never subtracted");
+        assert_eq!(t.table_stats().recreated_keys, 1);
+    }
+
+    #[test]
+    fn an_evicted_connection_is_counted_to_the_end_and_its_keys_deleted() {
+        let mut t = FlowTable::new(false, 10, 100);
+        let mut kernel = Vec::new();
+        for port in 0..10u16 {
+            let k = key(
+                [10, 0, 0, 1],
+                40000 + port,
+                [10, 0, 0, 2],
+                80,
+                1,
+                direction::EGRESS,
+            );
+            t.new_key(&k, u64::from(port), tcp_flags::SYN, &by_ip);
+            kernel.push((k, stats(2, 200, tcp_flags::SYN, u64::from(port))));
+        }
+        scan(&mut t, &mut kernel);
+        // An eleventh connection: the oldest is let go while its key still counts.
+        let k = key(
+            [10, 0, 0, 1],
+            50000,
+            [10, 0, 0, 2],
+            80,
+            1,
+            direction::EGRESS,
+        );
+        t.new_key(&k, 100, tcp_flags::SYN, &by_ip);
+        kernel.push((k, stats(1, 100, tcp_flags::SYN, 100)));
+        kernel[0].1 = stats(5, 500, tcp_flags::SYN, 50);
+        scan(&mut t, &mut kernel);
+        assert_eq!(kernel.len(), 10, "the evicted connection's key is deleted");
+        for _ in 0..3 {
+            scan(&mut t, &mut kernel);
+        }
+        let (r, _) = t.records_since(0);
+        assert_eq!((r[0].connections, r[0].packets), (11, 24));
+        let s = t.table_stats();
+        assert_eq!((s.evicted_connections, s.packets), (1, 24));
+    }
+
+    #[test]
+    fn totals_only_go_up_when_records_are_evicted() {
+        let mut t = FlowTable::new(true, 100, 2);
+        let mut kernel = Vec::new();
+        for port in 0..5u16 {
+            let k = key(
+                [10, 0, 0, 1],
+                40000 + port,
+                [10, 0, 0, 2],
+                80,
+                1,
+                direction::EGRESS,
+            );
+            kernel.push((k, stats(1, 100, tcp_flags::SYN, u64::from(port))));
+            scan(&mut t, &mut kernel);
+        }
+        let s = t.table_stats();
+        assert!(s.records <= 2 && s.evicted_records >= 3, "{s:?}");
+        assert_eq!((s.packets, s.bytes), (5, 500));
+        // The orphaned connections' keys are deleted (the last one at the next read): nothing
+        // is opened or counted again.
+        scan(&mut t, &mut kernel);
+        assert!(kernel.len() <= 2, "{}", kernel.len());
+        assert_eq!(t.table_stats().packets, 5);
     }
 
     #[test]

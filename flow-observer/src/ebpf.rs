@@ -115,6 +115,28 @@ impl Programs {
         Ok(())
     }
 
+    /// Delete keys from the flow map (those of connections the observer let go); a key the
+    /// kernel already evicted is no error. Returns how many were deleted.
+    pub fn remove_flows(&mut self, keys: &[FlowKey]) -> Result<usize> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let map = self
+            .ebpf
+            .map_mut("FLOWS")
+            .ok_or_else(|| anyhow!("no map `FLOWS`"))?;
+        let mut flows: HashMap<&mut MapData, FlowKey, FlowStats> = HashMap::try_from(map)?;
+        let mut deleted = 0;
+        for key in keys {
+            match flows.remove(key) {
+                Ok(()) => deleted += 1,
+                Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => bail!("cannot delete from `FLOWS`: {e}"),
+            }
+        }
+        Ok(deleted)
+    }
+
     /// The kernel's counters, summed over CPUs (levels: the largest), in [`Counter::ALL`] order.
     pub fn counters(&self) -> Result<Vec<(Counter, u64)>> {
         let map = self

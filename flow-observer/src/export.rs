@@ -161,7 +161,6 @@ async fn flows(State(state): State<State_>, Query(q): Query<Since>) -> impl Into
 async fn metrics(State(state): State<State_>) -> impl IntoResponse {
     let s = lock(&state);
     let t = s.table.table_stats();
-    let (packets, bytes) = s.table.totals();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: String| {
         let _ = writeln!(
@@ -184,14 +183,14 @@ async fn metrics(State(state): State<State_>) -> impl IntoResponse {
     metric(
         "netpol_observer_packets_total",
         "counter",
-        "Packets counted in the records held.",
-        packets.to_string(),
+        "Packets counted since the agent started (never decreases: evicted records keep counting here).",
+        t.packets.to_string(),
     );
     metric(
         "netpol_observer_bytes_total",
         "counter",
-        "Bytes counted in the records held.",
-        bytes.to_string(),
+        "Bytes counted since the agent started.",
+        t.bytes.to_string(),
     );
     metric(
         "netpol_observer_flow_events_total",
@@ -208,13 +207,31 @@ async fn metrics(State(state): State<State_>) -> impl IntoResponse {
     metric(
         "netpol_observer_evicted_connections_total",
         "counter",
-        "Connections evicted from the bounded table.",
+        "Connections let go because the connection table was full (their kernel entries are deleted; one that continues is not counted again).",
         t.evicted_connections.to_string(),
+    );
+    metric(
+        "netpol_observer_expired_connections_total",
+        "counter",
+        "Connections let go after the idle timeout.",
+        t.expired_connections.to_string(),
+    );
+    metric(
+        "netpol_observer_resumed_connections_total",
+        "counter",
+        "Connections let go that came back and continued (counted once).",
+        t.resumed_connections.to_string(),
+    );
+    metric(
+        "netpol_observer_kernel_recreated_keys_total",
+        "counter",
+        "Kernel flow entries of live connections evicted by the kernel's LRU map and created again (raise --max-flows if this grows).",
+        t.recreated_keys.to_string(),
     );
     metric(
         "netpol_observer_evicted_records_total",
         "counter",
-        "Records evicted from the bounded table.",
+        "Records dropped because the record table was full (--max-records): their flows are no longer served.",
         t.evicted_records.to_string(),
     );
     metric(

@@ -33,12 +33,16 @@ struct RunArgs {
     /// This node's name (tells `host` from `remote-node`) [env: NODE_NAME].
     #[arg(long)]
     node: Option<String>,
-    /// Kernel flow map size and connection table bound.
+    /// Kernel flow map size. The connection table holds a quarter of it (a connection is up to
+    /// four kernel keys), so connections are let go, and their keys deleted, before the
+    /// kernel's LRU has to forget entries it has not reported.
     #[arg(long, default_value_t = 131_072)]
     max_flows: u32,
-    /// Bound of the record table.
-    #[arg(long, default_value_t = 100_000)]
-    max_records: usize,
+    /// Bound of the record table [default: `--max-flows`]. Records outlive their connections,
+    /// so in `--per-connection` mode they fill up first: a record dropped is counted in
+    /// `netpol_observer_evicted_records_total` (alert `NetpolObserverEvictingRecords`).
+    #[arg(long)]
+    max_records: Option<usize>,
     /// Size of the kernel's new-flow ring buffer, in bytes, a power of two (the DNS one is at
     /// most 1 MiB).
     #[arg(long, default_value_t = 1 << 23)]
@@ -166,7 +170,7 @@ fn run(a: RunArgs) -> ExitCode {
         inventory: a.inventory,
         node: a.node.or_else(|| std::env::var("NODE_NAME").ok()),
         max_flows: a.max_flows,
-        max_records: a.max_records,
+        max_records: a.max_records.unwrap_or(a.max_flows as usize),
         ring_bytes: a.ring_bytes,
         per_connection: a.per_connection,
         interval: Duration::from_millis(a.interval_ms.max(10)),

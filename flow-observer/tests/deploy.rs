@@ -41,8 +41,38 @@ fn promtool(args: &[&str]) -> String {
 
 #[test]
 fn alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let rules = yaml(&deploy().join("alerts/netpol.rules.yaml"));
+    let alerts: Vec<&str> = rules[0]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["alert"].as_str().unwrap())
+        .collect();
     let checked = promtool(&["check", "rules", "netpol.rules.yaml"]);
-    assert!(checked.contains("SUCCESS: 2 rules found"), "{checked}");
+    assert!(
+        checked.contains(&format!("SUCCESS: {} rules found", alerts.len())),
+        "{checked}"
+    );
+    // Every alert has a case where it fires and one where it does not.
+    let tests = yaml(&deploy().join("alerts/netpol.rules.test.yaml"));
+    let cases: Vec<&Value> = tests[0]["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["alert_rule_test"].as_array().unwrap())
+        .collect();
+    for alert in &alerts {
+        let fires = |yes: bool| {
+            cases.iter().any(|c| {
+                c["alertname"].as_str() == Some(alert)
+                    && c["exp_alerts"].as_array().unwrap().is_empty() != yes
+            })
+        };
+        assert!(
+            fires(true) && fires(false),
+            "{alert} lacks a case that fires and one that does not"
+        );
+    }
     let tested = promtool(&["test", "rules", "netpol.rules.test.yaml"]);
     assert!(tested.contains("SUCCESS"), "{tested}");
 }

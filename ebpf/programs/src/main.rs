@@ -225,21 +225,36 @@ fn parse(ctx: &SkBuffContext, dir: u8) -> Option<Parsed> {
     })
 }
 
+/// `BPF_NOEXIST`: create the key only if it is not there.
+const BPF_NOEXIST: u64 = 1;
+
+/// Count a packet in an existing entry; `false` if the key is not in the map.
+///
+/// Two CPUs updating one key at the same instant may lose an increment: the BPF target has no
+/// atomic read-modify-write in stable `core`. A key is one direction of one flow at one hook of
+/// one cgroup, whose packets a socket's lock (sending) or one CPU's backlog (receiving)
+/// serialises, so in practice they do not race.
+#[inline(always)]
+fn add(key: &FlowKey, len: u64, now: u64, tcp: u8) -> bool {
+    let Some(stats) = FLOWS.get_ptr_mut(key) else {
+        return false;
+    };
+    // SAFETY: the pointer comes from the map lookup and stays valid for this program run.
+    unsafe {
+        (*stats).packets += 1;
+        (*stats).bytes += len;
+        (*stats).last_seen_ns = now;
+        (*stats).tcp_flags |= tcp;
+    }
+    true
+}
+
 #[inline(always)]
 fn account(ctx: &SkBuffContext, parsed: &Parsed) {
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let len = u64::from(ctx.len());
-    if let Some(stats) = FLOWS.get_ptr_mut(&parsed.key) {
-        // SAFETY: the pointer comes from the map lookup and stays valid for this program run.
-        // Two CPUs updating one flow at the same instant may lose an increment: the BPF target
-        // has no atomic read-modify-write in `core`, and counts are statistics, not invariants.
-        unsafe {
-            (*stats).packets += 1;
-            (*stats).bytes += len;
-            (*stats).last_seen_ns = now;
-            (*stats).tcp_flags |= parsed.tcp;
-        }
+    if add(&parsed.key, len, now, parsed.tcp) {
         return;
     }
     let stats = FlowStats {
@@ -250,8 +265,12 @@ fn account(ctx: &SkBuffContext, parsed: &Parsed) {
         tcp_flags: parsed.tcp,
         _pad: [0; 7],
     };
-    if FLOWS.insert(&parsed.key, &stats, 0).is_err() {
-        count(Counter::FlowUpdateFailures);
+    // Only the CPU that creates the key announces it; another CPU that created it in the
+    // meantime gets this packet added to its entry instead.
+    if FLOWS.insert(&parsed.key, &stats, BPF_NOEXIST).is_err() {
+        if !add(&parsed.key, len, now, parsed.tcp) {
+            count(Counter::FlowUpdateFailures);
+        }
         return;
     }
     match FLOW_EVENTS.reserve::<FlowEvent>(0) {
