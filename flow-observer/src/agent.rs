@@ -99,9 +99,10 @@ pub async fn run(opts: Options) -> Result<()> {
             opts.max_records,
         ),
         dns: DnsCache::new(65_536),
-        identity: Identity {
-            inventory,
-            node: opts.node.clone(),
+        identity: {
+            let mut identity = Identity::new(inventory, opts.node.clone());
+            identity.set_local(crate::identity::local_addresses());
+            identity
         },
         clock: Clock::calibrate(),
         now_s: uptime_s(),
@@ -137,10 +138,16 @@ pub async fn run(opts: Options) -> Result<()> {
     let flows_task = tokio::spawn(read_flow_events(flow_ring, state.clone()));
     let dns_task = tokio::spawn(read_dns_events(dns_ring, state.clone()));
     let mut tick = tokio::time::interval(opts.interval);
+    // Addresses come and go (a VIP moves, an interface is added): read them again now and then.
+    let mut addresses = tokio::time::interval(Duration::from_secs(10));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = tick.tick() => refresh(&mut programs, &state, opts.idle_timeout),
+            _ = addresses.tick() => {
+                let local = crate::identity::local_addresses();
+                lock(&state).identity.set_local(local);
+            }
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         }
@@ -183,7 +190,7 @@ async fn watch_cluster(
             changed,
             debounce,
             move |inventory| {
-                lock(&state).identity.inventory = Some(inventory);
+                lock(&state).identity.set_inventory(inventory);
             },
         ));
         eprintln!("netpol-observer: watching pods, services, nodes and namespaces");
@@ -266,6 +273,8 @@ fn refresh(programs: &mut Programs, state: &Mutex<Shared>, idle: Duration) {
     if let Ok(c) = counters {
         *kernel = c;
     }
+    let now_ns = now.saturating_mul(1_000_000_000);
+    table.settle(now_ns, &mut |ip| identity.resolve(ip, dns.names(ip, now)));
     dns.expire(now);
     // Kernel stamps are boot-time nanoseconds, like `now` (seconds since boot).
     let idle_ns = u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX);
@@ -344,12 +353,19 @@ async fn read_flow_events(mut ring: AsyncFd<RingBuf<MapData>>, state: Arc<Mutex<
             table,
             identity,
             flow_events,
+            dns,
+            now_s,
             ..
         } = &mut *s;
         for e in &events {
             *flow_events += 1;
             table.new_key(&e.key, e.first_seen_ns, e.tcp_flags, &|ip| identity.who(ip));
         }
+        // Who the ends are, now, while the pods are there.
+        let now = *now_s;
+        table.settle(now.saturating_mul(1_000_000_000), &mut |ip| {
+            identity.resolve(ip, dns.names(ip, now))
+        });
     }
 }
 

@@ -19,7 +19,9 @@
 //! totals are added, never subtracted.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
+use netpol_compiler::flow::RecordEndpoint;
 use netpol_ebpf_common::{FlowKey, FlowStats, tcp_flags};
 use rustc_hash::FxHashMap;
 
@@ -57,7 +59,17 @@ pub struct Record {
     pub tcp_flags: u8,
     /// Changes whenever the record does: `/flows?since=` serves records above a cursor.
     pub seq: u64,
+    /// Who the source and the destination were when the record was seen (without ports),
+    /// from [`FlowTable::settle`]; `None` until then.
+    pub src_as: Option<Arc<RecordEndpoint>>,
+    pub dst_as: Option<Arc<RecordEndpoint>>,
+    /// Both ends are known for good (pods or nodes), or the record is too old to learn more.
+    pub settled: bool,
 }
+
+/// How long a record's unknown ends are asked again: the watch may lag a new pod, a DNS
+/// answer may be read after the connection it named.
+pub const SETTLE_NS: u64 = 60_000_000_000;
 
 /// Counting one direction of a connection at its home cgroup: from which hook (a packet
 /// between two sockets of one cgroup passes egress and ingress: egress wins), and the
@@ -329,6 +341,9 @@ impl FlowTable {
                     connections: 0,
                     tcp_flags: 0,
                     seq,
+                    src_as: None,
+                    dst_as: None,
+                    settled: false,
                 };
                 let slot = match self.free.pop() {
                     Some(slot) => {
@@ -544,6 +559,32 @@ impl FlowTable {
         self.stats.expired_connections += idle.len() as u64;
         for tuple in idle {
             self.retire(tuple);
+        }
+    }
+
+    /// Capture who the ends of unsettled records are: `resolve` gives an address's endpoint and
+    /// whether it is final. A record settles when both ends are final, or [`SETTLE_NS`] after
+    /// it was first seen (`now_ns`, boot time); a changed end changes the record's cursor.
+    pub fn settle(
+        &mut self,
+        now_ns: u64,
+        resolve: &mut dyn FnMut(IpAddr) -> (Arc<RecordEndpoint>, bool),
+    ) {
+        for r in self.records.iter_mut().flatten() {
+            if r.settled {
+                continue;
+            }
+            let (src, src_final) = resolve(r.src);
+            let (dst, dst_final) = resolve(r.dst);
+            let changed = r.src_as.as_deref() != Some(&*src) || r.dst_as.as_deref() != Some(&*dst);
+            r.src_as = Some(src);
+            r.dst_as = Some(dst);
+            r.settled =
+                (src_final && dst_final) || now_ns.saturating_sub(r.first_seen_ns) > SETTLE_NS;
+            if changed {
+                self.seq += 1;
+                r.seq = self.seq;
+            }
         }
     }
 

@@ -1,5 +1,7 @@
-//! Watching the cluster with kube-rs: reflectors on Pods, Services, Nodes and Namespaces feed
-//! the identity index (who an IP is), instead of a `--inventory` file.
+//! Watching the cluster with kube-rs: reflectors on Pods, Services, EndpointSlices, Nodes and
+//! Namespaces feed the identity index (who an IP is), instead of a `--inventory` file. The
+//! EndpointSlices of `default/kubernetes` say which addresses are the API server's (Cilium's
+//! `kube-apiserver`), the others give Services without a selector their backends.
 //!
 //! ```text
 //! API server ──watcher (default backoff: survives restarts)──modify: strip managed fields──>
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -21,11 +24,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
-/// The four caches.
+/// The five caches.
 #[derive(Clone)]
 pub struct Stores {
     pub pods: Store<Pod>,
     pub services: Store<Service>,
+    pub endpoint_slices: Store<EndpointSlice>,
     pub nodes: Store<Node>,
     pub namespaces: Store<Namespace>,
 }
@@ -35,6 +39,7 @@ impl std::fmt::Debug for Stores {
         f.debug_struct("Stores")
             .field("pods", &self.pods.state().len())
             .field("services", &self.services.state().len())
+            .field("endpoint_slices", &self.endpoint_slices.state().len())
             .field("nodes", &self.nodes.state().len())
             .field("namespaces", &self.namespaces.state().len())
             .finish()
@@ -58,6 +63,7 @@ impl Stores {
         let mut all = values(&self.namespaces);
         all.extend(values(&self.nodes));
         all.extend(values(&self.services));
+        all.extend(values(&self.endpoint_slices));
         all.extend(values(&self.pods));
         Inventory::from_values(all, cluster_name)
     }
@@ -112,11 +118,12 @@ pub fn watch(
 ) -> (Stores, impl Future<Output = ()> + Send + use<>) {
     let (pods, p) = reflect::<Pod>(client, changed.clone());
     let (services, s) = reflect::<Service>(client, changed.clone());
+    let (endpoint_slices, e) = reflect::<EndpointSlice>(client, changed.clone());
     let (nodes, n) = reflect::<Node>(client, changed.clone());
     let (namespaces, ns) = reflect::<Namespace>(client, changed);
     let run = async move {
         let streams = futures_util::stream::select(
-            futures_util::stream::select(p, s),
+            futures_util::stream::select(futures_util::stream::select(p, s), e),
             futures_util::stream::select(n, ns),
         );
         streams.for_each(|()| async {}).await;
@@ -125,6 +132,7 @@ pub fn watch(
         Stores {
             pods,
             services,
+            endpoint_slices,
             nodes,
             namespaces,
         },
@@ -270,6 +278,7 @@ mod tests {
         let namespaces = include_str!("../tests/fixtures/api/namespaces.json");
         let nodes = include_str!("../tests/fixtures/api/nodes.json");
         let services = include_str!("../tests/fixtures/api/services.json");
+        let slices = include_str!("../tests/fixtures/api/endpointslices.json");
         let mut pod_watches = 0;
         while let Some((request, send)) = handle.next_request().await {
             let uri = request.uri().to_string();
@@ -287,6 +296,7 @@ mod tests {
                 ("/api/v1/namespaces", false) => namespaces.to_owned(),
                 ("/api/v1/nodes", false) => nodes.to_owned(),
                 ("/api/v1/services", false) => services.to_owned(),
+                ("/apis/discovery.k8s.io/v1/endpointslices", false) => slices.to_owned(),
                 (_, true) => String::new(),
                 (path, false) => panic!("unexpected request {path}"),
             };
@@ -354,9 +364,11 @@ mod tests {
         let (services, _w2) = reflector::store::<Service>();
         let (nodes, _w3) = reflector::store::<Node>();
         let (namespaces, _w4) = reflector::store::<Namespace>();
+        let (endpoint_slices, _w5) = reflector::store::<EndpointSlice>();
         let stores = Stores {
             pods: reader,
             services,
+            endpoint_slices,
             nodes,
             namespaces,
         };
@@ -408,6 +420,7 @@ mod tests {
             let pod = inventory.pod("media", "sonarr-5d8f7c9b6-x2kq9");
             if pod.is_some_and(|p| p.labels.get("tier").is_some_and(|t| t == "web"))
                 && inventory.nodes.len() == 2
+                && inventory.is_apiserver("192.168.1.12".parse().unwrap())
             {
                 break;
             }
@@ -424,6 +437,10 @@ mod tests {
         assert_eq!(
             inventory.node_by_ip("192.168.1.12".parse().unwrap()),
             Some("talos-2")
+        );
+        assert!(
+            inventory.is_apiserver("192.168.1.12".parse().unwrap()),
+            "the EndpointSlice of default/kubernetes marks the API server"
         );
         assert!(
             inventory

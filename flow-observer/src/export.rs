@@ -116,16 +116,8 @@ pub fn record(s: &Shared, r: &aggregate::Record) -> Record {
         time: s.clock.rfc3339(r.last_seen_ns),
         first_seen: Some(s.clock.rfc3339(r.first_seen_ns)),
         protocol: protocol_name(r.protocol),
-        source: s.identity.endpoint(
-            r.src,
-            r.src_port.filter(|_| !icmp),
-            s.dns.names(r.src, s.now_s),
-        ),
-        destination: s.identity.endpoint(
-            r.dst,
-            (!icmp).then_some(r.dst_port),
-            s.dns.names(r.dst, s.now_s),
-        ),
+        source: end(s, r.src, r.src_as.as_deref(), r.src_port.filter(|_| !icmp)),
+        destination: end(s, r.dst, r.dst_as.as_deref(), (!icmp).then_some(r.dst_port)),
         icmp: icmp.then(|| Icmp {
             kind: u8::try_from(r.dst_port).unwrap_or(0),
             code: 0,
@@ -135,6 +127,19 @@ pub fn record(s: &Shared, r: &aggregate::Record) -> Record {
         packets: r.packets,
         bytes: r.bytes,
         connections: r.connections,
+    }
+}
+
+/// A record's end: who it was when seen, else who the address is now.
+fn end(
+    s: &Shared,
+    ip: std::net::IpAddr,
+    captured: Option<&netpol_compiler::flow::RecordEndpoint>,
+    port: Option<u16>,
+) -> netpol_compiler::flow::RecordEndpoint {
+    match captured {
+        Some(e) => netpol_compiler::flow::RecordEndpoint { port, ..e.clone() },
+        None => s.identity.endpoint(ip, port, s.dns.names(ip, s.now_s)),
     }
 }
 
@@ -330,10 +335,10 @@ mod tests {
         Shared {
             table: FlowTable::new(true, 16, 16),
             dns: DnsCache::new(16),
-            identity: Identity {
-                inventory: Some(Inventory::parse(INVENTORY, DEFAULT_CLUSTER).unwrap()),
-                node: Some("n1".to_owned()),
-            },
+            identity: Identity::new(
+                Some(Inventory::parse(INVENTORY, DEFAULT_CLUSTER).unwrap()),
+                Some("n1".to_owned()),
+            ),
             clock: Clock::calibrate(),
             now_s: 0,
             kernel: Vec::new(),
@@ -365,6 +370,9 @@ mod tests {
             connections: 1,
             tcp_flags: flags,
             seq: 1,
+            src_as: None,
+            dst_as: None,
+            settled: false,
         }
     }
 
@@ -479,5 +487,51 @@ mod tests {
             assert_eq!(flow.src.port, table.src_port, "{what}");
             assert_eq!((flow.packets, flow.bytes), (4, 400), "{what}");
         }
+    }
+
+    #[test]
+    fn a_record_keeps_who_its_ends_were_when_seen() {
+        use netpol_ebpf_common::{FlowKey, direction, family, ipv4_mapped};
+        let mut s = shared();
+        let key = FlowKey {
+            src_addr: ipv4_mapped([10, 42, 0, 12]),
+            dst_addr: ipv4_mapped([10, 42, 1, 9]),
+            cgroup_id: 1,
+            src_port: 40000,
+            dst_port: 5432,
+            protocol: 6,
+            direction: direction::EGRESS,
+            family: family::IPV4,
+            _pad: 0,
+        };
+        let Shared {
+            table,
+            identity,
+            dns,
+            ..
+        } = &mut s;
+        table.new_key(&key, 1, tcp_flags::SYN, &|ip| identity.who(ip));
+        table.settle(2, &mut |ip| identity.resolve(ip, dns.names(ip, 0)));
+        // Both pods are deleted, and the source's address goes to a new pod.
+        let reused = INVENTORY
+            .replace("sonarr-5d8f7c9b6-x2kq9", "radarr-0")
+            .replace(
+                r#""labels":{"app.kubernetes.io/name":"sonarr"}"#,
+                r#""labels":{"app.kubernetes.io/name":"radarr"}"#,
+            );
+        let reused = reused
+            .replace("arr-postgres-1", "gone")
+            .replace("10.42.1.9", "10.42.1.99");
+        s.identity
+            .set_inventory(Inventory::parse(&reused, DEFAULT_CLUSTER).unwrap());
+        let (records, _) = s.table.records_since(0);
+        let r = record(&s, &records[0]);
+        assert_eq!(r.source.pod.as_deref(), Some("sonarr-5d8f7c9b6-x2kq9"));
+        assert_eq!(r.source.port, Some(40000));
+        assert_eq!(r.destination.pod.as_deref(), Some("arr-postgres-1"));
+        assert_eq!(r.destination.port, Some(5432));
+        // A record never settled is named as the address is now.
+        let fresh = table_record(6, ("10.42.0.12", None), ("10.42.1.9", 5432), 0);
+        assert_eq!(record(&s, &fresh).source.pod.as_deref(), Some("radarr-0"));
     }
 }
