@@ -171,7 +171,7 @@ async fn watch_cluster(
     };
     let debounce = Duration::from_millis(500);
     if identity {
-        let changed = Arc::new(tokio::sync::Notify::new());
+        let changed = Arc::new(crate::cluster::Watches::new());
         let (stores, run) = crate::cluster::watch(&client, changed.clone());
         tokio::spawn(run);
         let state = state.clone();
@@ -187,7 +187,7 @@ async fn watch_cluster(
         eprintln!("netpol-observer: watching pods, services, nodes and namespaces");
     }
     if policies {
-        let changed = Arc::new(tokio::sync::Notify::new());
+        let changed = Arc::new(crate::cluster::Watches::new());
         let (stores, run) = crate::cluster::watch_policies(&client, changed.clone());
         tokio::spawn(run);
         let state = state.clone();
