@@ -1,13 +1,14 @@
 //! What the agent serves on `--listen`: `GET /flows` (netpol flow JSONL; `?since=CURSOR`, the
-//! new cursor in the `x-netpol-cursor` header), `GET /metrics` (Prometheus text) and
-//! `GET /healthz`.
+//! new cursor in the `x-netpol-cursor` header), `GET /metrics` (Prometheus text), `GET /healthz`
+//! (liveness: the process serves) and `GET /readyz` (readiness: the identity data, and the
+//! live audit's policies, have synced once; 503 with the reason until then).
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use netpol_compiler::flow::{Icmp, Record};
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use crate::aggregate::{self, FlowTable};
 use crate::clock::Clock;
 use crate::dns::DnsCache;
+use crate::health::Health;
 use crate::identity::Identity;
 
 /// Everything the agent knows, shared by its tasks.
@@ -70,16 +72,52 @@ impl FlowLog {
 pub type State_ = Arc<Mutex<Shared>>;
 
 /// The lock, whatever a panicking holder left behind (the data are counters and caches).
+///
+/// A task that waits here holds its worker thread: on the agent's multi-thread runtime the
+/// worker first hands its other tasks (the probes among them) to another thread, so a long
+/// `/flows` or refresh holding the lock delays only the tasks that need it.
 pub fn lock(s: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    match s.try_lock() {
+        Ok(guard) => guard,
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => {
+            let wait = || s.lock().unwrap_or_else(PoisonError::into_inner);
+            let multi_thread = tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+            if multi_thread {
+                tokio::task::block_in_place(wait)
+            } else {
+                wait()
+            }
+        }
+    }
 }
 
-pub fn router(state: State_) -> Router {
+/// What the handlers share: the agent's state (behind the lock) and its health (lock-free).
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub state: State_,
+    pub health: Arc<Health>,
+}
+
+pub fn router(state: State_, health: Arc<Health>) -> Router {
     Router::new()
         .route("/flows", get(flows))
         .route("/metrics", get(metrics))
+        // Liveness: reads nothing shared, so no lock holder can delay it.
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(state)
+        .route("/readyz", get(readyz))
+        .with_state(Served { state, health })
+}
+
+async fn readyz(State(served): State<Served>) -> impl IntoResponse {
+    match served.health.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,12 +176,17 @@ pub fn record(s: &Shared, r: &aggregate::Record) -> Record {
     }
 }
 
-async fn flows(State(state): State<State_>, Query(q): Query<Since>) -> impl IntoResponse {
-    let s = lock(&state);
-    let (records, cursor) = s.table.records_since(q.since);
+async fn flows(State(served): State<Served>, Query(q): Query<Since>) -> impl IntoResponse {
+    // Named under the lock, written out after it.
+    let (records, cursor) = {
+        let s = lock(&served.state);
+        let (records, cursor) = s.table.records_since(q.since);
+        let records: Vec<Record> = records.iter().map(|r| record(&s, r)).collect();
+        (records, cursor)
+    };
     let mut body = String::new();
     for r in &records {
-        body.push_str(&serde_json::to_string(&record(&s, r)).unwrap_or_default());
+        body.push_str(&serde_json::to_string(r).unwrap_or_default());
         body.push('\n');
     }
     (
@@ -158,8 +201,8 @@ async fn flows(State(state): State<State_>, Query(q): Query<Since>) -> impl Into
     )
 }
 
-async fn metrics(State(state): State<State_>) -> impl IntoResponse {
-    let s = lock(&state);
+async fn metrics(State(served): State<Served>) -> impl IntoResponse {
+    let s = lock(&served.state);
     let t = s.table.table_stats();
     let (packets, bytes) = s.table.totals();
     let mut out = String::new();
@@ -462,5 +505,128 @@ mod tests {
             assert_eq!(flow.src.port, table.src_port, "{what}");
             assert_eq!((flow.packets, flow.bytes), (4, 400), "{what}");
         }
+    }
+
+    fn health(identity: crate::health::Source) -> Arc<Health> {
+        Arc::new(Health {
+            started: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_773_600),
+            started_at: tokio::time::Instant::now(),
+            node: Some("n1".to_owned()),
+            identity,
+            policies: None,
+        })
+    }
+
+    /// Serve `router` on a local port.
+    async fn serve(router: Router) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(axum::serve(listener, router).into_future());
+        addr
+    }
+
+    /// `(status line, headers, body)`, read on a thread of its own: a client on the runtime
+    /// would wait for the workers it is meant to test.
+    async fn get(addr: std::net::SocketAddr, path: &'static str) -> (String, String, String) {
+        tokio::task::spawn_blocking(move || get_blocking(addr, path))
+            .await
+            .unwrap()
+    }
+
+    fn get_blocking(addr: std::net::SocketAddr, path: &str) -> (String, String, String) {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+        (status.to_owned(), headers.to_lowercase(), body.to_owned())
+    }
+
+    #[tokio::test]
+    async fn readyz_says_why_until_the_identity_has_synced() {
+        let watches = Arc::new(crate::cluster::Watches::new());
+        watches.register("pods");
+        let state = Arc::new(Mutex::new(shared()));
+        let addr = serve(router(
+            state,
+            health(crate::health::Source::Watched(watches)),
+        ))
+        .await;
+        let (status, _, body) = get(addr, "/readyz").await;
+        assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
+        assert_eq!(
+            body,
+            "not ready: identity: waiting for the first list of pods\n"
+        );
+        let (status, _, body) = get(addr, "/healthz").await;
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", "ok\n")
+        );
+
+        let loaded = tokio::time::Instant::now();
+        let state = Arc::new(Mutex::new(shared()));
+        let addr = serve(router(
+            state,
+            health(crate::health::Source::File { loaded }),
+        ))
+        .await;
+        let (status, _, body) = get(addr, "/readyz").await;
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", "ready\n")
+        );
+    }
+
+    /// Regression: on one thread, a `/flows` answer holding the lock for 186 ms held up
+    /// `/healthz` as long. Here the lock is held for two seconds while `/flows` and `/metrics`
+    /// wait for it on both workers; the probes still answer at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn probes_answer_while_the_lock_is_held() {
+        let state = Arc::new(Mutex::new(shared()));
+        let loaded = tokio::time::Instant::now();
+        let addr = serve(router(
+            state.clone(),
+            health(crate::health::Source::File { loaded }),
+        ))
+        .await;
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let _guard = lock(&state);
+            held_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        });
+        held_rx.recv().unwrap();
+        // Everything from here on runs on threads of its own, timed by the wall clock: a
+        // stalled runtime cannot stall the measurement.
+        let waiting: Vec<_> = ["/flows", "/metrics"]
+            .into_iter()
+            .map(|path| std::thread::spawn(move || get_blocking(addr, path)))
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let asked = std::time::Instant::now();
+        let (status, _, body) = get_blocking(addr, "/healthz");
+        let (ready, _, _) = get_blocking(addr, "/readyz");
+        let took = asked.elapsed();
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", "ok\n")
+        );
+        assert_eq!(ready, "HTTP/1.1 200 OK");
+        assert!(
+            took < std::time::Duration::from_millis(500),
+            "the probes took {took:?} while the lock was held"
+        );
+        for w in waiting {
+            let (status, _, _) = w.join().unwrap();
+            assert_eq!(status, "HTTP/1.1 200 OK");
+        }
+        holder.join().unwrap();
     }
 }

@@ -24,7 +24,7 @@ struct RunArgs {
     /// The cgroup to attach to [default: the cgroup v2 mount].
     #[arg(long, value_name = "PATH")]
     cgroup: Option<PathBuf>,
-    /// Where to serve /flows, /metrics and /healthz.
+    /// Where to serve /flows, /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:9965")]
     listen: SocketAddr,
     /// `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`, to name pods and nodes.
@@ -92,19 +92,24 @@ enum Command {
     Run(RunArgs),
 }
 
-/// The agent is one thread: the kernel does the counting.
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        })
+/// `collect` is one thread; the agent has two workers (the kernel does the counting), so that
+/// a long `/flows` answer or refresh cannot hold up `/healthz` and `/readyz`.
+fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = if workers > 1 {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
 }
 
 fn collect(namespace: String, selector: String, port: u16) -> ExitCode {
-    let runtime = match runtime() {
+    let runtime = match runtime(1) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -176,7 +181,7 @@ fn run(a: RunArgs) -> ExitCode {
         cluster_name: a.cluster_name,
         idle_timeout: Duration::from_secs(a.idle_timeout_s),
     };
-    let runtime = match runtime() {
+    let runtime = match runtime(2) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
