@@ -201,11 +201,63 @@ async fn flows(State(served): State<Served>, Query(q): Query<Since>) -> impl Int
     )
 }
 
+/// The agent's own metrics, from [`Health`] (no lock).
+fn health_metrics(out: &mut String, health: &Health, now: tokio::time::Instant) {
+    let mut metric = |name: &str, kind: &str, help: &str, series: &[(String, String)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in series {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let one = |value: String| [(String::new(), value)];
+    metric(
+        "netpol_observer_start_time_seconds",
+        "gauge",
+        "When the agent started, in Unix seconds.",
+        &one(format!("{:.3}", health.started_unix_s())),
+    );
+    metric(
+        "netpol_observer_ready",
+        "gauge",
+        "1 once the identity data (and the live audit's policies) have synced once, as /readyz.",
+        &one(u8::from(health.readiness().is_ok()).to_string()),
+    );
+    let (source, age) = health.identity_age(now);
+    metric(
+        "netpol_observer_identity_age_seconds",
+        "gauge",
+        "How old the identity data may be: since the inventory file was loaded (source=file); from the cluster, 0 while every watch works, else since the first failure of a failing one (since the start before the first sync).",
+        &[(
+            format!("{{source=\"{source}\"}}"),
+            format!("{:.3}", age.as_secs_f64()),
+        )],
+    );
+    let errors = health.api_errors();
+    if !errors.is_empty() {
+        let series: Vec<(String, String)> = errors
+            .iter()
+            .map(|(resource, n)| {
+                (
+                    format!("{{resource=\"{}\"}}", escape(resource)),
+                    n.to_string(),
+                )
+            })
+            .collect();
+        metric(
+            "netpol_observer_api_errors_total",
+            "counter",
+            "Errors of the agent's watches of the Kubernetes API, by resource.",
+            &series,
+        );
+    }
+}
+
 async fn metrics(State(served): State<Served>) -> impl IntoResponse {
+    let mut out = String::new();
+    health_metrics(&mut out, &served.health, tokio::time::Instant::now());
     let s = lock(&served.state);
     let t = s.table.table_stats();
     let (packets, bytes) = s.table.totals();
-    let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: String| {
         let _ = writeln!(
             out,
@@ -628,5 +680,55 @@ mod tests {
             assert_eq!(status, "HTTP/1.1 200 OK");
         }
         holder.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn metrics_tell_start_readiness_identity_age_and_api_errors() {
+        let watches = Arc::new(crate::cluster::Watches::new());
+        let pods = watches.register("pods");
+        watches.register("nodes");
+        pods.errors
+            .fetch_add(3, std::sync::atomic::Ordering::Relaxed);
+        let addr = serve(router(
+            Arc::new(Mutex::new(shared())),
+            health(crate::health::Source::Watched(watches)),
+        ))
+        .await;
+        let (_, _, body) = get(addr, "/metrics").await;
+        let lines: Vec<&str> = body.lines().filter(|l| !l.starts_with('#')).collect();
+        for expected in [
+            "netpol_observer_start_time_seconds 1795773600.000",
+            "netpol_observer_ready 0",
+            "netpol_observer_api_errors_total{resource=\"pods\"} 3",
+            "netpol_observer_api_errors_total{resource=\"nodes\"} 0",
+        ] {
+            assert!(lines.contains(&expected), "{expected} in\n{body}");
+        }
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("netpol_observer_identity_age_seconds{source=\"cluster\"} ")),
+            "{body}"
+        );
+        assert!(body.contains("# TYPE netpol_observer_api_errors_total counter\n"));
+        // Still the table's metrics after them.
+        assert!(lines.contains(&"netpol_observer_records 0"), "{body}");
+
+        let loaded = tokio::time::Instant::now();
+        let addr = serve(router(
+            Arc::new(Mutex::new(shared())),
+            health(crate::health::Source::File { loaded }),
+        ))
+        .await;
+        let (_, _, body) = get(addr, "/metrics").await;
+        assert!(body.contains("\nnetpol_observer_ready 1\n"), "{body}");
+        assert!(
+            body.contains("\nnetpol_observer_identity_age_seconds{source=\"file\"} "),
+            "{body}"
+        );
+        assert!(
+            !body.contains("api_errors"),
+            "no watches, no series: {body}"
+        );
     }
 }
