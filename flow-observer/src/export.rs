@@ -1,5 +1,6 @@
 //! What the agent serves on `--listen`: `GET /flows` (netpol flow JSONL; `?since=CURSOR`, the
-//! new cursor in the `x-netpol-cursor` header), `GET /metrics` (Prometheus text), `GET /healthz`
+//! new cursor in the `x-netpol-cursor` header; when the agent started in `x-netpol-agent-start`,
+//! RFC 3339 UTC, and its node in `x-netpol-node`), `GET /metrics` (Prometheus text), `GET /healthz`
 //! (liveness: the process serves) and `GET /readyz` (readiness: the identity data, and the
 //! live audit's policies, have synced once; 503 with the reason until then).
 
@@ -176,6 +177,12 @@ pub fn record(s: &Shared, r: &aggregate::Record) -> Record {
     }
 }
 
+/// `/flows` header: when the agent started, RFC 3339 UTC with milliseconds (as record times):
+/// it has seen nothing before.
+pub const AGENT_START: &str = "x-netpol-agent-start";
+/// `/flows` header: the agent's node (`--node`), when it knows it.
+pub const AGENT_NODE: &str = "x-netpol-node";
+
 async fn flows(State(served): State<Served>, Query(q): Query<Since>) -> impl IntoResponse {
     // Named under the lock, written out after it.
     let (records, cursor) = {
@@ -189,16 +196,27 @@ async fn flows(State(served): State<Served>, Query(q): Query<Since>) -> impl Int
         body.push_str(&serde_json::to_string(r).unwrap_or_default());
         body.push('\n');
     }
-    (
-        [
-            (header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
-            (
-                header::HeaderName::from_static("x-netpol-cursor"),
-                cursor.to_string(),
-            ),
-        ],
-        body,
-    )
+    let mut headers = header::HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/x-ndjson"),
+    );
+    headers.insert(
+        header::HeaderName::from_static("x-netpol-cursor"),
+        header::HeaderValue::from(cursor),
+    );
+    if let Ok(start) = header::HeaderValue::from_str(&served.health.started_rfc3339()) {
+        headers.insert(header::HeaderName::from_static(AGENT_START), start);
+    }
+    if let Some(node) = served
+        .health
+        .node
+        .as_deref()
+        .and_then(|n| header::HeaderValue::from_str(n).ok())
+    {
+        headers.insert(header::HeaderName::from_static(AGENT_NODE), node);
+    }
+    (headers, body)
 }
 
 /// The agent's own metrics, from [`Health`] (no lock).
@@ -597,7 +615,7 @@ mod tests {
         stream.read_to_string(&mut response).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").unwrap();
         let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
-        (status.to_owned(), headers.to_lowercase(), body.to_owned())
+        (status.to_owned(), headers.to_owned(), body.to_owned())
     }
 
     #[tokio::test]
@@ -730,5 +748,29 @@ mod tests {
             !body.contains("api_errors"),
             "no watches, no series: {body}"
         );
+    }
+
+    #[tokio::test]
+    async fn flows_say_when_the_agent_started_and_on_which_node() {
+        let loaded = tokio::time::Instant::now();
+        let addr = serve(router(
+            Arc::new(Mutex::new(shared())),
+            health(crate::health::Source::File { loaded }),
+        ))
+        .await;
+        let (status, headers, body) = get(addr, "/flows").await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert!(body.is_empty());
+        for expected in [
+            "content-type: application/x-ndjson",
+            "x-netpol-cursor: 0",
+            "x-netpol-agent-start: 2026-11-27T10:00:00.000Z",
+            "x-netpol-node: n1",
+        ] {
+            assert!(
+                headers.lines().any(|l| l == expected),
+                "{expected} in\n{headers}"
+            );
+        }
     }
 }
