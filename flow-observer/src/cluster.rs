@@ -293,13 +293,14 @@ impl ErrorLog {
     }
 }
 
-/// `45s`, `3m12s`, `2h5m`.
+/// `45s`, `3m12s`, `2h05m`, `6d20h`.
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
     }
 }
 
