@@ -76,7 +76,10 @@ enum Command {
     /// (`netpol-observer collect | netpol verify --policies out --flows -`).
     ///
     /// Uses the kubeconfig (or the in-cluster config). Exit 2, printing nothing, if an agent
-    /// cannot be read: never a partial view passed off as complete.
+    /// cannot be read: never a partial view passed off as complete (`--allow-partial`: print
+    /// what was read, exit 1). Agents that started within `--window`, or well after the oldest
+    /// flow the others hold, are warned about (their node's earlier flows are missing); with
+    /// `--strict` they make the collection incomplete too.
     Collect {
         /// The agents' namespace.
         #[arg(long, default_value = "netpol-observer")]
@@ -87,6 +90,18 @@ enum Command {
         /// The agents' HTTP port.
         #[arg(long, default_value_t = 9965)]
         port: u16,
+        /// The time the flows should cover (`30m`, `24h`, `7d`; `0s`: none): warn about
+        /// agents that started within it.
+        #[arg(long, default_value = "1h", value_parser = netpol_observer::collect::parse_duration)]
+        window: Duration,
+        /// When agents cannot be read (or, with `--strict`, started late), print what was read
+        /// and exit 1 instead of printing nothing and exiting 2.
+        #[arg(long)]
+        allow_partial: bool,
+        /// Agents that started within the window (or do not say when) make the collection
+        /// incomplete, as agents that cannot be read do.
+        #[arg(long)]
+        strict: bool,
     },
     /// Attach to a cgroup v2 hierarchy and record flows until SIGTERM/SIGINT.
     Run(RunArgs),
@@ -108,49 +123,59 @@ fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
     })
 }
 
-fn collect(namespace: String, selector: String, port: u16) -> ExitCode {
+/// `collect`'s flags besides where the agents are.
+#[derive(Debug, Clone, Copy)]
+struct CollectRules {
+    window: Duration,
+    allow_partial: bool,
+    strict: bool,
+}
+
+fn collect(agents: netpol_observer::collect::Agents, rules: CollectRules) -> ExitCode {
+    use netpol_observer::collect::{Outcome, report};
     let runtime = match runtime(1) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let agents = netpol_observer::collect::Agents {
-        namespace,
-        selector,
-        port,
-    };
     let result = runtime.block_on(async {
-        let client = kube::Client::try_default()
+        let client = kube::Client::try_default().await.map_err(|e| {
+            (
+                format!("cannot reach the Kubernetes API: {e}"),
+                "`collect` uses the kubeconfig (KUBECONFIG, ~/.kube/config) or the in-cluster config",
+            )
+        })?;
+        netpol_observer::collect::collect(&client, &agents)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot reach the Kubernetes API: {e}"))?;
-        netpol_observer::collect::collect(&client, &agents).await
+            .map_err(|e| {
+                (
+                    format!("{e:#}"),
+                    "`--namespace` and `--selector` say where the agents are",
+                )
+            })
     });
-    match result {
-        Ok((records, problems)) if problems.is_empty() => {
-            let mut out = std::io::stdout().lock();
-            for r in &records {
-                let line = serde_json::to_string(r).unwrap_or_default();
-                if writeln!(out, "{line}").is_err() {
-                    break;
-                }
-            }
-            eprintln!("collected {} flows", records.len());
-            ExitCode::SUCCESS
-        }
-        Ok((_, problems)) => {
-            for p in problems {
-                eprintln!("error: {p}");
-            }
-            eprintln!("error: some agents could not be read; nothing printed");
-            ExitCode::from(2)
-        }
-        Err(e) => {
+    let read = match result {
+        Ok(read) => read,
+        Err((e, help)) => {
             eprintln!("error: {e}");
-            eprintln!(
-                "  help: `collect` uses the kubeconfig (KUBECONFIG, ~/.kube/config) or the in-cluster config"
-            );
-            ExitCode::from(2)
+            eprintln!("  help: {help}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = report(read, std::time::SystemTime::now(), rules.window);
+    let outcome = report.outcome(rules.allow_partial, rules.strict);
+    if outcome != Outcome::Refused {
+        let mut out = std::io::stdout().lock();
+        for r in &report.records {
+            let line = serde_json::to_string(r).unwrap_or_default();
+            if writeln!(out, "{line}").is_err() {
+                break;
+            }
         }
     }
+    for line in report.stderr(outcome, rules.strict) {
+        eprintln!("{line}");
+    }
+    ExitCode::from(outcome.exit_code())
 }
 
 fn main() -> ExitCode {
@@ -159,7 +184,21 @@ fn main() -> ExitCode {
             namespace,
             selector,
             port,
-        } => collect(namespace, selector, port),
+            window,
+            allow_partial,
+            strict,
+        } => collect(
+            netpol_observer::collect::Agents {
+                namespace,
+                selector,
+                port,
+            },
+            CollectRules {
+                window,
+                allow_partial,
+                strict,
+            },
+        ),
         Command::Run(args) => run(args),
     }
 }
