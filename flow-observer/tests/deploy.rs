@@ -43,7 +43,7 @@ fn promtool(args: &[&str]) -> String {
 #[test]
 fn alert_rules_pass_promtool_check_and_their_unit_tests() {
     let checked = promtool(&["check", "rules", "netpol.rules.yaml"]);
-    assert!(checked.contains("SUCCESS: 2 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 4 rules found"), "{checked}");
     let tested = promtool(&["test", "rules", "netpol.rules.test.yaml"]);
     assert!(tested.contains("SUCCESS"), "{tested}");
 }
@@ -54,8 +54,22 @@ fn prometheus_rule_carries_the_same_rules() {
     let crd = yaml(&deploy().join("components/monitoring/prometheusrule.yaml"));
     assert_eq!(crd[0]["kind"], "PrometheusRule");
     assert_eq!(crd[0]["spec"]["groups"], rules[0]["groups"]);
+    let names: Vec<&str> = rules[0]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["alert"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "NetpolWouldDrop",
+            "NetpolObserverLosingEvents",
+            "NetpolObserverIdentityStale",
+            "NetpolObserverNotReady"
+        ]
+    );
     let alert = &rules[0]["groups"][0]["rules"][0];
-    assert_eq!(alert["alert"], "NetpolWouldDrop");
     assert!(
         alert["expr"]
             .as_str()
