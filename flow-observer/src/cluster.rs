@@ -2,7 +2,7 @@
 //! the identity index (who an IP is), instead of a `--inventory` file.
 //!
 //! ```text
-//! API server ──watcher (default backoff: survives restarts)──modify: strip managed fields──>
+//! API server ──watcher (backoff: survives restarts)──modify: strip managed fields──>
 //!   reflector stores ──(any change, at most every `debounce`)──> Inventory::from_values
 //!     ──> identity index (swapped whole, so a lookup never sees half an update)
 //!   each watch's errors ──ErrorLog──> stderr (first at once, then with backoff, and recovery)
@@ -92,7 +92,7 @@ where
 /// How often a failing watch is looked at when nothing happens, to tell it works again.
 const TICK: Duration = Duration::from_secs(10);
 
-/// Fill a cache from a watch (managed fields stripped, default backoff), waking the group on
+/// Fill a cache from a watch (managed fields stripped, [`Backoff`]), waking the group on
 /// every event; report its first complete list and its errors to the group, and log the errors
 /// (see [`ErrorLog`]).
 fn feed<K>(
@@ -110,7 +110,7 @@ where
     let events = reflector::reflector(
         writer,
         watcher(api, watcher::Config::default())
-            .default_backoff()
+            .backoff(Backoff::default())
             .modify(|o: &mut K| o.managed_fields_mut().clear()),
     )
     .map(Some);
@@ -124,11 +124,14 @@ where
         let now = Instant::now();
         let line = match item {
             Some(Ok(event)) => {
+                let (answered, changed) = what_it_says(&event);
                 if matches!(event, watcher::Event::InitDone) {
                     watch.listed.store(true, Ordering::Relaxed);
                 }
-                group.changed.notify_one();
-                log.event(now)
+                if changed {
+                    group.changed.notify_one();
+                }
+                if answered { log.event(now) } else { None }
             }
             Some(Err(e)) => {
                 watch.errors.fetch_add(1, Ordering::Relaxed);
@@ -141,6 +144,39 @@ where
             eprintln!("{line}");
         }
     })
+}
+
+/// Whether a watch event shows the API server answered, and whether it changed what the
+/// reflector's store shows. `Init` is neither: the watcher announces a relist before it asks
+/// (so every retry of a failing list starts with one), and the store shows the relisted
+/// objects only at `InitDone`.
+fn what_it_says<K>(event: &watcher::Event<K>) -> (bool, bool) {
+    match event {
+        watcher::Event::Init => (false, false),
+        watcher::Event::InitApply(_) => (true, false),
+        watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_) => {
+            (true, true)
+        }
+    }
+}
+
+/// kube's default backoff (0.8 s doubling to 30 s, with jitter), without the reset on every
+/// event: the watcher's `Init` comes before each retry's request, so that reset undid the
+/// backoff and a failing watch retried about once a second. Its own timer still starts it over
+/// after two minutes without an error.
+#[derive(Default)]
+struct Backoff(watcher::DefaultBackoff);
+
+impl Iterator for Backoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        self.0.next()
+    }
+}
+
+impl kube::runtime::utils::Backoff for Backoff {
+    fn reset(&mut self) {}
 }
 
 /// A watch error in one line: the API server's message and code, or the transport's chain of
@@ -1031,5 +1067,44 @@ mod tests {
         let text = api_error(&e);
         assert!(text.contains("Connection refused"), "{text}");
         assert!(!text.contains('\n') && !text.contains("{ "), "{text}");
+    }
+
+    /// Regression: the watcher's `Init` before each retry reset kube's backoff and counted as
+    /// the watch working again, so a failing list was retried (and logged as recovered and
+    /// failed again) about once a second. Five minutes of tokio's paused clock.
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_watch_backs_off_and_stays_failing() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let lists = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = lists.clone();
+        tokio::spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                assert_eq!(request.uri().path(), "/api/v1/nodes");
+                count.fetch_add(1, Ordering::SeqCst);
+                send.send_response(
+                    Response::builder()
+                        .status(500)
+                        .body(Body::from(b"etcdserver: request timed out".to_vec()))
+                        .unwrap(),
+                );
+            }
+        });
+        let group = Arc::new(Watches::new());
+        let (_nodes, run) = reflect::<Node>(&client, group.clone());
+        tokio::spawn(run.for_each(|()| async {}));
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        let lists = lists.load(Ordering::SeqCst);
+        // 0.8 s doubling to 30 s (jitter at most doubles each wait): about a dozen tries.
+        assert!((6..=20).contains(&lists), "{lists} lists in five minutes");
+        let nodes = &group.states()[0];
+        assert_eq!(nodes.errors.load(Ordering::SeqCst), lists as u64);
+        let since = nodes.failing_since().expect("still failing");
+        assert!(
+            since.duration_since(start) < Duration::from_secs(1),
+            "failing since the first error, not since the last retry"
+        );
+        assert!(!nodes.listed.load(Ordering::SeqCst));
     }
 }
