@@ -58,18 +58,31 @@ impl Health {
     /// `Ok` when the identity data (and the live audit's policies) have synced once; else why
     /// not, in one line. Ready stays ready: staleness later is the identity age's to tell.
     pub fn readiness(&self) -> Result<(), String> {
-        let waiting: Vec<String> = [
+        // (what, why), the same why said once for both.
+        let mut waiting: Vec<(String, String)> = Vec::new();
+        for (what, source) in [
             ("identity", Some(&self.identity)),
             ("policies", self.policies.as_ref()),
-        ]
-        .into_iter()
-        .filter_map(|(what, source)| Some(format!("{what}: {}", source?.waiting()?)))
-        .collect();
-        if waiting.is_empty() {
-            Ok(())
-        } else {
-            Err(waiting.join("; "))
+        ] {
+            let Some(why) = source.and_then(Source::waiting) else {
+                continue;
+            };
+            match waiting.iter_mut().find(|(_, w)| *w == why) {
+                Some((whats, _)) => {
+                    whats.push_str(", ");
+                    whats.push_str(what);
+                }
+                None => waiting.push((what.to_owned(), why)),
+            }
         }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        Err(waiting
+            .iter()
+            .map(|(what, why)| format!("{what}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; "))
     }
 
     /// How old the identity data may be at `now`, and where it comes from (`file` or
@@ -171,6 +184,13 @@ mod tests {
         assert_eq!(
             h.readiness().unwrap_err(),
             "identity: no Kubernetes API (no kubeconfig)"
+        );
+        let unavailable = Source::Unavailable("no kubeconfig".to_owned());
+        let h = health(unavailable.clone(), Some(unavailable));
+        assert_eq!(
+            h.readiness().unwrap_err(),
+            "identity, policies: no Kubernetes API (no kubeconfig)",
+            "said once"
         );
         let (source, _) = h.identity_age(Instant::now());
         assert_eq!(source, "cluster");
