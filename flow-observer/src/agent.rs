@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::dns::DnsCache;
 use crate::ebpf::{self, Programs};
 use crate::export::{self, Shared, lock};
+use crate::health::{Health, Source};
 use crate::identity::Identity;
 
 /// The agent's settings.
@@ -57,6 +58,8 @@ fn uptime_s() -> u64 {
 }
 
 pub async fn run(opts: Options) -> Result<()> {
+    let started = std::time::SystemTime::now();
+    let started_at = tokio::time::Instant::now();
     let inventory = match &opts.inventory {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -117,15 +120,29 @@ pub async fn run(opts: Options) -> Result<()> {
             .then(|| export::FlowLog::new(opts.max_records)),
     }));
     let watch_policies = opts.audit_cluster && opts.policies.is_none();
-    if opts.inventory.is_none() || watch_policies {
+    let (watched_identity, watched_policies) = if opts.inventory.is_none() || watch_policies {
         watch_cluster(
             &state,
             opts.inventory.is_none(),
             watch_policies,
             &opts.cluster_name,
         )
-        .await;
-    }
+        .await
+    } else {
+        (None, None)
+    };
+    // The files were loaded before the programs were attached: their age counts from the start.
+    let file = Source::File { loaded: started_at };
+    let health = Arc::new(Health {
+        started,
+        started_at,
+        node: opts.node.clone(),
+        identity: watched_identity.unwrap_or_else(|| file.clone()),
+        policies: match (&opts.policies, watched_policies) {
+            (Some(_), _) => Some(file),
+            (None, watched) => watched,
+        },
+    });
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
@@ -134,7 +151,8 @@ pub async fn run(opts: Options) -> Result<()> {
         cgroup.display(),
         listener.local_addr().unwrap_or(opts.listen)
     );
-    let server = tokio::spawn(axum::serve(listener, export::router(state.clone())).into_future());
+    let server =
+        tokio::spawn(axum::serve(listener, export::router(state.clone(), health)).into_future());
     let flows_task = tokio::spawn(read_flow_events(flow_ring, state.clone()));
     let dns_task = tokio::spawn(read_dns_events(dns_ring, state.clone()));
     let mut tick = tokio::time::interval(opts.interval);
@@ -162,25 +180,30 @@ pub async fn run(opts: Options) -> Result<()> {
 }
 
 /// From the cluster (in-cluster config or kubeconfig): the identity index (without
-/// `--inventory`) and the policies of the live audit (`--audit-cluster`).
+/// `--inventory`) and the policies of the live audit (`--audit-cluster`). Returns where each
+/// of the two asked for comes from: their watches, or why there is no API.
 async fn watch_cluster(
     state: &Arc<Mutex<Shared>>,
     identity: bool,
     policies: bool,
     cluster_name: &str,
-) {
+) -> (Option<Source>, Option<Source>) {
     let client = match kube::Client::try_default().await {
         Ok(client) => client,
         Err(e) => {
+            let why = crate::cluster::api_error(&e);
             eprintln!(
-                "netpol-observer: no Kubernetes API ({e}); addresses stay unnamed (run in the cluster, or give --inventory)"
+                "netpol-observer: no Kubernetes API ({why}); addresses stay unnamed (run in the cluster, or give --inventory)"
             );
-            return;
+            let unavailable = || Source::Unavailable(why.clone());
+            return (identity.then(unavailable), policies.then(unavailable));
         }
     };
     let debounce = Duration::from_millis(500);
+    let mut sources = (None, None);
     if identity {
-        let changed = Arc::new(tokio::sync::Notify::new());
+        let changed = Arc::new(crate::cluster::Watches::new());
+        sources.0 = Some(Source::Watched(changed.clone()));
         let (stores, run) = crate::cluster::watch(&client, changed.clone());
         tokio::spawn(run);
         let state = state.clone();
@@ -196,7 +219,8 @@ async fn watch_cluster(
         eprintln!("netpol-observer: watching pods, services, nodes and namespaces");
     }
     if policies {
-        let changed = Arc::new(tokio::sync::Notify::new());
+        let changed = Arc::new(crate::cluster::Watches::new());
+        sources.1 = Some(Source::Watched(changed.clone()));
         let (stores, run) = crate::cluster::watch_policies(&client, changed.clone());
         tokio::spawn(run);
         let state = state.clone();
@@ -214,6 +238,7 @@ async fn watch_cluster(
         }));
         eprintln!("netpol-observer: live audit against the cluster's policies");
     }
+    sources
 }
 
 /// A ring buffer, readable with tokio.

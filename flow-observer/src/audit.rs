@@ -70,6 +70,14 @@ impl Audit {
         documents: Vec<(std::path::PathBuf, String)>,
         inventory: Option<&Inventory>,
     ) -> Result<()> {
+        if documents.is_empty() {
+            // No policy in the cluster (or the last one deleted): nothing to judge against,
+            // which the import would call an empty directory.
+            self.index = Index::default();
+            self.sources = SourceMap::new();
+            self.policies = 0;
+            return Ok(());
+        }
         let fs = netpol_compiler::document::files::Memory::new(documents);
         let imported = netpol_compiler::engine::policy::import_for(
             &fs,
@@ -167,5 +175,32 @@ impl Audit {
             }
         }
         logs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    /// Regression: with the cluster's last policy deleted, the reload failed (cannot read
+    /// `cluster`), logged at every reload, and the deleted policy kept being judged against.
+    #[test]
+    fn the_last_policy_deleted_leaves_none() {
+        let policy = r#"{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny","namespace":"media"},"spec":{"podSelector":{},"policyTypes":["Ingress"]}}"#;
+        let mut audit = Audit::empty(Settings::default());
+        audit
+            .reload(
+                vec![(
+                    "cluster/NetworkPolicy/media/deny.json".into(),
+                    policy.to_owned(),
+                )],
+                None,
+            )
+            .unwrap();
+        assert_eq!(audit.policies, 1);
+        audit.reload(Vec::new(), None).unwrap();
+        assert_eq!(audit.policies, 0);
     }
 }

@@ -1,13 +1,15 @@
 //! What the agent serves on `--listen`: `GET /flows` (netpol flow JSONL; `?since=CURSOR`, the
-//! new cursor in the `x-netpol-cursor` header), `GET /metrics` (Prometheus text) and
-//! `GET /healthz`.
+//! new cursor in the `x-netpol-cursor` header; when the agent started in `x-netpol-agent-start`,
+//! RFC 3339 UTC, and its node in `x-netpol-node`), `GET /metrics` (Prometheus text), `GET /healthz`
+//! (liveness: the process serves) and `GET /readyz` (readiness: the identity data, and the
+//! live audit's policies, have synced once; 503 with the reason until then).
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use netpol_compiler::flow::{Icmp, Record};
@@ -17,6 +19,7 @@ use serde::Deserialize;
 use crate::aggregate::{self, FlowTable};
 use crate::clock::Clock;
 use crate::dns::DnsCache;
+use crate::health::Health;
 use crate::identity::Identity;
 
 /// Everything the agent knows, shared by its tasks.
@@ -70,16 +73,52 @@ impl FlowLog {
 pub type State_ = Arc<Mutex<Shared>>;
 
 /// The lock, whatever a panicking holder left behind (the data are counters and caches).
+///
+/// A task that waits here holds its worker thread: on the agent's multi-thread runtime the
+/// worker first hands its other tasks (the probes among them) to another thread, so a long
+/// `/flows` or refresh holding the lock delays only the tasks that need it.
 pub fn lock(s: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    match s.try_lock() {
+        Ok(guard) => guard,
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => {
+            let wait = || s.lock().unwrap_or_else(PoisonError::into_inner);
+            let multi_thread = tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+            if multi_thread {
+                tokio::task::block_in_place(wait)
+            } else {
+                wait()
+            }
+        }
+    }
 }
 
-pub fn router(state: State_) -> Router {
+/// What the handlers share: the agent's state (behind the lock) and its health (lock-free).
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub state: State_,
+    pub health: Arc<Health>,
+}
+
+pub fn router(state: State_, health: Arc<Health>) -> Router {
     Router::new()
         .route("/flows", get(flows))
         .route("/metrics", get(metrics))
+        // Liveness: reads nothing shared, so no lock holder can delay it.
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(state)
+        .route("/readyz", get(readyz))
+        .with_state(Served { state, health })
+}
+
+async fn readyz(State(served): State<Served>) -> impl IntoResponse {
+    match served.health.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,30 +182,104 @@ fn end(
     }
 }
 
-async fn flows(State(state): State<State_>, Query(q): Query<Since>) -> impl IntoResponse {
-    let s = lock(&state);
-    let (records, cursor) = s.table.records_since(q.since);
+/// `/flows` header: when the agent started, RFC 3339 UTC with milliseconds (as record times):
+/// it has seen nothing before.
+pub const AGENT_START: &str = "x-netpol-agent-start";
+/// `/flows` header: the agent's node (`--node`), when it knows it.
+pub const AGENT_NODE: &str = "x-netpol-node";
+
+async fn flows(State(served): State<Served>, Query(q): Query<Since>) -> impl IntoResponse {
+    // Named under the lock, written out after it.
+    let (records, cursor) = {
+        let s = lock(&served.state);
+        let (records, cursor) = s.table.records_since(q.since);
+        let records: Vec<Record> = records.iter().map(|r| record(&s, r)).collect();
+        (records, cursor)
+    };
     let mut body = String::new();
     for r in &records {
-        body.push_str(&serde_json::to_string(&record(&s, r)).unwrap_or_default());
+        body.push_str(&serde_json::to_string(r).unwrap_or_default());
         body.push('\n');
     }
-    (
-        [
-            (header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
-            (
-                header::HeaderName::from_static("x-netpol-cursor"),
-                cursor.to_string(),
-            ),
-        ],
-        body,
-    )
+    let mut headers = header::HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/x-ndjson"),
+    );
+    headers.insert(
+        header::HeaderName::from_static("x-netpol-cursor"),
+        header::HeaderValue::from(cursor),
+    );
+    if let Ok(start) = header::HeaderValue::from_str(&served.health.started_rfc3339()) {
+        headers.insert(header::HeaderName::from_static(AGENT_START), start);
+    }
+    if let Some(node) = served
+        .health
+        .node
+        .as_deref()
+        .and_then(|n| header::HeaderValue::from_str(n).ok())
+    {
+        headers.insert(header::HeaderName::from_static(AGENT_NODE), node);
+    }
+    (headers, body)
 }
 
-async fn metrics(State(state): State<State_>) -> impl IntoResponse {
-    let s = lock(&state);
-    let t = s.table.table_stats();
+/// The agent's own metrics, from [`Health`] (no lock).
+fn health_metrics(out: &mut String, health: &Health, now: tokio::time::Instant) {
+    let mut metric = |name: &str, kind: &str, help: &str, series: &[(String, String)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in series {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let one = |value: String| [(String::new(), value)];
+    metric(
+        "netpol_observer_start_time_seconds",
+        "gauge",
+        "When the agent started, in Unix seconds.",
+        &one(format!("{:.3}", health.started_unix_s())),
+    );
+    metric(
+        "netpol_observer_ready",
+        "gauge",
+        "1 once the identity data (and the live audit's policies) have synced once, as /readyz.",
+        &one(u8::from(health.readiness().is_ok()).to_string()),
+    );
+    let (source, age) = health.identity_age(now);
+    metric(
+        "netpol_observer_identity_age_seconds",
+        "gauge",
+        "How old the identity data may be: since the inventory file was loaded (source=file); from the cluster, 0 while every watch works, else since the first failure of a failing one (since the start before the first sync).",
+        &[(
+            format!("{{source=\"{source}\"}}"),
+            format!("{:.3}", age.as_secs_f64()),
+        )],
+    );
+    let errors = health.api_errors();
+    if !errors.is_empty() {
+        let series: Vec<(String, String)> = errors
+            .iter()
+            .map(|(resource, n)| {
+                (
+                    format!("{{resource=\"{}\"}}", escape(resource)),
+                    n.to_string(),
+                )
+            })
+            .collect();
+        metric(
+            "netpol_observer_api_errors_total",
+            "counter",
+            "Errors of the agent's watches of the Kubernetes API, by resource.",
+            &series,
+        );
+    }
+}
+
+async fn metrics(State(served): State<Served>) -> impl IntoResponse {
     let mut out = String::new();
+    health_metrics(&mut out, &served.health, tokio::time::Instant::now());
+    let s = lock(&served.state);
+    let t = s.table.table_stats();
     let mut metric = |name: &str, kind: &str, help: &str, value: String| {
         let _ = writeln!(
             out,
@@ -533,5 +646,202 @@ mod tests {
         // A record never settled is named as the address is now.
         let fresh = table_record(6, ("10.42.0.12", None), ("10.42.1.9", 5432), 0);
         assert_eq!(record(&s, &fresh).source.pod.as_deref(), Some("radarr-0"));
+    }
+
+    fn health(identity: crate::health::Source) -> Arc<Health> {
+        Arc::new(Health {
+            started: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_773_600),
+            started_at: tokio::time::Instant::now(),
+            node: Some("n1".to_owned()),
+            identity,
+            policies: None,
+        })
+    }
+
+    /// Serve `router` on a local port.
+    async fn serve(router: Router) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(axum::serve(listener, router).into_future());
+        addr
+    }
+
+    /// `(status line, headers, body)`, read on a thread of its own: a client on the runtime
+    /// would wait for the workers it is meant to test.
+    async fn get(addr: std::net::SocketAddr, path: &'static str) -> (String, String, String) {
+        tokio::task::spawn_blocking(move || get_blocking(addr, path))
+            .await
+            .unwrap()
+    }
+
+    fn get_blocking(addr: std::net::SocketAddr, path: &str) -> (String, String, String) {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+        (status.to_owned(), headers.to_owned(), body.to_owned())
+    }
+
+    #[tokio::test]
+    async fn readyz_says_why_until_the_identity_has_synced() {
+        let watches = Arc::new(crate::cluster::Watches::new());
+        watches.register("pods");
+        let state = Arc::new(Mutex::new(shared()));
+        let addr = serve(router(
+            state,
+            health(crate::health::Source::Watched(watches)),
+        ))
+        .await;
+        let (status, _, body) = get(addr, "/readyz").await;
+        assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
+        assert_eq!(
+            body,
+            "not ready: identity: waiting for the first list of pods\n"
+        );
+        let (status, _, body) = get(addr, "/healthz").await;
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", "ok\n")
+        );
+
+        let loaded = tokio::time::Instant::now();
+        let state = Arc::new(Mutex::new(shared()));
+        let addr = serve(router(
+            state,
+            health(crate::health::Source::File { loaded }),
+        ))
+        .await;
+        let (status, _, body) = get(addr, "/readyz").await;
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", "ready\n")
+        );
+    }
+
+    /// Regression: on one thread, a `/flows` answer holding the lock for 186 ms held up
+    /// `/healthz` as long. Here the lock is held for two seconds while `/flows` and `/metrics`
+    /// wait for it on both workers; the probes still answer at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn probes_answer_while_the_lock_is_held() {
+        let state = Arc::new(Mutex::new(shared()));
+        let loaded = tokio::time::Instant::now();
+        let addr = serve(router(
+            state.clone(),
+            health(crate::health::Source::File { loaded }),
+        ))
+        .await;
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let _guard = lock(&state);
+            held_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        });
+        held_rx.recv().unwrap();
+        // Everything from here on runs on threads of its own, timed by the wall clock: a
+        // stalled runtime cannot stall the measurement.
+        let waiting: Vec<_> = ["/flows", "/metrics"]
+            .into_iter()
+            .map(|path| std::thread::spawn(move || get_blocking(addr, path)))
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let asked = std::time::Instant::now();
+        let (status, _, body) = get_blocking(addr, "/healthz");
+        let (ready, _, _) = get_blocking(addr, "/readyz");
+        let took = asked.elapsed();
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", "ok\n")
+        );
+        assert_eq!(ready, "HTTP/1.1 200 OK");
+        assert!(
+            took < std::time::Duration::from_millis(500),
+            "the probes took {took:?} while the lock was held"
+        );
+        for w in waiting {
+            let (status, _, _) = w.join().unwrap();
+            assert_eq!(status, "HTTP/1.1 200 OK");
+        }
+        holder.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn metrics_tell_start_readiness_identity_age_and_api_errors() {
+        let watches = Arc::new(crate::cluster::Watches::new());
+        let pods = watches.register("pods");
+        watches.register("nodes");
+        pods.errors
+            .fetch_add(3, std::sync::atomic::Ordering::Relaxed);
+        let addr = serve(router(
+            Arc::new(Mutex::new(shared())),
+            health(crate::health::Source::Watched(watches)),
+        ))
+        .await;
+        let (_, _, body) = get(addr, "/metrics").await;
+        let lines: Vec<&str> = body.lines().filter(|l| !l.starts_with('#')).collect();
+        for expected in [
+            "netpol_observer_start_time_seconds 1795773600.000",
+            "netpol_observer_ready 0",
+            "netpol_observer_api_errors_total{resource=\"pods\"} 3",
+            "netpol_observer_api_errors_total{resource=\"nodes\"} 0",
+        ] {
+            assert!(lines.contains(&expected), "{expected} in\n{body}");
+        }
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("netpol_observer_identity_age_seconds{source=\"cluster\"} ")),
+            "{body}"
+        );
+        assert!(body.contains("# TYPE netpol_observer_api_errors_total counter\n"));
+        // Still the table's metrics after them.
+        assert!(lines.contains(&"netpol_observer_records 0"), "{body}");
+
+        let loaded = tokio::time::Instant::now();
+        let addr = serve(router(
+            Arc::new(Mutex::new(shared())),
+            health(crate::health::Source::File { loaded }),
+        ))
+        .await;
+        let (_, _, body) = get(addr, "/metrics").await;
+        assert!(body.contains("\nnetpol_observer_ready 1\n"), "{body}");
+        assert!(
+            body.contains("\nnetpol_observer_identity_age_seconds{source=\"file\"} "),
+            "{body}"
+        );
+        assert!(
+            !body.contains("api_errors"),
+            "no watches, no series: {body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn flows_say_when_the_agent_started_and_on_which_node() {
+        let loaded = tokio::time::Instant::now();
+        let addr = serve(router(
+            Arc::new(Mutex::new(shared())),
+            health(crate::health::Source::File { loaded }),
+        ))
+        .await;
+        let (status, headers, body) = get(addr, "/flows").await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert!(body.is_empty());
+        for expected in [
+            "content-type: application/x-ndjson",
+            "x-netpol-cursor: 0",
+            "x-netpol-agent-start: 2026-11-27T10:00:00.000Z",
+            "x-netpol-node: n1",
+        ] {
+            assert!(
+                headers.lines().any(|l| l == expected),
+                "{expected} in\n{headers}"
+            );
+        }
     }
 }

@@ -7,6 +7,7 @@
 //!   new flows + periodic map reads ──aggregate::FlowTable (pairs directions, bounded)
 //!   DNS answers ──dns::DnsCache (IP → names, TTLs)
 //!   identity (inventory: IP → pod / node / world) ──export: /flows (JSONL), /metrics, /healthz
+//!   start time, readiness, identity age, API errors ──health──┘ (/readyz; no lock)
 //! ```
 //!
 //! | module | owns |
@@ -19,11 +20,13 @@
 //! | [`identity`] | who an address is (inventory file or the cluster's index) |
 //! | [`cluster`] | kube-rs reflectors feeding the identity index and the live audit's policies |
 //! | [`audit`] | the live audit: new records judged by the policy engine |
-//! | [`export`] | `/flows`, `/metrics`, `/healthz` |
+//! | [`health`] | the agent's own state: start time, readiness, identity age, API errors |
+//! | [`export`] | `/flows`, `/metrics`, `/healthz`, `/readyz` |
 //! | [`collect`] | the laptop side: every agent's `/flows` through the API server, merged |
 //!
-//! `agent` is the top; `export` reads the table, DNS cache, identities and audit; `identity`
-//! and `cluster` stand on `aggregate`'s and `audit`'s types. The policy engine, flow records and
+//! `agent` is the top; `export` reads the table, DNS cache, identities and audit, and `health`;
+//! `health` reads `cluster`'s watch groups; `identity` and `cluster` stand on `aggregate`'s and
+//! `audit`'s types. The policy engine, flow records and
 //! inventory come from `netpol-compiler`.
 
 pub mod agent;
@@ -35,4 +38,5 @@ pub mod collect;
 pub mod dns;
 pub mod ebpf;
 pub mod export;
+pub mod health;
 pub mod identity;

@@ -24,7 +24,7 @@ struct RunArgs {
     /// The cgroup to attach to [default: the cgroup v2 mount].
     #[arg(long, value_name = "PATH")]
     cgroup: Option<PathBuf>,
-    /// Where to serve /flows, /metrics and /healthz.
+    /// Where to serve /flows, /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:9965")]
     listen: SocketAddr,
     /// `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`, to name pods and nodes.
@@ -80,7 +80,10 @@ enum Command {
     /// (`netpol-observer collect | netpol verify --policies out --flows -`).
     ///
     /// Uses the kubeconfig (or the in-cluster config). Exit 2, printing nothing, if an agent
-    /// cannot be read: never a partial view passed off as complete.
+    /// cannot be read: never a partial view passed off as complete (`--allow-partial`: print
+    /// what was read, exit 1). Agents that started within `--window`, or well after the oldest
+    /// flow the others hold, are warned about (their node's earlier flows are missing); with
+    /// `--strict` they make the collection incomplete too.
     Collect {
         /// The agents' namespace.
         #[arg(long, default_value = "netpol-observer")]
@@ -91,65 +94,92 @@ enum Command {
         /// The agents' HTTP port.
         #[arg(long, default_value_t = 9965)]
         port: u16,
+        /// The time the flows should cover (`30m`, `24h`, `7d`; `0s`: none): warn about
+        /// agents that started within it.
+        #[arg(long, default_value = "1h", value_parser = netpol_observer::collect::parse_duration)]
+        window: Duration,
+        /// When agents cannot be read (or, with `--strict`, started late), print what was read
+        /// and exit 1 instead of printing nothing and exiting 2.
+        #[arg(long)]
+        allow_partial: bool,
+        /// Agents that started within the window (or do not say when) make the collection
+        /// incomplete, as agents that cannot be read do.
+        #[arg(long)]
+        strict: bool,
     },
     /// Attach to a cgroup v2 hierarchy and record flows until SIGTERM/SIGINT.
     Run(RunArgs),
 }
 
-/// The agent is one thread: the kernel does the counting.
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        })
+/// `collect` is one thread; the agent has two workers (the kernel does the counting), so that
+/// a long `/flows` answer or refresh cannot hold up `/healthz` and `/readyz`.
+fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = if workers > 1 {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
 }
 
-fn collect(namespace: String, selector: String, port: u16) -> ExitCode {
-    let runtime = match runtime() {
+/// `collect`'s flags besides where the agents are.
+#[derive(Debug, Clone, Copy)]
+struct CollectRules {
+    window: Duration,
+    allow_partial: bool,
+    strict: bool,
+}
+
+fn collect(agents: netpol_observer::collect::Agents, rules: CollectRules) -> ExitCode {
+    use netpol_observer::collect::{Outcome, report};
+    let runtime = match runtime(1) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let agents = netpol_observer::collect::Agents {
-        namespace,
-        selector,
-        port,
-    };
     let result = runtime.block_on(async {
-        let client = kube::Client::try_default()
+        let client = kube::Client::try_default().await.map_err(|e| {
+            (
+                format!("cannot reach the Kubernetes API: {e}"),
+                "`collect` uses the kubeconfig (KUBECONFIG, ~/.kube/config) or the in-cluster config",
+            )
+        })?;
+        netpol_observer::collect::collect(&client, &agents)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot reach the Kubernetes API: {e}"))?;
-        netpol_observer::collect::collect(&client, &agents).await
+            .map_err(|e| {
+                (
+                    format!("{e:#}"),
+                    "`--namespace` and `--selector` say where the agents are",
+                )
+            })
     });
-    match result {
-        Ok((records, problems)) if problems.is_empty() => {
-            let mut out = std::io::stdout().lock();
-            for r in &records {
-                let line = serde_json::to_string(r).unwrap_or_default();
-                if writeln!(out, "{line}").is_err() {
-                    break;
-                }
-            }
-            eprintln!("collected {} flows", records.len());
-            ExitCode::SUCCESS
-        }
-        Ok((_, problems)) => {
-            for p in problems {
-                eprintln!("error: {p}");
-            }
-            eprintln!("error: some agents could not be read; nothing printed");
-            ExitCode::from(2)
-        }
-        Err(e) => {
+    let read = match result {
+        Ok(read) => read,
+        Err((e, help)) => {
             eprintln!("error: {e}");
-            eprintln!(
-                "  help: `collect` uses the kubeconfig (KUBECONFIG, ~/.kube/config) or the in-cluster config"
-            );
-            ExitCode::from(2)
+            eprintln!("  help: {help}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = report(read, std::time::SystemTime::now(), rules.window);
+    let outcome = report.outcome(rules.allow_partial, rules.strict);
+    if outcome != Outcome::Refused {
+        let mut out = std::io::stdout().lock();
+        for r in &report.records {
+            let line = serde_json::to_string(r).unwrap_or_default();
+            if writeln!(out, "{line}").is_err() {
+                break;
+            }
         }
     }
+    for line in report.stderr(outcome, rules.strict) {
+        eprintln!("{line}");
+    }
+    ExitCode::from(outcome.exit_code())
 }
 
 fn main() -> ExitCode {
@@ -158,7 +188,21 @@ fn main() -> ExitCode {
             namespace,
             selector,
             port,
-        } => collect(namespace, selector, port),
+            window,
+            allow_partial,
+            strict,
+        } => collect(
+            netpol_observer::collect::Agents {
+                namespace,
+                selector,
+                port,
+            },
+            CollectRules {
+                window,
+                allow_partial,
+                strict,
+            },
+        ),
         Command::Run(args) => run(args),
     }
 }
@@ -180,7 +224,7 @@ fn run(a: RunArgs) -> ExitCode {
         cluster_name: a.cluster_name,
         idle_timeout: Duration::from_secs(a.idle_timeout_s),
     };
-    let runtime = match runtime() {
+    let runtime = match runtime(2) {
         Ok(rt) => rt,
         Err(code) => return code,
     };

@@ -1,6 +1,7 @@
 //! The deployment in `flow-observer/deploy`: the alert rules pass `promtool check rules` and
 //! their `promtool test rules` cases, the PrometheusRule carries the same rules, the DaemonSet
-//! is not privileged and only has the capabilities it needs, RBAC is read-only, and the
+//! is not privileged and only has the capabilities it needs, its probes ask for readiness and
+//! liveness apart, RBAC is read-only, and the
 //! observer's own CiliumNetworkPolicy is exactly what `netpol compile` makes of its profile.
 #![expect(
     clippy::unwrap_used,
@@ -83,8 +84,24 @@ fn prometheus_rule_carries_the_same_rules() {
     let crd = yaml(&deploy().join("components/monitoring/prometheusrule.yaml"));
     assert_eq!(crd[0]["kind"], "PrometheusRule");
     assert_eq!(crd[0]["spec"]["groups"], rules[0]["groups"]);
+    let names: Vec<&str> = rules[0]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["alert"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "NetpolWouldDrop",
+            "NetpolObserverLosingEvents",
+            "NetpolObserverEvictingRecords",
+            "NetpolObserverTablesFull",
+            "NetpolObserverIdentityStale",
+            "NetpolObserverNotReady"
+        ]
+    );
     let alert = &rules[0]["groups"][0]["rules"][0];
-    assert_eq!(alert["alert"], "NetpolWouldDrop");
     assert!(
         alert["expr"]
             .as_str()
@@ -116,6 +133,22 @@ fn daemonset_is_not_privileged_and_has_only_the_capabilities_it_needs() {
         .collect();
     assert!(args.contains(&"--cgroup=/host/sys/fs/cgroup"));
     assert_eq!(c["ports"][0]["containerPort"], 9965);
+}
+
+/// Readiness waits for the first sync (`/readyz`); liveness is only that the process serves
+/// (`/healthz`): a watch that fails must not get the agent restarted.
+#[test]
+fn daemonset_probes_readiness_and_liveness_apart() {
+    let ds = &yaml(&deploy().join("daemonset.yaml"))[0];
+    let c = &ds["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(
+            c[probe]["httpGet"]["port"], c["ports"][0]["name"],
+            "{probe}"
+        );
+    }
 }
 
 #[test]

@@ -299,6 +299,8 @@ fn agent_records_real_traffic_of_pods() {
         &["--per-connection", "--log-flows", "--policies", &policies],
     );
     assert_eq!(get(port, "/healthz"), "ok\n");
+    // The inventory and the policies are files: ready at once.
+    assert_eq!(get(port, "/readyz"), "ready\n");
     assert!(
         attached(&lab.cgroup).contains("netpol_ingress"),
         "{}",
@@ -422,6 +424,11 @@ four.sendto(b'q', ('224.0.0.251', 5353))
     let metrics = get(port, "/metrics");
     assert!(
         metrics.contains("netpol_observer_kernel_lost_flow_events_total 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("\nnetpol_observer_ready 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nnetpol_observer_identity_age_seconds{source=\"file\"} "),
         "{metrics}"
     );
     assert!(
