@@ -60,17 +60,9 @@ fn uptime_s() -> u64 {
 pub async fn run(opts: Options) -> Result<()> {
     let started = std::time::SystemTime::now();
     let started_at = tokio::time::Instant::now();
-    let inventory = match &opts.inventory {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read `{}`", path.display()))?;
-            Some(
-                netpol_compiler::flow::inventory::Inventory::parse(&text, &opts.cluster_name)
-                    .map_err(|e| {
-                        anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message)
-                    })?,
-            )
-        }
+    let mut inventory_file = opts.inventory.clone().map(InventoryFile::new);
+    let inventory = match &mut inventory_file {
+        Some(file) => Some(file.load(&opts.cluster_name)?),
         None => None,
     };
     let settings = Settings {
@@ -158,6 +150,8 @@ pub async fn run(opts: Options) -> Result<()> {
     let mut tick = tokio::time::interval(opts.interval);
     // Addresses come and go (a VIP moves, an interface is added): read them again now and then.
     let mut addresses = tokio::time::interval(Duration::from_secs(10));
+    // An inventory file rewritten (by a sidecar, by hand) is read again.
+    let mut reread = tokio::time::interval(Duration::from_secs(1));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
@@ -165,6 +159,19 @@ pub async fn run(opts: Options) -> Result<()> {
             _ = addresses.tick() => {
                 let local = crate::identity::local_addresses();
                 lock(&state).identity.set_local(local);
+            }
+            _ = reread.tick() => {
+                if let Some(file) = &mut inventory_file
+                    && file.changed()
+                {
+                    match file.load(&opts.cluster_name) {
+                        Ok(inventory) => {
+                            lock(&state).identity.set_inventory(inventory);
+                            eprintln!("netpol-observer: read `{}` again", file.path.display());
+                        }
+                        Err(e) => eprintln!("netpol-observer: {e:#}; the previous inventory stays"),
+                    }
+                }
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
@@ -177,6 +184,42 @@ pub async fn run(opts: Options) -> Result<()> {
     drop(programs);
     eprintln!("netpol-observer: detached, exiting");
     Ok(())
+}
+
+/// `--inventory`: the file, and the modification time it was last read at.
+#[derive(Debug)]
+struct InventoryFile {
+    path: PathBuf,
+    read: Option<std::time::SystemTime>,
+}
+
+impl InventoryFile {
+    fn new(path: PathBuf) -> Self {
+        Self { path, read: None }
+    }
+
+    fn modified(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
+    /// Whether the file changed since it was last read (a file gone is no change).
+    fn changed(&self) -> bool {
+        self.modified().is_some_and(|m| Some(m) != self.read)
+    }
+
+    fn load(&mut self, cluster_name: &str) -> Result<netpol_compiler::flow::inventory::Inventory> {
+        let modified = self.modified();
+        let path = &self.path;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
+        // Marked read even if broken: one complaint per change, not one per second.
+        self.read = modified;
+        netpol_compiler::flow::inventory::Inventory::parse(&text, cluster_name).map_err(|e| {
+            anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message)
+        })
+    }
 }
 
 /// From the cluster (in-cluster config or kubeconfig): the identity index (without

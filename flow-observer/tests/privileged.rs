@@ -75,7 +75,14 @@ impl Lab {
         let id = &lab.id;
         for pod in ["a", "b"] {
             std::fs::create_dir_all(lab.cgroup.join(pod)).unwrap();
-            sh(&format!("ip netns add np{id}{pod}"));
+            // Created from inside the pod's cgroup, as a container runtime does: the
+            // namespace's own kernel sockets (neighbour discovery, MLD) belong to that cgroup,
+            // so the programs see what they send.
+            let procs = lab.cgroup.join(pod).join("cgroup.procs");
+            sh(&format!(
+                "echo $$ > {} && exec ip netns add np{id}{pod}",
+                procs.display()
+            ));
             sh(&format!("ip -n np{id}{pod} link set lo up"));
         }
         sh(&format!(
@@ -488,23 +495,35 @@ four.sendto(b'q', ('224.0.0.251', 5353))
 
 /// Start the agent on the lab's cgroup; returns it and its HTTP port once it serves.
 fn start_agent(lab: &Lab, extra: &[&str]) -> (Agent, u16) {
+    let inventory = inventory(&tempdir(&lab.id));
+    start_agent_with(lab, extra, Some(&inventory), &[])
+}
+
+/// [`start_agent`] with this inventory file (`None`: none, the agent looks for an API server)
+/// and these environment variables.
+fn start_agent_with(
+    lab: &Lab,
+    extra: &[&str],
+    inventory: Option<&Path>,
+    env: &[(&str, &str)],
+) -> (Agent, u16) {
     let port = free_port();
-    let agent = Agent(Some(
-        Command::new(env!("CARGO_BIN_EXE_netpol-observer"))
-            .args(["run", "--interval-ms", "100", "--node", "n1"])
-            .args(extra)
-            .arg("--cgroup")
-            .arg(&lab.cgroup)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--inventory")
-            .arg(inventory(&tempdir(&lab.id)))
-            // Only `--log-flows` writes here, a few lines in these tests.
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_netpol-observer"));
+    command
+        .args(["run", "--interval-ms", "100", "--node", "n1"])
+        .args(extra)
+        .arg("--cgroup")
+        .arg(&lab.cgroup)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .envs(env.iter().copied())
+        // Only `--log-flows` writes here, a few lines in these tests.
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(inventory) = inventory {
+        command.arg("--inventory").arg(inventory);
+    }
+    let agent = Agent(Some(command.spawn().unwrap()));
     // Started means: our agent answers its health check. A bare `connect` is not enough (on a
     // port of the ephemeral range, a connect can reach itself), and an agent that exited says why.
     let started = Instant::now();
@@ -770,7 +789,9 @@ fn connections_evicted_from_a_full_table_are_counted_once() {
     }
     let mut lab = Lab::new("e");
     lab.quiet();
-    let (_agent, port) = start_agent(&lab, &["--max-flows", "256"]);
+    // Not smaller: the kernel's LRU map keeps free entries per CPU (up to 128 each) and starts
+    // evicting before it is full when it is tiny.
+    let (_agent, port) = start_agent(&lab, &["--max-flows", "1024"]);
     lab.spawn("b", TCP_SERVER);
     std::thread::sleep(Duration::from_millis(500));
     let before = lab.veth_a();
@@ -795,9 +816,225 @@ for i in range(600):
         "{metrics}"
     );
     assert!(
-        metric(&metrics, "netpol_observer_connections") <= 64,
+        metric(&metrics, "netpol_observer_connections") <= 256,
         "a quarter of the map"
     );
     assert_eq!(to_prowlarr_8080(port), (600, packets, bytes), "{metrics}");
     assert_eq!(metric(&metrics, "netpol_observer_packets_total"), packets);
+}
+
+/// Flows of `media/<workload>` to prowlarr on 8080, by source pod: `(pod, connections)`.
+fn sources_to_prowlarr(port: u16) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = get(port, "/flows")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["destination"]["port"] == 8080)
+        .map(|r| {
+            (
+                r["source"]["pod"].as_str().unwrap_or("?").to_owned(),
+                r["connections"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A record keeps who its ends were when the flow was seen: the pod deleted before `/flows`
+/// is read is still named; its address, now shared by a finished Job pod and a running pod,
+/// names the running one for the flows seen after.
+#[test]
+fn identities_are_those_of_when_the_flow_was_seen() {
+    if !is_root() {
+        eprintln!("\n*** skipped: not root (the privileged eBPF tests need root) ***\n");
+        return;
+    }
+    let mut lab = Lab::new("n");
+    let dir = tempdir(&format!("{}-n", lab.id));
+    let file = inventory(&dir);
+    let (agent, port) = start_agent_with(&lab, &[], Some(&file), &[]);
+    lab.spawn("b", TCP_SERVER);
+    std::thread::sleep(Duration::from_millis(500));
+    let connect = r#"python3 -c "
+import socket
+c=socket.create_connection(('10.201.0.2', 8080)); c.sendall(b'n'*100); c.shutdown(socket.SHUT_WR)
+while c.recv(10): pass
+c.close()
+""#;
+    lab.run("a", connect);
+    // Seen, named: now sonarr's pod is deleted; a Job pod that finished and radarr-0 both
+    // report its address.
+    std::thread::sleep(Duration::from_millis(400));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let sonarr = text
+        .lines()
+        .skip_while(|l| !l.contains("sonarr-5d8f7c9b6-x2kq9"))
+        .take(4)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let replaced = text.replace(
+        &sonarr,
+        r#" {"kind":"Pod","metadata":{"name":"backup-29186400-abcde","namespace":"media","labels":{"job-name":"backup-29186400"},
+   "ownerReferences":[{"kind":"Job","name":"backup-29186400","controller":true}]},
+  "spec":{"nodeName":"n1","containers":[{"name":"backup"}]},
+  "status":{"phase":"Succeeded","podIP":"10.201.0.1","podIPs":[{"ip":"10.201.0.1"}]}},
+ {"kind":"Pod","metadata":{"name":"radarr-0","namespace":"media","labels":{"app.kubernetes.io/name":"radarr"},
+   "ownerReferences":[{"kind":"StatefulSet","name":"radarr","controller":true}]},
+  "spec":{"nodeName":"n1","containers":[{"name":"app"}]},
+  "status":{"phase":"Running","podIP":"10.201.0.1","podIPs":[{"ip":"10.201.0.1"}]}},"#,
+    );
+    assert_ne!(replaced, text);
+    std::fs::write(&file, replaced).unwrap();
+    // The agent reads the file again within a second.
+    std::thread::sleep(Duration::from_millis(2500));
+    lab.run("a", connect);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sources_to_prowlarr(port),
+        [
+            ("radarr-0".to_owned(), 1),
+            ("sonarr-5d8f7c9b6-x2kq9".to_owned(), 1)
+        ],
+        "{}",
+        get(port, "/flows")
+    );
+    drop(agent);
+}
+
+/// An IPv6 address added with duplicate address detection on: the namespace's kernel sends
+/// neighbour solicitations and MLD reports from its own sockets (in the pod's cgroup). None is
+/// a flow; the connection over the new address is.
+#[test]
+fn ipv6_duplicate_address_detection_is_not_a_flow() {
+    if !is_root() {
+        eprintln!("\n*** skipped: not root (the privileged eBPF tests need root) ***\n");
+        return;
+    }
+    let mut lab = Lab::new("d");
+    let (_agent, port) = start_agent(&lab, &[]);
+    lab.spawn("b", TCP_SERVER);
+    let id = lab.id.clone();
+    let before = metric(
+        &get(port, "/metrics"),
+        "netpol_observer_kernel_link_control_packets_total",
+    );
+    sh(&format!(
+        "ip -n np{id}a addr add fd00:201::11/64 dev va{id}"
+    ));
+    // Usable once detection is over (about a second).
+    let started = Instant::now();
+    loop {
+        let out = Command::new("ip")
+            .args(["-n", &format!("np{id}a"), "-6", "addr", "show", "tentative"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "DAD never ended"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    lab.run(
+        "a",
+        r#"python3 -c "
+import socket
+c=socket.create_connection(('fd00:201::2', 8080), source_address=('fd00:201::11', 0)); c.sendall(b'6'*100); c.shutdown(socket.SHUT_WR)
+while c.recv(10): pass
+c.close()
+""#,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let flows = get(port, "/flows");
+    let records: Vec<serde_json::Value> = flows
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["source"]["ip"] == "fd00:201::11" && r["destination"]["port"] == 8080),
+        "{flows}"
+    );
+    assert!(
+        records.iter().all(|r| r["protocol"] != "icmpv6"),
+        "neighbour discovery or MLD recorded: {flows}"
+    );
+    let after = metric(
+        &get(port, "/metrics"),
+        "netpol_observer_kernel_link_control_packets_total",
+    );
+    assert!(
+        after > before,
+        "the programs saw the detection: {before} → {after}"
+    );
+}
+
+/// No API server (the kubeconfig points at a closed port): the agent records and serves, says
+/// it is alive but not ready and why, counts the watches' errors, and names addresses `world`.
+#[test]
+fn an_unreachable_api_server_is_visible() {
+    if !is_root() {
+        eprintln!("\n*** skipped: not root (the privileged eBPF tests need root) ***\n");
+        return;
+    }
+    let mut lab = Lab::new("k");
+    let dir = tempdir(&format!("{}-k", lab.id));
+    let closed = free_port();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{closed}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    let (mut agent, port) = start_agent_with(
+        &lab,
+        &[],
+        None,
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    lab.spawn("b", TCP_SERVER);
+    std::thread::sleep(Duration::from_millis(500));
+    lab.run(
+        "a",
+        r#"python3 -c "
+import socket
+c=socket.create_connection(('10.201.0.2', 8080)); c.sendall(b'k'*100); c.shutdown(socket.SHUT_WR)
+while c.recv(10): pass
+c.close()
+""#,
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(get(port, "/healthz"), "ok\n");
+    let ready = get(port, "/readyz");
+    assert!(
+        ready.contains("not ready") && ready.contains("failing"),
+        "{ready}"
+    );
+    let metrics = get(port, "/metrics");
+    assert!(metrics.contains("\nnetpol_observer_ready 0\n"), "{metrics}");
+    let errors: u64 = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("netpol_observer_api_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(errors > 0, "{metrics}");
+    let flows = get(port, "/flows");
+    assert!(
+        flows
+            .lines()
+            .any(|l| l.contains("\"10.201.0.2\"") && l.contains("\"world\"")),
+        "{flows}"
+    );
+    // The failure is in the log, once, not once per retry.
+    let child = agent.0.as_mut().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = drain(child.stderr.take());
+    assert!(log.contains("failed"), "{log}");
+    assert!(log.lines().count() < 40, "{log}");
 }
