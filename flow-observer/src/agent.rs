@@ -106,7 +106,6 @@ pub async fn run(opts: Options) -> Result<()> {
         dns_events: 0,
         ring_bytes: opts.ring_bytes,
         audit,
-        audit_cursor: 0,
         log: opts
             .log_flows
             .then(|| export::FlowLog::new(opts.max_records)),
@@ -379,22 +378,43 @@ fn log_new_flows(s: &mut Shared) {
     }
 }
 
-/// Judge what is new since the last round; log new would-be drops.
+/// Judge what has not been judged with the current policies and ends; log new would-be drops.
 fn audit(s: &mut Shared) {
-    if s.audit.is_none() {
+    let Shared {
+        table,
+        audit,
+        identity,
+        dns,
+        clock,
+        now_s,
+        ..
+    } = s;
+    let Some(audit) = audit else { return };
+    let generation = audit.generation;
+    let mut pending: Vec<&mut crate::aggregate::Record> = table.unjudged(generation).collect();
+    if pending.is_empty() {
         return;
     }
-    let (records, cursor) = s.table.records_since(s.audit_cursor);
-    let records: Vec<netpol_compiler::flow::Record> =
-        records.iter().map(|r| export::record(s, r)).collect();
-    s.audit_cursor = cursor;
-    let Shared {
-        audit, identity, ..
-    } = s;
-    if let Some(audit) = audit {
-        for line in audit.judge(&records, identity.inventory.as_ref()) {
-            eprintln!("{line}");
+    let records: Vec<netpol_compiler::flow::Record> = pending
+        .iter()
+        .map(|r| export::record_of(clock, identity, dns, *now_s, r))
+        .collect();
+    let previous: Vec<_> = pending
+        .iter()
+        .map(|r| r.judged.map(|j| j.verdict))
+        .collect();
+    let (verdicts, logs) = audit.judge(&records, &previous, identity.inventory.as_ref());
+    for (r, verdict) in pending.iter_mut().zip(verdicts) {
+        if let Some(verdict) = verdict {
+            r.judged = Some(crate::aggregate::Judged {
+                policies: generation,
+                identity: r.identity_version,
+                verdict,
+            });
         }
+    }
+    for line in logs {
+        eprintln!("{line}");
     }
 }
 

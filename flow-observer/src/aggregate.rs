@@ -65,6 +65,18 @@ pub struct Record {
     pub dst_as: Option<Arc<RecordEndpoint>>,
     /// Both ends are known for good (pods or nodes), or the record is too old to learn more.
     pub settled: bool,
+    /// Changes when `src_as` or `dst_as` does.
+    pub identity_version: u32,
+    /// The live audit's verdict: under which policy generation, for which identity version.
+    pub judged: Option<Judged>,
+}
+
+/// A record's verdict in the live audit, and what it was judged with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Judged {
+    pub policies: u32,
+    pub identity: u32,
+    pub verdict: crate::audit::Verdict,
 }
 
 /// How long a record's unknown ends are asked again: the watch may lag a new pod, a DNS
@@ -344,6 +356,8 @@ impl FlowTable {
                     src_as: None,
                     dst_as: None,
                     settled: false,
+                    identity_version: 0,
+                    judged: None,
                 };
                 let slot = match self.free.pop() {
                     Some(slot) => {
@@ -584,8 +598,18 @@ impl FlowTable {
             if changed {
                 self.seq += 1;
                 r.seq = self.seq;
+                r.identity_version = r.identity_version.wrapping_add(1);
             }
         }
+    }
+
+    /// The records the live audit has not judged under policy generation `policies` with
+    /// their current ends.
+    pub fn unjudged(&mut self, policies: u32) -> impl Iterator<Item = &mut Record> {
+        self.records.iter_mut().flatten().filter(move |r| {
+            r.judged
+                .is_none_or(|j| j.policies != policies || j.identity != r.identity_version)
+        })
     }
 
     /// Records changed after `since` (a previous cursor), and the new cursor.
@@ -1042,5 +1066,37 @@ mod tests {
         }
         let s = t.table_stats();
         assert!(s.records <= 3 && s.evicted_records > 0, "{s:?}");
+    }
+
+    #[test]
+    fn records_are_judged_again_under_new_policies_or_with_new_ends() {
+        let mut t = FlowTable::new(false, 100, 100);
+        t.new_key(
+            &key([10, 0, 0, 1], 1, [10, 0, 0, 2], 80, 1, direction::EGRESS),
+            1,
+            tcp_flags::SYN,
+            &by_ip,
+        );
+        let world = Arc::new(RecordEndpoint {
+            entity: Some("world".to_owned()),
+            ..RecordEndpoint::default()
+        });
+        t.settle(2, &mut |_| (world.clone(), false));
+        for r in t.unjudged(1) {
+            r.judged = Some(Judged {
+                policies: 1,
+                identity: r.identity_version,
+                verdict: crate::audit::Verdict::Allowed,
+            });
+        }
+        assert_eq!(t.unjudged(1).count(), 0);
+        assert_eq!(t.unjudged(2).count(), 1, "new policies");
+        // The watch caught up: the destination is a pod now.
+        let pod = Arc::new(RecordEndpoint {
+            namespace: Some("media".to_owned()),
+            ..RecordEndpoint::default()
+        });
+        t.settle(3, &mut |_| (pod.clone(), true));
+        assert_eq!(t.unjudged(1).count(), 1, "new ends");
     }
 }

@@ -37,8 +37,6 @@ pub struct Shared {
     /// Size of the new-flow ring buffer, for its fill ratio.
     pub ring_bytes: u32,
     pub audit: Option<crate::audit::Audit>,
-    /// Records judged up to this cursor.
-    pub audit_cursor: u64,
     /// `--log-flows`.
     pub log: Option<FlowLog>,
 }
@@ -140,6 +138,22 @@ fn protocol_name(p: u8) -> String {
 
 /// A table record as a netpol flow record.
 pub fn record(s: &Shared, r: &aggregate::Record) -> Record {
+    record_of(&s.clock, &s.identity, &s.dns, s.now_s, r)
+}
+
+/// [`record`] from the parts of [`Shared`] it reads.
+pub fn record_of(
+    clock: &Clock,
+    identity: &Identity,
+    dns: &DnsCache,
+    now_s: u64,
+    r: &aggregate::Record,
+) -> Record {
+    let end = |ip, captured: Option<&netpol_compiler::flow::RecordEndpoint>, port| match captured {
+        // Who the end was when seen, else who the address is now.
+        Some(e) => netpol_compiler::flow::RecordEndpoint { port, ..e.clone() },
+        None => identity.endpoint(ip, port, dns.names(ip, now_s)),
+    };
     let icmp = matches!(r.protocol, 1 | 58);
     let flags = [
         (tcp_flags::SYN, "SYN"),
@@ -152,11 +166,11 @@ pub fn record(s: &Shared, r: &aggregate::Record) -> Record {
     .map(|(_, n)| (*n).to_owned())
     .collect();
     Record {
-        time: s.clock.rfc3339(r.last_seen_ns),
-        first_seen: Some(s.clock.rfc3339(r.first_seen_ns)),
+        time: clock.rfc3339(r.last_seen_ns),
+        first_seen: Some(clock.rfc3339(r.first_seen_ns)),
         protocol: protocol_name(r.protocol),
-        source: end(s, r.src, r.src_as.as_deref(), r.src_port.filter(|_| !icmp)),
-        destination: end(s, r.dst, r.dst_as.as_deref(), (!icmp).then_some(r.dst_port)),
+        source: end(r.src, r.src_as.as_deref(), r.src_port.filter(|_| !icmp)),
+        destination: end(r.dst, r.dst_as.as_deref(), (!icmp).then_some(r.dst_port)),
         icmp: icmp.then(|| Icmp {
             kind: u8::try_from(r.dst_port).unwrap_or(0),
             code: 0,
@@ -166,19 +180,6 @@ pub fn record(s: &Shared, r: &aggregate::Record) -> Record {
         packets: r.packets,
         bytes: r.bytes,
         connections: r.connections,
-    }
-}
-
-/// A record's end: who it was when seen, else who the address is now.
-fn end(
-    s: &Shared,
-    ip: std::net::IpAddr,
-    captured: Option<&netpol_compiler::flow::RecordEndpoint>,
-    port: Option<u16>,
-) -> netpol_compiler::flow::RecordEndpoint {
-    match captured {
-        Some(e) => netpol_compiler::flow::RecordEndpoint { port, ..e.clone() },
-        None => s.identity.endpoint(ip, port, s.dns.names(ip, s.now_s)),
     }
 }
 
@@ -459,7 +460,6 @@ mod tests {
             dns_events: 0,
             ring_bytes: 4096,
             audit: None,
-            audit_cursor: 0,
             log: None,
         }
     }
@@ -486,6 +486,8 @@ mod tests {
             src_as: None,
             dst_as: None,
             settled: false,
+            identity_version: 0,
+            judged: None,
         }
     }
 

@@ -1727,6 +1727,40 @@ spec:
     assert!(engine_for(lenient, &forced).allowed(&frontend(), &web(), "80/tcp"));
 }
 
+/// The live audit's `audit_as_enforced` (no Cilium setting): a policy `netpol compile` wrote
+/// for an `enforce: audit` profile (annotation `netpol.dev/enforce: audit`) is judged as if its
+/// `enableDefaultDeny: false` were true; a user's own lenient policy is not.
+#[test]
+fn audit_phase_policies_are_judged_as_enforced_when_asked() {
+    let compiled = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: web
+  namespace: shop
+  annotations: {netpol.dev/enforce: audit}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  enableDefaultDeny: {ingress: false, egress: false}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: frontend}}]
+"#;
+    let own = compiled.replace("  annotations: {netpol.dev/enforce: audit}\n", "");
+    let y = pod("shop", &[("app", "y")]);
+    let as_enforced = Settings {
+        audit_as_enforced: true,
+        ..Settings::default()
+    };
+    assert!(
+        engine(compiled).allowed(&y, &web(), "80/tcp"),
+        "Cilium allows it"
+    );
+    let judged = engine_for(compiled, &as_enforced).decide(&y, &web(), "80/tcp");
+    assert_eq!(judged.ingress.reason, Some(Reason::DefaultDeny));
+    assert!(engine_for(compiled, &as_enforced).allowed(&frontend(), &web(), "80/tcp"));
+    assert!(engine_for(&own, &as_enforced).allowed(&y, &web(), "80/tcp"));
+}
+
 /// `policy-audit-mode: true`: every drop policy decides becomes a pass that Hubble logs as
 /// `AUDIT` — default deny, a deny rule and missing authentication alike; the reason is kept so
 /// that reports say what would happen once audit mode is off (cilium/cilium@507103c6

@@ -248,6 +248,7 @@ pub fn build(
         multi_label_patterns: settings.cilium() >= crate::engine::settings::Version(1, 19),
         mutual_auth: settings.mutual_auth,
         default_deny_forced: settings.default_deny_forced,
+        audit_as_enforced: settings.audit_as_enforced,
         host_firewall: settings.host_firewall,
         node_selector_labels: settings.node_selector_labels,
     };
@@ -292,6 +293,8 @@ struct Context<'a> {
     mutual_auth: bool,
     /// `enable-non-default-deny-policies: false`.
     default_deny_forced: bool,
+    /// Audit-phase policies judged as enforced.
+    audit_as_enforced: bool,
     /// `enable-host-firewall`.
     host_firewall: bool,
     /// `enable-node-selector-labels`.
@@ -359,7 +362,8 @@ fn cilium_rule(
             Direction::Egress => dd.and_then(|d| d.egress),
         }
         .unwrap_or(true)
-            || ctx.default_deny_forced;
+            || ctx.default_deny_forced
+            || (ctx.audit_as_enforced && policy.audit_phase);
         let l3 = l3_of(
             &item.peers,
             item.section.is_deny(),

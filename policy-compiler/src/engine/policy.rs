@@ -79,6 +79,10 @@ pub struct Policy {
     /// For objects `netpol compile` wrote: the profile statement they come from
     /// (annotation `netpol.dev/source`, `profiles/media.yaml:12`).
     pub profile: Option<String>,
+    /// Written by `netpol compile` for a profile with `enforce: audit` (annotation
+    /// `netpol.dev/enforce: audit`): its `enableDefaultDeny: false` is the audit phase, not
+    /// the intent ([`crate::engine::settings::Settings::audit_as_enforced`]).
+    pub audit_phase: bool,
 }
 
 impl Policy {
@@ -642,6 +646,7 @@ fn cilium_policy(
     Some(Policy {
         kind,
         profile: source_annotation(&metadata),
+        audit_phase: audit_phase(&metadata),
         name: metadata.name,
         namespace,
         body: Body::Cilium(rules),
@@ -679,6 +684,13 @@ fn source_annotation(meta: &crate::objects::cilium::ObjectMeta) -> Option<String
         .as_ref()
         .and_then(|a| a.get("netpol.dev/source"))
         .cloned()
+}
+
+fn audit_phase(meta: &crate::objects::cilium::ObjectMeta) -> bool {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get("netpol.dev/enforce"))
+        .is_some_and(|v| v == "audit")
 }
 
 /// The four sections of a rule.
@@ -1856,6 +1868,7 @@ fn knp_policy(
     Some(Policy {
         kind: PolicyKind::Knp,
         profile: source_annotation(&p.metadata),
+        audit_phase: audit_phase(&p.metadata),
         name: p.metadata.name,
         namespace: Some(namespace),
         body: Body::Kubernetes(Box::new(p.spec)),

@@ -75,6 +75,10 @@ pub struct Settings {
     pub localhost_by_policy: bool,
     /// `enable-non-default-deny-policies: false`: `enableDefaultDeny: false` is ignored.
     pub default_deny_forced: bool,
+    /// Not a Cilium setting: judge the policies `netpol compile` wrote for an `enforce: audit`
+    /// profile as if they were enforced (their `enableDefaultDeny: false` ignored), so the
+    /// audit phase reports what enforcing would drop. The live audit sets it.
+    pub audit_as_enforced: bool,
     /// Mutual authentication can succeed (`mesh-auth-mutual-listener-port` set, Helm
     /// `authentication.mutual.port`): without it, `authentication.mode: required` drops.
     pub mutual_auth: bool,
@@ -113,6 +117,7 @@ impl Default for Settings {
             default_local_cluster: None,
             localhost_by_policy: false,
             default_deny_forced: false,
+            audit_as_enforced: false,
         }
     }
 }
