@@ -86,11 +86,13 @@ pub async fn run(opts: Options) -> Result<()> {
     let flow_ring = register(programs.ring("FLOW_EVENTS")?)?;
     let dns_ring = register(programs.ring("DNS_EVENTS")?)?;
     let state = Arc::new(Mutex::new(Shared {
-        // A connection is up to four kernel keys (each end, each way): the table lets
-        // connections go (deleting their keys) before the kernel's LRU has to forget any.
+        // A connection is up to four kernel keys (each end, each way), and the keys of the
+        // connections let go stay until the next read: the table holds an eighth of the map,
+        // and lets connections go (deleting their keys) before the kernel's LRU has to forget
+        // entries it has not reported.
         table: FlowTable::new(
             opts.per_connection,
-            (opts.max_flows as usize / 4).max(1),
+            (opts.max_flows as usize / 8).max(1),
             opts.max_records,
         ),
         dns: DnsCache::new(65_536),
@@ -332,8 +334,14 @@ fn refresh(programs: &mut Programs, state: &Mutex<Shared>, idle: Duration) {
     }
     // Only after a whole read: a drained connection's keys not seen were evicted already.
     if scanned.is_ok() {
-        if let Err(e) = programs.remove_flows(&delete) {
-            eprintln!("netpol-observer: {e:#}");
+        // Their last counts, read as they are deleted.
+        match programs.take_flows(&delete) {
+            Ok(taken) => {
+                for (key, stats) in &taken {
+                    let _ = table.update(key, stats, &|ip| identity.who(ip));
+                }
+            }
+            Err(e) => eprintln!("netpol-observer: {e:#}"),
         }
         table.end_scan();
     }
@@ -346,6 +354,7 @@ fn refresh(programs: &mut Programs, state: &Mutex<Shared>, idle: Duration) {
     // Kernel stamps are boot-time nanoseconds, like `now` (seconds since boot).
     let idle_ns = u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX);
     table.expire(now.saturating_mul(1_000_000_000).saturating_sub(idle_ns));
+    table.trim();
     audit(&mut s);
     log_new_flows(&mut s);
 }

@@ -107,6 +107,17 @@ struct Conn {
     dirs: [DirCount; 2],
     /// Its record was evicted: nothing more is counted for it.
     orphan: bool,
+    /// TCP flags seen each way (initiator → responder, back): a connection with a FIN each
+    /// way, or a RST, is over and cannot come back (a new SYN is a new connection).
+    flags: [u8; 2],
+}
+
+impl Conn {
+    fn closed(&self) -> bool {
+        let [there, back] = self.flags;
+        (there | back) & tcp_flags::RST != 0
+            || (there & tcp_flags::FIN != 0 && back & tcp_flags::FIN != 0)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -312,8 +323,10 @@ impl FlowTable {
         who: &dyn Fn(IpAddr) -> Who,
         resumed: Option<Conn>,
     ) {
-        if self.conns.len() >= self.max_connections {
-            self.evict_connections();
+        // The bound is kept after each read of the kernel map ([`FlowTable::trim`]); between
+        // reads a burst of new connections may overshoot it, up to twice.
+        if self.conns.len() >= self.max_connections.saturating_mul(2) {
+            self.evict_connections(self.max_connections / 10);
         }
         let (p, a, a_port, b, b_port) = tuple;
         let key = if self.per_connection {
@@ -336,7 +349,8 @@ impl FlowTable {
             self.by_key.get(&key).copied()
         };
         let counts_connection = resumed.is_none();
-        let dirs = resumed.map_or([DirCount::default(); 2], |c| c.dirs);
+        let (dirs, resumed_flags) =
+            resumed.map_or(([DirCount::default(); 2], [0; 2]), |c| (c.dirs, c.flags));
         let slot = match existing {
             Some(slot) => slot,
             None => {
@@ -391,6 +405,7 @@ impl FlowTable {
                 last_seen_ns: now,
                 dirs,
                 orphan: false,
+                flags: resumed_flags,
             },
         );
     }
@@ -463,6 +478,9 @@ impl FlowTable {
             }
         }
         conn.last_seen_ns = conn.last_seen_ns.max(stats.last_seen_ns);
+        if let Some(f) = conn.flags.get_mut(usize::from(!forward)) {
+            *f |= stats.tcp_flags;
+        }
         if conn.orphan {
             return fate;
         }
@@ -491,15 +509,20 @@ impl FlowTable {
     }
 
     /// After a read of the whole kernel map (whose keys of drained connections the caller
-    /// deleted): those connections are remembered as gone, so that one coming back continues.
+    /// deleted): those connections are remembered as gone, so that one coming back continues
+    /// (not those that closed: they cannot come back). Twice as many as the table holds are
+    /// remembered.
     pub fn end_scan(&mut self) {
         let drained = std::mem::take(&mut self.draining);
         for (tuple, conn) in drained {
+            if conn.closed() {
+                continue;
+            }
             if self.gone.insert(tuple, conn).is_none() {
                 self.gone_order.push_back(tuple);
             }
         }
-        while self.gone_order.len() > self.max_connections {
+        while self.gone_order.len() > self.max_connections.saturating_mul(2) {
             if let Some(old) = self.gone_order.pop_front() {
                 self.gone.remove(&old);
             }
@@ -513,14 +536,14 @@ impl FlowTable {
     }
 
     /// Let go of the tenth of connections seen longest ago.
-    fn evict_connections(&mut self) {
+    fn evict_connections(&mut self, n: usize) {
         let mut ages: Vec<(u64, Tuple)> = self
             .conns
             .iter()
             .map(|(t, c)| (c.last_seen_ns, *t))
             .collect();
         ages.sort_unstable_by_key(|(t, _)| *t);
-        let n = (self.max_connections / 10).max(1);
+        let n = n.max(1);
         for (_, tuple) in ages.into_iter().take(n) {
             self.retire(tuple);
             self.stats.evicted_connections += 1;
@@ -559,6 +582,15 @@ impl FlowTable {
         }
         for conn in self.retired.values_mut().chain(self.draining.values_mut()) {
             conn.orphan |= gone.contains(&conn.record);
+        }
+    }
+
+    /// After a read of the kernel map: over the bound, let go of the connections seen longest
+    /// ago, down to nine tenths of it (their keys are taken at the next read, as idle ones').
+    pub fn trim(&mut self) {
+        if self.conns.len() > self.max_connections {
+            let keep = self.max_connections - self.max_connections / 10;
+            self.evict_connections(self.conns.len() - keep);
         }
     }
 
@@ -797,6 +829,7 @@ mod tests {
         }
         kernel.retain(|(k, _)| !delete.contains(k));
         t.end_scan();
+        t.trim();
     }
 
     #[test]
@@ -957,7 +990,8 @@ mod tests {
             kernel.push((k, stats(2, 200, tcp_flags::SYN, u64::from(port))));
         }
         scan(&mut t, &mut kernel);
-        // An eleventh connection: the oldest is let go while its key still counts.
+        // An eleventh connection: after the read, the table is trimmed to nine tenths of its
+        // bound, the two seen longest ago let go.
         let k = key(
             [10, 0, 0, 1],
             50000,
@@ -968,16 +1002,19 @@ mod tests {
         );
         t.new_key(&k, 100, tcp_flags::SYN, &by_ip);
         kernel.push((k, stats(1, 100, tcp_flags::SYN, 100)));
-        kernel[0].1 = stats(5, 500, tcp_flags::SYN, 50);
         scan(&mut t, &mut kernel);
-        assert_eq!(kernel.len(), 10, "the evicted connection's key is deleted");
+        assert_eq!(t.table_stats().evicted_connections, 2);
+        // One of them still counts until the next read, which takes its key.
+        kernel[0].1 = stats(5, 500, tcp_flags::SYN, 0);
+        scan(&mut t, &mut kernel);
+        assert_eq!(kernel.len(), 9, "the evicted connections' keys are deleted");
         for _ in 0..3 {
             scan(&mut t, &mut kernel);
         }
         let (r, _) = t.records_since(0);
         assert_eq!((r[0].connections, r[0].packets), (11, 24));
         let s = t.table_stats();
-        assert_eq!((s.evicted_connections, s.packets), (1, 24));
+        assert_eq!((s.evicted_connections, s.packets), (2, 24));
     }
 
     #[test]
@@ -1054,6 +1091,11 @@ mod tests {
         let (r, _) = t.records_since(0);
         assert_eq!(r.len(), 1, "one workload pair and port");
         assert_eq!(r[0].connections, 25);
+        assert!(
+            t.table_stats().connections <= 20,
+            "at most twice the bound between reads"
+        );
+        t.trim();
         let s = t.table_stats();
         assert!(s.connections <= 10 && s.evicted_connections >= 15, "{s:?}");
         for i in 0..10u8 {

@@ -3,6 +3,8 @@
 //! [`Programs`] owns the loaded object: dropping it detaches both programs and frees the maps,
 //! so the agent leaves nothing behind when it exits (SIGTERM, SIGINT, or an error).
 
+use std::os::fd::{AsFd as _, AsRawFd as _};
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -115,26 +117,58 @@ impl Programs {
         Ok(())
     }
 
-    /// Delete keys from the flow map (those of connections the observer let go); a key the
-    /// kernel already evicted is no error. Returns how many were deleted.
-    pub fn remove_flows(&mut self, keys: &[FlowKey]) -> Result<usize> {
+    /// Take keys out of the flow map (those of connections the observer let go), each with
+    /// its last totals, read and deleted in one step (`BPF_MAP_LOOKUP_AND_DELETE_ELEM`, Linux
+    /// 5.14; before, a read then a delete): a packet counted between the agent's read and the
+    /// delete is not lost. A key the kernel already evicted is skipped.
+    pub fn take_flows(&mut self, keys: &[FlowKey]) -> Result<Vec<(FlowKey, FlowStats)>> {
         if keys.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let map = self
             .ebpf
             .map_mut("FLOWS")
             .ok_or_else(|| anyhow!("no map `FLOWS`"))?;
-        let mut flows: HashMap<&mut MapData, FlowKey, FlowStats> = HashMap::try_from(map)?;
-        let mut deleted = 0;
+        let fd = match &*map {
+            aya::maps::Map::LruHashMap(data) => data.fd().as_fd().as_raw_fd(),
+            _ => bail!("`FLOWS` is not an LRU hash map"),
+        };
+        let mut taken = Vec::with_capacity(keys.len());
+        let mut atomic = true;
         for key in keys {
+            if atomic {
+                match lookup_and_delete(fd, key) {
+                    Ok(Some(stats)) => {
+                        taken.push((*key, stats));
+                        continue;
+                    }
+                    Ok(None) => continue,
+                    // An older kernel: read, then delete.
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP)
+                        ) =>
+                    {
+                        atomic = false;
+                    }
+                    Err(e) => bail!("cannot take from `FLOWS`: {e}"),
+                }
+            }
+            let mut flows: HashMap<&mut MapData, FlowKey, FlowStats> =
+                HashMap::try_from(&mut *map)?;
+            let stats = match flows.get(key, 0) {
+                Ok(stats) => stats,
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => bail!("cannot read `FLOWS`: {e}"),
+            };
             match flows.remove(key) {
-                Ok(()) => deleted += 1,
+                Ok(()) => taken.push((*key, stats)),
                 Err(aya::maps::MapError::KeyNotFound) => {}
                 Err(e) => bail!("cannot delete from `FLOWS`: {e}"),
             }
         }
-        Ok(deleted)
+        Ok(taken)
     }
 
     /// The kernel's counters, summed over CPUs (levels: the largest), in [`Counter::ALL`] order.
@@ -156,5 +190,57 @@ impl Programs {
                 Ok((*c, v))
             })
             .collect()
+    }
+}
+
+/// The kernel's internal "not supported" (`ENOTSUPP`, 524), which the bpf syscall returns
+/// for commands a map type lacks.
+const ENOTSUPP: i32 = 524;
+
+/// `bpf(BPF_MAP_LOOKUP_AND_DELETE_ELEM)` on a hash map: the value, and the key gone, in one
+/// step; `None` if the key is not there.
+#[expect(
+    unsafe_code,
+    reason = "aya 0.14 has no lookup-and-delete for hash maps: the bpf syscall, by hand"
+)]
+fn lookup_and_delete(fd: std::os::fd::RawFd, key: &FlowKey) -> std::io::Result<Option<FlowStats>> {
+    /// The map-element part of `union bpf_attr`.
+    #[repr(C)]
+    struct Attr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
+    let mut value = FlowStats::default();
+    let attr = Attr {
+        map_fd: u32::try_from(fd).unwrap_or(u32::MAX),
+        _pad: 0,
+        key: std::ptr::from_ref(key) as u64,
+        value: std::ptr::from_mut(&mut value) as u64,
+        flags: 0,
+    };
+    // SAFETY: `attr` is a valid `bpf_attr` prefix for this command (the kernel reads
+    // `size_of::<Attr>()` bytes, zero-extends the rest); `key` points at a `FlowKey` and
+    // `value` at a `FlowStats`, the map's key and value types byte for byte (both `repr(C)`
+    // with explicit padding), and both outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_AND_DELETE_ELEM,
+            std::ptr::from_ref(&attr),
+            size_of::<Attr>(),
+        )
+    };
+    if r == 0 {
+        return Ok(Some(value));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ENOENT) {
+        Ok(None)
+    } else {
+        Err(e)
     }
 }

@@ -33,7 +33,7 @@ struct RunArgs {
     /// This node's name (tells `host` from `remote-node`) [env: NODE_NAME].
     #[arg(long)]
     node: Option<String>,
-    /// Kernel flow map size. The connection table holds a quarter of it (a connection is up to
+    /// Kernel flow map size. The connection table holds an eighth of it (a connection is up to
     /// four kernel keys), so connections are let go, and their keys deleted, before the
     /// kernel's LRU has to forget entries it has not reported.
     #[arg(long, default_value_t = 131_072)]

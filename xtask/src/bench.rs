@@ -124,13 +124,13 @@ fn agent(lab: &Lab, extra: &[&str]) -> Result<Agent> {
         .port();
     let bin = workspace_root().join("target/release/netpol-observer");
     let child = Command::new(bin)
-        .args(["run", "--per-connection", "--cgroup"])
+        .args(["run", "--cgroup"])
         .arg(&lab.cgroup)
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()?;
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -241,7 +241,7 @@ pub fn run() -> Result<()> {
 
     let without = iperf(&lab)?;
     let _ = sh("sysctl -qw kernel.bpf_stats_enabled=1");
-    let agent1 = agent(&lab, &[])?;
+    let agent1 = agent(&lab, &["--per-connection"])?;
     let (t0, c0) = ns_per_packet()?;
     let with = iperf(&lab)?;
     let (t1, c1) = ns_per_packet()?;
@@ -258,7 +258,16 @@ pub fn run() -> Result<()> {
 
     let xtask = std::env::current_exe()?;
     for target in [200_000u32, 0] {
-        let flood = agent(&lab, &["--max-flows", "262144", "--max-records", "262144"])?;
+        let flood = agent(
+            &lab,
+            &[
+                "--per-connection",
+                "--max-flows",
+                "262144",
+                "--max-records",
+                "262144",
+            ],
+        )?;
         let rate = lab.run("a", &format!("{} flood 230000 {target}", xtask.display()))?;
         std::thread::sleep(Duration::from_secs(3));
         let lost = metric(flood.1, "netpol_observer_kernel_lost_flow_events_total")?;
@@ -275,14 +284,213 @@ pub fn run() -> Result<()> {
         drop(flood);
     }
 
-    let held = agent(&lab, &["--max-flows", "131072", "--max-records", "131072"])?;
-    lab.run("a", &format!("{} flood 100000 0", xtask.display()))?;
+    // The defaults, filled: a connection table of 16,384 and 131,072 records (per connection,
+    // the worst case: one record each).
+    let held = agent(&lab, &["--per-connection"])?;
+    lab.run("a", &format!("{} flood 140000 0", xtask.display()))?;
     std::thread::sleep(Duration::from_secs(3));
     let connections = metric(held.1, "netpol_observer_connections")?;
+    let records = metric(held.1, "netpol_observer_records")?;
     let rss = rss_kib(held.0.id())?;
     println!(
-        "agent RSS with {connections} live connections: {:.1} MiB",
+        "agent RSS with the default tables full ({connections} connections, {records} records): {:.1} MiB",
         rss as f64 / 1024.0
     );
     Ok(())
+}
+
+/// The soak's traffic, run in namespace a: for SECONDS, short TCP connections (a steady
+/// churn), long connections that go quiet past the idle timeout and continue, and UDP
+/// exchanges that come back after silences. Every client reads to the end before closing
+/// (a TIME_WAIT socket's last ACK passes no cgroup hook). Prints the TCP connections opened.
+const SOAK_TRAFFIC: &str = r#"python3 -c "
+import socket, threading, time, random, sys
+end = time.time() + float(sys.argv[1]); opened = [0]; lock = threading.Lock()
+def done(c):
+    while c.recv(65536): pass
+    c.close()
+def churn(k):
+    r = random.Random(k)
+    while time.time() < end:
+        c = socket.create_connection(('10.202.0.2', 8080)); c.sendall(b'c' * r.randrange(1, 20000)); c.shutdown(socket.SHUT_WR); done(c)
+        with lock: opened[0] += 1
+        time.sleep(r.uniform(0, 0.01))
+def long(k):
+    r = random.Random(100 + k)
+    while time.time() < end:
+        c = socket.create_connection(('10.202.0.2', 8080))
+        with lock: opened[0] += 1
+        for _ in range(r.randrange(2, 5)):
+            c.sendall(b'l' * r.randrange(1, 50000)); time.sleep(r.uniform(6, 14))
+        c.shutdown(socket.SHUT_WR); done(c)
+def udp(k):
+    r = random.Random(200 + k); u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2)
+    while time.time() < end:
+        for _ in range(r.randrange(1, 20)):
+            u.sendto(b'u' * r.randrange(1, 1200), ('10.202.0.2', 5300))
+            try: u.recvfrom(2048)
+            except OSError: pass
+        time.sleep(r.uniform(0, 12))
+threads = [threading.Thread(target=f, args=(k,)) for f, n in ((churn, 4), (long, 20), (udp, 8)) for k in range(n)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(opened[0])
+" "#;
+
+/// The soak's servers, in namespace b: TCP on 8080 (a thread per connection, reads to the end,
+/// answers and closes) and a UDP echo on 5300.
+const SOAK_SERVERS: &str = r#"python3 -c "
+import socket, threading
+def serve(c):
+    while c.recv(65536): pass
+    c.sendall(b'ok'); c.close()
+def tcp():
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 8080)); s.listen(512)
+    while True:
+        c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+def udp():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 5300))
+    while True:
+        d, a = u.recvfrom(2048); u.sendto(d, a)
+threading.Thread(target=udp, daemon=True).start()
+tcp()
+""#;
+
+/// Packets and IP bytes through namespace a's veth (the counters include 14 bytes of
+/// Ethernet header per packet).
+fn veth_a() -> Result<(u64, u64)> {
+    let read = |what: &str| -> Result<u64> {
+        let out = sh(&format!(
+            "ip netns exec {ID}a cat /sys/class/net/{ID}va/statistics/{what}"
+        ))?;
+        out.trim().parse().context("veth counter")
+    };
+    let packets = read("rx_packets")? + read("tx_packets")?;
+    Ok((
+        packets,
+        read("rx_bytes")? + read("tx_bytes")? - 14 * packets,
+    ))
+}
+
+/// CPU seconds a process has used (user + system).
+fn cpu_s(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').context("stat")?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 =
+        f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?;
+    #[expect(clippy::cast_precision_loss, reason = "seconds")]
+    Ok(ticks as f64 / 100.0)
+}
+
+fn flows_to(port: u16, dst_port: u16) -> Result<u64> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /flows HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    let body = body.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let mut connections = 0;
+    for line in body.lines().filter(|l| l.starts_with('{')) {
+        let r: serde_json::Value = serde_json::from_str(line)?;
+        if r.pointer("/destination/port")
+            .and_then(serde_json::Value::as_u64)
+            == Some(u64::from(dst_port))
+        {
+            connections += r.get("connections").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        }
+    }
+    Ok(connections)
+}
+
+/// `cargo xtask soak [SECONDS]` (root): traffic with churn past many idle timeouts and table
+/// evictions; the agent's totals against the veth's own counters, packet for packet.
+pub fn soak(seconds: u32) -> Result<bool> {
+    process::run(
+        Command::new(process::cargo())
+            .args(["build", "--release", "-p", "netpol-observer"])
+            .current_dir(workspace_root()),
+    )?;
+    let mut lab = Lab::new()?;
+    // Only the traffic's own packets on the veth: no IPv6 (router solicitations, MLD), no ARP.
+    let mac = |ns: &str, dev: &str| -> Result<String> {
+        let out = sh(&format!("ip -n {ID}{ns} -br link show {dev}"))?;
+        out.split_whitespace()
+            .nth(2)
+            .map(str::to_owned)
+            .context("MAC address")
+    };
+    let (mac_a, mac_b) = (mac("a", &format!("{ID}va"))?, mac("b", &format!("{ID}vb"))?);
+    for (ns, dev, peer, peer_mac) in [
+        ("a", format!("{ID}va"), "10.202.0.2", &mac_b),
+        ("b", format!("{ID}vb"), "10.202.0.1", &mac_a),
+    ] {
+        sh(&format!(
+            "ip netns exec {ID}{ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.{dev}.disable_ipv6=1 && \
+             ip -n {ID}{ns} neigh replace {peer} lladdr {peer_mac} dev {dev} nud permanent"
+        ))?;
+    }
+    lab.spawn("b", SOAK_SERVERS)?;
+    std::thread::sleep(Duration::from_millis(500));
+    // Idle after 5 s; a table of 512 connections (an eighth of the kernel map), which the
+    // churn (a few hundred connections a second, each remembered until idle) overflows.
+    let agent = agent(&lab, &["--idle-timeout-s", "5", "--max-flows", "4096"])?;
+    let before = veth_a()?;
+    let started = Instant::now();
+    let opened: u64 = lab
+        .run("a", &format!("{SOAK_TRAFFIC} {seconds}"))?
+        .trim()
+        .parse()
+        .context("the traffic's count")?;
+    let elapsed = started.elapsed();
+    // Let the last reads happen (100 ms apart by default: 1 s here).
+    std::thread::sleep(Duration::from_secs(3));
+    let after = veth_a()?;
+    let (sent_packets, sent_bytes) = (after.0 - before.0, after.1 - before.1);
+    let m = |name: &str| metric(agent.1, name);
+    let (packets, bytes) = (
+        m("netpol_observer_packets_total ")?,
+        m("netpol_observer_bytes_total ")?,
+    );
+    let counted = flows_to(agent.1, 8080)?;
+    println!(
+        "soak: {:.0} s of traffic; {opened} TCP connections opened, {counted} counted in the records",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "packets through the veth {sent_packets}, counted {packets}; bytes {sent_bytes}, counted {bytes}"
+    );
+    println!(
+        "connections expired {}, evicted {}, resumed after going idle {}; kernel entries re-created {}; records evicted {}",
+        m("netpol_observer_expired_connections_total ")?,
+        m("netpol_observer_evicted_connections_total ")?,
+        m("netpol_observer_resumed_connections_total ")?,
+        m("netpol_observer_kernel_recreated_keys_total ")?,
+        m("netpol_observer_evicted_records_total ")?
+    );
+    println!(
+        "kernel: {} packets unparsed, {} flow updates failed, {} new-flow events lost",
+        m("netpol_observer_kernel_unparsed_packets_total ")?,
+        m("netpol_observer_kernel_flow_update_failures_total ")?,
+        m("netpol_observer_kernel_lost_flow_events_total ")?
+    );
+    let pid = agent.0.id();
+    println!(
+        "agent: {:.1} MiB RSS, {:.1} CPU seconds ({:.1}% of one core)",
+        rss_kib(pid)? as f64 / 1024.0,
+        cpu_s(pid)?,
+        cpu_s(pid)? / elapsed.as_secs_f64() * 100.0
+    );
+    let equal = (packets, bytes, counted) == (sent_packets, sent_bytes, opened);
+    println!(
+        "{}",
+        if equal {
+            "totals equal what was sent"
+        } else {
+            "TOTALS DIFFER"
+        }
+    );
+    Ok(equal)
 }

@@ -4,6 +4,7 @@
 //! cargo xtask setup       install toolchains, LLVM and bpf-linker (idempotent, fast when done)
 //! cargo xtask bench-observer  measure the observer's costs (root)
 //! cargo xtask bench-verify    time `netpol verify` against `jq` parsing the same Hubble export
+//! cargo xtask soak [SECONDS]  the observer under churn: its totals against the veth's (root)
 //! cargo xtask ci          setup → fmt → clippy → test: what `.ci/run` and the README call
 //! cargo xtask crd-check   validate Cilium policies against the CRDs' openAPIV3Schema (dev tool)
 //! cargo xtask corpus      run the policy engine over the shared corpus, compare with the CRDs
@@ -52,6 +53,13 @@ enum Task {
         #[arg(default_value_t = 200_000)]
         flows: u32,
     },
+    /// The observer under churn for SECONDS (default 600, root): short and long TCP
+    /// connections and UDP past many idle timeouts and table evictions; its totals against
+    /// the veth's own counters (exit 1 if they differ)
+    Soak {
+        #[arg(default_value_t = 600)]
+        seconds: u32,
+    },
     /// (for bench-observer) send UDP to COUNT distinct destinations at RATE per second (0: as
     /// fast as possible)
     #[command(hide = true)]
@@ -71,6 +79,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run().map(|()| true),
         Task::BenchObserver => bench::run().map(|()| true),
         Task::BenchVerify { flows } => bench_verify::run(flows).map(|()| true),
+        Task::Soak { seconds } => bench::soak(seconds),
         Task::Flood { count, rate } => bench::flood(count, rate).map(|()| true),
         Task::Ci => ci::run().map(|()| true),
         Task::CrdCheck(args) => crd::run(&args),
