@@ -18,6 +18,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::aggregate::Who;
 
+/// Addresses [`Identity::resolve`] remembers at most (records keep theirs).
+const CACHE_MAX: usize = 65_536;
+
 /// Address → identity.
 #[derive(Debug, Default)]
 pub struct Identity {
@@ -27,9 +30,10 @@ pub struct Identity {
     /// Every address of this node (its interfaces: loopback, `cilium_host`, VIPs), whatever
     /// `Node.status.addresses` says: `host`.
     pub local: FxHashSet<IpAddr>,
-    /// Resolved pods and nodes, shared by every record of the same address until the
-    /// inventory or the local addresses change.
-    cache: FxHashMap<IpAddr, Arc<RecordEndpoint>>,
+    /// Resolved addresses (and whether final), shared by every record of the same address
+    /// until the inventory or the local addresses change (an address that is not final, with
+    /// other DNS names, is resolved again). Bounded: cleared past [`CACHE_MAX`].
+    cache: FxHashMap<IpAddr, (Arc<RecordEndpoint>, bool)>,
 }
 
 impl Identity {
@@ -67,8 +71,10 @@ impl Identity {
     /// Who `ip` is now, without its port, and whether that is final (a pod or a node: kept
     /// with the record for good). `names`: the DNS names it was resolved from, if any.
     pub fn resolve(&mut self, ip: IpAddr, names: Vec<String>) -> (Arc<RecordEndpoint>, bool) {
-        if let Some(known) = self.cache.get(&ip) {
-            return (known.clone(), true);
+        if let Some((e, known)) = self.cache.get(&ip)
+            && (*known || e.names == names)
+        {
+            return (e.clone(), *known);
         }
         let e = self.endpoint(ip, None, names);
         let known = e.namespace.is_some()
@@ -77,9 +83,10 @@ impl Identity {
                 Some("host" | "remote-node" | "kube-apiserver")
             );
         let e = Arc::new(e);
-        if known {
-            self.cache.insert(ip, e.clone());
+        if self.cache.len() >= CACHE_MAX {
+            self.cache.clear();
         }
+        self.cache.insert(ip, (e.clone(), known));
         (e, known)
     }
 

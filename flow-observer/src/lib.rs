@@ -17,16 +17,16 @@
 //! | [`aggregate`] | the flow table: kernel keys → connections → records, bounded |
 //! | [`dns`] | DNS answers → IP → names, with TTLs |
 //! | [`clock`] | kernel boot-time stamps → wall-clock times |
-//! | [`identity`] | who an address is (inventory file or the cluster's index) |
+//! | [`identity`] | who an address is (inventory file or the cluster's index, this node's own addresses), captured with each record |
 //! | [`cluster`] | kube-rs reflectors feeding the identity index and the live audit's policies |
-//! | [`audit`] | the live audit: new records judged by the policy engine |
+//! | [`audit`] | the live audit: records judged by the policy engine, again when the policies or their ends change |
 //! | [`health`] | the agent's own state: start time, readiness, identity age, API errors |
 //! | [`export`] | `/flows`, `/metrics`, `/healthz`, `/readyz` |
 //! | [`collect`] | the laptop side: every agent's `/flows` through the API server, merged |
 //!
 //! `agent` is the top; `export` reads the table, DNS cache, identities and audit, and `health`;
 //! `health` reads `cluster`'s watch groups; `identity` and `cluster` stand on `aggregate`'s and
-//! `audit`'s types. The policy engine, flow records and
+//! `audit`'s types, `aggregate` keeps `audit`'s verdict with each record. The policy engine, flow records and
 //! inventory come from `netpol-compiler`.
 
 pub mod agent;

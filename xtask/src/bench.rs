@@ -399,7 +399,10 @@ fn flows_to(port: u16, dst_port: u16) -> Result<u64> {
             .and_then(serde_json::Value::as_u64)
             == Some(u64::from(dst_port))
         {
-            connections += r.get("connections").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            connections += r
+                .get("connections")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
         }
     }
     Ok(connections)
