@@ -142,15 +142,24 @@ fn agent(lab: &Lab, extra: &[&str]) -> Result<Agent> {
     Ok(Agent(child, port))
 }
 
-fn metric(port: u16, name: &str) -> Result<u64> {
+/// The body of the agent's answer to `GET path`.
+fn get(port: u16, path: &str) -> Result<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     std::io::Write::write_all(
         &mut s,
-        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
     )?;
-    let mut body = String::new();
-    s.read_to_string(&mut body)?;
-    body.lines()
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    Ok(answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned())
+}
+
+fn metric(port: u16, name: &str) -> Result<u64> {
+    get(port, "/metrics")?
+        .lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
         .with_context(|| format!("no metric {name}"))
 }
@@ -384,14 +393,7 @@ fn cpu_s(pid: u32) -> Result<f64> {
 }
 
 fn flows_to(port: u16, dst_port: u16) -> Result<u64> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    std::io::Write::write_all(
-        &mut s,
-        b"GET /flows HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )?;
-    let mut body = String::new();
-    s.read_to_string(&mut body)?;
-    let body = body.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let body = get(port, "/flows")?;
     let mut connections = 0;
     for line in body.lines().filter(|l| l.starts_with('{')) {
         let r: serde_json::Value = serde_json::from_str(line)?;
