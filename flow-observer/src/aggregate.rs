@@ -179,8 +179,11 @@ pub struct FlowTable {
     draining: FxHashMap<Tuple, Conn>,
     /// Connections retired and deleted from the kernel, oldest first (bounded by
     /// `max_connections`): one that comes back continues where it stopped.
-    gone: FxHashMap<Tuple, Conn>,
-    gone_order: std::collections::VecDeque<Tuple>,
+    gone: FxHashMap<Tuple, (u64, Conn)>,
+    /// Oldest first, with the stamp each was remembered under: an entry resumed and let go
+    /// again is remembered anew, and its older place in the queue forgets nothing.
+    gone_order: std::collections::VecDeque<(Tuple, u64)>,
+    gone_stamp: u64,
     /// Records by slot; freed slots are reused.
     records: Vec<Option<Record>>,
     free: Vec<u32>,
@@ -232,6 +235,7 @@ impl FlowTable {
             draining: FxHashMap::default(),
             gone: FxHashMap::default(),
             gone_order: std::collections::VecDeque::new(),
+            gone_stamp: 0,
             records: Vec::new(),
             free: Vec::new(),
             by_key: FxHashMap::default(),
@@ -282,7 +286,7 @@ impl FlowTable {
         // its keys were deleted, or one the deletion missed: its kernel stamps say which), at
         // the same home, unless a SYN sent after it went quiet says the tuple is reused.
         for tuple in [forward, reverse] {
-            if let Some(conn) = self.gone.remove(&tuple) {
+            if let Some((_, conn)) = self.gone.remove(&tuple) {
                 let reused =
                     p == 6 && flags & tcp_flags::SYN != 0 && first_seen_ns > conn.last_seen_ns;
                 if !reused {
@@ -518,14 +522,24 @@ impl FlowTable {
             if conn.closed() {
                 continue;
             }
-            if self.gone.insert(tuple, conn).is_none() {
-                self.gone_order.push_back(tuple);
-            }
+            self.gone_stamp += 1;
+            self.gone.insert(tuple, (self.gone_stamp, conn));
+            self.gone_order.push_back((tuple, self.gone_stamp));
         }
-        while self.gone_order.len() > self.max_connections.saturating_mul(2) {
-            if let Some(old) = self.gone_order.pop_front() {
+        let bound = self.max_connections.saturating_mul(2);
+        while self.gone.len() > bound {
+            let Some((old, stamp)) = self.gone_order.pop_front() else {
+                break;
+            };
+            if self.gone.get(&old).is_some_and(|(s, _)| *s == stamp) {
                 self.gone.remove(&old);
             }
+        }
+        // Places left by entries that came back: dropped once they outnumber the live ones.
+        if self.gone_order.len() > bound.saturating_mul(2) {
+            let gone = &self.gone;
+            self.gone_order
+                .retain(|(t, stamp)| gone.get(t).is_some_and(|(s, _)| s == stamp));
         }
     }
 
@@ -1140,5 +1154,170 @@ mod tests {
         });
         t.settle(3, &mut |_| (pod.clone(), true));
         assert_eq!(t.unjudged(1).count(), 1, "new ends");
+    }
+}
+
+#[cfg(test)]
+mod model {
+    //! The table against a model of the kernel map: random traffic on connections whose two
+    //! ends share a cgroup (each packet passes both hooks), random read orders, idle expiry,
+    //! eviction, keys taken and created again. Every packet sent is counted once.
+    #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+    use super::*;
+    use netpol_ebpf_common::{direction, family, ipv4_mapped};
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn keys(conn: u16) -> [[FlowKey; 2]; 2] {
+        let k = |src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, dir: u8| FlowKey {
+            src_addr: ipv4_mapped(src),
+            dst_addr: ipv4_mapped(dst),
+            cgroup_id: 7,
+            src_port: sp,
+            dst_port: dp,
+            protocol: 6,
+            direction: dir,
+            family: family::IPV4,
+            _pad: 0,
+        };
+        let (c, s, port) = ([10, 0, 0, 1], [10, 0, 0, 2], 30000 + conn);
+        [
+            // Client → server: the client's egress, the server's ingress.
+            [
+                k(c, port, s, 80, direction::EGRESS),
+                k(c, port, s, 80, direction::INGRESS),
+            ],
+            [
+                k(s, 80, c, port, direction::EGRESS),
+                k(s, 80, c, port, direction::INGRESS),
+            ],
+        ]
+    }
+
+    #[test]
+    fn every_packet_is_counted_once_through_expiry_eviction_and_recreation() {
+        for seed in 1..200u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut t = FlowTable::new(false, 8, 1000);
+            let mut kernel: Vec<(FlowKey, FlowStats)> = Vec::new();
+            let mut events: Vec<(FlowKey, u64, u8)> = Vec::new();
+            let mut sent = 0u64;
+            let mut now = 1_000u64;
+            // No more than the table remembers of the connections it let go (twice its bound).
+            let conns = 16u16;
+            let mut started = std::collections::BTreeSet::new();
+            for _step in 0..400 {
+                now += 1 + rng.below(50);
+                match rng.below(10) {
+                    // A packet on a connection, one way: both hooks count it.
+                    0..=6 => {
+                        let c = u16::try_from(rng.below(u64::from(conns))).unwrap();
+                        let way = usize::try_from(rng.below(2)).unwrap();
+                        // The handshake's flags only on the connection's first packets.
+                        let first = way == 0 && started.insert(c);
+                        if way == 1 && !started.contains(&c) {
+                            continue;
+                        }
+                        let flags = match (first, way) {
+                            (true, _) => tcp_flags::SYN,
+                            (false, 1) if !started.contains(&(c + 1000)) => {
+                                started.insert(c + 1000);
+                                tcp_flags::SYN_ACK
+                            }
+                            _ => 0,
+                        };
+                        sent += 1;
+                        let mut hooks = keys(c)[way];
+                        if rng.below(2) == 0 {
+                            hooks.reverse();
+                        }
+                        for key in hooks {
+                            match kernel.iter_mut().find(|(k, _)| *k == key) {
+                                Some((_, s)) => {
+                                    s.packets += 1;
+                                    s.bytes += 100;
+                                    s.last_seen_ns = now;
+                                    s.tcp_flags |= flags;
+                                }
+                                None => {
+                                    kernel.push((
+                                        key,
+                                        FlowStats {
+                                            packets: 1,
+                                            bytes: 100,
+                                            first_seen_ns: now,
+                                            last_seen_ns: now,
+                                            tcp_flags: flags,
+                                            _pad: [0; 7],
+                                        },
+                                    ));
+                                    events.push((key, now, flags));
+                                }
+                            }
+                        }
+                    }
+                    // New-flow events read (some of them).
+                    7 => {
+                        let n = usize::try_from(rng.below(events.len() as u64 + 1)).unwrap();
+                        for (key, first, flags) in events.drain(..n) {
+                            t.new_key(&key, first, flags, &|ip| Who::Ip(ip));
+                        }
+                    }
+                    // A read of the whole map, in a random order; the taken keys deleted.
+                    _ => {
+                        for i in (1..kernel.len()).rev() {
+                            let j = usize::try_from(rng.below(i as u64 + 1)).unwrap();
+                            kernel.swap(i, j);
+                        }
+                        t.begin_scan();
+                        let mut delete = Vec::new();
+                        for (k, s) in &kernel {
+                            if t.update(k, s, &|ip| Who::Ip(ip)) == KeyFate::Delete {
+                                delete.push(*k);
+                            }
+                        }
+                        for k in &delete {
+                            let i = kernel.iter().position(|(x, _)| x == k).unwrap();
+                            let (key, stats) = kernel.remove(i);
+                            let _ = t.update(&key, &stats, &|ip| Who::Ip(ip));
+                        }
+                        t.end_scan();
+                        t.expire(now.saturating_sub(300));
+                        t.trim();
+                    }
+                }
+            }
+            // Everything read, several times.
+            for (key, first, flags) in events.drain(..) {
+                t.new_key(&key, first, flags, &|ip| Who::Ip(ip));
+            }
+            for _ in 0..3 {
+                t.begin_scan();
+                let mut delete = Vec::new();
+                for (k, s) in &kernel {
+                    if t.update(k, s, &|ip| Who::Ip(ip)) == KeyFate::Delete {
+                        delete.push(*k);
+                    }
+                }
+                kernel.retain(|(k, _)| !delete.contains(k));
+                t.end_scan();
+            }
+            assert_eq!(t.table_stats().packets, sent, "seed {seed}");
+            let (records, _) = t.records_since(0);
+            let counted: u64 = records.iter().map(|r| r.connections).sum();
+            let opened = started.iter().filter(|c| **c < 1000).count() as u64;
+            assert_eq!(counted, opened, "seed {seed} {:?}", t.table_stats());
+        }
     }
 }
