@@ -107,6 +107,7 @@ pub async fn run(opts: Options) -> Result<()> {
         flow_events: 0,
         dns_events: 0,
         ring_bytes: opts.ring_bytes,
+        kernel_flows: (0, opts.max_flows),
         audit,
         log: opts
             .log_flows
@@ -310,6 +311,7 @@ fn refresh(programs: &mut Programs, state: &Mutex<Shared>, idle: Duration) {
         identity,
         dns,
         kernel,
+        kernel_flows,
         ..
     } = &mut *s;
     // Keys the table does not know yet are opened oldest first: the map is read in hash order,
@@ -317,7 +319,9 @@ fn refresh(programs: &mut Programs, state: &Mutex<Shared>, idle: Duration) {
     let mut unknown = Vec::new();
     let mut delete = Vec::new();
     table.begin_scan();
+    let mut keys = 0u64;
     let scanned = programs.for_each_flow(|key, stats| {
+        keys += 1;
         if table.knows(key) {
             if table.update(key, stats, &|ip| identity.who(ip)) == KeyFate::Delete {
                 delete.push(*key);
@@ -344,6 +348,7 @@ fn refresh(programs: &mut Programs, state: &Mutex<Shared>, idle: Duration) {
             Err(e) => eprintln!("netpol-observer: {e:#}"),
         }
         table.end_scan();
+        kernel_flows.0 = keys;
     }
     if let Ok(c) = counters {
         *kernel = c;

@@ -36,6 +36,8 @@ pub struct Shared {
     pub dns_events: u64,
     /// Size of the new-flow ring buffer, for its fill ratio.
     pub ring_bytes: u32,
+    /// Keys in the kernel's flow map at the last read, and its size (`--max-flows`).
+    pub kernel_flows: (u64, u32),
     pub audit: Option<crate::audit::Audit>,
     /// `--log-flows`.
     pub log: Option<FlowLog>,
@@ -378,6 +380,20 @@ async fn metrics(State(served): State<Served>) -> impl IntoResponse {
             );
         }
     }
+    metric(
+        "netpol_observer_kernel_flows",
+        "gauge",
+        "Entries in the kernel's flow map at the last read.",
+        s.kernel_flows.0.to_string(),
+    );
+    #[expect(clippy::cast_precision_loss, reason = "a ratio")]
+    let flow_fill = s.kernel_flows.0 as f64 / f64::from(s.kernel_flows.1.max(1));
+    metric(
+        "netpol_observer_kernel_flow_fill_ratio",
+        "gauge",
+        "How full the kernel's flow map was at the last read (0 to 1): near 1, its LRU forgets entries the agent has not read (raise --max-flows).",
+        format!("{flow_fill:.4}"),
+    );
     if let Some((_, pending)) = s
         .kernel
         .iter()
@@ -459,6 +475,7 @@ mod tests {
             flow_events: 0,
             dns_events: 0,
             ring_bytes: 4096,
+            kernel_flows: (0, 16),
             audit: None,
             log: None,
         }

@@ -437,11 +437,16 @@ pub fn soak(seconds: u32) -> Result<bool> {
              ip -n {ID}{ns} neigh replace {peer} lladdr {peer_mac} dev {dev} nud permanent"
         ))?;
     }
+    // The churn outlasts the ephemeral ports' TIME_WAIT: ports are reused, so tuples come back
+    // as new connections.
+    sh(&format!(
+        "ip netns exec {ID}a sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range='1024 65535'"
+    ))?;
     lab.spawn("b", SOAK_SERVERS)?;
     std::thread::sleep(Duration::from_millis(500));
-    // Idle after 5 s; a table of 512 connections (an eighth of the kernel map), which the
+    // Idle after 5 s; a table of 2,048 connections (an eighth of the kernel map), which the
     // churn (a few hundred connections a second, each remembered until idle) overflows.
-    let agent = agent(&lab, &["--idle-timeout-s", "5", "--max-flows", "4096"])?;
+    let agent = agent(&lab, &["--idle-timeout-s", "5", "--max-flows", "16384"])?;
     let before = veth_a()?;
     let started = Instant::now();
     let opened: u64 = lab
