@@ -446,6 +446,8 @@ impl FlowTable {
         // Packets are counted at one end (the home cgroup), at one hook: a packet between two
         // sockets of that cgroup (loopback, a pod talking to itself) passes egress and ingress.
         let mut added = Seen::default();
+        let mut reopened = false;
+        let closed = conn.closed();
         if key.cgroup_id == conn.home_cgroup
             && let Some(dir) = conn.dirs.get_mut(usize::from(!forward))
         {
@@ -475,6 +477,11 @@ impl FlowTable {
                 };
                 if recreated {
                     self.stats.recreated_keys += 1;
+                    // The kernel starts a new entry for a SYN on a tuple whose connection
+                    // ended: a new connection on the same tuple (a port reused).
+                    if forward && stats.tcp_flags & tcp_flags::SYN != 0 && closed {
+                        reopened = true;
+                    }
                 }
                 dir.source = hook;
                 dir.kernel_first_ns = stats.first_seen_ns;
@@ -482,6 +489,9 @@ impl FlowTable {
             }
         }
         conn.last_seen_ns = conn.last_seen_ns.max(stats.last_seen_ns);
+        if reopened {
+            conn.flags = [0; 2];
+        }
         if let Some(f) = conn.flags.get_mut(usize::from(!forward)) {
             *f |= stats.tcp_flags;
         }
@@ -492,6 +502,9 @@ impl FlowTable {
         self.stats.packets += added.packets;
         self.stats.bytes += added.bytes;
         if let Some(Some(r)) = self.records.get_mut(slot as usize) {
+            if reopened {
+                r.connections += 1;
+            }
             let before = (r.packets, r.bytes, r.tcp_flags, r.last_seen_ns);
             r.packets += added.packets;
             r.bytes += added.bytes;
@@ -933,6 +946,47 @@ mod tests {
         scan(&mut t, &mut kernel);
         let (r, _) = t.records_since(0);
         assert_eq!((r[0].connections, r[0].packets), (1, 5), "{r:?}");
+    }
+
+    #[test]
+    fn a_port_reused_while_the_closed_connection_is_held_is_a_new_connection() {
+        let mut t = FlowTable::new(false, 100, 100);
+        let out = key(
+            [10, 0, 0, 1],
+            40000,
+            [10, 0, 0, 2],
+            80,
+            1,
+            direction::EGRESS,
+        );
+        let back = key(
+            [10, 0, 0, 2],
+            80,
+            [10, 0, 0, 1],
+            40000,
+            1,
+            direction::INGRESS,
+        );
+        let mut kernel = vec![
+            (out, stats(4, 400, tcp_flags::SYN | tcp_flags::FIN, 1_000)),
+            (
+                back,
+                stats(3, 300, tcp_flags::SYN_ACK | tcp_flags::FIN, 1_001),
+            ),
+        ];
+        scan(&mut t, &mut kernel);
+        // The same port again: the kernel starts the entry anew at the SYN.
+        kernel[0].1 = FlowStats {
+            first_seen_ns: 2_000,
+            ..stats(2, 200, tcp_flags::SYN, 2_001)
+        };
+        kernel[1].1 = stats(5, 500, tcp_flags::SYN_ACK | tcp_flags::FIN, 2_002);
+        scan(&mut t, &mut kernel);
+        let (r, _) = t.records_since(0);
+        assert_eq!((r[0].connections, r[0].packets), (2, 11));
+        // Read again: the same connection, not a third.
+        scan(&mut t, &mut kernel);
+        assert_eq!(t.records_since(0).0[0].connections, 2);
     }
 
     #[test]

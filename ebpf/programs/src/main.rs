@@ -241,6 +241,18 @@ fn add(key: &FlowKey, len: u64, now: u64, tcp: u8) -> bool {
     };
     // SAFETY: the pointer comes from the map lookup and stays valid for this program run.
     unsafe {
+        // A connection attempt on a tuple whose connection ended (a port reused, TIME_WAIT
+        // reuse): a new entry in place, with its own creation stamp, so the observer counts a
+        // new connection.
+        if tcp & tcp_flags::SYN != 0 && (*stats).tcp_flags & (tcp_flags::FIN | tcp_flags::RST) != 0
+        {
+            (*stats).packets = 1;
+            (*stats).bytes = len;
+            (*stats).first_seen_ns = now;
+            (*stats).last_seen_ns = now;
+            (*stats).tcp_flags = tcp;
+            return true;
+        }
         (*stats).packets += 1;
         (*stats).bytes += len;
         (*stats).last_seen_ns = now;
