@@ -455,19 +455,12 @@ async fn read_flow_events(mut ring: AsyncFd<RingBuf<MapData>>, state: Arc<Mutex<
             table,
             identity,
             flow_events,
-            dns,
-            now_s,
             ..
         } = &mut *s;
         for e in &events {
             *flow_events += 1;
             table.new_key(&e.key, e.first_seen_ns, e.tcp_flags, &|ip| identity.who(ip));
         }
-        // Who the ends are, now, while the pods are there.
-        let now = *now_s;
-        table.settle(now.saturating_mul(1_000_000_000), &mut |ip| {
-            identity.resolve(ip, dns.names(ip, now))
-        });
     }
 }
 

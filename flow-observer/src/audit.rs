@@ -184,12 +184,12 @@ impl Audit {
             };
             let view = View::of(flow, flow.is_reply());
             let decision = ev.decide(&view.query());
-            let (verdict, at) = match (decision.allowed(), decision.dropped_at()) {
-                (true, _) | (false, None) => (Verdict::Allowed, ""),
-                (false, Some(netpol_compiler::objects::Direction::Egress)) => {
+            let (verdict, at) = match decision.dropped_at() {
+                None => (Verdict::Allowed, ""),
+                Some(netpol_compiler::objects::Direction::Egress) => {
                     (Verdict::DroppedAtEgress, "egress")
                 }
-                (false, Some(netpol_compiler::objects::Direction::Ingress)) => {
+                Some(netpol_compiler::objects::Direction::Ingress) => {
                     (Verdict::DroppedAtIngress, "ingress")
                 }
             };

@@ -231,12 +231,17 @@ pub fn flood(count: u32, rate: u32) -> Result<()> {
     Ok(())
 }
 
-pub fn run() -> Result<()> {
+/// The release build of the agent both measurements run.
+fn build_agent() -> Result<()> {
     process::run(
         Command::new(process::cargo())
             .args(["build", "--release", "-p", "netpol-observer"])
             .current_dir(workspace_root()),
-    )?;
+    )
+}
+
+pub fn run() -> Result<()> {
+    build_agent()?;
     let mut lab = Lab::new()?;
     // Destinations for the flood: the peer answers on several /24s, so that 200,000 flows can
     // be distinct 5-tuples (ports × addresses).
@@ -413,11 +418,7 @@ fn flows_to(port: u16, dst_port: u16) -> Result<u64> {
 /// `cargo xtask soak [SECONDS]` (root): traffic with churn past many idle timeouts and table
 /// evictions; the agent's totals against the veth's own counters, packet for packet.
 pub fn soak(seconds: u32) -> Result<bool> {
-    process::run(
-        Command::new(process::cargo())
-            .args(["build", "--release", "-p", "netpol-observer"])
-            .current_dir(workspace_root()),
-    )?;
+    build_agent()?;
     let mut lab = Lab::new()?;
     // Only the traffic's own packets on the veth: no IPv6 (router solicitations, MLD), no ARP.
     let mac = |ns: &str, dev: &str| -> Result<String> {
