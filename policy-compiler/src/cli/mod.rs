@@ -9,8 +9,10 @@
 
 mod check;
 mod compile;
+mod connectivity;
 mod explain;
 mod policies;
+mod revision;
 mod schema;
 mod verify;
 
@@ -70,6 +72,17 @@ enum Command {
     /// `sa:NAME` for the service account), an IP, a DNS name or an entity (`world`, `host`,
     /// `remote-node`, `kube-apiserver`, …). Exit 0 if allowed, 1 if dropped, 2 on bad input.
     Explain(explain::Args),
+    /// List every connection the policies allow between workloads, and to and from the
+    /// outside.
+    ///
+    /// PATHs hold profiles, policies (CNP, CCNP, NetworkPolicy) and workload manifests, told
+    /// apart by content. For what both tools express, the txt, json, csv and md formats are
+    /// netpol-analyzer's connlist formats: `ns/name[Kind] => ns/name[Kind] : TCP 8080,UDP 53`.
+    /// Cilium-only peers: `host[Entity]`, `remote-node[Entity]`, `kube-apiserver[Entity]` and
+    /// `toFQDNs` names as `name[DNS]`; ICMP as `ICMP` (every type) or `ICMP 8`.
+    Connectivity(connectivity::Args),
+    /// Draw the allowed connectivity: Mermaid or Graphviz DOT, one box per namespace.
+    Graph(connectivity::GraphArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -165,6 +178,8 @@ pub fn run(
         Command::Schema => schema::run(&mut out),
         Command::Verify(args) => verify::run(args, fs, &mut out),
         Command::Explain(args) => explain::run(args, fs, &mut out),
+        Command::Connectivity(args) => connectivity::run(args, fs, &mut out),
+        Command::Graph(args) => connectivity::run_graph(args, fs, &mut out),
     }
 }
 

@@ -22,6 +22,8 @@ pub(super) struct Policies {
     pub accepted: usize,
     /// Invalid policy objects, ignored as Cilium ignores them.
     pub rejected: usize,
+    /// Their kinds and names: `CiliumNetworkPolicy media/sonarr`.
+    pub rejected_names: Vec<String>,
     /// What the agent is configured with.
     pub settings: Settings,
 }
@@ -39,11 +41,26 @@ impl Policies {
 /// The settings of `--cilium-config FILE` and `--cilium-version`, or Cilium's defaults without
 /// them; `None` (after reporting every problem) when they cannot be used.
 pub(super) fn settings(fs: &dyn Files, inputs: &Inputs, out: &mut Output<'_>) -> Option<Settings> {
-    let mut settings = match inputs.cilium_config.as_deref() {
+    settings_from(
+        fs,
+        inputs.cilium_config.as_deref(),
+        inputs.cilium_version.as_deref(),
+        out,
+    )
+}
+
+/// [`settings`] from `--cilium-config` and `--cilium-version`.
+pub(super) fn settings_from(
+    fs: &dyn Files,
+    cilium_config: Option<&Path>,
+    cilium_version: Option<&str>,
+    out: &mut Output<'_>,
+) -> Option<Settings> {
+    let mut settings = match cilium_config {
         None => Settings::default(),
         Some(path) => read_settings(fs, path, out)?,
     };
-    if let Some(text) = &inputs.cilium_version {
+    if let Some(text) = cilium_version {
         match Version::parse(text) {
             Some(v) if v.is_known() => settings.version = Some(v.to_string()),
             _ => {
@@ -123,8 +140,34 @@ pub(super) fn load(
     settings: Settings,
     out: &mut Output<'_>,
 ) -> Option<Policies> {
-    let paths = &inputs.policies;
-    let mut imported = policy::import_for(fs, paths, &settings.acceptance());
+    let sources = Sources {
+        policies: &inputs.policies,
+        compiled: &[],
+        manifests: &inputs.manifests,
+        inventory: inputs.inventory.as_deref(),
+    };
+    load_sources(fs, &sources, settings, out)
+}
+
+/// Where one run's policies and universe come from.
+pub(super) struct Sources<'a> {
+    /// Policy files and directories (with the workload manifests beside them).
+    pub policies: &'a [PathBuf],
+    /// Policies compiled from profiles: `(name, YAML stream)`.
+    pub compiled: &'a [(PathBuf, String)],
+    pub manifests: &'a [PathBuf],
+    pub inventory: Option<&'a Path>,
+}
+
+/// [`load`] from explicit sources.
+pub(super) fn load_sources(
+    fs: &dyn Files,
+    inputs: &Sources<'_>,
+    settings: Settings,
+    out: &mut Output<'_>,
+) -> Option<Policies> {
+    let paths = inputs.policies;
+    let mut imported = policy::import_with(fs, paths, &settings.acceptance(), inputs.compiled);
     out.report(&imported.diagnostics, &imported.sources);
     if fatal(&imported) {
         return None;
@@ -132,7 +175,7 @@ pub(super) fn load(
     let mut manifests = std::mem::take(&mut imported.set.manifests);
     let mut manifest_stats = imported.set.stats.manifests.clone();
     if !inputs.manifests.is_empty() {
-        let extra = policy::import(fs, &inputs.manifests);
+        let extra = policy::import(fs, inputs.manifests);
         // Only what is wrong with the files themselves: their policies are not used.
         let mut problems = crate::diagnostic::Diagnostics::new();
         for d in extra
@@ -182,7 +225,12 @@ pub(super) fn load(
         .iter()
         .map(|(k, n)| format!("{n} {k}"))
         .collect();
-    let mut summary = format!("read {} from {} files", accepted.join(", "), stats.files);
+    let accepted = if accepted.is_empty() {
+        "no policies".to_owned()
+    } else {
+        accepted.join(", ")
+    };
+    let mut summary = format!("read {accepted} from {} files", stats.files);
     if !manifest_stats.is_empty() {
         let universe: Vec<String> = manifest_stats
             .iter()
@@ -199,7 +247,7 @@ pub(super) fn load(
         summary.push_str(&format!("; skipped {}", ignored.join(", ")));
     }
     let _ = writeln!(stderr, "{summary}");
-    let live = match inputs.inventory.as_deref() {
+    let live = match inputs.inventory {
         None => None,
         Some(path) => match fs.read(path) {
             Ok(text) => Some((path, text)),
@@ -242,6 +290,7 @@ pub(super) fn load(
         inventory,
         accepted: imported.set.policies.len(),
         rejected: stats.rejected,
+        rejected_names: stats.rejected_names.clone(),
         settings,
     })
 }

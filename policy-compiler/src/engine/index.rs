@@ -24,6 +24,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::engine::entry::{Entries, Entry, EntryId, L3, PeerMatch, Subject};
 use crate::engine::eval::{self, Decision, FlowKey, NamedPorts, Point, Query, Reason};
 use crate::engine::identity::{Labels, Peer};
+use crate::engine::reach::{self, Reach};
 use crate::objects::fqdn::FqdnSelector;
 use crate::objects::{Direction, Proto};
 
@@ -456,6 +457,183 @@ impl<'a> Evaluator<'a> {
             }
         }
         pair
+    }
+
+    /// What `src` may open to `dst`, on every protocol and port: the ports both enforcement
+    /// points allow (ICMP: the types). Not cached per pair: a connectivity report asks each
+    /// pair once.
+    pub fn reach(&mut self, src: &Peer, dst: &Peer) -> Reach {
+        let ids = (self.identity(src), self.identity(dst));
+        let egress = self.reach_side(Direction::Egress, src, dst, ids);
+        if egress.is_empty() {
+            return egress;
+        }
+        let ingress = self.reach_side(Direction::Ingress, src, dst, ids);
+        egress.intersect(&ingress)
+    }
+
+    /// Whether `endpoint` is default-deny in `direction`: what no rule allows is dropped.
+    pub fn isolated(&mut self, endpoint: &Peer, direction: Direction) -> bool {
+        let id = self.identity(endpoint);
+        if !self.identities.get(id as usize).is_some_and(|i| i.endpoint) {
+            return false;
+        }
+        self.subject_info(id, endpoint);
+        let other = Peer {
+            labels: Arc::new(crate::engine::identity::Reserved::World.labels()),
+            ..Peer::default()
+        };
+        let (selecting, default_deny) = self.selecting(id, direction);
+        let point = eval::decide(
+            &self.index.entries,
+            direction,
+            endpoint,
+            &other,
+            &selecting,
+            default_deny,
+            &[],
+            Vec::new(),
+        );
+        point.reason == Some(Reason::DefaultDeny)
+    }
+
+    fn selecting(&self, subject: u32, direction: Direction) -> (Vec<EntryId>, bool) {
+        let info = self
+            .identities
+            .get(subject as usize)
+            .and_then(|i| i.subject.as_ref());
+        let s = slot(direction);
+        (
+            info.and_then(|i| i.selecting.get(s))
+                .cloned()
+                .unwrap_or_default(),
+            info.and_then(|i| i.default_deny.get(s))
+                .copied()
+                .unwrap_or(false),
+        )
+    }
+
+    /// One enforcement point's part of [`Evaluator::reach`].
+    fn reach_side(
+        &mut self,
+        direction: Direction,
+        src: &Peer,
+        dst: &Peer,
+        ids: (u32, u32),
+    ) -> Reach {
+        let (endpoint, other, subject) = match direction {
+            Direction::Egress => (src, dst, ids.0),
+            Direction::Ingress => (dst, src, ids.1),
+        };
+        if !self
+            .identities
+            .get(subject as usize)
+            .is_some_and(|i| i.endpoint)
+        {
+            return Reach::all();
+        }
+        self.subject_info(subject, endpoint);
+        self.subject_info(ids.0, src);
+        let pair = self.pair(direction, subject, ids.0, other);
+        let (selecting, default_deny) = self.selecting(subject, direction);
+        let index = self.index;
+        let cluster = self.cluster;
+        let decide = |matched: &[EntryId]| {
+            eval::decide(
+                &index.entries,
+                direction,
+                endpoint,
+                other,
+                &selecting,
+                default_deny,
+                matched,
+                Vec::new(),
+            )
+            .allows()
+        };
+        let entries: Vec<(EntryId, &Entry)> = pair
+            .entries
+            .iter()
+            .filter_map(|id| index.entry(*id).map(|e| (*id, e)))
+            .collect();
+        if entries.iter().all(|(_, e)| e.l4.is_none()) {
+            let ids: Vec<EntryId> = entries.iter().map(|(id, _)| *id).collect();
+            return if decide(&ids) {
+                Reach::all()
+            } else {
+                Reach::none()
+            };
+        }
+        let mut reach = Reach::none();
+        let mut decided: FxHashMap<Vec<EntryId>, bool> = FxHashMap::default();
+        for proto in reach::PROTOCOLS {
+            let (lo, hi) = reach::space(proto);
+            // Every port where some entry's match starts or stops.
+            let mut cuts: Vec<u32> = vec![u32::from(lo), u32::from(hi) + 1];
+            for (_, e) in &entries {
+                for pm in e.l4.iter().flatten() {
+                    if !pm.protocols.contains(proto) {
+                        continue;
+                    }
+                    let (first, last) = match &pm.name {
+                        None => (pm.first, pm.last),
+                        Some(name) => {
+                            let resolved = match direction {
+                                Direction::Ingress => dst
+                                    .named_ports
+                                    .iter()
+                                    .find(|np| np.name == *name && np.protocol == proto)
+                                    .map(|np| np.port),
+                                Direction::Egress => cluster.resolve(name, proto),
+                            };
+                            match resolved {
+                                Some(n) => (n, pm.last.max(n)),
+                                None => continue,
+                            }
+                        }
+                    };
+                    cuts.push(u32::from(first));
+                    cuts.push(u32::from(last) + 1);
+                }
+            }
+            cuts.retain(|c| *c >= u32::from(lo) && *c <= u32::from(hi) + 1);
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut allowed = Vec::new();
+            for w in cuts.windows(2) {
+                let (Some(a), Some(b)) = (w.first(), w.get(1)) else {
+                    continue;
+                };
+                let (Ok(first), Ok(last)) = (u16::try_from(*a), u16::try_from(*b - 1)) else {
+                    continue;
+                };
+                let key = FlowKey {
+                    src,
+                    dst,
+                    proto: Some(proto),
+                    port: first,
+                };
+                let mut notes = Vec::new();
+                let matched: Vec<EntryId> = entries
+                    .iter()
+                    .filter(|(_, e)| eval::l4_matches(e, &key, cluster, &mut notes))
+                    .map(|(id, _)| *id)
+                    .collect();
+                let ok = match decided.get(&matched) {
+                    Some(ok) => *ok,
+                    None => {
+                        let ok = decide(&matched);
+                        decided.insert(matched, ok);
+                        ok
+                    }
+                };
+                if ok {
+                    allowed.push((first, last));
+                }
+            }
+            reach.set(proto, allowed);
+        }
+        reach
     }
 
     /// The decision for one flow.

@@ -20,5 +20,6 @@ pub mod eval;
 pub mod identity;
 pub mod index;
 pub mod policy;
+pub mod reach;
 pub mod selector;
 pub mod settings;

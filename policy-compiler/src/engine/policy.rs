@@ -108,6 +108,8 @@ pub struct ImportStats {
     pub accepted: BTreeMap<&'static str, usize>,
     /// Policy objects rejected by validation.
     pub rejected: usize,
+    /// The rejected policy objects: `CiliumNetworkPolicy media/sonarr`.
+    pub rejected_names: Vec<String>,
     /// Objects of other kinds, by kind (`(no kind)` for documents without one).
     pub ignored: BTreeMap<String, usize>,
     /// Workload manifests and the objects around them ([`MANIFEST_KINDS`]), by kind.
@@ -193,7 +195,28 @@ pub fn import(fs: &dyn Files, paths: &[PathBuf]) -> Imported {
 
 /// [`import`], as agents configured to `accept` would validate the objects.
 pub fn import_for(fs: &dyn Files, paths: &[PathBuf], accept: &Acceptance) -> Imported {
+    import_with(fs, paths, accept, &[])
+}
+
+/// [`import_for`], plus texts that are no file of `fs` (`(name, text)`: policies compiled from
+/// profiles), imported first: a file's object of the same kind and name replaces theirs.
+pub fn import_with(
+    fs: &dyn Files,
+    paths: &[PathBuf],
+    accept: &Acceptance,
+    extra: &[(PathBuf, String)],
+) -> Imported {
     let mut imported = Imported::default();
+    for (name, text) in extra {
+        let source = imported.sources.add(SourceFile::new(name, text.as_str()));
+        import_text_for(
+            source,
+            text,
+            &mut imported.diagnostics,
+            &mut imported.set,
+            accept,
+        );
+    }
     for path in paths {
         let files = match fs.expand(path, POLICY_EXTENSIONS) {
             Ok(files) => files,
@@ -397,8 +420,20 @@ fn object(
             .and_then(Node::as_str)
             .unwrap_or("?")
     );
+    let meta = |key: &str| {
+        node.get("metadata")
+            .and_then(|m| m.get(key))
+            .and_then(Node::as_str)
+    };
+    let full_name = match meta("namespace") {
+        Some(ns) if policy_kind != PolicyKind::Ccnp => {
+            format!("{} {ns}/{}", policy_kind.as_str(), meta("name").unwrap_or("?"))
+        }
+        _ => format!("{} {}", policy_kind.as_str(), meta("name").unwrap_or("?")),
+    };
     match policy {
         Err(e) => {
+            set.stats.rejected_names.push(full_name);
             let mut d = e.into_diagnostic(node.span);
             d.help = Some(match d.help {
                 Some(h) => format!("{h}; the whole {what} is ignored, as the cluster would"),
@@ -424,6 +459,7 @@ fn object(
                 }
                 diags.push(d);
             }
+            set.stats.rejected_names.push(full_name);
             set.stats.rejected += 1;
         }
     }

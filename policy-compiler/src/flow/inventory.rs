@@ -36,6 +36,9 @@ pub struct Pod {
     pub running: bool,
     /// `Deployment/sonarr`, `StatefulSet/postgres`, or `Pod/<name>` without an owner.
     pub workload: String,
+    /// What owns the pod as its ownerReference says (`ReplicaSet/sonarr-5d4f8`, `Pod/<name>`
+    /// without one); for a workload manifest's template, the workload itself.
+    pub owner: String,
     /// The identity labels (§3.2).
     pub identity: Arc<Labels>,
 }
@@ -265,7 +268,13 @@ impl Inventory {
     }
 
     fn add_pod(&mut self, obj: &AnyObject) {
-        let pod = self.pod_of(obj, &obj.metadata, &obj.spec, workload(&obj.metadata));
+        let pod = self.pod_of(
+            obj,
+            &obj.metadata,
+            &obj.spec,
+            workload(&obj.metadata),
+            owner(&obj.metadata),
+        );
         self.pods.push(pod);
     }
 
@@ -296,7 +305,12 @@ impl Inventory {
             ..obj.metadata.clone()
         };
         let name = format!("{}/{}", obj.kind, obj.metadata.name);
-        let pod = self.pod_of(obj, &meta, &pod_spec, name);
+        let owner = if obj.kind == "Pod" {
+            owner(&obj.metadata)
+        } else {
+            name.clone()
+        };
+        let pod = self.pod_of(obj, &meta, &pod_spec, name, owner);
         self.templates.push(Template { selector, pod });
     }
 
@@ -307,6 +321,7 @@ impl Inventory {
         meta: &crate::objects::kubernetes::Meta,
         spec: &Json,
         workload: String,
+        owner: String,
     ) -> Pod {
         let namespace = meta
             .namespace
@@ -344,6 +359,7 @@ impl Inventory {
         );
         Pod {
             workload,
+            owner,
             namespace,
             name: meta.name.clone(),
             labels: meta.labels.clone(),
@@ -915,6 +931,18 @@ fn flatten(obj: AnyObject, out: &mut Vec<AnyObject>) {
         }
         None => out.push(obj),
     }
+}
+
+/// The direct owner of a pod as its ownerReference says (the controller first), or the pod.
+fn owner(meta: &crate::objects::kubernetes::Meta) -> String {
+    meta.owner_references
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| meta.owner_references.first())
+        .map_or_else(
+            || format!("Pod/{}", meta.name),
+            |o| format!("{}/{}", o.kind, o.name),
+        )
 }
 
 /// The workload owning a pod: a ReplicaSet's Deployment, or the direct controller.

@@ -35,6 +35,7 @@
 
 mod hubble;
 pub mod inventory;
+pub mod universe;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;

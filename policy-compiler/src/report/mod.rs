@@ -4,5 +4,7 @@
 //! flow through every rule. Uses the [`crate::engine`] and [`crate::flow`]; the command line
 //! chooses the report and the exit status.
 
+pub mod connectivity;
 pub mod explain;
+pub mod graph;
 pub mod verify;

@@ -1,0 +1,250 @@
+//! One revision of a repository, as `connectivity`, `graph` and `diff` read it: the files under
+//! the paths given, told apart by what they hold — profiles (compiled), policy objects
+//! (imported), workload manifests (the universe) — plus the live inventory when given.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::Output;
+use super::policies::{self, Policies, Sources};
+use crate::document::files::{Files, POLICY_EXTENSIONS};
+use crate::engine::identity::NamedPort;
+use crate::engine::settings::Settings;
+use crate::flow::inventory::Inventory;
+use crate::flow::universe::{Declared, Mentions, Universe};
+use crate::objects::Proto;
+use crate::objects::port::Protocol;
+use crate::profile::emit;
+use crate::profile::model::Model;
+
+/// What describes the cluster besides the files of the revision (the arguments the reports
+/// share).
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct Cluster {
+    /// More workload manifests (Deployments, StatefulSets, …, Pods, Namespaces, Services),
+    /// when they are not under the paths.
+    #[arg(long, num_args = 1.., value_name = "PATH")]
+    pub manifests: Vec<PathBuf>,
+    /// `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`: the running
+    /// pods (named by their owners), named ports, namespace labels; wins over the manifests.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// The cluster's Cilium settings: `kubectl -n kube-system get configmap cilium-config -o
+    /// yaml`, or the Helm values Cilium was installed with.
+    #[arg(long, value_name = "FILE")]
+    pub cilium_config: Option<PathBuf>,
+    /// The Cilium version to judge for (1.16 to 1.20; default: the version `--cilium-config`
+    /// names, else 1.20).
+    #[arg(long, value_name = "VERSION")]
+    pub cilium_version: Option<String>,
+}
+
+/// A revision read.
+pub(super) struct Revision {
+    pub policies: Policies,
+    /// The services of the profiles: workloads of the universe when no manifest describes them.
+    pub declared: Vec<Declared>,
+    /// What the policies name (CIDRs, DNS names, Cilium policies at all).
+    pub mentions: Mentions,
+    /// Profile files compiled.
+    pub profiles: usize,
+}
+
+impl Revision {
+    /// The universe of this revision, with the peers `mentions` asks for (those of both
+    /// revisions, in a diff).
+    pub fn universe(&self, mentions: &Mentions) -> Universe {
+        let empty;
+        let inventory = match &self.policies.inventory {
+            Some(inv) => inv,
+            None => {
+                empty = Inventory::with_manifests(
+                    None,
+                    std::iter::empty(),
+                    &self.policies.settings.cluster_name,
+                )
+                .unwrap_or_default();
+                &empty
+            }
+        };
+        Universe::new(inventory, &self.declared, mentions)
+    }
+}
+
+/// The Cilium settings of the arguments; `None` after reporting when they are unusable.
+pub(super) fn settings(fs: &dyn Files, cluster: &Cluster, out: &mut Output<'_>) -> Option<Settings> {
+    policies::settings_from(
+        fs,
+        cluster.cilium_config.as_deref(),
+        cluster.cilium_version.as_deref(),
+        out,
+    )
+}
+
+/// Read the revision `fs` holds under `paths`; `None` after reporting when it cannot be used
+/// (unreadable files, YAML syntax errors, profiles with errors).
+pub(super) fn read(
+    fs: &dyn Files,
+    paths: &[PathBuf],
+    cluster: &Cluster,
+    settings: Settings,
+    out: &mut Output<'_>,
+) -> Option<Revision> {
+    let (profiles, objects) = classify(fs, paths, out)?;
+    let mut compiled = Vec::new();
+    let mut declared = Vec::new();
+    if !profiles.is_empty() {
+        let result = crate::profile::compile_paths(fs, &profiles);
+        out.report(&result.diagnostics, &result.sources);
+        let (Some(model), Some(objects)) = (result.model, result.objects) else {
+            let _ = writeln!(
+                out.stderr,
+                "error: the profiles have errors; nothing is compared\n  help: `netpol check` shows them all"
+            );
+            return None;
+        };
+        match emit::stream(&objects, emit::Format::Yaml) {
+            Ok(text) => compiled.push((PathBuf::from("(compiled profiles)"), text)),
+            Err(e) => {
+                let _ = writeln!(out.stderr, "error: {e}");
+                return None;
+            }
+        }
+        declared = declared_of(&model);
+    }
+    let sources = Sources {
+        policies: &objects,
+        compiled: &compiled,
+        manifests: &cluster.manifests,
+        inventory: cluster.inventory.as_deref(),
+    };
+    let policies = policies::load_sources(fs, &sources, settings, out)?;
+    let mentions = Mentions::of(&policies.index.entries);
+    Some(Revision {
+        policies,
+        declared,
+        mentions,
+        profiles: profiles.len(),
+    })
+}
+
+/// The services of a model as workloads.
+fn declared_of(model: &Model) -> Vec<Declared> {
+    model
+        .services
+        .iter()
+        .map(|s| Declared {
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            kind: "Profile".to_owned(),
+            labels: s.selector.iter().cloned().collect::<BTreeMap<_, _>>(),
+            ports: s
+                .ports
+                .iter()
+                .flat_map(|(name, ranges)| {
+                    ranges.iter().map(|r| NamedPort {
+                        name: name.clone(),
+                        port: r.first,
+                        protocol: match r.protocol {
+                            Protocol::Tcp => Proto::Tcp,
+                            Protocol::Udp => Proto::Udp,
+                            Protocol::Sctp => Proto::Sctp,
+                        },
+                    })
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Split the files under `paths` into profiles and Kubernetes objects (policies, manifests).
+fn classify(
+    fs: &dyn Files,
+    paths: &[PathBuf],
+    out: &mut Output<'_>,
+) -> Option<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut profiles, mut objects) = (Vec::new(), Vec::new());
+    let mut ok = true;
+    for path in paths {
+        let files = match fs.expand(path, POLICY_EXTENSIONS) {
+            Ok(files) => files,
+            Err(e) => {
+                let _ = writeln!(
+                    out.stderr,
+                    "error: cannot read `{}`: {}\n  help: give files or directories of profiles, policies and workload manifests",
+                    path.display(),
+                    crate::document::files::io_reason(&e)
+                );
+                ok = false;
+                continue;
+            }
+        };
+        for file in files {
+            let profile = is_yaml(&file) && fs.read(&file).is_ok_and(|t| is_profile(&t));
+            if profile {
+                profiles.push(file);
+            } else {
+                objects.push(file);
+            }
+        }
+    }
+    ok.then_some((profiles, objects))
+}
+
+fn is_yaml(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e == "yaml" || e == "yml")
+}
+
+/// Keys only a profile has at the top level.
+const PROFILE_KEYS: &[&str] = &[
+    "namespace",
+    "services",
+    "templates",
+    "groups",
+    "cluster",
+    "baselines",
+    "include",
+];
+
+/// A profile has one of [`PROFILE_KEYS`] at the top level and no `kind` or `apiVersion`
+/// (which every Kubernetes object has).
+pub(super) fn is_profile(text: &str) -> bool {
+    let mut profile = false;
+    for line in text.lines() {
+        let Some(first) = line.chars().next() else {
+            continue;
+        };
+        if first.is_whitespace() || matches!(first, '#' | '-' | '{' | '[') {
+            continue;
+        }
+        let Some((key, _)) = line.split_once(':') else {
+            continue;
+        };
+        let key = key.trim().trim_matches(['"', '\'']);
+        if key == "kind" || key == "apiVersion" {
+            return false;
+        }
+        profile |= PROFILE_KEYS.contains(&key);
+    }
+    profile
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_profile;
+
+    #[test]
+    fn profiles_are_told_from_kubernetes_objects() {
+        assert!(is_profile("# c\nnamespace: media\nservices: {}\n"));
+        assert!(is_profile("templates:\n  a: {}\n"));
+        assert!(!is_profile(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n"
+        ));
+        assert!(!is_profile(
+            "metadata:\n  namespace: x\nkind: NetworkPolicy\n"
+        ));
+        assert!(!is_profile("---\n- a\n"));
+    }
+}
