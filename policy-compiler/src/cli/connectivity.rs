@@ -61,8 +61,13 @@ enum PictureFormat {
 }
 
 pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
-    let Some(c) = compute(fs, &args.paths, &args.cluster, args.focus_workload.as_deref(), out)
-    else {
+    let Some(c) = compute(
+        fs,
+        &args.paths,
+        &args.cluster,
+        args.focus_workload.as_deref(),
+        out,
+    ) else {
         return Status::BadInput;
     };
     let text = match args.format {
@@ -77,8 +82,13 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
 }
 
 pub(super) fn run_graph(args: &GraphArgs, fs: &dyn Files, out: &mut Output<'_>) -> Status {
-    let Some(c) = compute(fs, &args.paths, &args.cluster, args.focus_workload.as_deref(), out)
-    else {
+    let Some(c) = compute(
+        fs,
+        &args.paths,
+        &args.cluster,
+        args.focus_workload.as_deref(),
+        out,
+    ) else {
         return Status::BadInput;
     };
     let format = match args.format {
@@ -97,12 +107,8 @@ fn compute(
 ) -> Option<Connectivity> {
     let settings = revision::settings(fs, cluster, out)?;
     let rev = revision::read(fs, paths, cluster, settings, out)?;
-    let universe = rev.universe(&rev.mentions);
-    let mut c = connectivity::compute(
-        &rev.policies.index,
-        rev.policies.named_ports(),
-        universe,
-    );
+    let universe = rev.universe(&rev.mentions, &rev.declared);
+    let mut c = connectivity::compute(&rev.policies.index, rev.policies.named_ports(), universe);
     if let Some(focus) = focus
         && !c.focus(focus)
     {

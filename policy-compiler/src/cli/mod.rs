@@ -10,6 +10,7 @@
 mod check;
 mod compile;
 mod connectivity;
+mod diff;
 mod explain;
 mod policies;
 mod revision;
@@ -83,6 +84,14 @@ enum Command {
     Connectivity(connectivity::Args),
     /// Draw the allowed connectivity: Mermaid or Graphviz DOT, one box per namespace.
     Graph(connectivity::GraphArgs),
+    /// Report the connectivity a change adds, removes and changes, and what matters for
+    /// security.
+    ///
+    /// Both revisions are read (profiles compiled, policies imported, manifests read) and
+    /// compared over the peers either names. txt and csv are netpol-analyzer's diff formats
+    /// (the security summary goes to stderr); md is a pull-request comment (first line
+    /// `<!-- netpol-diff -->`). Exit 1 when `--fail-on` finds what it names, 2 on bad input.
+    Diff(diff::Args),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -180,6 +189,7 @@ pub fn run(
         Command::Explain(args) => explain::run(args, fs, &mut out),
         Command::Connectivity(args) => connectivity::run(args, fs, &mut out),
         Command::Graph(args) => connectivity::run_graph(args, fs, &mut out),
+        Command::Diff(args) => diff::run(args, fs, &mut out),
     }
 }
 

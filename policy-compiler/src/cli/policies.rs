@@ -230,7 +230,13 @@ pub(super) fn load_sources(
     } else {
         accepted.join(", ")
     };
-    let mut summary = format!("read {accepted} from {} files", stats.files);
+    // The compiled profiles are one text, no file of the user's.
+    let files = stats.files - inputs.compiled.len().min(stats.files);
+    let mut summary = match (inputs.compiled.is_empty(), files) {
+        (true, _) => format!("read {accepted} from {files} files"),
+        (false, 0) => format!("read {accepted} from the profiles"),
+        (false, _) => format!("read {accepted} from the profiles and {files} files"),
+    };
     if !manifest_stats.is_empty() {
         let universe: Vec<String> = manifest_stats
             .iter()

@@ -46,14 +46,13 @@ pub(super) struct Revision {
     pub declared: Vec<Declared>,
     /// What the policies name (CIDRs, DNS names, Cilium policies at all).
     pub mentions: Mentions,
-    /// Profile files compiled.
-    pub profiles: usize,
 }
 
 impl Revision {
-    /// The universe of this revision, with the peers `mentions` asks for (those of both
-    /// revisions, in a diff).
-    pub fn universe(&self, mentions: &Mentions) -> Universe {
+    /// The universe of this revision, with the peers `mentions` asks for and the workloads
+    /// `declared` names (those of both revisions, in a diff: a profile's service stands for
+    /// pods that run whether or not a profile declares them).
+    pub fn universe(&self, mentions: &Mentions, declared: &[Declared]) -> Universe {
         let empty;
         let inventory = match &self.policies.inventory {
             Some(inv) => inv,
@@ -67,12 +66,16 @@ impl Revision {
                 &empty
             }
         };
-        Universe::new(inventory, &self.declared, mentions)
+        Universe::new(inventory, declared, mentions)
     }
 }
 
 /// The Cilium settings of the arguments; `None` after reporting when they are unusable.
-pub(super) fn settings(fs: &dyn Files, cluster: &Cluster, out: &mut Output<'_>) -> Option<Settings> {
+pub(super) fn settings(
+    fs: &dyn Files,
+    cluster: &Cluster,
+    out: &mut Output<'_>,
+) -> Option<Settings> {
     policies::settings_from(
         fs,
         cluster.cilium_config.as_deref(),
@@ -124,7 +127,6 @@ pub(super) fn read(
         policies,
         declared,
         mentions,
-        profiles: profiles.len(),
     })
 }
 

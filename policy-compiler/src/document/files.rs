@@ -108,10 +108,22 @@ impl Files for Memory {
         if self.files.contains_key(path) {
             return Ok(vec![path.to_path_buf()]);
         }
+        // `.`, `./profiles`, `profiles/`: the files under the path, however it is spelt.
+        let path = normalize(path);
+        if self.files.contains_key(&path) {
+            return Ok(vec![path]);
+        }
         let under: Vec<PathBuf> = self
             .files
             .keys()
-            .filter(|p| p.starts_with(path) && has_extension(p, extensions))
+            .filter(|p| normalize(p).starts_with(&path) && has_extension(p, extensions))
+            .filter(|p| {
+                // Hidden files and folders are skipped, as on disk.
+                !p.components().any(|c| {
+                    c.as_os_str().to_string_lossy().starts_with('.')
+                        && c != std::path::Component::CurDir
+                })
+            })
             .cloned()
             .collect();
         if under.is_empty() {
@@ -158,4 +170,129 @@ pub fn io_reason(e: &std::io::Error) -> String {
         Some(i) => s.get(..i).unwrap_or(&s).to_string(),
         None => s,
     }
+}
+
+/// A directory standing for the current one: paths are read under `root` and reported as
+/// given (a checkout of another revision reads like the working tree).
+#[derive(Debug, Clone)]
+pub struct Rooted {
+    pub root: PathBuf,
+}
+
+impl Files for Rooted {
+    fn expand(&self, path: &Path, extensions: &[&str]) -> std::io::Result<Vec<PathBuf>> {
+        let files = Disk.expand(&self.root.join(path), extensions)?;
+        Ok(files
+            .into_iter()
+            .map(|f| {
+                f.strip_prefix(&self.root)
+                    .map_or(f.clone(), Path::to_path_buf)
+            })
+            .collect())
+    }
+
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        Disk.read(&self.root.join(path))
+    }
+
+    fn key(&self, path: &Path) -> PathBuf {
+        Disk.key(&self.root.join(path))
+    }
+}
+
+/// The files under `paths` (relative to the current directory) at the git revision `rev` of
+/// the repository the current directory is in, with one of `extensions`, read with the `git`
+/// command; keyed by their path relative to the current directory. `Err` says why not.
+pub fn git_tree(rev: &str, paths: &[PathBuf], extensions: &[&str]) -> Result<Memory, String> {
+    use std::io::{Read as _, Write as _};
+    use std::process::{Command, Stdio};
+    let git = |args: &[&str]| -> Result<Vec<u8>, String> {
+        let out = Command::new("git")
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run `git`: {}", io_reason(&e)))?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    };
+    let commit = format!("{rev}^{{commit}}");
+    git(&["rev-parse", "--verify", "--quiet", &commit]).map_err(|e| {
+        if e.contains("not a git repository") {
+            "not inside a git repository".to_owned()
+        } else {
+            format!("`{rev}` is no revision of this repository")
+        }
+    })?;
+    let prefix = String::from_utf8_lossy(&git(&["rev-parse", "--show-prefix"])?)
+        .trim()
+        .to_owned();
+    let mut args: Vec<String> = ["ls-tree", "-r", "-z", "--full-name", rev, "--"]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    args.extend(paths.iter().map(|p| p.to_string_lossy().into_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let listing = git(&args)?;
+    // `<mode> <type> <object>\t<path>`, NUL-terminated.
+    let mut blobs: Vec<(String, PathBuf)> = Vec::new();
+    for entry in listing.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+        let entry = String::from_utf8_lossy(entry);
+        let Some((meta, path)) = entry.split_once('\t') else {
+            continue;
+        };
+        let mut meta = meta.split(' ');
+        let (Some(_), Some("blob"), Some(oid)) = (meta.next(), meta.next(), meta.next()) else {
+            continue;
+        };
+        let local = path.strip_prefix(prefix.as_str()).unwrap_or(path);
+        let local = PathBuf::from(local);
+        if has_extension(&local, extensions) {
+            blobs.push((oid.to_owned(), local));
+        }
+    }
+    let mut child = Command::new("git")
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run `git`: {}", io_reason(&e)))?;
+    let mut input = String::new();
+    for (oid, _) in &blobs {
+        input.push_str(oid);
+        input.push('\n');
+    }
+    let mut stdin = child.stdin.take().ok_or("cannot write to `git cat-file`")?;
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let mut output = Vec::new();
+    child
+        .stdout
+        .take()
+        .ok_or("cannot read `git cat-file`")?
+        .read_to_end(&mut output)
+        .map_err(|e| io_reason(&e))?;
+    let _ = writer.join();
+    let _ = child.wait();
+    // `<object> blob <size>\n<contents>\n` per object.
+    let mut files = BTreeMap::new();
+    let mut rest = output.as_slice();
+    for (_, path) in blobs {
+        let Some(eol) = rest.iter().position(|b| *b == b'\n') else {
+            return Err("`git cat-file` ended early".to_owned());
+        };
+        let header = String::from_utf8_lossy(rest.get(..eol).unwrap_or_default()).into_owned();
+        let size: usize = header
+            .rsplit(' ')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("unexpected `git cat-file` output `{header}`"))?;
+        let body = rest
+            .get(eol + 1..eol + 1 + size)
+            .ok_or("`git cat-file` ended early")?;
+        files.insert(path, String::from_utf8_lossy(body).into_owned());
+        rest = rest.get(eol + 2 + size..).unwrap_or_default();
+    }
+    Ok(Memory { files })
 }

@@ -427,7 +427,11 @@ fn object(
     };
     let full_name = match meta("namespace") {
         Some(ns) if policy_kind != PolicyKind::Ccnp => {
-            format!("{} {ns}/{}", policy_kind.as_str(), meta("name").unwrap_or("?"))
+            format!(
+                "{} {ns}/{}",
+                policy_kind.as_str(),
+                meta("name").unwrap_or("?")
+            )
         }
         _ => format!("{} {}", policy_kind.as_str(), meta("name").unwrap_or("?")),
     };

@@ -21,7 +21,11 @@ pub const PROTOCOLS: [Proto; 5] = [
 /// The port space of a protocol: ICMP types 0-255, ports 1-65535 (port 0 is no port a
 /// connection can use; Cilium's `port: 0` means every port).
 pub fn space(proto: Proto) -> (u16, u16) {
-    if proto.is_icmp() { (0, 255) } else { (1, 65535) }
+    if proto.is_icmp() {
+        (0, 255)
+    } else {
+        (1, 65535)
+    }
 }
 
 fn slot(proto: Proto) -> Option<usize> {
@@ -86,7 +90,9 @@ impl Reach {
     }
 
     pub fn allows(&self, proto: Proto, port: u16) -> bool {
-        self.get(proto).iter().any(|(a, b)| *a <= port && port <= *b)
+        self.get(proto)
+            .iter()
+            .any(|(a, b)| *a <= port && port <= *b)
     }
 
     /// What both allow.

@@ -247,7 +247,11 @@ impl Universe {
             );
         }
         if mentions.cilium {
-            for r in [Reserved::Host, Reserved::RemoteNode, Reserved::KubeApiserver] {
+            for r in [
+                Reserved::Host,
+                Reserved::RemoteNode,
+                Reserved::KubeApiserver,
+            ] {
                 add(
                     NodeKind::Entity(r.key().to_owned()),
                     Peer {
@@ -261,7 +265,6 @@ impl Universe {
             nodes: nodes.into_values().collect(),
         }
     }
-
 }
 
 /// The kinds of owner a pod is named by; a pod owned by anything else (a static pod's Node, a
@@ -383,6 +386,8 @@ fn ranges(cidrs: &BTreeSet<Cidr>) -> Vec<(IpAddr, IpAddr)> {
 
 #[cfg(test)]
 mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
     use super::*;
 
     fn nets(v: &[&str]) -> BTreeSet<Cidr> {
@@ -409,7 +414,10 @@ mod tests {
     fn pieces_inside_the_same_predicates_are_one_range() {
         let cidr: Cidr = (
             "0.0.0.0/0".parse().unwrap(),
-            vec!["10.0.0.0/9".parse().unwrap(), "10.128.0.0/9".parse().unwrap()],
+            vec![
+                "10.0.0.0/9".parse().unwrap(),
+                "10.128.0.0/9".parse().unwrap(),
+            ],
         );
         let r = ranges(&BTreeSet::from([cidr]));
         let text: Vec<String> = r.iter().map(|(a, b)| format!("{a}-{b}")).collect();

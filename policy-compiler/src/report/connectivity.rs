@@ -17,7 +17,7 @@ use crate::engine::eval::NamedPorts;
 use crate::engine::index::{Evaluator, Index};
 use crate::engine::reach::{self, Reach};
 use crate::flow::universe::{NodeKind, Universe};
-use crate::objects::Proto;
+use crate::objects::{Direction, Proto};
 
 /// One allowed connection: indices into the universe's nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,9 @@ pub struct Connection {
 pub struct Connectivity {
     pub universe: Universe,
     pub connections: Vec<Connection>,
+    /// For each node: whether it is default-deny for ingress and for egress (what no rule
+    /// allows is dropped); `[false, false]` for peers that are no workload.
+    pub isolated: Vec<[bool; 2]>,
 }
 
 /// Whether a connection from `src` to `dst` is one a report lists: one end is a workload,
@@ -63,15 +66,33 @@ pub fn compute(index: &Index, cluster: &dyn NamedPorts, universe: Universe) -> C
             }
         }
     }
+    let isolated = universe
+        .nodes
+        .iter()
+        .map(|n| {
+            if n.kind.is_workload() {
+                [
+                    evaluator.isolated(&n.peer, Direction::Ingress),
+                    evaluator.isolated(&n.peer, Direction::Egress),
+                ]
+            } else {
+                [false, false]
+            }
+        })
+        .collect();
     Connectivity {
         universe,
         connections,
+        isolated,
     }
 }
 
 impl Connectivity {
     pub fn name(&self, node: usize) -> &str {
-        self.universe.nodes.get(node).map_or("", |n| n.name.as_str())
+        self.universe
+            .nodes
+            .get(node)
+            .map_or("", |n| n.name.as_str())
     }
 
     /// Only the connections of the workloads `focus` names (`name` or `namespace/name`).
@@ -232,10 +253,7 @@ mod tests {
         let mut r = Reach::all();
         r.set(Proto::Icmpv6, vec![]);
         r.set(Proto::Icmp, vec![(8, 8)]);
-        assert_eq!(
-            conn(&r),
-            "ICMP 8,SCTP 1-65535,TCP 1-65535,UDP 1-65535"
-        );
+        assert_eq!(conn(&r), "ICMP 8,SCTP 1-65535,TCP 1-65535,UDP 1-65535");
     }
 
     #[test]

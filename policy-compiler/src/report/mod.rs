@@ -5,6 +5,7 @@
 //! chooses the report and the exit status.
 
 pub mod connectivity;
+pub mod diff;
 pub mod explain;
 pub mod graph;
 pub mod verify;
