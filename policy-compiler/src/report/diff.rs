@@ -56,14 +56,29 @@ pub struct Change {
     pub info: String,
 }
 
-/// Ports a change opens between a workload and the internet.
+/// Ports a change opens between a workload and the world outside the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Opening {
     pub workload: String,
-    /// The address range or DNS name on the other end.
-    pub peer: String,
+    /// The address ranges and DNS names on the other end that the change opens alike.
+    pub peers: Vec<String>,
     /// What head allows that base did not.
     pub conn: String,
+}
+
+/// One opening per workload and ports, with every peer it reaches so.
+fn grouped(openings: Vec<(String, String, String)>) -> Vec<Opening> {
+    let mut by: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for (workload, peer, conn) in openings {
+        by.entry((workload, conn)).or_default().push(peer);
+    }
+    by.into_iter()
+        .map(|((workload, conn), peers)| Opening {
+            workload,
+            peers,
+            conn,
+        })
+        .collect()
 }
 
 /// A workload whose default deny changed in one direction.
@@ -78,7 +93,8 @@ pub struct Isolation {
 /// What a reviewer must see first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
-    /// Connections from the internet to workloads that base did not allow.
+    /// Connections from outside the cluster (`world`) to workloads that base did not allow,
+    /// by workload and ports.
     pub new_world_exposure: Vec<Opening>,
     /// Connections from workloads to the internet (address ranges, DNS names) that base did
     /// not allow.
@@ -155,6 +171,7 @@ pub fn compare(base: Side<'_>, head: Side<'_>) -> Diff {
     let pairs: BTreeSet<&(String, String)> = b.keys().chain(h.keys()).collect();
     let mut changes = Vec::new();
     let mut summary = Summary::default();
+    let (mut exposure, mut egress) = (Vec::new(), Vec::new());
     for pair in pairs {
         let none = Reach::none();
         let (old, new) = (b.get(pair).unwrap_or(&none), h.get(pair).unwrap_or(&none));
@@ -183,18 +200,10 @@ pub fn compare(base: Side<'_>, head: Side<'_>) -> Diff {
         if !opened.is_empty() {
             let (src_kind, dst_kind) = (peer_kinds.get(src.as_str()), peer_kinds.get(dst.as_str()));
             if matches!(src_kind, Some(NodeKind::External { .. })) {
-                summary.new_world_exposure.push(Opening {
-                    workload: dst.clone(),
-                    peer: src.clone(),
-                    conn: conn(&opened),
-                });
+                exposure.push((dst.clone(), src.clone(), conn(&opened)));
             }
             if matches!(dst_kind, Some(NodeKind::External { .. } | NodeKind::Dns(_))) {
-                summary.new_egress.push(Opening {
-                    workload: src.clone(),
-                    peer: dst.clone(),
-                    conn: conn(&opened),
-                });
+                egress.push((src.clone(), dst.clone(), conn(&opened)));
             }
         }
         changes.push(Change {
@@ -207,6 +216,8 @@ pub fn compare(base: Side<'_>, head: Side<'_>) -> Diff {
         });
     }
     changes.sort_by_cached_key(|c| (c.kind, text_line(c)));
+    summary.new_world_exposure = grouped(exposure);
+    summary.new_egress = grouped(egress);
     summary.isolation = isolation(base.connectivity, head.connectivity);
     let was_invalid: BTreeSet<&String> = base.invalid.iter().collect();
     summary.invalid_policies = head
@@ -369,15 +380,19 @@ pub fn summary_text(d: &Diff) -> String {
     for o in &s.new_world_exposure {
         let _ = writeln!(
             out,
-            "  newly exposed to the internet: {} from {} : {}",
-            o.workload, o.peer, o.conn
+            "  newly exposed to world: {} from {} : {}",
+            o.workload,
+            o.peers.join(", "),
+            o.conn
         );
     }
     for o in &s.new_egress {
         let _ = writeln!(
             out,
-            "  new egress to the internet: {} to {} : {}",
-            o.workload, o.peer, o.conn
+            "  new egress to world: {} to {} : {}",
+            o.workload,
+            o.peers.join(", "),
+            o.conn
         );
     }
     for i in &s.isolation {
@@ -398,6 +413,15 @@ pub fn summary_text(d: &Diff) -> String {
 /// `1 connection added`, `3 connections added`.
 fn counted(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `` `a`, `b` ``.
+fn code_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn cell(s: &str) -> String {
@@ -429,16 +453,17 @@ fn markdown(d: &Diff) -> String {
         counted(count(DiffType::Changed), "changed", "changed"),
     ];
     let lost = s.lost_isolation().count();
+    let workloads = |o: &[Opening]| o.iter().map(|o| &o.workload).collect::<BTreeSet<_>>().len();
     for (n, one, many) in [
         (
-            s.new_world_exposure.len(),
-            "new exposure to the internet",
-            "new exposures to the internet",
+            workloads(&s.new_world_exposure),
+            "workload newly exposed to world",
+            "workloads newly exposed to world",
         ),
         (
-            s.new_egress.len(),
-            "new egress to the internet",
-            "new egresses to the internet",
+            workloads(&s.new_egress),
+            "workload with new egress to world",
+            "workloads with new egress to world",
         ),
         (lost, "default deny lost", "default denies lost"),
         (
@@ -460,17 +485,17 @@ fn markdown(d: &Diff) -> String {
     );
     let mut sections: Vec<(String, Vec<String>)> = Vec::new();
     sections.push((
-        "Newly exposed to the internet".to_owned(),
+        "Newly exposed to world (outside the cluster)".to_owned(),
         s.new_world_exposure
             .iter()
-            .map(|o| format!("`{}` from `{}`: {}", o.workload, o.peer, o.conn))
+            .map(|o| format!("`{}` from {}: {}", o.workload, code_list(&o.peers), o.conn))
             .collect(),
     ));
     sections.push((
-        "New egress to the internet".to_owned(),
+        "New egress to world (outside the cluster)".to_owned(),
         s.new_egress
             .iter()
-            .map(|o| format!("`{}` to `{}`: {}", o.workload, o.peer, o.conn))
+            .map(|o| format!("`{}` to {}: {}", o.workload, code_list(&o.peers), o.conn))
             .collect(),
     ));
     sections.push((

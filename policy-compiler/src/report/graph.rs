@@ -23,10 +23,12 @@ pub enum Format {
 }
 
 /// The nodes that take part in a connection, by namespace (`None`: outside every namespace).
+/// An address range that is both a source and a destination is drawn once: each node is
+/// represented by the first node of its name ([`drawn`]).
 fn groups(c: &Connectivity) -> BTreeMap<Option<&str>, Vec<usize>> {
     let mut used = vec![false; c.universe.nodes.len()];
     for conn in &c.connections {
-        for i in [conn.src, conn.dst] {
+        for i in [drawn(c, conn.src), drawn(c, conn.dst)] {
             if let Some(u) = used.get_mut(i) {
                 *u = true;
             }
@@ -39,6 +41,12 @@ fn groups(c: &Connectivity) -> BTreeMap<Option<&str>, Vec<usize>> {
         }
     }
     groups
+}
+
+/// The node drawn for node `i`: the first of its name (nodes are sorted by name).
+fn drawn(c: &Connectivity, i: usize) -> usize {
+    let name = c.name(i);
+    c.universe.nodes.partition_point(|n| n.name.as_str() < name)
 }
 
 /// What a node is called inside its box.
@@ -93,9 +101,9 @@ fn mermaid(c: &Connectivity) -> String {
         let _ = writeln!(
             out,
             "  n{} -->|\"{}\"| n{}",
-            e.src,
+            drawn(c, e.src),
             mermaid_text(&conn(&e.reach)),
-            e.dst
+            drawn(c, e.dst)
         );
     }
     out
