@@ -36,12 +36,21 @@ pub(super) struct GraphArgs {
     paths: Vec<PathBuf>,
     #[command(flatten)]
     cluster: Cluster,
-    /// Picture format: Mermaid (GitHub renders it in Markdown) or Graphviz DOT.
+    /// Picture format: Mermaid (GitHub renders it in Markdown) or Graphviz DOT. Compact by
+    /// default: everything outside the cluster is one `world` node, and `host` reaching
+    /// workloads on every port is left out (a comment says so).
     #[arg(long, value_enum, default_value_t = PictureFormat::Mermaid)]
     format: PictureFormat,
     /// Only the connections of this workload (`name` or `namespace/name`).
     #[arg(long, value_name = "WORKLOAD")]
     focus_workload: Option<String>,
+    /// Only the connections of the workloads in these namespaces.
+    #[arg(long, value_name = "NAMESPACE", num_args = 1..)]
+    namespace: Vec<String>,
+    /// Draw every peer: each address range and DNS name (not one `world` node), and `host`
+    /// reaching workloads on every port (the kubelet's probes).
+    #[arg(long)]
+    full: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -75,27 +84,31 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
         ListFormat::Json => connectivity::render(&c, connectivity::Format::Json),
         ListFormat::Csv => connectivity::render(&c, connectivity::Format::Csv),
         ListFormat::Md => connectivity::render(&c, connectivity::Format::Md),
-        ListFormat::Dot => graph::render(&c, graph::Format::Dot),
-        ListFormat::Mermaid => graph::render(&c, graph::Format::Mermaid),
+        ListFormat::Dot => graph::render(&c, graph::Format::Dot, false),
+        ListFormat::Mermaid => graph::render(&c, graph::Format::Mermaid, false),
     };
     out.write(&text)
 }
 
 pub(super) fn run_graph(args: &GraphArgs, fs: &dyn Files, out: &mut Output<'_>) -> Status {
-    let Some(c) = compute(
-        fs,
-        &args.paths,
-        &args.cluster,
-        args.focus_workload.as_deref(),
-        out,
-    ) else {
+    let focus = args.focus_workload.as_deref();
+    let Some(mut c) = compute(fs, &args.paths, &args.cluster, focus, out) else {
         return Status::BadInput;
     };
+    if !args.namespace.is_empty() && !c.namespaces(&args.namespace) {
+        let names: Vec<String> = args.namespace.iter().map(|n| format!("`{n}`")).collect();
+        let _ = writeln!(
+            out.stderr,
+            "error: no workload in namespace {}",
+            names.join(", ")
+        );
+        return Status::BadInput;
+    }
     let format = match args.format {
         PictureFormat::Mermaid => graph::Format::Mermaid,
         PictureFormat::Dot => graph::Format::Dot,
     };
-    out.write(&graph::render(&c, format))
+    out.write(&graph::render(&c, format, !args.full))
 }
 
 fn compute(

@@ -116,6 +116,27 @@ impl Connectivity {
         true
     }
 
+    /// Only the connections of the workloads in these namespaces; `false` when no workload is
+    /// in any of them.
+    pub fn namespaces(&mut self, namespaces: &[String]) -> bool {
+        let inside: Vec<bool> = self
+            .universe
+            .nodes
+            .iter()
+            .map(|n| {
+                n.kind
+                    .namespace()
+                    .is_some_and(|ns| namespaces.iter().any(|x| x == ns))
+            })
+            .collect();
+        if !inside.contains(&true) {
+            return false;
+        }
+        let hit = |i: usize| inside.get(i).copied().unwrap_or(false);
+        self.connections.retain(|c| hit(c.src) || hit(c.dst));
+        true
+    }
+
     /// Rows `(src, dst, conn)` as the formats print them.
     pub fn rows(&self) -> Vec<[String; 3]> {
         self.connections
