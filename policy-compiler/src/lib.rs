@@ -23,8 +23,8 @@
 //! | folder | owns |
 //! |---|---|
 //! | [`cli`] | arguments, one file per subcommand, exit statuses |
-//! | [`report`] | `verify` and `explain` (and the reports to come: connectivity, diff, lint …) |
-//! | [`flow`] | flow records (netpol JSONL, Hubble) and the inventory |
+//! | [`report`] | `verify`, `explain`, `connectivity`, `diff`, `graph` (and the reports to come: lint …) |
+//! | [`flow`] | flow records (netpol JSONL, Hubble), the inventory, the universe of peers |
 //! | [`engine`] | policy import and sanitize, entries, identities, selectors, evaluators, index |
 //! | [`profile`] | the compiler: profile files, syntax tree, model, compile, emit, JSON Schema |
 //! | [`objects`] | typed Cilium and Kubernetes objects; labels, ports, FQDNs, protocols |

@@ -570,3 +570,27 @@ proptest! {
         prop_assert_eq!(isolation(&ab), flipped);
     }
 }
+
+#[test]
+fn the_readme_shows_the_homelab_picture_as_netpol_draws_it() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let after = readme
+        .split_once("(`netpol graph profiles --namespace media`")
+        .unwrap()
+        .1;
+    let block = after
+        .split_once("```mermaid\n")
+        .unwrap()
+        .1
+        .split_once("```")
+        .unwrap()
+        .0;
+    let profiles = concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles");
+    let (status, out, err) = run(&["graph", profiles, "--namespace", "media"]);
+    assert_eq!(status, Status::Ok, "{err}");
+    assert_eq!(
+        block, out,
+        "README.md's picture is stale: paste `netpol graph profiles --namespace media` into it"
+    );
+}

@@ -595,3 +595,65 @@ fn markdown(d: &Diff) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::Proto;
+
+    fn change(i: usize) -> Change {
+        let mut head = Reach::none();
+        head.set(Proto::Tcp, vec![(8080, 8080)]);
+        Change {
+            kind: DiffType::Added,
+            src: format!("media/app-{i:05}[Deployment]"),
+            dst: "databases/postgres[StatefulSet]".to_owned(),
+            base: Reach::none(),
+            head,
+            info: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_pull_request_comment_stays_under_githubs_limit_and_counts_what_it_leaves_out() {
+        let d = Diff {
+            base: "origin/main".to_owned(),
+            head: "HEAD".to_owned(),
+            changes: (0..5000).map(change).collect(),
+            summary: Summary::default(),
+        };
+        let md = render(&d, Format::Md);
+        assert!(md.chars().count() < COMMENT_LIMIT, "{}", md.len());
+        assert!(md.starts_with("<!-- netpol-diff -->\n"));
+        assert!(md.contains("5000 connections added · 0 removed · 0 changed"));
+        let shown = md.lines().filter(|l| l.starts_with("| added |")).count();
+        let note = format!(
+            "{} more changes are not shown: a comment holds at most 65536 characters",
+            5000 - shown
+        );
+        assert!(md.contains(&note), "{}", &md[md.len() - 300..]);
+        // Every row is whole.
+        assert!(
+            md.lines()
+                .filter(|l| l.starts_with('|'))
+                .all(|l| l.ends_with('|'))
+        );
+    }
+
+    #[test]
+    fn a_small_diff_is_one_table_and_no_change_says_so() {
+        let d = Diff {
+            base: "a".to_owned(),
+            head: "b".to_owned(),
+            changes: (0..3).map(change).collect(),
+            summary: Summary::default(),
+        };
+        let md = render(&d, Format::Md);
+        assert!(!md.contains("<details>"));
+        assert_eq!(md.lines().filter(|l| l.starts_with("| added |")).count(), 3);
+        let none = Diff::default();
+        assert!(render(&none, Format::Md).contains("No connectivity change"));
+        assert_eq!(render(&none, Format::Txt), "");
+        assert_eq!(render(&none, Format::Csv), "");
+    }
+}

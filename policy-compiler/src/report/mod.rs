@@ -1,7 +1,8 @@
 //! What the engine's answers look like to a user: one module per report.
 //!
 //! [`verify`] judges recorded flows and renders text, Markdown or JSON; [`explain`] walks one
-//! flow through every rule. Uses the [`crate::engine`] and [`crate::flow`]; the command line
+//! flow through every rule; [`connectivity`] lists every allowed connection of a universe,
+//! [`diff`] compares two of them (a pull request), [`graph`] draws one. Uses the [`crate::engine`] and [`crate::flow`]; the command line
 //! chooses the report and the exit status.
 
 pub mod connectivity;
