@@ -9,6 +9,7 @@ use super::Output;
 use super::policies::{self, Policies, Sources};
 use crate::document::files::{Files, POLICY_EXTENSIONS};
 use crate::engine::identity::NamedPort;
+use crate::engine::policy;
 use crate::engine::settings::Settings;
 use crate::flow::inventory::Inventory;
 use crate::flow::universe::{Declared, Mentions, Universe};
@@ -107,7 +108,7 @@ pub(super) fn read(
             return None;
         };
         match emit::stream(&objects, emit::Format::Yaml) {
-            Ok(text) => compiled.push((PathBuf::from("(compiled profiles)"), text)),
+            Ok(text) => compiled.push((PathBuf::from(policy::COMPILED_PROFILES), text)),
             Err(e) => {
                 let _ = writeln!(out.stderr, "error: {e}");
                 return None;

@@ -198,6 +198,9 @@ pub fn import_for(fs: &dyn Files, paths: &[PathBuf], accept: &Acceptance) -> Imp
     import_with(fs, paths, accept, &[])
 }
 
+/// The name under which policies compiled from profiles are imported.
+pub const COMPILED_PROFILES: &str = "(compiled profiles)";
+
 /// [`import_for`], plus texts that are no file of `fs` (`(name, text)`: policies compiled from
 /// profiles), imported first: a file's object of the same kind and name replaces theirs.
 pub fn import_with(
@@ -2026,24 +2029,55 @@ fn dedupe(imported: &mut Imported) {
         return;
     }
     let policies = std::mem::take(&mut imported.set.policies);
+    let kept: BTreeMap<usize, (serde_json::Value, Span)> = last
+        .values()
+        .filter_map(|i| {
+            policies
+                .get(*i)
+                .map(|p| (*i, (p.node.to_json(), p.node.span)))
+        })
+        .collect();
     for (i, p) in policies.into_iter().enumerate() {
         let key = (p.kind, p.namespace.clone(), p.name.clone());
         let keep = last.get(&key).copied();
         if keep == Some(i) {
             imported.set.policies.push(p);
         } else {
-            imported.diagnostics.push(
-                Diagnostic::warning(
-                    "duplicate-policy",
-                    p.node.span,
-                    format!(
-                        "{} is defined again later; this definition is replaced",
-                        p.display_name()
-                    ),
-                )
-                .with_label("replaced")
-                .with_help("the cluster keeps the object applied last; remove one of them"),
-            );
+            let later = keep.and_then(|k| kept.get(&k));
+            // The same object twice (compiled from the profiles and committed as compiled
+            // output, say) changes nothing.
+            let same = later.is_some_and(|(l, _)| *l == p.node.to_json());
+            let compiled = imported
+                .sources
+                .get(p.node.span.source)
+                .is_some_and(|f| f.path == std::path::Path::new(COMPILED_PROFILES));
+            if compiled && !same {
+                imported.diagnostics.push(
+                    Diagnostic::warning(
+                        "stale-output",
+                        later.map_or(p.node.span, |(_, span)| *span),
+                        format!(
+                            "{} differs from what the profiles compile to; this file is used",
+                            p.display_name()
+                        ),
+                    )
+                    .with_label("stale")
+                    .with_help("the file is what the cluster applies; run `netpol compile` again to bring it up to date"),
+                );
+            } else if !same {
+                imported.diagnostics.push(
+                    Diagnostic::warning(
+                        "duplicate-policy",
+                        p.node.span,
+                        format!(
+                            "{} is defined again later; this definition is replaced",
+                            p.display_name()
+                        ),
+                    )
+                    .with_label("replaced")
+                    .with_help("the cluster keeps the object applied last; remove one of them"),
+                );
+            }
             if let Some(n) = imported.set.stats.accepted.get_mut(p.kind.as_str()) {
                 *n = n.saturating_sub(1);
             }
