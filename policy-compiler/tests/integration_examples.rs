@@ -5,7 +5,7 @@
 //!   would, parses with the real command line parser; it checks, compiles and diffs; it keeps
 //!   one comment by its marker, may write to pull requests, and checks out the whole history;
 //! * `.pre-commit-hooks.yaml` and `examples/pre-commit-config.yaml`: each hook's entry, with the
-//!   example's `args:`, parses too.
+//!   example's `args:`, parses too, and README.md shows that example.
 //!
 //! `diff` is skipped only while the parser has no such subcommand, so its command lines are
 //! checked from the day it exists.
@@ -358,6 +358,22 @@ fn the_pre_commit_hooks_run_command_lines_the_parser_accepts() {
     }
     let defined: BTreeSet<&str> = hooks.keys().copied().collect();
     assert_eq!(used, defined, "the example configuration shows every hook");
+}
+
+#[test]
+fn the_readme_shows_the_example_pre_commit_configuration() {
+    let example =
+        std::fs::read_to_string(repo_root().join("examples/pre-commit-config.yaml")).unwrap();
+    let body: String = example
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```yaml\n{body}```\n")),
+        "README.md does not show examples/pre-commit-config.yaml (its comment lines left out):\n{body}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
