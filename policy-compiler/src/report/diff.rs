@@ -66,17 +66,27 @@ pub struct Opening {
     pub conn: String,
 }
 
-/// One opening per workload and ports, with every peer it reaches so.
-fn grouped(openings: Vec<(String, String, String)>) -> Vec<Opening> {
+/// What the peers of an opening are called when they are every address outside the cluster.
+pub const EVERY_ADDRESS: &str = "world (every address)";
+
+/// One opening per workload and ports, with every peer it reaches so; when those are all the
+/// address ranges of the direction (`everywhere`), they are [`EVERY_ADDRESS`] (DNS names
+/// included).
+fn grouped(openings: Vec<(String, String, String)>, everywhere: &BTreeSet<&str>) -> Vec<Opening> {
     let mut by: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for (workload, peer, conn) in openings {
         by.entry((workload, conn)).or_default().push(peer);
     }
     by.into_iter()
-        .map(|((workload, conn), peers)| Opening {
-            workload,
-            peers,
-            conn,
+        .map(|((workload, conn), mut peers)| {
+            if !everywhere.is_empty() && everywhere.iter().all(|r| peers.iter().any(|p| p == r)) {
+                peers = vec![EVERY_ADDRESS.to_owned()];
+            }
+            Opening {
+                workload,
+                peers,
+                conn,
+            }
         })
         .collect()
 }
@@ -216,8 +226,17 @@ pub fn compare(base: Side<'_>, head: Side<'_>) -> Diff {
         });
     }
     changes.sort_by_cached_key(|c| (c.kind, text_line(c)));
-    summary.new_world_exposure = grouped(exposure);
-    summary.new_egress = grouped(egress);
+    let ranges = |inbound: bool| -> BTreeSet<&str> {
+        head.connectivity
+            .universe
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::External { inbound: i, .. } if i == inbound))
+            .map(|n| n.name.as_str())
+            .collect()
+    };
+    summary.new_world_exposure = grouped(exposure, &ranges(true));
+    summary.new_egress = grouped(egress, &ranges(false));
     summary.isolation = isolation(base.connectivity, head.connectivity);
     let was_invalid: BTreeSet<&String> = base.invalid.iter().collect();
     summary.invalid_policies = head
