@@ -8,6 +8,7 @@
 //! cargo xtask ci          setup → fmt → clippy → test: what `.ci/run` and the README call
 //! cargo xtask crd-check   validate Cilium policies against the CRDs' openAPIV3Schema (dev tool)
 //! cargo xtask corpus      run the policy engine over the shared corpus, compare with the CRDs
+//! cargo xtask connlist    `netpol connectivity` against netpol-analyzer's golden connlists
 //! ```
 //!
 //! One module per task; each exposes `run`. The kernel programs are built by the observer's own
@@ -16,6 +17,7 @@
 mod bench;
 mod bench_verify;
 mod ci;
+mod connlist;
 mod corpus;
 mod crd;
 mod process;
@@ -71,6 +73,9 @@ enum Task {
     /// Import every policy of the shared corpus (comparing with the CRD schema) and judge every
     /// Hubble flow in it (dev check; needs ../shared/corpus)
     Corpus(corpus::Args),
+    /// Compare `netpol connectivity` with netpol-analyzer's connlist outputs in the shared
+    /// corpus; every difference must be explained (host network, Ingress analysis, ICMP)
+    Connlist(connlist::Args),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +89,7 @@ fn main() -> ExitCode {
         Task::Ci => ci::run().map(|()| true),
         Task::CrdCheck(args) => crd::run(&args),
         Task::Corpus(args) => corpus::run(&args),
+        Task::Connlist(args) => connlist::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
