@@ -1,6 +1,7 @@
 //! Property: the compiled index decides every flow exactly as the naive reference evaluator
 //! (docs/semantics.md §10), over generated CNP/CCNP/KNP sets and flows — with one evaluator
-//! reused across all flows, so its per-identity caches are exercised too.
+//! reused across all flows, so its per-identity caches are exercised too. And the reach of a
+//! pair (what `netpol connectivity` lists) holds exactly the ports the reference allows.
 #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
 use std::collections::BTreeMap;
@@ -266,5 +267,32 @@ proptest! {
             }
         }
         prop_assert!(decided > 0);
+    }
+
+    #[test]
+    fn reach_agrees_with_reference(specs in proptest::collection::vec(spec(), 1..6)) {
+        let text = yaml(&specs);
+        let fs = Memory::new([(PathBuf::from("p/gen.yaml"), text.clone())]);
+        let imported = policy::import(&fs, &[PathBuf::from("p")]);
+        prop_assert_eq!(imported.set.stats.rejected, 0, "generated policies must be valid:\n{}\n{:?}", text, imported.diagnostics);
+        let index = Index::new(entry::build(&imported.set, None, &Settings::default()));
+        // One evaluator for every pair, as a connectivity report uses it.
+        let mut ev = Evaluator::new(&index, &NoPorts);
+        let peers = peers();
+        for src in &peers {
+            for dst in &peers {
+                let reach = ev.reach(src, dst);
+                // ICMP: types (0-255), as reach has them.
+                let ports: &[u16] = &[1, 8, 49, 50, 53, 70, 80, 100, 101, 443, 8080, 65535];
+                let types: &[u16] = &[0, 3, 8, 255];
+                for (proto, ports) in [(Proto::Tcp, ports), (Proto::Udp, ports), (Proto::Sctp, ports), (Proto::Icmp, types)] {
+                    for &port in ports {
+                        let q = Query { src: src.clone(), dst: dst.clone(), proto: Some(proto), port };
+                        let reference = eval::reference(&index.entries, &q, &NoPorts, None);
+                        prop_assert_eq!(reach.allows(proto, port), reference.allowed(), "policies:\n{}\nflow: {} -> {} {}/{}", text, src.labels, dst.labels, port, proto);
+                    }
+                }
+            }
+        }
     }
 }

@@ -27,23 +27,10 @@ pub fn run(flows: u32) -> Result<()> {
         }
     }
     let root = workspace_root();
-    process::run(
-        Command::new(process::cargo())
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--bin",
-                "netpol",
-                "--example",
-                "hubble_gen",
-            ])
-            .current_dir(&root),
-    )?;
+    let netpol = process::release_netpol(&root, &["--example", "hubble_gen"])?;
     let dir = root.join("target/bench-verify");
     std::fs::create_dir_all(&dir)?;
     let generator = root.join("target/release/examples/hubble_gen");
-    let netpol = root.join("target/release/netpol");
     let export = dir.join(format!("hubble-{flows}.jsonl"));
     let out =
         File::create(&export).with_context(|| format!("cannot write `{}`", export.display()))?;

@@ -4,18 +4,22 @@
 //! cargo xtask setup       install toolchains, LLVM and bpf-linker (idempotent, fast when done)
 //! cargo xtask bench-observer  measure the observer's costs (root)
 //! cargo xtask bench-verify    time `netpol verify` against `jq` parsing the same Hubble export
+//! cargo xtask bench-connectivity  time `netpol connectivity` and `netpol diff`: 1,000 workloads
 //! cargo xtask soak [SECONDS]  the observer under churn: its totals against the veth's (root)
 //! cargo xtask ci          setup → fmt → clippy → test: what `.ci/run` and the README call
 //! cargo xtask crd-check   validate Cilium policies against the CRDs' openAPIV3Schema (dev tool)
 //! cargo xtask corpus      run the policy engine over the shared corpus, compare with the CRDs
+//! cargo xtask connlist    `netpol connectivity` against netpol-analyzer's golden connlists
 //! ```
 //!
 //! One module per task; each exposes `run`. The kernel programs are built by the observer's own
 //! build script (`flow-observer/build.rs`, through aya-build), not by a task here.
 
 mod bench;
+mod bench_connectivity;
 mod bench_verify;
 mod ci;
+mod connlist;
 mod corpus;
 mod crd;
 mod process;
@@ -53,6 +57,9 @@ enum Task {
         #[arg(default_value_t = 200_000)]
         flows: u32,
     },
+    /// Time `netpol connectivity` and `netpol diff` on a generated repository of 1,000
+    /// Deployments in 40 namespaces and 1,005 policies (the head revision changes 20)
+    BenchConnectivity,
     /// The observer under churn for SECONDS (default 600, root): short and long TCP
     /// connections and UDP past many idle timeouts and table evictions; its totals against
     /// the veth's own counters (exit 1 if they differ)
@@ -71,6 +78,9 @@ enum Task {
     /// Import every policy of the shared corpus (comparing with the CRD schema) and judge every
     /// Hubble flow in it (dev check; needs ../shared/corpus)
     Corpus(corpus::Args),
+    /// Compare `netpol connectivity` with netpol-analyzer's connlist outputs in the shared
+    /// corpus; every difference must be explained (host network, Ingress analysis, ICMP)
+    Connlist(connlist::Args),
 }
 
 fn main() -> ExitCode {
@@ -79,11 +89,13 @@ fn main() -> ExitCode {
         Task::Setup => setup::run().map(|()| true),
         Task::BenchObserver => bench::run().map(|()| true),
         Task::BenchVerify { flows } => bench_verify::run(flows).map(|()| true),
+        Task::BenchConnectivity => bench_connectivity::run().map(|()| true),
         Task::Soak { seconds } => bench::soak(seconds),
         Task::Flood { count, rate } => bench::flood(count, rate).map(|()| true),
         Task::Ci => ci::run().map(|()| true),
         Task::CrdCheck(args) => crd::run(&args),
         Task::Corpus(args) => corpus::run(&args),
+        Task::Connlist(args) => connlist::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -3,7 +3,7 @@
 use std::env;
 use std::ffi::OsStr;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use anyhow::{Context as _, Result, bail};
@@ -11,6 +11,16 @@ use anyhow::{Context as _, Result, bail};
 /// The cargo running xtask (so children use the same toolchain), else `cargo` from PATH.
 pub fn cargo() -> PathBuf {
     env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
+}
+
+/// Builds `netpol` in release mode in the workspace at `root` (with `extra` cargo arguments,
+/// e.g. `--example NAME`) and returns the binary's path.
+pub fn release_netpol(root: &Path, extra: &[&str]) -> Result<PathBuf> {
+    run(Command::new(cargo())
+        .args(["build", "--release", "--locked", "--bin", "netpol"])
+        .args(extra)
+        .current_dir(root))?;
+    Ok(root.join("target/release/netpol"))
 }
 
 /// Runs `cmd` with inherited stdio, echoing it first, and fails unless it exits with 0.

@@ -157,6 +157,9 @@ pub struct Evaluator<'a> {
     /// describe each decision once however many pairs reach it.
     decisions: FxHashSet<Arc<Point>>,
     not_endpoint: Arc<Point>,
+    /// [`Evaluator::reach`]: whether a point allows what none of its entries matches, by
+    /// (subject, ingress, the peer is the host).
+    unmatched: FxHashMap<(u32, bool, bool), bool>,
 }
 
 impl std::fmt::Debug for Evaluator<'_> {
@@ -199,6 +202,7 @@ impl<'a> Evaluator<'a> {
                 reason: Some(Reason::NotAnEndpoint),
                 ..Point::default()
             }),
+            unmatched: FxHashMap::default(),
         }
     }
 
@@ -418,13 +422,16 @@ impl<'a> Evaluator<'a> {
             .identities
             .get(subject as usize)
             .and_then(|i| i.subject.as_ref());
-        let dns: Vec<&Entry> = self
+        // Gathered only when a `toFQDNs` selector matches a name: most pairs never ask.
+        let dns_ids = self
             .identities
             .get(source as usize)
             .and_then(|i| i.subject.as_ref())
-            .map(|i| i.dns.iter().filter_map(|id| index.entry(*id)).collect())
-            .unwrap_or_default();
-        let visible = |name: &str| eval::dns_visible(&dns, name);
+            .map_or(&[][..], |i| i.dns.as_slice());
+        let visible = |name: &str| {
+            let dns: Vec<&Entry> = dns_ids.iter().filter_map(|id| index.entry(*id)).collect();
+            eval::dns_visible(&dns, name)
+        };
         let mut pair = Pair {
             entries: Vec::new(),
             notes: Vec::new(),
@@ -513,6 +520,22 @@ impl<'a> Evaluator<'a> {
         )
     }
 
+    /// [`Self::selecting`], borrowed.
+    fn selecting_slice(&self, subject: u32, direction: Direction) -> (&[EntryId], bool) {
+        let info = self
+            .identities
+            .get(subject as usize)
+            .and_then(|i| i.subject.as_ref());
+        let s = slot(direction);
+        (
+            info.and_then(|i| i.selecting.get(s))
+                .map_or(&[][..], Vec::as_slice),
+            info.and_then(|i| i.default_deny.get(s))
+                .copied()
+                .unwrap_or(false),
+        )
+    }
+
     /// One enforcement point's part of [`Evaluator::reach`].
     fn reach_side(
         &mut self,
@@ -535,7 +558,32 @@ impl<'a> Evaluator<'a> {
         self.subject_info(subject, endpoint);
         self.subject_info(ids.0, src);
         let pair = self.pair(direction, subject, ids.0, other);
-        let (selecting, default_deny) = self.selecting(subject, direction);
+        if pair.entries.is_empty() {
+            // What no entry matches: the same for every peer of this subject and direction
+            // but the host (allowed in at ingress, `AllowedLocalhost`), decided once.
+            let key = (subject, direction == Direction::Ingress, other.is_host());
+            let allowed = match self.unmatched.get(&key) {
+                Some(allowed) => *allowed,
+                None => {
+                    let (selecting, default_deny) = self.selecting_slice(subject, direction);
+                    let allowed = eval::decide(
+                        &self.index.entries,
+                        direction,
+                        endpoint,
+                        other,
+                        selecting,
+                        default_deny,
+                        &[],
+                        Vec::new(),
+                    )
+                    .allows();
+                    self.unmatched.insert(key, allowed);
+                    allowed
+                }
+            };
+            return if allowed { Reach::all() } else { Reach::none() };
+        }
+        let (selecting, default_deny) = self.selecting_slice(subject, direction);
         let index = self.index;
         let cluster = self.cluster;
         let decide = |matched: &[EntryId]| {
@@ -544,7 +592,7 @@ impl<'a> Evaluator<'a> {
                 direction,
                 endpoint,
                 other,
-                &selecting,
+                selecting,
                 default_deny,
                 matched,
                 Vec::new(),
