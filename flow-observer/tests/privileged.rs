@@ -544,6 +544,27 @@ fn start_agent_with(
     (agent, port)
 }
 
+/// A metric, once the agent exports it (waiting up to 10 s).
+fn first_metric(port: u16, name: &str) -> u64 {
+    let started = Instant::now();
+    loop {
+        let metrics = get(port, "/metrics");
+        let value = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()));
+        match value {
+            Some(v) => return v,
+            None if started.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            None => panic!(
+                "no metric {name} in:
+{metrics}"
+            ),
+        }
+    }
+}
+
 fn metric(metrics: &str, name: &str) -> u64 {
     metrics
         .lines()
@@ -914,10 +935,8 @@ fn ipv6_duplicate_address_detection_is_not_a_flow() {
     let (_agent, port) = start_agent(&lab, &[]);
     lab.spawn("b", TCP_SERVER);
     let id = lab.id.clone();
-    let before = metric(
-        &get(port, "/metrics"),
-        "netpol_observer_kernel_link_control_packets_total",
-    );
+    // The kernel's counters are exported from the agent's first read of the maps on.
+    let before = first_metric(port, "netpol_observer_kernel_link_control_packets_total");
     sh(&format!(
         "ip -n np{id}a addr add fd00:201::11/64 dev va{id}"
     ));

@@ -172,7 +172,16 @@ pub(super) fn compare(
             r.universe(&mentions, &declared),
         )
     };
-    let (b, h) = (connect(base), connect(head));
+    // The two revisions on two cores.
+    let (b, h) = std::thread::scope(|scope| {
+        let b = scope.spawn(|| connect(base));
+        let h = connect(head);
+        (b.join(), h)
+    });
+    let b = match b {
+        Ok(b) => b,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     diff::compare(
         Side {
             label: base_label,
