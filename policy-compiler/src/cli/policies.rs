@@ -43,8 +43,8 @@ impl Policies {
 pub(super) fn settings(fs: &dyn Files, inputs: &Inputs, out: &mut Output<'_>) -> Option<Settings> {
     settings_from(
         fs,
-        inputs.cilium_config.as_deref(),
-        inputs.cilium_version.as_deref(),
+        inputs.cluster.cilium_config.as_deref(),
+        inputs.cluster.cilium_version.as_deref(),
         out,
     )
 }
@@ -110,24 +110,8 @@ pub(super) struct Inputs {
     /// NetworkPolicy; the workload manifests beside them describe the cluster).
     #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
     pub policies: Vec<PathBuf>,
-    /// Workload manifests (Deployments, StatefulSets, …, Pods, Namespaces, Services,
-    /// EndpointSlices) that describe the cluster's pods, as the manifests beside the policies
-    /// do: labels, container ports and their names, service accounts, namespace labels.
-    #[arg(long, num_args = 1.., value_name = "PATH")]
-    pub manifests: Vec<PathBuf>,
-    /// `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`: resolves IPs,
-    /// named ports, namespace labels and `toServices`; wins over the manifests.
-    #[arg(long, value_name = "FILE")]
-    pub inventory: Option<PathBuf>,
-    /// The cluster's Cilium settings: `kubectl -n kube-system get configmap cilium-config -o
-    /// yaml`, or the Helm values Cilium was installed with (cluster name, …). Without it,
-    /// `verify` reads the cluster name from the flows' identity labels when they carry one.
-    #[arg(long, value_name = "FILE")]
-    pub cilium_config: Option<PathBuf>,
-    /// The Cilium version to judge for (1.16 to 1.20; default: the version `--cilium-config`
-    /// names, else 1.20): the behaviours that changed between versions follow it.
-    #[arg(long, value_name = "VERSION")]
-    pub cilium_version: Option<String>,
+    #[command(flatten)]
+    pub cluster: super::revision::Cluster,
 }
 
 /// Import policies, the workload manifests and the inventory, for an agent configured with
@@ -143,8 +127,8 @@ pub(super) fn load(
     let sources = Sources {
         policies: &inputs.policies,
         compiled: &[],
-        manifests: &inputs.manifests,
-        inventory: inputs.inventory.as_deref(),
+        manifests: &inputs.cluster.manifests,
+        inventory: inputs.cluster.inventory.as_deref(),
     };
     load_sources(fs, &sources, settings, out)
 }

@@ -18,24 +18,26 @@ use crate::objects::port::Protocol;
 use crate::profile::emit;
 use crate::profile::model::Model;
 
-/// What describes the cluster besides the files of the revision (the arguments the reports
-/// share).
+/// What describes the cluster besides the policy files (the arguments every report shares).
 #[derive(Debug, Clone, clap::Args)]
 pub(super) struct Cluster {
-    /// More workload manifests (Deployments, StatefulSets, …, Pods, Namespaces, Services),
-    /// when they are not under the paths.
+    /// Workload manifests (Deployments, StatefulSets, …, Pods, Namespaces, Services,
+    /// EndpointSlices) that describe the cluster's pods, as the manifests beside the policies
+    /// do: labels, container ports and their names, service accounts, namespace labels.
     #[arg(long, num_args = 1.., value_name = "PATH")]
     pub manifests: Vec<PathBuf>,
-    /// `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`: the running
-    /// pods (named by their owners), named ports, namespace labels; wins over the manifests.
+    /// `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`: the running pods
+    /// (their IPs, owners and named ports), namespace labels and the Services behind
+    /// `toServices`; wins over the manifests.
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
     /// The cluster's Cilium settings: `kubectl -n kube-system get configmap cilium-config -o
-    /// yaml`, or the Helm values Cilium was installed with.
+    /// yaml`, or the Helm values Cilium was installed with (cluster name, …). Without it,
+    /// `verify` reads the cluster name from the flows' identity labels when they carry one.
     #[arg(long, value_name = "FILE")]
     pub cilium_config: Option<PathBuf>,
     /// The Cilium version to judge for (1.16 to 1.20; default: the version `--cilium-config`
-    /// names, else 1.20).
+    /// names, else 1.20): the behaviours that changed between versions follow it.
     #[arg(long, value_name = "VERSION")]
     pub cilium_version: Option<String>,
 }

@@ -51,7 +51,7 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
             }
         }
     };
-    if args.inputs.cilium_config.is_none() {
+    if args.inputs.cluster.cilium_config.is_none() {
         match input.fill_buf().map(cluster_in_flows) {
             Ok(Ok(Some(name))) => {
                 let _ = writeln!(
