@@ -203,6 +203,11 @@ fn every_declared_allow_is_allowed_at_both_ends() {
             Subject::Service(id) => h.service(id),
             // Baselines select many pods; take an unprofiled pod they apply to.
             Subject::Baseline(_) => pod("default", &[("app".to_owned(), "unprofiled".to_owned())]),
+            // A namespace's own policy: a pod no profile declares.
+            Subject::Namespace(i) => pod(
+                &h.model.namespaces[i].namespace,
+                &[("app".to_owned(), "undeclared".to_owned())],
+            ),
         };
         let peer = h.peer(&rule.peer);
         let (src, dst) = match rule.direction {
@@ -215,6 +220,17 @@ fn every_declared_allow_is_allowed_at_both_ends() {
                 Direction::Egress => &d.egress,
                 Direction::Ingress => &d.ingress,
             };
+            if rule.deny {
+                assert!(
+                    !point.allows(),
+                    "declared deny {:?} {} {proto}/{port} is allowed at its {:?} end: {point:?}",
+                    rule.direction,
+                    peer.labels,
+                    rule.direction
+                );
+                checked += 1;
+                continue;
+            }
             assert!(
                 point.allows(),
                 "declared {:?} {} {proto}/{port} is not allowed at its {:?} end: {point:?}",
@@ -297,6 +313,33 @@ fn undeclared_flows_of_enforcing_workloads_are_denied() {
         }
     }
     assert!(checked > 40, "only {checked} must-deny flows checked");
+}
+
+#[test]
+fn undeclared_pods_of_a_default_deny_namespace_are_isolated() {
+    let h = homelab();
+    let intruder = pod("default", &[("app".to_owned(), "intruder".to_owned())]);
+    let odd = world("192.0.2.99", &["not-declared.example".to_owned()]);
+    for def in &h.model.namespaces {
+        let Some(enforce) = def.default_deny else {
+            continue;
+        };
+        let forgotten = pod(&def.namespace, &[("app".to_owned(), "forgotten".to_owned())]);
+        let d = h.decide(&forgotten, &odd, Proto::Tcp, 443);
+        assert_eq!(
+            d.egress.allows(),
+            !enforce.egress(),
+            "an undeclared pod of `{}` to the internet: {d:?}",
+            def.namespace
+        );
+        let d = h.decide(&intruder, &forgotten, Proto::Tcp, 8080);
+        assert_eq!(
+            d.ingress.allows(),
+            !enforce.ingress(),
+            "another namespace's pod to an undeclared pod of `{}`: {d:?}",
+            def.namespace
+        );
+    }
 }
 
 fn find(h: &Homelab, ns: &str, name: &str) -> Peer {

@@ -10,13 +10,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::diagnostic::source::SourceMap;
 use crate::objects::cilium::{
     self, CidrRule, CiliumClusterwideNetworkPolicy, CiliumNetworkPolicy, DefaultDenyConfig,
-    EgressRule, EndpointSelector, Entity, IcmpField, IcmpRule, IngressRule, L7Rules,
-    LabelSelectorRequirement, ObjectMeta, PolicyObject, PortProtocol, PortRule, PortRuleHttp,
-    SelectorOperator,
+    EgressDenyRule, EgressRule, EndpointSelector, Entity, IcmpField, IcmpRule, IngressDenyRule,
+    IngressRule, L7Rules, LabelSelectorRequirement, ObjectMeta, PolicyObject, PortDenyRule,
+    PortProtocol, PortRule, PortRuleHttp, SelectorOperator,
 };
 use crate::objects::fqdn::FqdnSelector;
 use crate::objects::port::{IcmpFamily, L4, Protocol};
-use crate::profile::model::{Direction, Model, Rule, Subject, Target};
+use crate::profile::model::{
+    Direction, Model, NAMESPACE_POLICY, NamespaceDef, Rule, Subject, Target,
+};
+use crate::profile::syntax::Enforce;
 use crate::profile::syntax::HttpRule;
 
 /// Cilium's limit on `ports` per `toPorts` entry and `fields` per `icmps` entry (§1.6).
@@ -40,13 +43,26 @@ pub fn compile(model: &Model, sources: &SourceMap) -> Vec<PolicyObject> {
         let subject = Subject::Baseline(index);
         let ingress = ingress_items(model, &rules, subject);
         let egress = egress_items(model, &rules, subject);
-        if ingress.is_empty() && egress.is_empty() {
+        let (ingress_deny, egress_deny) = deny_items(model, &rules, subject);
+        if ingress.is_empty()
+            && egress.is_empty()
+            && ingress_deny.is_none()
+            && egress_deny.is_none()
+        {
             continue;
         }
         let rule = cilium::Rule {
             description: Some(baseline.description.clone().unwrap_or_else(|| {
+                let what = match (
+                    ingress.is_empty() && egress.is_empty(),
+                    ingress_deny.is_some() || egress_deny.is_some(),
+                ) {
+                    (false, false) => "allows",
+                    (true, _) => "denies",
+                    (false, true) => "allows and denies",
+                };
                 format!(
-                    "netpol baseline {}: allows added to the selected pods, posture unchanged",
+                    "netpol baseline {}: {what} added to the selected pods, posture unchanged",
                     baseline.name
                 )
             })),
@@ -59,6 +75,8 @@ pub fn compile(model: &Model, sources: &SourceMap) -> Vec<PolicyObject> {
             }),
             ingress: non_empty(ingress),
             egress: non_empty(egress),
+            ingress_deny,
+            egress_deny,
             ..Default::default()
         };
         out.push(PolicyObject::Ccnp(CiliumClusterwideNetworkPolicy {
@@ -67,10 +85,18 @@ pub fn compile(model: &Model, sources: &SourceMap) -> Vec<PolicyObject> {
             ..Default::default()
         }));
     }
+    for (index, def) in model.namespaces.iter().enumerate() {
+        out.push(namespace_policy(model, &rules, index, def, sources));
+    }
     for (id, service) in model.services.iter().enumerate() {
+        if service.host_network {
+            // Its pods carry the node's identity: no pod policy applies to them.
+            continue;
+        }
         let subject = Subject::Service(id);
         let ingress = ingress_items(model, &rules, subject);
         let egress = egress_items(model, &rules, subject);
+        let (ingress_deny, egress_deny) = deny_items(model, &rules, subject);
         let enforce = service.enforce;
         // An enforced direction with nothing allowed still needs an entry to become
         // default-deny: `[{}]` allows nothing (docs/semantics.md §2.1, §2.5).
@@ -103,6 +129,8 @@ pub fn compile(model: &Model, sources: &SourceMap) -> Vec<PolicyObject> {
             }),
             ingress,
             egress,
+            ingress_deny,
+            egress_deny,
             ..Default::default()
         };
         out.push(PolicyObject::Cnp(CiliumNetworkPolicy {
@@ -118,6 +146,60 @@ pub fn compile(model: &Model, sources: &SourceMap) -> Vec<PolicyObject> {
         }));
     }
     out
+}
+
+/// The policy every pod of a namespace gets: default deny (both ways, one, or `audit`: none),
+/// DNS to the resolver and the kubelet's probes, and the namespace's deny statements.
+fn namespace_policy(
+    model: &Model,
+    rules: &RuleIndex<'_>,
+    index: usize,
+    def: &NamespaceDef,
+    sources: &SourceMap,
+) -> PolicyObject {
+    let subject = Subject::Namespace(index);
+    let enforce = def.default_deny;
+    let ingress_enforced = enforce.is_some_and(|e| e.ingress());
+    let egress_enforced = enforce.is_some_and(|e| e.egress());
+    let mut ingress = section(ingress_items(model, rules, subject), ingress_enforced);
+    let egress = section(egress_items(model, rules, subject), egress_enforced);
+    let (ingress_deny, egress_deny) = deny_items(model, rules, subject);
+    if ingress.is_none() && egress.is_none() && ingress_deny.is_none() && egress_deny.is_none() {
+        // A rule needs one non-empty section (§1.2).
+        ingress = Some(vec![IngressRule::default()]);
+    }
+    let what = match enforce {
+        Some(Enforce::Audit) => "default deny in audit (nothing enforced)".to_string(),
+        Some(e) => format!("default deny ({})", e.as_str()),
+        None => "deny statements".to_string(),
+    };
+    let rule = cilium::Rule {
+        description: Some(format!(
+            "netpol: every pod of namespace {}, declared or not: {what}; DNS and the kubelet's probes allowed",
+            def.namespace
+        )),
+        endpoint_selector: Some(EndpointSelector::default()),
+        enable_default_deny: Some(DefaultDenyConfig {
+            ingress: Some(ingress_enforced),
+            egress: Some(egress_enforced),
+        }),
+        ingress,
+        egress,
+        ingress_deny,
+        egress_deny,
+        ..Default::default()
+    };
+    PolicyObject::Cnp(CiliumNetworkPolicy {
+        metadata: metadata(
+            NAMESPACE_POLICY,
+            Some(&def.namespace),
+            sources,
+            def.origin,
+            enforce.map(Enforce::as_str),
+        ),
+        spec: Some(rule),
+        ..Default::default()
+    })
 }
 
 fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
@@ -161,23 +243,23 @@ fn metadata(
 
 /// The model's rules grouped by subject and direction, built once per compilation.
 struct RuleIndex<'a> {
-    by_subject: std::collections::HashMap<(Subject, Direction), Vec<&'a Rule>>,
-    /// The endpoint selector of every service, built once: most peers are services.
-    service_peers: Vec<PeerSel>,
+    by_subject: std::collections::HashMap<(Subject, Direction, bool), Vec<&'a Rule>>,
+    /// The peer selectors of every service, built once: most peers are services.
+    service_peers: Vec<Vec<PeerSel>>,
 }
 
 impl<'a> RuleIndex<'a> {
     fn new(model: &'a Model) -> Self {
-        let mut by_subject: std::collections::HashMap<(Subject, Direction), Vec<&'a Rule>> =
+        let mut by_subject: std::collections::HashMap<(Subject, Direction, bool), Vec<&'a Rule>> =
             std::collections::HashMap::new();
         for rule in &model.rules {
             by_subject
-                .entry((rule.subject, rule.direction))
+                .entry((rule.subject, rule.direction, rule.deny))
                 .or_default()
                 .push(rule);
         }
         let service_peers = (0..model.services.len())
-            .map(|id| PeerSel::Endpoints(pods_selector(model, &Target::Service(id))))
+            .map(|id| peer_sels(model, &Target::Service(id)))
             .collect();
         Self {
             by_subject,
@@ -185,19 +267,19 @@ impl<'a> RuleIndex<'a> {
         }
     }
 
-    fn peer(&self, model: &Model, target: &Target) -> PeerSel {
+    fn peers(&self, model: &Model, target: &Target) -> Vec<PeerSel> {
         match target {
             Target::Service(id) => match self.service_peers.get(*id) {
-                Some(peer) => peer.clone(),
-                None => peer_sel(model, target),
+                Some(peers) => peers.clone(),
+                None => peer_sels(model, target),
             },
-            _ => peer_sel(model, target),
+            _ => peer_sels(model, target),
         }
     }
 
-    fn get(&self, subject: Subject, direction: Direction) -> &[&'a Rule] {
+    fn get(&self, subject: Subject, direction: Direction, deny: bool) -> &[&'a Rule] {
         self.by_subject
-            .get(&(subject, direction))
+            .get(&(subject, direction, deny))
             .map_or(&[], Vec::as_slice)
     }
 }
@@ -241,29 +323,31 @@ fn items(
     index: &RuleIndex<'_>,
     subject: Subject,
     direction: Direction,
+    deny: bool,
 ) -> Vec<(Vec<PeerSel>, Allowance)> {
-    let rules = index.get(subject, direction);
+    let rules = index.get(subject, direction, deny);
     // Per peer: the plain ports (None once an L3-only rule covers everything), and the L7
     // allowances, which stay separate items.
     let mut plain: BTreeMap<PeerSel, Option<BTreeSet<L4>>> = BTreeMap::new();
     let mut l7: BTreeMap<(PeerSel, BTreeSet<L4>), L7Allowance> = BTreeMap::new();
     for rule in rules.iter().copied() {
-        let peer = index.peer(model, &rule.peer);
-        if rule.http.is_empty() && rule.dns.is_empty() {
-            let entry = plain.entry(peer).or_insert_with(|| Some(BTreeSet::new()));
-            match (entry.as_mut(), rule.ports.is_empty()) {
-                (_, true) => *entry = None,
-                (Some(ports), false) => ports.extend(rule.ports.iter().copied()),
-                (None, false) => {}
-            }
-        } else {
-            let entry = l7.entry((peer, rule.ports.clone())).or_default();
-            for h in &rule.http {
-                if !entry.0.contains(h) {
-                    entry.0.push(h.clone());
+        for peer in index.peers(model, &rule.peer) {
+            if rule.http.is_empty() && rule.dns.is_empty() {
+                let entry = plain.entry(peer).or_insert_with(|| Some(BTreeSet::new()));
+                match (entry.as_mut(), rule.ports.is_empty()) {
+                    (_, true) => *entry = None,
+                    (Some(ports), false) => ports.extend(rule.ports.iter().copied()),
+                    (None, false) => {}
                 }
+            } else {
+                let entry = l7.entry((peer, rule.ports.clone())).or_default();
+                for h in &rule.http {
+                    if !entry.0.contains(h) {
+                        entry.0.push(h.clone());
+                    }
+                }
+                entry.1.extend(rule.dns.iter().cloned());
             }
-            entry.1.extend(rule.dns.iter().cloned());
         }
     }
     let mut grouped: BTreeMap<(u8, Allowance), Vec<PeerSel>> = BTreeMap::new();
@@ -340,11 +424,64 @@ impl RuleItem for EgressRule {
 }
 
 fn ingress_items(model: &Model, index: &RuleIndex<'_>, subject: Subject) -> Vec<IngressRule> {
-    rule_items(model, index, subject, Direction::Ingress)
+    rule_items(model, index, subject, Direction::Ingress, false)
 }
 
 fn egress_items(model: &Model, index: &RuleIndex<'_>, subject: Subject) -> Vec<EgressRule> {
-    rule_items(model, index, subject, Direction::Egress)
+    rule_items(model, index, subject, Direction::Egress, false)
+}
+
+/// The `ingressDeny` and `egressDeny` items of a subject (`None` when it has none).
+fn deny_items(
+    model: &Model,
+    index: &RuleIndex<'_>,
+    subject: Subject,
+) -> (Option<Vec<IngressDenyRule>>, Option<Vec<EgressDenyRule>>) {
+    let ingress: Vec<IngressRule> = rule_items(model, index, subject, Direction::Ingress, true);
+    let egress: Vec<EgressRule> = rule_items(model, index, subject, Direction::Egress, true);
+    (
+        non_empty(ingress.into_iter().map(ingress_deny).collect()),
+        non_empty(egress.into_iter().map(egress_deny).collect()),
+    )
+}
+
+/// Deny items have the peers and ports of allow items, without L7 (a deny has none).
+fn deny_ports(to_ports: Option<Vec<PortRule>>) -> Option<Vec<PortDenyRule>> {
+    to_ports.map(|rules| {
+        rules
+            .into_iter()
+            .map(|r| PortDenyRule { ports: r.ports })
+            .collect()
+    })
+}
+
+fn ingress_deny(r: IngressRule) -> IngressDenyRule {
+    IngressDenyRule {
+        from_endpoints: r.from_endpoints,
+        from_cidr: r.from_cidr,
+        from_cidr_set: r.from_cidr_set,
+        from_entities: r.from_entities,
+        from_nodes: r.from_nodes,
+        from_requires: r.from_requires,
+        from_groups: r.from_groups,
+        to_ports: deny_ports(r.to_ports),
+        icmps: r.icmps,
+    }
+}
+
+fn egress_deny(r: EgressRule) -> EgressDenyRule {
+    EgressDenyRule {
+        to_endpoints: r.to_endpoints,
+        to_cidr: r.to_cidr,
+        to_cidr_set: r.to_cidr_set,
+        to_entities: r.to_entities,
+        to_nodes: r.to_nodes,
+        to_requires: r.to_requires,
+        to_groups: r.to_groups,
+        to_ports: deny_ports(r.to_ports),
+        icmps: r.icmps,
+        ..Default::default()
+    }
 }
 
 fn rule_items<T: RuleItem>(
@@ -352,9 +489,10 @@ fn rule_items<T: RuleItem>(
     index: &RuleIndex<'_>,
     subject: Subject,
     direction: Direction,
+    deny: bool,
 ) -> Vec<T> {
     let mut out = Vec::new();
-    for (peers, allowance) in items(model, index, subject, direction) {
+    for (peers, allowance) in items(model, index, subject, direction, deny) {
         let mut base = T::default();
         for peer in peers {
             base.add_peer(peer);
@@ -472,6 +610,20 @@ fn fqdn_selector(sel: &FqdnSelector) -> cilium::FqdnSelector {
             match_pattern: Some(p.clone()),
         },
     }
+}
+
+/// The peer selectors of a target: one, or for a service on the host network the node
+/// entities its traffic carries (`host` on its own node, `remote-node` from elsewhere).
+fn peer_sels(model: &Model, target: &Target) -> Vec<PeerSel> {
+    if let Target::Service(id) = target
+        && model.services.get(*id).is_some_and(|s| s.host_network)
+    {
+        return vec![
+            PeerSel::Entity(Entity::Host),
+            PeerSel::Entity(Entity::RemoteNode),
+        ];
+    }
+    vec![peer_sel(model, target)]
 }
 
 fn peer_sel(model: &Model, target: &Target) -> PeerSel {

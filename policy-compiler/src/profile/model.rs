@@ -29,6 +29,8 @@ pub type ServiceId = usize;
 pub struct Model {
     /// Sorted by (namespace, name).
     pub services: Vec<ServiceDef>,
+    /// Namespaces with rules for every pod (`default-deny:`, namespace `deny:`), sorted.
+    pub namespaces: Vec<NamespaceDef>,
     /// Sorted by name.
     pub baselines: Vec<BaselineDef>,
     pub rules: Vec<Rule>,
@@ -44,9 +46,23 @@ pub struct ServiceDef {
     pub ports: BTreeMap<String, Vec<PortRange>>,
     pub enforce: Enforce,
     pub dns: bool,
+    /// `host-network: true`: the pods have their node's identity; no policy of theirs.
+    pub host_network: bool,
     pub description: Option<String>,
     pub origin: Span,
 }
+
+/// A namespace whose every pod gets a policy of its own (`default-deny:`, namespace `deny:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceDef {
+    pub namespace: String,
+    /// `None`: no default deny, only the namespace's deny statements.
+    pub default_deny: Option<Enforce>,
+    pub origin: Span,
+}
+
+/// The name of the policy a namespace's pods all get.
+pub const NAMESPACE_POLICY: &str = "netpol-namespace";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaselineDef {
@@ -61,6 +77,8 @@ pub struct BaselineDef {
 pub enum Subject {
     Service(ServiceId),
     Baseline(usize),
+    /// Every pod of [`Model::namespaces`]`[i]`.
+    Namespace(usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -80,6 +98,8 @@ pub struct Rule {
     pub http: Vec<HttpRule>,
     /// DNS names the subject may look up through this rule (L7 DNS; egress to the resolver).
     pub dns: BTreeSet<FqdnSelector>,
+    /// A deny (`ingressDeny`/`egressDeny`): wins over every allow.
+    pub deny: bool,
     /// The statement (or setting) the rule comes from.
     pub origin: Span,
 }
@@ -109,7 +129,25 @@ pub struct Settings {
     pub queries: DnsQueries,
     pub kubelet: bool,
     pub origin: Option<Span>,
+    /// What the cluster file says about the cluster.
+    pub cluster: ClusterFacts,
 }
+
+/// The cluster as the cluster file describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClusterFacts {
+    pub name: Option<String>,
+    pub pod_cidrs: Vec<IpNet>,
+    pub service_cidrs: Vec<IpNet>,
+    /// The API server's ports as policies see them; empty: not said.
+    pub apiserver_ports: Vec<u16>,
+    pub cilium_version: Option<(u32, u32)>,
+    /// The cluster's DNS domain (`cluster.local` unless said).
+    pub domain: String,
+}
+
+/// The oldest Cilium netpol compiles for: `enableDefaultDeny` is from 1.16.
+pub const OLDEST_CILIUM: (u32, u32) = (1, 16);
 
 impl Settings {
     fn defaults() -> Self {
@@ -133,6 +171,10 @@ impl Settings {
             queries: DnsQueries::Any,
             kubelet: true,
             origin: None,
+            cluster: ClusterFacts {
+                domain: "cluster.local".to_string(),
+                ..ClusterFacts::default()
+            },
         }
     }
 }
@@ -150,6 +192,7 @@ pub fn resolve(
     r.statements();
     r.implicit_rules();
     r.warn_unused_templates();
+    r.warn_dead_allows();
     let model = r.finish();
     (diagnostics.error_count() == before).then_some(model)
 }
@@ -178,6 +221,7 @@ struct Context<'a> {
 enum This {
     Service(ServiceId),
     Baseline(usize),
+    Namespace(usize),
 }
 
 struct Resolver<'a> {
@@ -191,6 +235,8 @@ struct Resolver<'a> {
     templates: HashMap<String, (&'a crate::profile::syntax::Template, Span)>,
     used_templates: BTreeSet<String>,
     baselines: Vec<(BaselineDef, &'a Baseline)>,
+    /// Namespaces whose every pod gets a policy, sorted by namespace.
+    namespace_defs: Vec<(NamespaceDef, &'a crate::profile::syntax::NamespaceProfile)>,
     settings: Settings,
     rules: Vec<Rule>,
 }
@@ -212,6 +258,7 @@ impl<'a> Resolver<'a> {
             templates: HashMap::new(),
             used_templates: BTreeSet::new(),
             baselines: Vec::new(),
+            namespace_defs: Vec::new(),
             settings: Settings::defaults(),
             rules: Vec::new(),
         }
@@ -271,6 +318,16 @@ impl<'a> Resolver<'a> {
                     for service in &ns.services {
                         declared.push((ns, service));
                     }
+                    if ns.default_deny.is_some() || !ns.deny.is_empty() {
+                        self.namespace_defs.push((
+                            NamespaceDef {
+                                namespace: ns.namespace.value.clone(),
+                                default_deny: ns.default_deny.map(|d| d.value),
+                                origin: ns.default_deny.map_or(ns.namespace.span, |d| d.span),
+                            },
+                            ns,
+                        ));
+                    }
                 }
                 Body::Cluster(cluster) => {
                     if let Some(first) = cluster_file {
@@ -291,6 +348,8 @@ impl<'a> Resolver<'a> {
         declared.sort_by(|a, b| {
             (&a.0.namespace.value, &a.1.name.value).cmp(&(&b.0.namespace.value, &b.1.name.value))
         });
+        self.namespace_defs
+            .sort_by(|a, b| a.0.namespace.cmp(&b.0.namespace));
         for (ns, service) in &declared {
             self.declare_service(ns, service);
         }
@@ -350,9 +409,37 @@ impl<'a> Resolver<'a> {
                 .or(ns.enforce)
                 .map_or(Enforce::Both, |e| e.value),
             dns: service.dns.or(ns.dns).is_none_or(|d| d.value),
+            host_network: service.host_network.is_some_and(|h| h.value),
             description: service.description.clone(),
             origin: service.name.span,
         });
+        if service.name.value == NAMESPACE_POLICY
+            && (ns.default_deny.is_some() || !ns.deny.is_empty())
+        {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    "reserved-name",
+                    service.name.span,
+                    format!("`{NAMESPACE_POLICY}` is the name of the namespace's own policy"),
+                )
+                .with_label("taken")
+                .with_help("with `default-deny:` or `deny:` the namespace gets a policy of that name; rename the service"),
+            );
+        }
+        if let Some(h) = service.host_network.filter(|h| h.value) {
+            self.diagnostics.push(
+                Diagnostic::warning(
+                    "host-network",
+                    h.span,
+                    format!(
+                        "`{}/{}` runs on the host network: no policy of its own is enforced",
+                        ns.namespace.value, service.name.value
+                    ),
+                )
+                .with_label("the node's network")
+                .with_help("its pods carry their node's identity (`host` on its node, `remote-node` elsewhere): Cilium enforces pod policies only on pods with their own network. Its peers' policies still allow it (as `host` and `remote-node` on its ports); what reaches it is the host firewall's business, off by default and node-wide"),
+            );
+        }
     }
 
     fn declare_groups(&mut self, ns: &'a crate::profile::syntax::NamespaceProfile) {
@@ -411,6 +498,34 @@ impl<'a> Resolver<'a> {
     fn cluster_settings(&mut self, cluster: &ClusterProfile) {
         if let Some(k) = cluster.kubelet {
             self.settings.kubelet = k.value;
+        }
+        let facts = &mut self.settings.cluster;
+        facts.name = cluster.name.as_ref().map(|n| n.value.clone());
+        facts.pod_cidrs = cluster.pod_cidrs.iter().map(|c| c.value).collect();
+        facts.service_cidrs = cluster.service_cidrs.iter().map(|c| c.value).collect();
+        facts.apiserver_ports = cluster.apiserver_ports.iter().map(|p| p.value).collect();
+        if let Some(domain) = &cluster.domain {
+            facts.domain = domain.value.trim_end_matches('.').to_ascii_lowercase();
+        }
+        if let Some(v) = cluster.cilium_version {
+            facts.cilium_version = Some(v.value);
+            if v.value < OLDEST_CILIUM {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        "cilium-too-old",
+                        v.span,
+                        format!(
+                            "netpol compiles for Cilium {}.{} and later",
+                            OLDEST_CILIUM.0, OLDEST_CILIUM.1
+                        ),
+                    )
+                    .with_label("too old")
+                    .with_help(format!(
+                        "every compiled policy sets `enableDefaultDeny`, which Cilium {}.{} does not know: its API server drops the field, so `enforce: audit` and baselines would enforce default deny; upgrade Cilium first",
+                        v.value.0, v.value.1
+                    )),
+                );
+            }
         }
         if let Some(dns) = &cluster.dns {
             self.settings.origin = Some(dns.span);
@@ -536,6 +651,19 @@ impl<'a> Resolver<'a> {
                     },
                 );
             }
+            if let Some(index) = self
+                .namespace_defs
+                .iter()
+                .position(|(d, _)| d.namespace == namespace)
+            {
+                let ctx = Context {
+                    namespace: Some(namespace),
+                    this: Some(This::Namespace(index)),
+                };
+                for statement in &ns.deny {
+                    self.deny_statement(statement, ctx);
+                }
+            }
             for service in &ns.services {
                 let Some(&id) = self
                     .by_name
@@ -549,6 +677,9 @@ impl<'a> Resolver<'a> {
                 };
                 for statement in &service.allow {
                     self.statement(statement, ctx);
+                }
+                for statement in &service.deny {
+                    self.deny_statement(statement, ctx);
                 }
                 for used in &service.uses {
                     self.apply_template(used, ctx);
@@ -564,7 +695,11 @@ impl<'a> Resolver<'a> {
             for statement in &baseline.allow {
                 self.statement(statement, ctx);
             }
+            for statement in &baseline.deny {
+                self.deny_statement(statement, ctx);
+            }
         }
+        self.warn_overridden_enforce();
     }
 
     fn apply_template(&mut self, used: &Loc<String>, ctx: Context<'_>) {
@@ -597,6 +732,9 @@ impl<'a> Resolver<'a> {
         for statement in &template.allow {
             self.statement(statement, ctx);
         }
+        for statement in &template.deny {
+            self.deny_statement(statement, ctx);
+        }
     }
 
     fn warn_unused_templates(&mut self) {
@@ -624,6 +762,14 @@ impl<'a> Resolver<'a> {
         let this_end = ctx.this.map(|t| match t {
             This::Service(id) => End::Service(id),
             This::Baseline(b) => End::Baseline(b),
+            This::Namespace(i) => End::Namespace {
+                namespace: self
+                    .namespace_defs
+                    .get(i)
+                    .map(|(d, _)| d.namespace.clone())
+                    .unwrap_or_default(),
+                managed: Vec::new(),
+            },
         });
         let (from, to) = match (&statement.from, &statement.to, &this_end) {
             (None, None, _) => {
@@ -663,6 +809,9 @@ impl<'a> Resolver<'a> {
         let (Some(from), Some(to)) = (from, to) else {
             return;
         };
+        if to.contains(&End::External(Target::Entity(Entity::KubeApiserver))) {
+            self.check_apiserver_ports(statement);
+        }
         let http: Vec<HttpRule> = statement.http.iter().map(|h| h.value.clone()).collect();
         if !http.is_empty() && statement.on.is_none() {
             if let Some(first) = statement.http.first() {
@@ -735,11 +884,17 @@ impl<'a> Resolver<'a> {
         };
         match &peer.value {
             Peer::Entity(e) => Some(vec![End::External(Target::Entity(*e))]),
-            Peer::Cidr { cidr, except } => Some(vec![End::External(Target::Cidr {
-                cidr: *cidr,
-                except: except.clone(),
-            })]),
-            Peer::Fqdn(sel) => Some(vec![End::External(Target::Fqdn(sel.clone()))]),
+            Peer::Cidr { cidr, except } => {
+                self.check_cidr(*cidr, peer.span)?;
+                Some(vec![End::External(Target::Cidr {
+                    cidr: *cidr,
+                    except: except.clone(),
+                })])
+            }
+            Peer::Fqdn(sel) => {
+                self.check_fqdn(sel, peer.span)?;
+                Some(vec![End::External(Target::Fqdn(sel.clone()))])
+            }
             Peer::Ref { namespace, name } => {
                 // Bare names in templates resolve in the namespace of the service the template
                 // is applied to, so that one template serves many namespaces.
@@ -1012,6 +1167,7 @@ impl<'a> Resolver<'a> {
             ports: ports.clone(),
             http: http.to_vec(),
             dns: BTreeSet::new(),
+            deny: false,
             origin: statement.span,
         });
         true
@@ -1035,6 +1191,9 @@ impl<'a> Resolver<'a> {
                 .baselines
                 .get(b)
                 .map_or(String::new(), |(d, _)| d.name.clone()),
+            Subject::Namespace(i) => self.namespace_defs.get(i).map_or(String::new(), |(d, _)| {
+                format!("every pod of `{}`", d.namespace)
+            }),
         };
         self.diagnostics.push(
             Diagnostic::warning(
@@ -1165,6 +1324,7 @@ impl<'a> Resolver<'a> {
                         ports: dns_ports.clone(),
                         http: Vec::new(),
                         dns,
+                        deny: false,
                         origin: self.settings.origin.unwrap_or(origin),
                     });
                 }
@@ -1180,7 +1340,40 @@ impl<'a> Resolver<'a> {
                     ports: BTreeSet::new(),
                     http: Vec::new(),
                     dns: BTreeSet::new(),
+                    deny: false,
                     origin: self.settings.origin.unwrap_or(origin),
+                });
+            }
+        }
+        // A namespace's own policy: its pods, declared or not, may resolve names and answer the
+        // kubelet's probes; nothing else (docs: namespace default deny).
+        for (index, (def, _)) in self.namespace_defs.iter().enumerate() {
+            let Some(enforce) = def.default_deny else {
+                continue;
+            };
+            if enforce.egress() || enforce == Enforce::Audit {
+                resolver_used = true;
+                self.rules.push(Rule {
+                    subject: Subject::Namespace(index),
+                    direction: Direction::Egress,
+                    peer: resolver.clone(),
+                    ports: dns_ports.clone(),
+                    http: Vec::new(),
+                    dns: BTreeSet::from([FqdnSelector::Pattern("*".to_string())]),
+                    deny: false,
+                    origin: def.origin,
+                });
+            }
+            if self.settings.kubelet && (enforce.ingress() || enforce == Enforce::Audit) {
+                self.rules.push(Rule {
+                    subject: Subject::Namespace(index),
+                    direction: Direction::Ingress,
+                    peer: Target::Entity(Entity::Host),
+                    ports: BTreeSet::new(),
+                    http: Vec::new(),
+                    dns: BTreeSet::new(),
+                    deny: false,
+                    origin: def.origin,
                 });
             }
         }
@@ -1203,19 +1396,308 @@ impl<'a> Resolver<'a> {
                 ports: dns_ports,
                 http: Vec::new(),
                 dns: BTreeSet::new(),
+                deny: false,
                 origin,
             });
+        }
+    }
+
+    /// A `deny:` statement: one side is where it sits (a service, a template's service, a
+    /// namespace, a baseline), the other the peers denied; compiled to `ingressDeny` or
+    /// `egressDeny` of that subject only.
+    fn deny_statement(&mut self, statement: &Statement, ctx: Context<'_>) {
+        let subject = match ctx.this {
+            Some(This::Service(id)) => Subject::Service(id),
+            Some(This::Baseline(b)) => Subject::Baseline(b),
+            Some(This::Namespace(i)) => Subject::Namespace(i),
+            None => return,
+        };
+        let (direction, side) = match (&statement.from, &statement.to) {
+            (Some(_), Some(_)) | (None, None) => {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        "deny-sides",
+                        statement.span,
+                        "a deny statement names one side: `to:` or `from:`".to_string(),
+                    )
+                    .with_label("one side only")
+                    .with_help("the other side is where the statement sits (the service, the namespace or the baseline): `deny: [{to: 169.254.169.254/32}]`"),
+                );
+                return;
+            }
+            (None, Some(to)) => (Direction::Egress, to),
+            (Some(from), None) => (Direction::Ingress, from),
+        };
+        if let Some(first) = statement.http.first() {
+            self.diagnostics.push(
+                Diagnostic::error("deny-http", first.span, "a deny cannot have HTTP rules".to_string())
+                    .with_label("not in a deny")
+                    .with_help("Cilium's deny rules are L3/L4 only; deny the port, or allow only the requests you want"),
+            );
+            return;
+        }
+        let Some(ends) = self.resolve_side(Some(side), ctx) else {
+            return;
+        };
+        for end in ends {
+            let (peer, receiver) = match &end {
+                End::External(Target::Fqdn(sel)) => {
+                    self.diagnostics.push(
+                        Diagnostic::error("deny-dns", side.span, format!("DNS name `{}` cannot be denied", sel.text()))
+                            .with_label("a DNS name")
+                            .with_help("Cilium's deny rules take no `toFQDNs`: deny the addresses (a CIDR), or simply do not allow the name"),
+                    );
+                    continue;
+                }
+                End::Service(id) => (Target::Service(*id), Some(*id)),
+                other => (self.target_of(other), None),
+            };
+            let receiver = match (direction, subject) {
+                (Direction::Egress, _) => receiver,
+                (Direction::Ingress, Subject::Service(id)) => Some(id),
+                (Direction::Ingress, _) => None,
+            };
+            let Some(ports) = self.resolve_ports(statement, receiver, false) else {
+                continue;
+            };
+            self.rules.push(Rule {
+                subject,
+                direction,
+                peer,
+                ports,
+                http: Vec::new(),
+                dns: BTreeSet::new(),
+                deny: true,
+                origin: statement.span,
+            });
+        }
+    }
+
+    /// `to: kube-apiserver` on a port the API server does not listen on (as policies see it,
+    /// after the `kubernetes` Service's translation).
+    fn check_apiserver_ports(&mut self, statement: &Statement) {
+        let Some(on) = &statement.on else { return };
+        let known = self.settings.cluster.apiserver_ports.clone();
+        for port in on {
+            let PortRef::Range(r) = &port.value else {
+                continue;
+            };
+            let listens = |p: u16| r.first <= p && p <= r.last;
+            if known.is_empty() {
+                if r.first == 443 && r.last == 443 {
+                    self.diagnostics.push(
+                        Diagnostic::warning("apiserver-port", port.span, "policies see the API server's own port, not the `kubernetes` Service's 443".to_string())
+                            .with_label("likely 6443")
+                            .with_help("Cilium judges the connection after the Service is translated: 6443 on Talos and kubeadm clusters; say which in the cluster file (`cluster: {apiserver-ports: [6443]}`) and write that port"),
+                    );
+                }
+            } else if !known.iter().any(|p| listens(*p)) {
+                let ports: Vec<String> = known.iter().map(ToString::to_string).collect();
+                self.diagnostics.push(
+                    Diagnostic::error("apiserver-port", port.span, format!("the API server listens on {}, not on `{}`", crate::document::list(&ports.iter().map(String::as_str).collect::<Vec<_>>()), r))
+                        .with_label("not an API server port")
+                        .with_help(format!("policies see the port after the `kubernetes` Service is translated (the cluster file's `apiserver-ports`); write `on: {}`", ports.first().map_or("6443", String::as_str))),
+                );
+            }
+        }
+    }
+
+    /// A CIDR inside the pod or Service ranges never matches: CIDR rules select only addresses
+    /// outside the cluster, and policies see pods, never ClusterIPs.
+    fn check_cidr(&mut self, cidr: IpNet, span: Span) -> Option<()> {
+        let facts = &self.settings.cluster;
+        let within = |ranges: &[IpNet]| ranges.iter().find(|r| r.contains(&cidr)).copied();
+        if let Some(range) = within(&facts.pod_cidrs) {
+            self.diagnostics.push(
+                Diagnostic::error("cidr-in-cluster", span, format!("`{cidr}` is inside the pod range `{range}`"))
+                    .with_label("never matches pods")
+                    .with_help("CIDR rules select addresses outside the cluster only; name the pods instead: a service (`NAMESPACE/NAME`) or `{namespace: NS, select: {LABEL: VALUE}}`"),
+            );
+            return None;
+        }
+        if let Some(range) = within(&facts.service_cidrs) {
+            self.diagnostics.push(
+                Diagnostic::error("cidr-in-cluster", span, format!("`{cidr}` is inside the Service range `{range}`"))
+                    .with_label("never matches")
+                    .with_help("policies see the pod a Service address is translated to, never the ClusterIP: name the service behind it (`NAMESPACE/NAME`)"),
+            );
+            return None;
+        }
+        Some(())
+    }
+
+    /// DNS names of the cluster's own Services never match (`toFQDNs` selects addresses outside
+    /// the cluster), and `**.` needs Cilium 1.19.
+    fn check_fqdn(&mut self, sel: &FqdnSelector, span: Span) -> Option<()> {
+        let domain = self.settings.cluster.domain.clone();
+        let text = sel.text().trim_end_matches('.');
+        if text == domain || text.ends_with(&format!(".{domain}")) {
+            self.diagnostics.push(
+                Diagnostic::error("cluster-dns-name", span, format!("`{text}` is a name inside the cluster (`{domain}`)"))
+                    .with_label("never matches")
+                    .with_help("`toFQDNs` selects addresses outside the cluster; for a Service of the cluster name its workload (`NAMESPACE/NAME`)"),
+            );
+            return None;
+        }
+        if let Some(v) = self.settings.cluster.cilium_version
+            && v < (1, 19)
+            && text.starts_with("**.")
+        {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    "too-new-for-cilium",
+                    span,
+                    format!(
+                        "`**.` patterns need Cilium 1.19; the cluster runs {}.{}",
+                        v.0, v.1
+                    ),
+                )
+                .with_label("not in this version")
+                .with_help("write `*.` (one label) per level, or upgrade Cilium"),
+            );
+            return None;
+        }
+        Some(())
+    }
+
+    /// A namespace's default deny covers every pod of it, its services included: a service
+    /// that says less (`audit`, one direction) is enforced anyway.
+    fn warn_overridden_enforce(&mut self) {
+        let mut found = Vec::new();
+        for (def, _) in &self.namespace_defs {
+            let Some(ns_enforce) = def.default_deny else {
+                continue;
+            };
+            for s in self
+                .services
+                .iter()
+                .filter(|s| s.namespace == def.namespace)
+            {
+                let tighter = (ns_enforce.ingress() && !s.enforce.ingress())
+                    || (ns_enforce.egress() && !s.enforce.egress());
+                if tighter && !s.host_network {
+                    found.push((s.origin, s.name.clone(), s.enforce, ns_enforce, def.origin));
+                }
+            }
+        }
+        for (origin, name, service, namespace, ns_origin) in found {
+            self.diagnostics.push(
+                Diagnostic::warning(
+                    "enforce-overridden",
+                    origin,
+                    format!(
+                        "`{name}` is `enforce: {}`, but the namespace's `default-deny: {}` enforces it",
+                        service.as_str(),
+                        namespace.as_str()
+                    ),
+                )
+                .with_label("enforced anyway")
+                .with_related(ns_origin, "the namespace's default deny")
+                .with_help("the namespace policy selects every pod, this one too: use `default-deny: audit` until every service of the namespace is enforced"),
+            );
+        }
+    }
+
+    /// Allows that a deny of the same subject (or of the namespace around it) makes dead: the
+    /// deny wins whatever the allow says (docs/semantics.md §2.4).
+    fn warn_dead_allows(&mut self) {
+        let mut found = Vec::new();
+        for deny in self.rules.iter().filter(|r| r.deny) {
+            for allow in self
+                .rules
+                .iter()
+                .filter(|r| !r.deny && r.direction == deny.direction)
+            {
+                let same_subject = match (deny.subject, allow.subject) {
+                    (a, b) if a == b => true,
+                    (Subject::Namespace(i), Subject::Service(id)) => {
+                        let ns = self
+                            .namespace_defs
+                            .get(i)
+                            .map(|(d, _)| d.namespace.as_str());
+                        self.services
+                            .get(id)
+                            .is_some_and(|s| Some(s.namespace.as_str()) == ns)
+                    }
+                    _ => false,
+                };
+                if same_subject
+                    && self.covers(&deny.peer, &allow.peer)
+                    && ports_cover(&deny.ports, &allow.ports)
+                {
+                    found.push((allow.origin, deny.origin));
+                }
+            }
+        }
+        found.sort();
+        found.dedup();
+        for (allow, deny) in found {
+            self.diagnostics.push(
+                Diagnostic::warning("dead-allow", allow, "this allow never takes effect: a deny covers it".to_string())
+                    .with_label("denied anyway")
+                    .with_related(deny, "the deny")
+                    .with_help("in Cilium a deny wins over every allow, whatever the order; narrow the deny or remove the allow"),
+            );
+        }
+    }
+
+    /// Whether the deny peer `deny` includes every address of the allow peer `allow`.
+    fn covers(&self, deny: &Target, allow: &Target) -> bool {
+        let namespace_of = |t: &Target| match t {
+            Target::Service(id) => self.services.get(*id).map(|s| s.namespace.clone()),
+            Target::Pods { namespaces, .. } if namespaces.len() == 1 => namespaces.first().cloned(),
+            _ => None,
+        };
+        match (deny, allow) {
+            (d, a) if d == a => true,
+            (Target::Entity(Entity::All), _) => true,
+            (Target::Entity(Entity::World), Target::Cidr { .. } | Target::Fqdn(_)) => true,
+            (Target::Cidr { cidr, except }, Target::Cidr { cidr: inner, .. }) => {
+                cidr.contains(inner)
+                    && !except
+                        .iter()
+                        .any(|e| e.contains(inner) || inner.contains(e))
+            }
+            (Target::Pods { namespaces, labels }, a)
+                if labels.is_empty() && namespaces.len() == 1 =>
+            {
+                namespace_of(a).is_some_and(|ns| namespaces.first() == Some(&ns))
+            }
+            (
+                Target::Entity(Entity::Cluster),
+                Target::Service(_)
+                | Target::Pods { .. }
+                | Target::Entity(Entity::Host | Entity::RemoteNode | Entity::KubeApiserver),
+            ) => true,
+            _ => false,
         }
     }
 
     fn finish(self) -> Model {
         Model {
             services: self.services,
+            namespaces: self.namespace_defs.into_iter().map(|(d, _)| d).collect(),
             baselines: self.baselines.into_iter().map(|(d, _)| d).collect(),
             rules: self.rules,
             settings: self.settings,
         }
     }
+}
+
+/// Whether the ports of a deny include every port of an allow (no ports: every port).
+fn ports_cover(deny: &BTreeSet<L4>, allow: &BTreeSet<L4>) -> bool {
+    if deny.is_empty() {
+        return true;
+    }
+    !allow.is_empty()
+        && allow.iter().all(|a| {
+            deny.iter().any(|d| match (d, a) {
+                (L4::Port(d), L4::Port(a)) => {
+                    d.protocol == a.protocol && d.first <= a.first && a.last <= d.last
+                }
+                (d, a) => d == a,
+            })
+        })
 }
 
 /// The lookups a workload with `queries: declared` may make: its DNS names, their search-path

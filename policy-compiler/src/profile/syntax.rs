@@ -43,6 +43,10 @@ pub struct NamespaceProfile {
     pub services: Vec<Service>,
     pub groups: Vec<Group>,
     pub allow: Vec<Statement>,
+    /// `default-deny:` every pod of the namespace, declared or not.
+    pub default_deny: Option<Loc<Enforce>>,
+    /// `deny:` statements for every pod of the namespace.
+    pub deny: Vec<Statement>,
 }
 
 /// Which directions of a workload are default-deny.
@@ -84,6 +88,9 @@ pub struct Service {
     pub ports: Vec<NamedPort>,
     pub uses: Vec<Loc<String>>,
     pub allow: Vec<Statement>,
+    pub deny: Vec<Statement>,
+    /// `host-network: true`: the pods share their node's network namespace.
+    pub host_network: Option<Loc<bool>>,
     pub enforce: Option<Loc<Enforce>>,
     pub dns: Option<Loc<bool>>,
     pub description: Option<String>,
@@ -106,6 +113,7 @@ pub struct Template {
     pub name: Loc<String>,
     pub description: Option<String>,
     pub allow: Vec<Statement>,
+    pub deny: Vec<Statement>,
 }
 
 /// `from` → `to` `on` ports, optionally restricted to HTTP requests.
@@ -155,6 +163,18 @@ pub struct ClusterProfile {
     pub dns: Option<DnsSettings>,
     pub kubelet: Option<Loc<bool>>,
     pub baselines: Vec<Baseline>,
+    /// `cluster.name`: Cilium's `cluster-name`.
+    pub name: Option<Loc<String>>,
+    /// `cluster.pod-cidrs`, `cluster.service-cidrs`.
+    pub pod_cidrs: Vec<Loc<IpNet>>,
+    pub service_cidrs: Vec<Loc<IpNet>>,
+    /// `cluster.apiserver-ports`: the ports the API server listens on, as policies see them
+    /// (after the `kubernetes` Service's translation: 6443 on Talos and kubeadm).
+    pub apiserver_ports: Vec<Loc<u16>>,
+    /// `cluster.cilium-version`: `(major, minor)`.
+    pub cilium_version: Option<Loc<(u32, u32)>>,
+    /// `cluster.domain`: the cluster's DNS domain (`cluster.local`).
+    pub domain: Option<Loc<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +200,7 @@ pub struct Baseline {
     pub select: Loc<BaselineSelect>,
     pub description: Option<String>,
     pub allow: Vec<Statement>,
+    pub deny: Vec<Statement>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,18 +245,22 @@ const FILE_KEYS: &[&str] = &[
     "include",
     "cluster",
     "baselines",
+    "default-deny",
+    "deny",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "select",
     "ports",
     "use",
     "allow",
+    "deny",
+    "host-network",
     "enforce",
     "dns",
     "description",
 ];
 const STATEMENT_KEYS: &[&str] = &["from", "to", "on", "http", "description"];
-const TEMPLATE_KEYS: &[&str] = &["description", "allow"];
+const TEMPLATE_KEYS: &[&str] = &["description", "allow", "deny"];
 const HTTP_KEYS: &[&str] = &["method", "path", "host", "headers"];
 const PEER_KEYS: &[&str] = &[
     "entity",
@@ -246,9 +271,18 @@ const PEER_KEYS: &[&str] = &[
     "select",
     "service",
 ];
-const CLUSTER_KEYS: &[&str] = &["dns", "kubelet"];
+const CLUSTER_KEYS: &[&str] = &[
+    "dns",
+    "kubelet",
+    "name",
+    "pod-cidrs",
+    "service-cidrs",
+    "apiserver-ports",
+    "cilium-version",
+    "domain",
+];
 const DNS_KEYS: &[&str] = &["resolver", "ports", "queries"];
-const BASELINE_KEYS: &[&str] = &["name", "select", "description", "allow"];
+const BASELINE_KEYS: &[&str] = &["name", "select", "description", "allow", "deny"];
 const BASELINE_SELECT_KEYS: &[&str] = &["namespace", "namespaces", "select"];
 
 /// Decode one parsed file. Problems go to `diagnostics`; what could be read is returned, so
@@ -334,6 +368,8 @@ impl Decoder<'_> {
                 "services",
                 "groups",
                 "allow",
+                "default-deny",
+                "deny",
             ] {
                 if let Some(span) = fields.key_span(key) {
                     self.error(
@@ -355,6 +391,8 @@ impl Decoder<'_> {
                 "services",
                 "groups",
                 "allow",
+                "default-deny",
+                "deny",
             ] {
                 if let Some(span) = fields.key_span(key) {
                     self.error(
@@ -413,6 +451,11 @@ impl Decoder<'_> {
             groups,
             allow: fields
                 .get("allow")
+                .map(|n| self.statements(n))
+                .unwrap_or_default(),
+            default_deny: fields.get("default-deny").and_then(|n| self.enforce(n)),
+            deny: fields
+                .get("deny")
                 .map(|n| self.statements(n))
                 .unwrap_or_default(),
         })
@@ -496,6 +539,11 @@ impl Decoder<'_> {
                 .get("allow")
                 .map(|n| self.statements(n))
                 .unwrap_or_default(),
+            deny: fields
+                .get("deny")
+                .map(|n| self.statements(n))
+                .unwrap_or_default(),
+            host_network: fields.get("host-network").and_then(|n| self.boolean(n)),
             enforce: fields.get("enforce").and_then(|n| self.enforce(n)),
             dns: fields.get("dns").and_then(|n| self.boolean(n)),
             description: fields.get("description").and_then(|n| self.text(n)),
@@ -570,6 +618,10 @@ impl Decoder<'_> {
                 description: fields.get("description").and_then(|n| d.text(n)),
                 allow: fields
                     .get("allow")
+                    .map(|n| d.statements(n))
+                    .unwrap_or_default(),
+                deny: fields
+                    .get("deny")
                     .map(|n| d.statements(n))
                     .unwrap_or_default(),
             })
@@ -1024,12 +1076,36 @@ impl Decoder<'_> {
             dns: None,
             kubelet: None,
             baselines: Vec::new(),
+            name: None,
+            pod_cidrs: Vec::new(),
+            service_cidrs: Vec::new(),
+            apiserver_ports: Vec::new(),
+            cilium_version: None,
+            domain: None,
         };
         if let Some(node) = fields.get("cluster")
             && let Some(cluster) =
                 Fields::read(node, "the cluster settings", CLUSTER_KEYS, self.diagnostics)
         {
             profile.kubelet = cluster.get("kubelet").and_then(|n| self.boolean(n));
+            profile.name = cluster.get("name").and_then(|n| self.string(n));
+            profile.domain = cluster.get("domain").and_then(|n| self.string(n));
+            for (key, out) in [
+                ("pod-cidrs", &mut profile.pod_cidrs),
+                ("service-cidrs", &mut profile.service_cidrs),
+            ] {
+                if let Some(n) = cluster.get(key) {
+                    for text in self.strings(n, "a list of CIDRs, e.g. `[10.244.0.0/16]`") {
+                        if let Some(net) = self.parse_cidr(&text) {
+                            out.push(Loc::new(net, text.span));
+                        }
+                    }
+                }
+            }
+            if let Some(n) = cluster.get("apiserver-ports") {
+                profile.apiserver_ports = self.port_numbers(n);
+            }
+            profile.cilium_version = cluster.get("cilium-version").and_then(|n| self.version(n));
             if let Some(dns) = cluster.get("dns") {
                 profile.dns = self.dns_settings(dns);
             }
@@ -1052,6 +1128,61 @@ impl Decoder<'_> {
             }
         }
         profile
+    }
+
+    /// `[6443]` or `6443`: TCP port numbers.
+    fn port_numbers(&mut self, node: &Node) -> Vec<Loc<u16>> {
+        let items: Vec<&Node> = match &node.value {
+            Value::Seq(items) => items.iter().collect(),
+            _ => vec![node],
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let number = match &item.value {
+                Value::Int(n) => u16::try_from(*n).ok().filter(|n| *n > 0),
+                Value::Str(s) => s.parse::<u16>().ok().filter(|n| *n > 0),
+                _ => None,
+            };
+            match number {
+                Some(n) => out.push(Loc::new(n, item.span)),
+                None => self.error(
+                    "invalid-port",
+                    item.span,
+                    "expected a port number".to_string(),
+                    "not a port",
+                    "the ports the API server listens on, e.g. `apiserver-ports: [6443]`"
+                        .to_string(),
+                ),
+            }
+        }
+        out
+    }
+
+    /// `"1.18"`: a Cilium minor version.
+    fn version(&mut self, node: &Node) -> Option<Loc<(u32, u32)>> {
+        // A number is refused: YAML reads `1.10` as 1.1.
+        let text = match &node.value {
+            Value::Str(s) => s.clone(),
+            _ => String::new(),
+        };
+        let parsed = text.split_once('.').and_then(|(a, b)| {
+            let b = b.split('.').next().unwrap_or(b);
+            Some((a.parse().ok()?, b.parse().ok()?))
+        });
+        match parsed {
+            Some(v) => Some(Loc::new(v, node.span)),
+            None => {
+                self.error(
+                    "invalid-value",
+                    node.span,
+                    "expected a Cilium version such as `\"1.18\"`".to_string(),
+                    "not a version",
+                    "write the version in quotes, major and minor: `cilium-version: \"1.18\"`"
+                        .to_string(),
+                );
+                None
+            }
+        }
     }
 
     fn dns_settings(&mut self, node: &Node) -> Option<DnsSettings> {
@@ -1136,6 +1267,10 @@ impl Decoder<'_> {
             description: fields.get("description").and_then(|n| self.text(n)),
             allow: fields
                 .get("allow")
+                .map(|n| self.statements(n))
+                .unwrap_or_default(),
+            deny: fields
+                .get("deny")
                 .map(|n| self.statements(n))
                 .unwrap_or_default(),
         })
