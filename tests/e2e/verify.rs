@@ -324,7 +324,10 @@ fn undeclared_pods_of_a_default_deny_namespace_are_isolated() {
         let Some(enforce) = def.default_deny else {
             continue;
         };
-        let forgotten = pod(&def.namespace, &[("app".to_owned(), "forgotten".to_owned())]);
+        let forgotten = pod(
+            &def.namespace,
+            &[("app".to_owned(), "forgotten".to_owned())],
+        );
         let d = h.decide(&forgotten, &odd, Proto::Tcp, 443);
         assert_eq!(
             d.egress.allows(),
