@@ -143,6 +143,7 @@ fn declared_of(model: &Model) -> Vec<Declared> {
             name: s.name.clone(),
             kind: "Profile".to_owned(),
             labels: s.selector.iter().cloned().collect::<BTreeMap<_, _>>(),
+            host_network: s.host_network,
             ports: s
                 .ports
                 .iter()

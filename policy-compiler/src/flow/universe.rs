@@ -160,6 +160,8 @@ pub struct Declared {
     /// Pod labels.
     pub labels: BTreeMap<String, String>,
     pub ports: Vec<NamedPort>,
+    /// On the host network: the node's identity (seen from elsewhere, `remote-node`).
+    pub host_network: bool,
 }
 
 impl Universe {
@@ -203,7 +205,11 @@ impl Universe {
             if known {
                 continue;
             }
-            let labels = inventory.pod_identity(&d.namespace, &d.labels, Some("default"));
+            let labels = if d.host_network {
+                Reserved::RemoteNode.labels()
+            } else {
+                inventory.pod_identity(&d.namespace, &d.labels, Some("default"))
+            };
             add(
                 NodeKind::Workload {
                     namespace: d.namespace.clone(),

@@ -1313,7 +1313,7 @@ impl<'a> Resolver<'a> {
             if wants_dns || !names.is_empty() {
                 let dns = match self.settings.queries {
                     DnsQueries::Any => BTreeSet::from([FqdnSelector::Pattern("*".to_string())]),
-                    DnsQueries::Declared => declared_queries(&names),
+                    DnsQueries::Declared => declared_queries(&names, &self.settings.cluster.domain),
                 };
                 if resolver != Target::Service(id) {
                     resolver_used = true;
@@ -1703,16 +1703,20 @@ fn ports_cover(deny: &BTreeSet<L4>, allow: &BTreeSet<L4>) -> bool {
 /// The lookups a workload with `queries: declared` may make: its DNS names, their search-path
 /// expansions (glibc and musl try `NAME.<search domain>` first, and musl stops at the first
 /// REFUSED: docs/semantics.md pitfall 2), and in-cluster service names.
-fn declared_queries(names: &BTreeSet<FqdnSelector>) -> BTreeSet<FqdnSelector> {
+fn declared_queries(names: &BTreeSet<FqdnSelector>, domain: &str) -> BTreeSet<FqdnSelector> {
     let mut out: BTreeSet<FqdnSelector> = names.clone();
     for name in names {
         let text = name.text();
-        for suffix in ["*.svc.cluster.local", "svc.cluster.local", "cluster.local"] {
+        for suffix in [
+            format!("*.svc.{domain}"),
+            format!("svc.{domain}"),
+            domain.to_string(),
+        ] {
             out.insert(FqdnSelector::Pattern(format!("{text}.{suffix}")));
         }
     }
-    for pattern in ["*.*.svc.cluster.local", "*.svc.cluster.local"] {
-        out.insert(FqdnSelector::Pattern(pattern.to_string()));
+    for pattern in [format!("*.*.svc.{domain}"), format!("*.svc.{domain}")] {
+        out.insert(FqdnSelector::Pattern(pattern));
     }
     out
 }
