@@ -404,3 +404,47 @@ fn the_namespace_policy_name_is_reserved_when_used() {
     assert_eq!(first.code, "reserved-name");
     assert_eq!(underlined(&c, first), "netpol-namespace");
 }
+
+#[test]
+fn verify_as_enforced_judges_the_audit_phase_as_it_will_be_enforced() {
+    use netpol_compiler::cli::{Status, run_args};
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("media.yaml"),
+        "namespace: media\ndefault-deny: audit\nservices:\n  sonarr:\n    enforce: audit\n    allow:\n      - to: api.thetvdb.com\n        on: 443\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (p, o) = (profiles.to_str().unwrap(), out.to_str().unwrap());
+    let mut sink = (Vec::new(), Vec::new());
+    assert_eq!(
+        run_args(
+            ["netpol", "compile", p, "-o", o],
+            &Disk,
+            &mut sink.0,
+            &mut sink.1
+        ),
+        Status::Ok
+    );
+    // A pod no profile declares, to the internet: allowed in audit, dropped once enforced.
+    let flows = dir.path().join("flows.jsonl");
+    std::fs::write(
+        &flows,
+        r#"{"time":"2026-12-07T10:00:00Z","protocol":"tcp","source":{"ip":"10.244.0.9","port":40000,"namespace":"media","pod":"flaresolverr-0","labels":{"app":"flaresolverr"}},"destination":{"ip":"203.0.113.9","port":443,"entity":"world"}}"#,
+    )
+    .unwrap();
+    let f = flows.to_str().unwrap();
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["netpol", "verify", "--policies", o, "--flows", f];
+        args.extend_from_slice(extra);
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let status = run_args(args, &Disk, &mut stdout, &mut stderr);
+        (status, String::from_utf8(stdout).unwrap())
+    };
+    assert_eq!(verify(&[]).0, Status::Ok);
+    let (status, report) = verify(&["--as-enforced"]);
+    assert_eq!(status, Status::Found, "{report}");
+    assert!(report.contains("DROPPED"), "{report}");
+}

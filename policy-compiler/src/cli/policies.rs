@@ -112,6 +112,11 @@ pub(super) struct Inputs {
     pub policies: Vec<PathBuf>,
     #[command(flatten)]
     pub cluster: super::revision::Cluster,
+    /// Judge the policies in their audit phase (`netpol.dev/enforce: audit`, which netpol
+    /// writes for `enforce: audit` and `default-deny: audit`) as if they were enforced: what
+    /// would be dropped once you switch to `both`.
+    #[arg(long)]
+    pub as_enforced: bool,
 }
 
 /// Import policies, the workload manifests and the inventory, for an agent configured with
@@ -121,9 +126,10 @@ pub(super) struct Inputs {
 pub(super) fn load(
     fs: &dyn Files,
     inputs: &Inputs,
-    settings: Settings,
+    mut settings: Settings,
     out: &mut Output<'_>,
 ) -> Option<Policies> {
+    settings.audit_as_enforced |= inputs.as_enforced;
     let sources = Sources {
         policies: &inputs.policies,
         compiled: &[],
