@@ -467,7 +467,111 @@ fn explain_walks_through_the_decision() {
         ],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("give `--inventory`"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("error: no pod or workload `media/sonarr-0` is known\n  help: give the profiles or workload manifests with --policies or --manifests, a live --inventory, or write its labels as `ns:media,app=…`"),
+        "{stderr}"
+    );
+}
+
+/// Profiles for `explain` and `verify` by name: sonarr reaches Postgres on its `postgresql`
+/// port; CoreDNS answers on `dns` over UDP and TCP.
+const ARR_PROFILES: &[(&str, &str)] = &[
+    (
+        "profiles/media.yaml",
+        "namespace: media\nservices:\n  sonarr:\n    ports: {http: 8989}\n    allow:\n      - to: databases/arr-postgres\n        on: postgresql\n      - to: api.thetvdb.com\n        on: 443\n  radarr:\n    ports: {http: 7878}\n",
+    ),
+    (
+        "profiles/databases.yaml",
+        "namespace: databases\nservices:\n  arr-postgres:\n    select: {cnpg.io/cluster: arr-postgres}\n    ports: {postgresql: 5432, status: 8000}\n",
+    ),
+    (
+        "profiles/kube-system.yaml",
+        "namespace: kube-system\nservices:\n  coredns:\n    select: {k8s-app: kube-dns}\n    ports: {dns: [53/udp, 53/tcp]}\n    allow:\n      - from: media/*\n        on: dns\n",
+    ),
+];
+
+fn arr_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("profiles")).unwrap();
+    for (path, text) in ARR_PROFILES {
+        std::fs::write(dir.path().join(path), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn explain_knows_profile_services_and_their_port_names_without_an_inventory() {
+    let dir = arr_workspace();
+    let explain = |from: &str, to: &str, port: &str| {
+        netpol(
+            dir.path(),
+            &[
+                "explain",
+                "--policies",
+                "profiles",
+                "--from",
+                from,
+                "--to",
+                to,
+                "--port",
+                port,
+            ],
+        )
+    };
+    let out = explain("media/sonarr", "databases/arr-postgres", "postgresql");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}{stdout}", text(&out.stderr));
+    assert!(
+        stdout
+            .contains("flow: media/sonarr (Profile) -> databases/arr-postgres (Profile) 5432/tcp"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("destination identity: k8s:cnpg.io/cluster=arr-postgres, "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("from profiles/media.yaml:3"), "{stdout}");
+    assert!(stdout.ends_with("verdict: ALLOWED\n"), "{stdout}");
+    insta::assert_snapshot!("explain_profile_services", stdout);
+    // radarr has no such statement: dropped at its egress.
+    let out = explain("media/radarr", "databases/arr-postgres", "postgresql");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("verdict: DROPPED at egress"));
+    // A name over two protocols needs one; an unknown name, the list.
+    let out = explain("media/sonarr", "kube-system/coredns", "dns");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("error: the port name `dns` of `kube-system/coredns` is ambiguous: it is 53/udp and 53/tcp\n  help: write `dns/udp` or `dns/tcp`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = explain("media/sonarr", "kube-system/coredns", "dns/udp");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("-> kube-system/coredns (Profile) 53/udp"));
+    let out = explain("media/sonarr", "databases/arr-postgres", "postgres");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("error: `databases/arr-postgres` has no port named `postgres`\n  help: did you mean `postgresql`? its ports: postgresql (5432/tcp), status (8000/tcp)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = explain("media/sonar", "databases/arr-postgres", "5432");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(
+            "error: no pod or workload `media/sonar` is known\n  help: did you mean `media/sonarr`?"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = explain("media/sonarr", "api.thetvdb.com", "https");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("error: `https` is a port name, and `world (api.thetvdb.com)` is no workload whose ports are known"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -106,31 +106,13 @@ fn read_settings(fs: &dyn Files, path: &Path, out: &mut Output<'_>) -> Option<Se
 /// and `explain` share).
 #[derive(Debug, clap::Args)]
 pub(super) struct Inputs {
-    /// Policy files or directories (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy,
-    /// NetworkPolicy; the workload manifests beside them describe the cluster).
+    /// Files or directories of policies (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy,
+    /// NetworkPolicy), profiles (compiled, their services known by name) and workload
+    /// manifests (they describe the cluster), told apart by what they hold.
     #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
     pub policies: Vec<PathBuf>,
     #[command(flatten)]
     pub cluster: super::revision::Cluster,
-}
-
-/// Import policies, the workload manifests and the inventory, for an agent configured with
-/// `settings`; `None` (after reporting) when the input is unusable: unreadable files, YAML
-/// syntax errors, a broken inventory. No policy at all is fine (a note says so): Cilium then
-/// allows everything.
-pub(super) fn load(
-    fs: &dyn Files,
-    inputs: &Inputs,
-    settings: Settings,
-    out: &mut Output<'_>,
-) -> Option<Policies> {
-    let sources = Sources {
-        policies: &inputs.policies,
-        compiled: &[],
-        manifests: &inputs.cluster.manifests,
-        inventory: inputs.cluster.inventory.as_deref(),
-    };
-    load_sources(fs, &sources, settings, out)
 }
 
 /// Where one run's policies and universe come from.
@@ -143,7 +125,10 @@ pub(super) struct Sources<'a> {
     pub inventory: Option<&'a Path>,
 }
 
-/// [`load`] from explicit sources.
+/// Import policies, the workload manifests and the inventory, for an agent configured with
+/// `settings`; `None` (after reporting) when the input is unusable: unreadable files, YAML
+/// syntax errors, a broken inventory. No policy at all is fine (a note says so): Cilium then
+/// allows everything.
 pub(super) fn load_sources(
     fs: &dyn Files,
     inputs: &Sources<'_>,

@@ -6,7 +6,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use clap::ValueEnum;
 
-use super::{Output, Status, policies};
+use super::{Output, Status, policies, revision};
 use crate::document::files::Files;
 use crate::engine::index::Evaluator;
 use crate::engine::settings::{Origin, cluster_in_flows};
@@ -97,11 +97,19 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
         if !from_stdin {
             scope.spawn(decode.take()?);
         }
-        let loaded = policies::load(fs, &args.inputs, settings, out)?;
+        let inputs = &args.inputs;
+        let loaded = revision::read_with(
+            fs,
+            &inputs.policies,
+            &inputs.cluster,
+            settings,
+            revision::Warnings::Count,
+            out,
+        )?;
         if let Some(decode) = decode.take() {
             scope.spawn(decode);
         }
-        let status = judge(args, &loaded, (chunks, done), out);
+        let status = judge(args, &loaded.policies, (chunks, done), out);
         // The process ends with the run: the index is not freed piece by piece.
         std::mem::forget(loaded);
         Some(status)
