@@ -8,6 +8,7 @@
 pub mod comment;
 pub mod connectivity;
 pub mod diff;
+pub mod expect;
 pub mod explain;
 pub mod graph;
 pub mod verify;
