@@ -299,10 +299,11 @@ fn verify_text_and_markdown_put_drops_first() {
     );
     let md = text(&out.stdout);
     assert!(
-        md.starts_with("### ❌ netpol verify: 3 flows against 1 policy: 1 would be dropped"),
+        md.starts_with("<!-- netpol-verify -->\n### ❌ netpol verify: 3 flows against 1 policy: 1 would be dropped"),
         "{md}"
     );
-    assert!(md.contains("| `media/Deployment/sonarr` | `world (evil.example.com)` | 443/tcp | 1 | egress | default deny: no rule allows it |"), "{md}");
+    assert!(md.contains("<details open><summary><code>media/Deployment/sonarr</code>: 1 flow dropped (1 connection)</summary>"), "{md}");
+    assert!(md.contains("| egress to | `world (evil.example.com)` | 443/tcp | 1 | default deny: no rule allows it |"), "{md}");
     // Deterministic.
     let again = netpol(
         dir.path(),
@@ -467,7 +468,111 @@ fn explain_walks_through_the_decision() {
         ],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("give `--inventory`"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("error: no pod or workload `media/sonarr-0` is known\n  help: give the profiles or workload manifests with --policies or --manifests, a live --inventory, or write its labels as `ns:media,app=…`"),
+        "{stderr}"
+    );
+}
+
+/// Profiles for `explain` and `verify` by name: sonarr reaches Postgres on its `postgresql`
+/// port; CoreDNS answers on `dns` over UDP and TCP.
+const ARR_PROFILES: &[(&str, &str)] = &[
+    (
+        "profiles/media.yaml",
+        "namespace: media\nservices:\n  sonarr:\n    ports: {http: 8989}\n    allow:\n      - to: databases/arr-postgres\n        on: postgresql\n      - to: api.thetvdb.com\n        on: 443\n  radarr:\n    ports: {http: 7878}\n",
+    ),
+    (
+        "profiles/databases.yaml",
+        "namespace: databases\nservices:\n  arr-postgres:\n    select: {cnpg.io/cluster: arr-postgres}\n    ports: {postgresql: 5432, status: 8000}\n",
+    ),
+    (
+        "profiles/kube-system.yaml",
+        "namespace: kube-system\nservices:\n  coredns:\n    select: {k8s-app: kube-dns}\n    ports: {dns: [53/udp, 53/tcp]}\n    allow:\n      - from: media/*\n        on: dns\n",
+    ),
+];
+
+fn arr_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("profiles")).unwrap();
+    for (path, text) in ARR_PROFILES {
+        std::fs::write(dir.path().join(path), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn explain_knows_profile_services_and_their_port_names_without_an_inventory() {
+    let dir = arr_workspace();
+    let explain = |from: &str, to: &str, port: &str| {
+        netpol(
+            dir.path(),
+            &[
+                "explain",
+                "--policies",
+                "profiles",
+                "--from",
+                from,
+                "--to",
+                to,
+                "--port",
+                port,
+            ],
+        )
+    };
+    let out = explain("media/sonarr", "databases/arr-postgres", "postgresql");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}{stdout}", text(&out.stderr));
+    assert!(
+        stdout
+            .contains("flow: media/sonarr (Profile) -> databases/arr-postgres (Profile) 5432/tcp"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("destination identity: k8s:cnpg.io/cluster=arr-postgres, "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("from profiles/media.yaml:3"), "{stdout}");
+    assert!(stdout.ends_with("verdict: ALLOWED\n"), "{stdout}");
+    insta::assert_snapshot!("explain_profile_services", stdout);
+    // radarr has no such statement: dropped at its egress.
+    let out = explain("media/radarr", "databases/arr-postgres", "postgresql");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("verdict: DROPPED at egress"));
+    // A name over two protocols needs one; an unknown name, the list.
+    let out = explain("media/sonarr", "kube-system/coredns", "dns");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("error: the port name `dns` of `kube-system/coredns` is ambiguous: it is 53/udp and 53/tcp\n  help: write `dns/udp` or `dns/tcp`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = explain("media/sonarr", "kube-system/coredns", "dns/udp");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("-> kube-system/coredns (Profile) 53/udp"));
+    let out = explain("media/sonarr", "databases/arr-postgres", "postgres");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("error: `databases/arr-postgres` has no port named `postgres`\n  help: did you mean `postgresql`? its ports: postgresql (5432/tcp), status (8000/tcp)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = explain("media/sonar", "databases/arr-postgres", "5432");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(
+            "error: no pod or workload `media/sonar` is known\n  help: did you mean `media/sonarr`?"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = explain("media/sonarr", "api.thetvdb.com", "https");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("error: `https` is a port name, and `world (api.thetvdb.com)` is no workload whose ports are known"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -941,5 +1046,276 @@ fn an_unknown_cilium_version_is_a_usage_error() {
         text(&out.stdout).contains("Cilium 1.18, peer selectors not confined to the local cluster"),
         "{}",
         text(&out.stdout)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// verify --expect
+// ---------------------------------------------------------------------------------------------
+
+fn verify_expecting(dir: &Path, expect: &str, format: &str) -> Output {
+    std::fs::write(dir.join("expect.yaml"), expect).unwrap();
+    netpol(
+        dir,
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "flows.jsonl",
+            "--expect",
+            "expect.yaml",
+            "--format",
+            format,
+        ],
+    )
+}
+
+#[test]
+fn verify_expect_passes_when_every_drop_is_expected_and_every_expectation_holds() {
+    let dir = verify_workspace(FLOWS);
+    // The one drop (sonarr -> evil.example.com) is meant.
+    let meant = "- expect: dropped\n  from: media/sonarr\n  to: \"*.example.com\"\n  on: 443\n  description: no phoning home\n";
+    let out = verify_expecting(dir.path(), meant, "text");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}{stdout}", text(&out.stderr));
+    assert!(
+        stdout.starts_with("3 flows against 1 policy: 1 would be dropped (1 expected, 0 unexpected), 2 allowed (1 reply judged with their connection); the expectation holds\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("         as expected by expect.yaml:1: expected dropped: media/sonarr -> *.example.com on 443 (no phoning home)\n"),
+        "{stdout}"
+    );
+    let out = verify_expecting(dir.path(), meant, "markdown");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("### ✅ netpol verify: "));
+
+    // An intended drop that the policies allow is a regression the other way: exit 1.
+    let regression = format!("{meant}- expect: dropped\n  to: api.thetvdb.com\n");
+    let out = verify_expecting(dir.path(), &regression, "text");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("; 1 of 2 expectations violated\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("VIOLATED expect.yaml:6 expected dropped: * -> api.thetvdb.com every port\n         allowed: media/Deployment/sonarr -> world (api.thetvdb.com) 443/tcp  x2\n"),
+        "{stdout}"
+    );
+
+    // A drop no entry expects (the entry is for another port): exit 1.
+    let other = meant.replace("on: 443", "on: 80");
+    let out = verify_expecting(dir.path(), &other, "text");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("1 would be dropped (0 expected, 1 unexpected)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("no flow matched expect.yaml:1 expected dropped: media/sonarr -> *.example.com on 80 (no phoning home)"),
+        "{stdout}"
+    );
+
+    // An expected allow that is dropped violates it, and is an unexpected drop.
+    let out = verify_expecting(
+        dir.path(),
+        "- expect: allowed\n  from: ns:media,app=sonarr\n",
+        "json",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = &report["summary"]["expectations"];
+    assert_eq!(summary["unexpected_drops"], 1, "{summary}");
+    assert_eq!(summary["violated"], 1, "{summary}");
+    assert_eq!(summary["entries"][0]["dropped"], 1, "{summary}");
+    assert_eq!(summary["entries"][0]["allowed"], 2, "{summary}");
+    assert_eq!(
+        report["flows"][1]["expectation"],
+        serde_json::json!({"line": 1, "expect": "allowed", "holds": false})
+    );
+}
+
+#[test]
+fn a_broken_expectation_file_is_bad_input_with_its_place() {
+    let dir = verify_workspace(FLOWS);
+    let out = verify_expecting(
+        dir.path(),
+        "- expect: dropped\n  form: world\n- expect: dropped\n  to: sonarr\n  on: 99999\n",
+        "text",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no report");
+    let stderr = text(&out.stderr);
+    for wanted in [
+        "unknown key `form` in an expectation",
+        "╭─[expect.yaml:2:3]",
+        "help: did you mean `from`?",
+        "`sonarr` names no namespace",
+        "╭─[expect.yaml:4:7]",
+        "help: write `NAMESPACE/sonarr`, or `*/sonarr` for every namespace",
+        "port `99999` is out of range",
+        "╭─[expect.yaml:5:7]",
+    ] {
+        assert!(stderr.contains(wanted), "{wanted}\n{stderr}");
+    }
+    // One JSON object per problem, with file, line and column.
+    std::fs::write(dir.path().join("expect.yaml"), "- expect: sometimes\n").unwrap();
+    let out = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "flows.jsonl",
+            "--expect",
+            "expect.yaml",
+            "--error-format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let first: serde_json::Value =
+        serde_json::from_str(text(&out.stderr).lines().next().unwrap()).unwrap();
+    assert_eq!(first["file"], "expect.yaml");
+    assert_eq!(
+        (first["line"].as_u64(), first["column"].as_u64()),
+        (Some(1), Some(11))
+    );
+    assert_eq!(
+        first["message"],
+        "`expect` is `dropped` or `allowed`, not `sometimes`"
+    );
+    let out = netpol(
+        dir.path(),
+        &[
+            "verify",
+            "--policies",
+            "policies",
+            "--flows",
+            "flows.jsonl",
+            "--expect",
+            "nowhere.yaml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("error: cannot read `nowhere.yaml`"));
+}
+
+/// A day in the media namespace, as the observer records it: sonarr and radarr reach their
+/// database, sonarr phones home, and something outside knocks on sonarr's port.
+fn arr_flows() -> String {
+    let pod = |app: &str, ip: &str, port: u16| {
+        format!(
+            r#"{{"ip":"{ip}","port":{port},"namespace":"media","pod":"{app}-5d8f7c9b6-x2kq9","workload":"Deployment/{app}","labels":{{"app.kubernetes.io/name":"{app}"}}}}"#
+        )
+    };
+    let postgres = r#"{"ip":"10.42.1.7","port":5432,"namespace":"databases","pod":"arr-postgres-1","labels":{"cnpg.io/cluster":"arr-postgres","cnpg.io/instanceRole":"primary"}}"#;
+    let flow = |src: &str, dst: &str| {
+        format!(
+            r#"{{"time":"2026-11-27T10:00:00Z","protocol":"tcp","source":{src},"destination":{dst}}}"#
+        )
+    };
+    [
+        flow(&pod("sonarr", "10.42.0.5", 40000), postgres),
+        flow(&pod("sonarr", "10.42.0.5", 40002), postgres),
+        flow(&pod("radarr", "10.42.0.6", 40000), postgres),
+        flow(
+            &pod("sonarr", "10.42.0.5", 40001),
+            r#"{"ip":"203.0.113.9","port":443,"entity":"world","names":["evil.example.com"]}"#,
+        ),
+        flow(
+            r#"{"ip":"198.51.100.7","port":51000,"entity":"world"}"#,
+            &pod("sonarr", "10.42.0.5", 8989),
+        ),
+    ]
+    .join("\n")
+        + "\n"
+}
+
+const ARR_EXPECT: &str = "\
+# What the media namespace means to allow and to drop.
+- expect: allowed
+  from: media/*
+  to: databases/arr-postgres
+  on: postgresql
+  description: the arr apps keep their database
+- expect: dropped
+  from: world
+  to: media/*
+  description: only Traefik reaches the apps
+- expect: allowed
+  from: traefik/traefik
+  to: media/sonarr
+  on: http
+";
+
+#[test]
+fn verify_reads_profiles_and_expectations_name_their_services_and_ports() {
+    let dir = arr_workspace();
+    std::fs::write(dir.path().join("flows.jsonl"), arr_flows()).unwrap();
+    std::fs::write(
+        dir.path().join("profiles/traefik.yaml"),
+        "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: media/sonarr\n        on: http\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("expect.yaml"), ARR_EXPECT).unwrap();
+    let run = |format: &str| {
+        netpol(
+            dir.path(),
+            &[
+                "verify",
+                "--policies",
+                "profiles",
+                "--flows",
+                "flows.jsonl",
+                "--expect",
+                "expect.yaml",
+                "--format",
+                format,
+            ],
+        )
+    };
+    let out = run("text");
+    let stderr = text(&out.stderr);
+    // radarr -> postgres breaks the first expectation; sonarr -> evil.example.com is a drop
+    // nobody expects; world -> sonarr is an expected drop.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("read 5 CiliumNetworkPolicy from the profiles"),
+        "{stderr}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("5 flows against 5 policies: 3 would be dropped (1 expected, 2 unexpected), 2 allowed; 1 of 3 expectations violated\n"),
+        "{stdout}"
+    );
+    insta::assert_snapshot!("verify_expect_text", stdout);
+    insta::assert_snapshot!("verify_expect_markdown", text(&run("markdown").stdout));
+    insta::assert_snapshot!("verify_expect_json", text(&run("json").stdout));
+
+    // A port name the destination does not have: bad input, at its place.
+    std::fs::write(
+        dir.path().join("expect.yaml"),
+        ARR_EXPECT.replace("on: postgresql", "on: postgres"),
+    )
+    .unwrap();
+    let out = run("text");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("`databases/arr-postgres` has no port named `postgres`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("╭─[expect.yaml:5:7]"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "help: did you mean `postgresql`? its ports: postgresql (5432/tcp), status (8000/tcp)"
+        ),
+        "{stderr}"
     );
 }

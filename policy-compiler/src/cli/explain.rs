@@ -1,20 +1,23 @@
 //! `netpol explain`: one flow, rule by rule.
 
-use super::{Output, Status, policies};
+use super::{Output, Status, policies, revision};
 use crate::document::files::Files;
 use crate::report::explain;
+use crate::report::workload::Workloads;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
     #[command(flatten)]
     inputs: policies::Inputs,
-    /// The client.
+    /// The client: `ns/name` (a pod, a profile's service, a workload), `ns:NS,key=value`, an
+    /// IP, a DNS name or an entity.
     #[arg(long, value_name = "REF")]
     from: String,
-    /// The server.
+    /// The server, as `--from`.
     #[arg(long, value_name = "REF")]
     to: String,
-    /// Port and protocol: `443/tcp`, `53/udp`, `8080` (TCP), `icmp/8`.
+    /// Port and protocol: `443/tcp`, `53/udp`, `8080` (TCP), `icmp/8`, or a port name of the
+    /// server (`postgresql`, `dns/udp`).
     #[arg(long, value_name = "PORT")]
     port: String,
 }
@@ -23,20 +26,39 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
     let Some(settings) = policies::settings(fs, &args.inputs, out) else {
         return Status::BadInput;
     };
-    let Some(loaded) = policies::load(fs, &args.inputs, settings, out) else {
+    let inputs = &args.inputs;
+    let Some(rev) = revision::read_with(
+        fs,
+        &inputs.policies,
+        &inputs.cluster,
+        settings,
+        revision::Warnings::Count,
+        out,
+    ) else {
         return Status::BadInput;
     };
-    let cluster = loaded.settings.cluster_name.as_str();
-    let inventory = loaded.inventory.as_ref();
-    let resolved = (
-        explain::resolve(&args.from, inventory, cluster),
-        explain::resolve(&args.to, inventory, cluster),
-        explain::parse_port(&args.port),
+    let loaded = &rev.policies;
+    let workloads = Workloads::new(
+        loaded.inventory.as_ref(),
+        &rev.declared,
+        &loaded.settings.cluster_name,
     );
-    let (from, to, (proto, port)) = match resolved {
-        (Ok(f), Ok(t), Ok(p)) => (f, t, p),
+    let (from, to) = (
+        explain::resolve(&args.from, &workloads),
+        explain::resolve(&args.to, &workloads),
+    );
+    let port = match &to {
+        Ok(to) => Some(explain::resolve_port(&args.port, to)),
+        // The port is read once the destination is known (it may be one of its names).
+        Err(_) => explain::parse_port(&args.port).ok().map(Ok),
+    };
+    let (from, to, (proto, port)) = match (from, to, port) {
+        (Ok(f), Ok(t), Some(Ok(p))) => (f, t, p),
         (f, t, p) => {
-            for e in [f.err(), t.err(), p.err()].into_iter().flatten() {
+            for e in [f.err(), t.err(), p.and_then(Result::err)]
+                .into_iter()
+                .flatten()
+            {
                 let _ = writeln!(out.stderr, "error: {e}");
             }
             return Status::BadInput;

@@ -41,12 +41,14 @@ impl Policies {
 /// The settings of `--cilium-config FILE` and `--cilium-version`, or Cilium's defaults without
 /// them; `None` (after reporting every problem) when they cannot be used.
 pub(super) fn settings(fs: &dyn Files, inputs: &Inputs, out: &mut Output<'_>) -> Option<Settings> {
-    settings_from(
+    let mut settings = settings_from(
         fs,
         inputs.cluster.cilium_config.as_deref(),
         inputs.cluster.cilium_version.as_deref(),
         out,
-    )
+    )?;
+    settings.audit_as_enforced |= inputs.as_enforced;
+    Some(settings)
 }
 
 /// [`settings`] from `--cilium-config` and `--cilium-version`.
@@ -106,8 +108,9 @@ fn read_settings(fs: &dyn Files, path: &Path, out: &mut Output<'_>) -> Option<Se
 /// and `explain` share).
 #[derive(Debug, clap::Args)]
 pub(super) struct Inputs {
-    /// Policy files or directories (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy,
-    /// NetworkPolicy; the workload manifests beside them describe the cluster).
+    /// Files or directories of policies (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy,
+    /// NetworkPolicy), profiles (compiled, their services known by name) and workload
+    /// manifests (they describe the cluster), told apart by what they hold.
     #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
     pub policies: Vec<PathBuf>,
     #[command(flatten)]
@@ -117,26 +120,6 @@ pub(super) struct Inputs {
     /// would be dropped once you switch to `both`.
     #[arg(long)]
     pub as_enforced: bool,
-}
-
-/// Import policies, the workload manifests and the inventory, for an agent configured with
-/// `settings`; `None` (after reporting) when the input is unusable: unreadable files, YAML
-/// syntax errors, a broken inventory. No policy at all is fine (a note says so): Cilium then
-/// allows everything.
-pub(super) fn load(
-    fs: &dyn Files,
-    inputs: &Inputs,
-    mut settings: Settings,
-    out: &mut Output<'_>,
-) -> Option<Policies> {
-    settings.audit_as_enforced |= inputs.as_enforced;
-    let sources = Sources {
-        policies: &inputs.policies,
-        compiled: &[],
-        manifests: &inputs.cluster.manifests,
-        inventory: inputs.cluster.inventory.as_deref(),
-    };
-    load_sources(fs, &sources, settings, out)
 }
 
 /// Where one run's policies and universe come from.
@@ -149,7 +132,10 @@ pub(super) struct Sources<'a> {
     pub inventory: Option<&'a Path>,
 }
 
-/// [`load`] from explicit sources.
+/// Import policies, the workload manifests and the inventory, for an agent configured with
+/// `settings`; `None` (after reporting) when the input is unusable: unreadable files, YAML
+/// syntax errors, a broken inventory. No policy at all is fine (a note says so): Cilium then
+/// allows everything.
 pub(super) fn load_sources(
     fs: &dyn Files,
     inputs: &Sources<'_>,

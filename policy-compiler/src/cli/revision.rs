@@ -87,6 +87,15 @@ pub(super) fn settings(
     )
 }
 
+/// What a reader of policies shows of the profiles' warnings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Warnings {
+    /// Every one (connectivity, diff: the profiles are what is reviewed).
+    Show,
+    /// Only how many there are (verify, explain: `netpol check` shows them).
+    Count,
+}
+
 /// Read the revision `fs` holds under `paths`; `None` after reporting when it cannot be used
 /// (unreadable files, YAML syntax errors, profiles with errors).
 pub(super) fn read(
@@ -96,16 +105,49 @@ pub(super) fn read(
     settings: Settings,
     out: &mut Output<'_>,
 ) -> Option<Revision> {
+    read_with(fs, paths, cluster, settings, Warnings::Show, out)
+}
+
+/// [`read`], showing the profiles' warnings as `warnings` says.
+pub(super) fn read_with(
+    fs: &dyn Files,
+    paths: &[PathBuf],
+    cluster: &Cluster,
+    settings: Settings,
+    warnings: Warnings,
+    out: &mut Output<'_>,
+) -> Option<Revision> {
     let (profiles, objects) = classify(fs, paths, out)?;
     let mut compiled = Vec::new();
     let mut declared = Vec::new();
     if !profiles.is_empty() {
         let result = crate::profile::compile_paths(fs, &profiles);
-        out.report(&result.diagnostics, &result.sources);
+        match warnings {
+            Warnings::Show => out.report(&result.diagnostics, &result.sources),
+            Warnings::Count => {
+                let mut errors = crate::diagnostic::Diagnostics::new();
+                for d in result.diagnostics.iter().filter(|d| d.is_error()) {
+                    errors.push(d.clone());
+                }
+                out.report(&errors, &result.sources);
+                let n = result.diagnostics.warning_count();
+                if n > 0 {
+                    let _ = writeln!(
+                        out.stderr,
+                        "note: the profiles have {} (`netpol check` shows them)",
+                        if n == 1 {
+                            "1 warning".to_owned()
+                        } else {
+                            format!("{n} warnings")
+                        }
+                    );
+                }
+            }
+        }
         let (Some(model), Some(objects)) = (result.model, result.objects) else {
             let _ = writeln!(
                 out.stderr,
-                "error: the profiles have errors; nothing is compared\n  help: `netpol check` shows them all"
+                "error: the profiles have errors\n  help: `netpol check` shows them all"
             );
             return None;
         };

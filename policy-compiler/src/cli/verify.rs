@@ -6,12 +6,14 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use clap::ValueEnum;
 
-use super::{Output, Status, policies};
+use super::{Output, Status, policies, revision};
 use crate::document::files::Files;
 use crate::engine::index::Evaluator;
 use crate::engine::settings::{Origin, cluster_in_flows};
 use crate::flow::{Chunk, Decoder, Reader};
+use crate::report::expect::Expectations;
 use crate::report::verify;
+use crate::report::workload::Workloads;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -23,6 +25,11 @@ pub(super) struct Args {
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     format: ReportFormat,
+    /// Expectations: a YAML list of flows meant to be dropped (or allowed), each `expect:
+    /// dropped|allowed` with `from`, `to` and `on` as in a profile statement. Exit 0 when every
+    /// drop is expected and every expectation holds, 1 otherwise.
+    #[arg(long, value_name = "FILE")]
+    expect: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -36,6 +43,14 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
     let flows = &args.flows;
     let Some(mut settings) = policies::settings(fs, &args.inputs, out) else {
         return Status::BadInput;
+    };
+    // A broken expectation file ends the run before anything is read.
+    let expect = match &args.expect {
+        None => None,
+        Some(path) => match read_expectations(fs, path, out) {
+            Some(read) => Some(read),
+            None => return Status::BadInput,
+        },
     };
     // The flows are opened first: without `--cilium-config`, their start says which cluster
     // they come from, and the policies are indexed for that cluster.
@@ -97,11 +112,42 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
         if !from_stdin {
             scope.spawn(decode.take()?);
         }
-        let loaded = policies::load(fs, &args.inputs, settings, out)?;
+        let inputs = &args.inputs;
+        let loaded = revision::read_with(
+            fs,
+            &inputs.policies,
+            &inputs.cluster,
+            settings,
+            revision::Warnings::Count,
+            out,
+        )?;
         if let Some(decode) = decode.take() {
             scope.spawn(decode);
         }
-        let status = judge(args, &loaded, (chunks, done), out);
+        let expectations = match expect {
+            None => None,
+            Some((mut expectations, sources)) => {
+                let policies = &loaded.policies;
+                let workloads = Workloads::new(
+                    policies.inventory.as_ref(),
+                    &loaded.declared,
+                    &policies.settings.cluster_name,
+                );
+                let problems = expectations.resolve(&workloads);
+                out.report(&problems, &sources);
+                if problems.has_errors() {
+                    return None;
+                }
+                Some(expectations)
+            }
+        };
+        let status = judge(
+            args,
+            &loaded.policies,
+            expectations.as_ref(),
+            (chunks, done),
+            out,
+        );
         // The process ends with the run: the index is not freed piece by piece.
         std::mem::forget(loaded);
         Some(status)
@@ -114,10 +160,30 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
 /// 1,000 policies take), a constant bound on memory.
 const CHUNKS_AHEAD: usize = 48;
 
+/// Read `--expect FILE`: the expectations and their text (for diagnostics), or `None` after
+/// reporting every problem.
+fn read_expectations(
+    fs: &dyn Files,
+    path: &std::path::Path,
+    out: &mut Output<'_>,
+) -> Option<(Expectations, crate::diagnostic::source::SourceMap)> {
+    let text = match fs.read(path) {
+        Ok(text) => text,
+        Err(e) => {
+            let _ = writeln!(out.stderr, "error: cannot read `{}`: {e}", path.display());
+            return None;
+        }
+    };
+    let read = Expectations::read(path, &text);
+    out.report(&read.diagnostics, &read.sources);
+    Some((read.expectations?, read.sources))
+}
+
 /// Identify and judge the decoded flows as they come, then report.
 fn judge(
     args: &Args,
     loaded: &policies::Policies,
+    expectations: Option<&Expectations>,
     (chunks, done): (Receiver<std::io::Result<Chunk>>, SyncSender<Chunk>),
     out: &mut Output<'_>,
 ) -> Status {
@@ -135,6 +201,9 @@ fn judge(
             return Status::BadInput;
         }
     };
+    if let Some(expectations) = expectations {
+        run.expect(expectations);
+    }
     let interactive = out.interactive;
     let stderr = &mut *out.stderr;
     let started = std::time::Instant::now();
@@ -236,7 +305,8 @@ fn judge(
             }
         }
     };
-    let found = report.denied() > 0 || loaded.rejected > 0;
+    // With --expect, only drops nobody meant and expectations the flows contradict fail.
+    let found = report.fails() || loaded.rejected > 0;
     // The process ends with the run: freeing the connections, groups and names of a large
     // export one allocation at a time would cost several percent of the whole run.
     std::mem::forget((run, reader, report));

@@ -17,10 +17,10 @@ use serde::Serialize;
 use crate::engine::reach::Reach;
 use crate::flow::universe::NodeKind;
 use crate::objects::Direction;
+use crate::report::comment::{self, cell, counted};
 use crate::report::connectivity::{Connectivity, conn, csv_row};
 
-/// GitHub refuses comments longer than this (characters).
-pub const COMMENT_LIMIT: usize = 65_536;
+pub use crate::report::comment::COMMENT_LIMIT;
 
 /// The first line of the Markdown report: lets a workflow find and update its comment.
 pub const MARKER: &str = "<!-- netpol-diff -->";
@@ -429,11 +429,6 @@ pub fn summary_text(d: &Diff) -> String {
     out
 }
 
-/// `1 connection added`, `3 connections added`.
-fn counted(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 /// `` `a`, `b` ``.
 fn code_list(items: &[String]) -> String {
     items
@@ -441,10 +436,6 @@ fn code_list(items: &[String]) -> String {
         .map(|i| format!("`{i}`"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|")
 }
 
 /// The Markdown pull-request comment: the marker, a one-line summary, the security summary,
@@ -550,11 +541,12 @@ fn markdown(d: &Diff) -> String {
                 let _ = writeln!(out, "- {i}");
             }
             if !folded.is_empty() {
-                let _ = writeln!(out, "\n<details><summary>{} more</summary>\n", folded.len());
+                out.push('\n');
+                comment::open_details(&mut out, &format!("{} more", folded.len()), false);
                 for i in folded {
                     let _ = writeln!(out, "- {i}");
                 }
-                out.push_str("\n</details>\n");
+                out.push_str(comment::CLOSE_DETAILS);
             }
             out.push('\n');
         }
@@ -590,15 +582,21 @@ fn markdown(d: &Diff) -> String {
         return out;
     }
     // What does not fit under the limit is counted, never cut in the middle of a row.
-    let closing = "\n</details>\n";
-    let mut folded = format!(
-        "\n<details><summary>{} more connections</summary>\n\n{HEADER}",
-        rest.len()
+    let closing = comment::CLOSE_DETAILS;
+    let mut folded = String::from("\n");
+    comment::open_details(
+        &mut folded,
+        &format!("{} more connections", rest.len()),
+        false,
     );
+    folded.push_str(HEADER);
     let mut omitted = 0;
     for (i, r) in rest.iter().enumerate() {
-        let note_room = 200;
-        if out.len() + folded.len() + r.len() + closing.len() + note_room > COMMENT_LIMIT {
+        if !comment::fits(
+            out.len() + folded.len(),
+            r.len(),
+            closing.len() + comment::NOTE_ROOM,
+        ) {
             omitted = rest.len() - i;
             break;
         }

@@ -11,25 +11,28 @@ use crate::engine::entry::{Entries, L3, PeerMatch};
 use crate::engine::eval::{self, NamedPorts, Query, Trace};
 use crate::engine::identity::{self, Label, Labels, Peer, Reserved};
 use crate::engine::selector::Selector;
-use crate::flow::inventory::Inventory;
+use crate::objects::port::{self, PortRef};
 use crate::objects::{Direction, Proto};
 use crate::report::verify::{PointReport, RuleRef};
+use crate::report::workload::{Workload, Workloads};
 
 /// A flow end as the user names it.
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub peer: Peer,
     pub display: String,
+    /// The workload the REF names (a pod, a profile's service, a workload of the cluster),
+    /// whose port names `--port` may use.
+    pub workload: Option<Workload>,
 }
 
-/// Resolve a REF: `ns/pod` (with an inventory), `ns:media,app=sonarr[,sa:NAME]`, an IP, an
-/// entity (`world`, `host`, …) or a DNS name; a label set is a pod of the cluster `cluster`.
-pub fn resolve(
-    text: &str,
-    inventory: Option<&Inventory>,
-    cluster: &str,
-) -> Result<Resolved, String> {
+/// Resolve a REF: `ns/name` (a pod of the inventory, a profile's service, a workload of the
+/// manifests or the inventory), `ns:media,app=sonarr[,sa:NAME]`, an IP, an entity (`world`,
+/// `host`, …) or a DNS name; a label set is a pod of the cluster the workloads are in.
+pub fn resolve(text: &str, workloads: &Workloads<'_>) -> Result<Resolved, String> {
     let text = text.trim();
+    let inventory = workloads.inventory();
+    let cluster = workloads.cluster();
     if let Some(r) = Reserved::parse(text) {
         return Ok(Resolved {
             peer: Peer {
@@ -37,15 +40,28 @@ pub fn resolve(
                 ..Peer::default()
             },
             display: text.to_owned(),
+            workload: None,
         });
     }
     if let Ok(ip) = text.parse::<IpAddr>() {
         if let Some(peer) = inventory.and_then(|inv| inv.classify(ip, None)) {
-            let display = inventory.and_then(|inv| inv.pod_by_ip(ip)).map_or_else(
+            let pod = inventory.and_then(|inv| inv.pod_by_ip(ip));
+            let display = pod.map_or_else(
                 || format!("{ip} ({})", peer.labels),
                 |p| format!("{}/{} ({ip})", p.namespace, p.name),
             );
-            return Ok(Resolved { peer, display });
+            let workload = pod.map(|p| Workload {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                kind: "Pod".to_owned(),
+                peer: peer.clone(),
+                ports: p.ports.to_vec(),
+            });
+            return Ok(Resolved {
+                peer,
+                display,
+                workload,
+            });
         }
         return Ok(Resolved {
             peer: Peer {
@@ -54,6 +70,7 @@ pub fn resolve(
                 ..Peer::default()
             },
             display: format!("world ({ip})"),
+            workload: None,
         });
     }
     if text.contains('=') || text.starts_with("ns:") {
@@ -86,22 +103,19 @@ pub fn resolve(
                 ..Peer::default()
             },
             display: text.to_owned(),
+            workload: None,
         });
     }
     if let Some((ns, name)) = text.split_once('/') {
-        let Some(inv) = inventory else {
-            return Err(format!(
-                "`{text}` names a pod: give `--inventory` (kubectl get pods,services,namespaces -A -o json), or write its labels as `ns:{ns},app=…`"
-            ));
-        };
-        let Some(pod) = inv.pod(ns, name) else {
-            return Err(format!(
-                "no pod `{name}` in namespace `{ns}` in the inventory"
-            ));
+        let workload = workloads.find(ns, name)?;
+        let display = match workload.kind.as_str() {
+            "Pod" => workload.display(),
+            kind => format!("{} ({kind})", workload.display()),
         };
         return Ok(Resolved {
-            peer: inv.pod_peer(pod),
-            display: format!("{ns}/{name}"),
+            peer: workload.peer.clone(),
+            display,
+            workload: Some(workload),
         });
     }
     if text.contains('.') && crate::objects::fqdn::parse(text).is_ok() {
@@ -112,10 +126,11 @@ pub fn resolve(
                 ..Peer::default()
             },
             display: format!("world ({text})"),
+            workload: None,
         });
     }
     Err(format!(
-        "cannot tell what `{text}` is: use `ns/pod`, `ns:NAMESPACE,key=value`, an IP, a DNS name or an entity ({})",
+        "cannot tell what `{text}` is: use `ns/name`, `ns:NAMESPACE,key=value`, an IP, a DNS name or an entity ({})",
         Reserved::ALL
             .iter()
             .map(|r| r.key())
@@ -140,6 +155,38 @@ pub fn parse_port(text: &str) -> Result<(Proto, u16), String> {
         format!("cannot read port `{text}`: `{port}` is not a number from 0 to 65535")
     })?;
     Ok((proto, port))
+}
+
+/// The port of `--port` for a flow to `to`: a number ([`parse_port`]), an ICMP type by name
+/// (`icmp/echo-request`), or a port name of the destination (`postgresql`, `dns/udp`),
+/// resolved through its profile service's named ports or its pods' container ports.
+pub fn resolve_port(text: &str, to: &Resolved) -> Result<(Proto, u16), String> {
+    let text = text.trim();
+    let numeric = parse_port(text);
+    if numeric.is_ok() {
+        return numeric;
+    }
+    let (name, protocol) = match text.split_once('/') {
+        Some((name, proto)) => (name, Proto::parse(proto)),
+        None => (text, None),
+    };
+    if let Some(family) = Proto::parse(name).filter(|p| p.is_icmp())
+        && let Ok(PortRef::Icmp(t)) = port::parse_ref(text)
+    {
+        return Ok((family, u16::from(t.kind)));
+    }
+    let protocol_ok = text.split_once('/').is_none() || protocol.is_some();
+    if !port::is_port_name(&name.to_ascii_lowercase()) || !protocol_ok {
+        return numeric;
+    }
+    match &to.workload {
+        Some(w) => w.port_named(name, protocol),
+        None => Err(format!(
+            "`{name}` is a port name, and `{}` is no workload whose ports are known
+  help: name the destination as `namespace/name` (a pod, a profile's service, a workload of the manifests), or write the port as a number: `443/tcp`, `53/udp`, `icmp/8`",
+            to.display
+        )),
+    }
 }
 
 fn why_not(m: &PeerMatch, peer: &Peer) -> String {

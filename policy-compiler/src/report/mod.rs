@@ -5,8 +5,11 @@
 //! [`diff`] compares two of them (a pull request), [`graph`] draws one. Uses the [`crate::engine`] and [`crate::flow`]; the command line
 //! chooses the report and the exit status.
 
+pub mod comment;
 pub mod connectivity;
 pub mod diff;
+pub mod expect;
 pub mod explain;
 pub mod graph;
 pub mod verify;
+pub mod workload;

@@ -21,6 +21,8 @@ use crate::engine::index::{Evaluator, Index};
 use crate::engine::settings::{Origin, Settings};
 use crate::flow::{Endpoint, Flow};
 use crate::objects::{Direction, Proto};
+use crate::report::comment::{self, COMMENT_LIMIT, cell};
+use crate::report::expect::{Expectations, Verdict};
 
 /// The decision for one input record.
 #[derive(Debug, Clone)]
@@ -322,6 +324,18 @@ struct FlowHead<'a> {
     /// The Service address the destination was translated from.
     #[serde(skip_serializing_if = "Option::is_none")]
     service: Option<&'a str>,
+    /// The entry of `--expect` that the flow matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expectation: Option<FlowExpectation>,
+}
+
+/// A flow's entry of `--expect`, in the JSON report.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct FlowExpectation {
+    line: usize,
+    expect: Verdict,
+    /// The verdict is the one expected.
+    holds: bool,
 }
 
 /// Totals of a run.
@@ -335,6 +349,51 @@ pub struct Summary {
     pub skipped_lines: BTreeMap<String, usize>,
     /// The Cilium settings the flows were judged with.
     pub settings: SettingsSummary,
+    /// What `--expect` found, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expectations: Option<ExpectSummary>,
+}
+
+/// The expectations of `--expect`, as the run found them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectSummary {
+    pub file: String,
+    /// Flows dropped that an `expect: dropped` entry matches.
+    pub expected_drops: usize,
+    /// Flows dropped that no `expect: dropped` entry matches: what fails the run.
+    pub unexpected_drops: usize,
+    /// Entries that a flow contradicts.
+    pub violated: usize,
+    /// Entries no flow matched.
+    pub unmatched: usize,
+    /// Every entry, in file order.
+    pub entries: Vec<EntrySummary>,
+}
+
+/// One entry of `--expect` and the flows it matched (the flows no earlier entry matched).
+#[derive(Debug, Clone, Serialize)]
+pub struct EntrySummary {
+    pub line: usize,
+    pub expect: Verdict,
+    /// The entry as one line: `world -> media/* every port`.
+    pub flows: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Matching flows that were dropped, and allowed.
+    pub dropped: usize,
+    pub allowed: usize,
+    /// No matching flow has the other verdict.
+    pub holds: bool,
+}
+
+impl EntrySummary {
+    /// Matching flows whose verdict contradicts the entry.
+    pub fn contradicting(&self) -> usize {
+        match self.expect {
+            Verdict::Dropped => self.allowed,
+            Verdict::Allowed => self.dropped,
+        }
+    }
 }
 
 /// The settings of a run, as the JSON report states them.
@@ -382,6 +441,9 @@ pub struct Run<'a> {
     replies: usize,
     groups: FxHashMap<GroupKey, GroupAcc>,
     json: Option<Spool>,
+    expect: Option<&'a Expectations>,
+    /// Per entry of `expect`: the matching flows dropped, and allowed.
+    matched: Vec<(usize, usize)>,
 }
 
 impl std::fmt::Debug for Run<'_> {
@@ -468,6 +530,8 @@ struct GroupAcc {
     source: String,
     destination: String,
     port: String,
+    /// The entry of `--expect` that the group's flows match.
+    expectation: Option<usize>,
 }
 
 /// The JSON report's flow lines, spooled, and each decision's JSON, rendered once.
@@ -505,7 +569,15 @@ impl<'a> Run<'a> {
             replies: 0,
             groups: FxHashMap::default(),
             json,
+            expect: None,
+            matched: Vec::new(),
         })
+    }
+
+    /// Match every flow against `expectations` (`verify --expect`).
+    pub fn expect(&mut self, expectations: &'a Expectations) {
+        self.matched = vec![(0, 0); expectations.entries.len()];
+        self.expect = Some(expectations);
     }
 
     /// Judge one flow (a reply takes the decision of its connection, when it was seen).
@@ -530,6 +602,7 @@ impl<'a> Run<'a> {
             Arc::as_ptr(&decision.egress) as usize,
             Arc::as_ptr(&decision.ingress) as usize,
         );
+        let expect = self.expect;
         let acc = self.groups.entry(group).or_insert_with(|| GroupAcc {
             _ends: (Held::of(view.src), Held::of(view.dst)),
             count: 0,
@@ -537,8 +610,22 @@ impl<'a> Run<'a> {
             source: view.src.display(),
             destination: view.dst.display(),
             port: view.port_text(),
+            // What an entry matches depends only on what the group's key holds.
+            expectation: expect.and_then(|e| e.find(view.src, view.dst, view.proto, view.port)),
         });
         acc.count += 1;
+        let allowed = decision.allowed();
+        let expectation = acc.expectation.and_then(|i| {
+            let entry = expect?.get(i)?;
+            if let Some((dropped, passed)) = self.matched.get_mut(i) {
+                *if allowed { passed } else { dropped } += 1;
+            }
+            Some(FlowExpectation {
+                line: entry.line,
+                expect: entry.expect,
+                holds: (entry.expect == Verdict::Allowed) == allowed,
+            })
+        });
         if let Some(spool) = &mut self.json {
             let head = FlowHead {
                 index: flow.index,
@@ -560,6 +647,7 @@ impl<'a> Run<'a> {
                 port: view.port,
                 observed: flow.observed.as_deref(),
                 service: flow.service.as_deref(),
+                expectation,
             };
             spool.head.clear();
             if serde_json::to_writer(&mut spool.head, &head).is_err() {
@@ -600,6 +688,41 @@ impl<'a> Run<'a> {
         policies: usize,
         settings: &Settings,
     ) -> std::io::Result<Report> {
+        let expectations = self.expect.map(|e| {
+            let entries: Vec<EntrySummary> = e
+                .entries
+                .iter()
+                .zip(&self.matched)
+                .map(|(x, (dropped, allowed))| EntrySummary {
+                    line: x.line,
+                    expect: x.expect,
+                    flows: x.text.clone(),
+                    description: x.description.clone(),
+                    dropped: *dropped,
+                    allowed: *allowed,
+                    holds: match x.expect {
+                        Verdict::Dropped => *allowed == 0,
+                        Verdict::Allowed => *dropped == 0,
+                    },
+                })
+                .collect();
+            let expected_drops: usize = entries
+                .iter()
+                .filter(|x| x.expect == Verdict::Dropped)
+                .map(|x| x.dropped)
+                .sum();
+            ExpectSummary {
+                file: e.file.clone(),
+                expected_drops,
+                unexpected_drops: self.denied - expected_drops.min(self.denied),
+                violated: entries.iter().filter(|x| !x.holds).count(),
+                unmatched: entries
+                    .iter()
+                    .filter(|x| x.dropped + x.allowed == 0)
+                    .count(),
+                entries,
+            }
+        });
         let summary = Summary {
             flows: self.flows,
             allowed: self.flows - self.denied,
@@ -608,8 +731,13 @@ impl<'a> Run<'a> {
             policies,
             skipped_lines: skipped.clone(),
             settings: SettingsSummary::new(settings),
+            expectations,
         };
-        let groups = groups(std::mem::take(&mut self.groups), self.index, self.sources);
+        let mut groups = groups(std::mem::take(&mut self.groups), self.index, self.sources);
+        // Unexpected drops first, then expected ones, then what is allowed.
+        if let Some(e) = &summary.expectations {
+            groups.sort_by_key(|g| (g.allowed, g.expected_drop(e)));
+        }
         let spool = match self.json.take() {
             Some(spool) => {
                 let mut file = spool.file.into_inner().map_err(|e| e.into_error())?;
@@ -643,6 +771,24 @@ impl Report {
     pub fn denied(&self) -> usize {
         self.summary.denied
     }
+
+    /// Flows dropped that no entry of `--expect` expects (every drop without `--expect`).
+    pub fn unexpected(&self) -> usize {
+        self.summary
+            .expectations
+            .as_ref()
+            .map_or(self.summary.denied, |e| e.unexpected_drops)
+    }
+
+    /// Entries of `--expect` that a flow contradicts.
+    pub fn violated(&self) -> usize {
+        self.summary.expectations.as_ref().map_or(0, |e| e.violated)
+    }
+
+    /// The run fails its gate: an unexpected drop, or a violated expectation.
+    pub fn fails(&self) -> bool {
+        self.unexpected() > 0 || self.violated() > 0
+    }
 }
 
 /// The JSON report, streamed: `{"summary": …, "flows": [ … ]}`, one flow per line.
@@ -670,12 +816,40 @@ struct Group {
     ingress: Arc<str>,
     dropped_at: Option<Direction>,
     notes: Vec<String>,
+    /// The entry of `--expect` that the group's flows match.
+    expectation: Option<usize>,
+}
+
+impl Group {
+    /// A drop that an `expect: dropped` entry expects.
+    fn expected_drop(&self, e: &ExpectSummary) -> bool {
+        !self.allowed && self.entry(e).is_some_and(|x| x.expect == Verdict::Dropped)
+    }
+
+    /// The group's entry of `--expect`.
+    fn entry<'e>(&self, e: &'e ExpectSummary) -> Option<&'e EntrySummary> {
+        self.expectation.and_then(|i| e.entries.get(i))
+    }
+
+    /// The group's verdict contradicts its entry.
+    fn violates(&self, e: &ExpectSummary) -> bool {
+        self.entry(e)
+            .is_some_and(|x| (x.expect == Verdict::Allowed) != self.allowed)
+    }
 }
 
 /// The run's groups, merged by what the report shows, sorted.
 fn groups(fast: FxHashMap<GroupKey, GroupAcc>, index: &Index, sources: &SourceMap) -> Vec<Group> {
     // The summaries are shared: many groups have the same decisions.
-    type Key = (bool, String, String, String, Arc<str>, Arc<str>);
+    type Key = (
+        bool,
+        String,
+        String,
+        String,
+        Arc<str>,
+        Arc<str>,
+        Option<usize>,
+    );
     type Summaries = (Arc<str>, Arc<str>, Arc<[String]>);
     type Shown = (Key, usize, Option<Direction>, Arc<[String]>);
     // Sorted once and merged where the shown key repeats (most keys are distinct): cheaper
@@ -705,12 +879,14 @@ fn groups(fast: FxHashMap<GroupKey, GroupAcc>, index: &Index, sources: &SourceMa
             acc.port,
             egress,
             ingress,
+            acc.expectation,
         );
         all.push((key, acc.count, decision.dropped_at(), notes));
     }
     all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out: Vec<Group> = Vec::with_capacity(all.len());
-    for ((allowed, source, destination, port, egress, ingress), count, dropped_at, notes) in all {
+    for (key, count, dropped_at, notes) in all {
+        let (allowed, source, destination, port, egress, ingress, expectation) = key;
         if let Some(last) = out.last_mut().filter(|g| {
             (
                 g.allowed,
@@ -719,7 +895,16 @@ fn groups(fast: FxHashMap<GroupKey, GroupAcc>, index: &Index, sources: &SourceMa
                 &g.port,
                 &g.egress,
                 &g.ingress,
-            ) == (allowed, &source, &destination, &port, &egress, &ingress)
+                g.expectation,
+            ) == (
+                allowed,
+                &source,
+                &destination,
+                &port,
+                &egress,
+                &ingress,
+                expectation,
+            )
         }) {
             last.count += count;
             for n in notes.iter() {
@@ -740,6 +925,7 @@ fn groups(fast: FxHashMap<GroupKey, GroupAcc>, index: &Index, sources: &SourceMa
             ingress,
             dropped_at,
             notes: notes.to_vec(),
+            expectation,
         });
     }
     out
@@ -761,8 +947,15 @@ fn headline(s: &Summary) -> String {
     } else {
         format!("{} policies", s.policies)
     };
+    let expected = match &s.expectations {
+        Some(e) => format!(
+            " ({} expected, {} unexpected)",
+            e.expected_drops, e.unexpected_drops
+        ),
+        None => String::new(),
+    };
     let mut line = format!(
-        "{} against {policies}: {} would be dropped{}, {} allowed",
+        "{} against {policies}: {} would be dropped{expected}{}, {} allowed",
         count(s.flows, "flow"),
         s.denied,
         if s.settings.audit_mode {
@@ -780,6 +973,13 @@ fn headline(s: &Summary) -> String {
         };
         let _ = write!(line, " ({replies} judged with their connection)");
     }
+    if let Some(e) = &s.expectations {
+        let _ = match (e.violated, e.entries.len()) {
+            (0, 1) => write!(line, "; the expectation holds"),
+            (0, n) => write!(line, "; all {n} expectations hold"),
+            (v, n) => write!(line, "; {v} of {n} expectations violated"),
+        };
+    }
     if skipped > 0 {
         let parts: Vec<String> = s
             .skipped_lines
@@ -791,14 +991,56 @@ fn headline(s: &Summary) -> String {
     line
 }
 
-/// Text report: groups by (source, destination, port), would-be drops first.
+/// `expected dropped: world -> media/* every port (only through Traefik)`.
+fn entry_line(x: &EntrySummary) -> String {
+    let mut line = format!("expected {}: {}", x.expect.as_str(), x.flows);
+    if let Some(d) = &x.description {
+        let _ = write!(line, " ({d})");
+    }
+    line
+}
+
+/// `media/Deployment/sonarr -> world (evil.example.com) 443/tcp`.
+fn flow_line(g: &Group) -> String {
+    format!("{} -> {} {}", g.source, g.destination, g.port)
+}
+
+/// The groups whose verdict contradicts entry `i`.
+fn contradicting<'r>(report: &'r Report, e: &ExpectSummary, i: usize) -> Vec<&'r Group> {
+    report
+        .groups
+        .iter()
+        .filter(|g| g.expectation == Some(i) && g.violates(e))
+        .collect()
+}
+
+/// Text report: the violated expectations, then groups by (source, destination, port),
+/// unexpected drops first, then expected drops, then what is allowed.
 pub fn render_text(report: &Report) -> String {
     let mut out = headline(&report.summary);
     let _ = write!(out, "\njudged with: {}\n\n", report.settings);
+    let expectations = report.summary.expectations.as_ref();
+    if let Some(e) = expectations {
+        for (i, x) in e.entries.iter().enumerate().filter(|(_, x)| !x.holds) {
+            let _ = writeln!(out, "VIOLATED {}:{} {}", e.file, x.line, entry_line(x));
+            for g in contradicting(report, e, i) {
+                let _ = writeln!(
+                    out,
+                    "         {}: {}  x{}",
+                    if g.allowed { "allowed" } else { "dropped" },
+                    flow_line(g),
+                    g.count
+                );
+            }
+        }
+        if e.violated > 0 {
+            out.push('\n');
+        }
+    }
     for g in &report.groups {
         let _ = writeln!(
             out,
-            "{}  {} -> {} {}  x{}",
+            "{}  {}  x{}",
             if g.allowed {
                 "ALLOWED"
             } else if report.summary.settings.audit_mode {
@@ -806,9 +1048,7 @@ pub fn render_text(report: &Report) -> String {
             } else {
                 "DROPPED"
             },
-            g.source,
-            g.destination,
-            g.port,
+            flow_line(g),
             g.count
         );
         let _ = writeln!(out, "         egress:  {}", g.egress);
@@ -816,69 +1056,526 @@ pub fn render_text(report: &Report) -> String {
         for n in &g.notes {
             let _ = writeln!(out, "         note: {n}");
         }
-    }
-    out
-}
-
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|")
-}
-
-/// Markdown report for a pull-request comment.
-pub fn render_markdown(report: &Report) -> String {
-    let s = &report.summary;
-    let mut out = String::new();
-    let icon = if s.denied == 0 { "✅" } else { "❌" };
-    let _ = writeln!(out, "### {icon} netpol verify: {}\n", headline(s));
-    let _ = writeln!(out, "Judged with: {}.\n", md_escape(&report.settings));
-    let (dropped, allowed): (Vec<&Group>, Vec<&Group>) =
-        report.groups.iter().partition(|g| !g.allowed);
-    let table = |out: &mut String, groups: &[&Group]| {
-        out.push_str("| source | destination | port | flows | where | decision |\n|---|---|---|---|---|---|\n");
-        for g in groups {
-            let (at, why) = match g.dropped_at {
-                Some(Direction::Egress) => ("egress", &g.egress),
-                Some(Direction::Ingress) => ("ingress", &g.ingress),
-                None => ("", &g.ingress),
-            };
-            let why = if g.dropped_at.is_none() {
-                format!(
-                    "egress: {}<br>ingress: {}",
-                    md_escape(&g.egress),
-                    md_escape(&g.ingress)
-                )
-            } else {
-                md_escape(why)
-            };
+        if let Some(e) = expectations
+            && let Some(x) = g.entry(e)
+        {
             let _ = writeln!(
                 out,
-                "| `{}` | `{}` | {} | {} | {} | {} |",
-                md_escape(&g.source),
-                md_escape(&g.destination),
-                g.port,
-                g.count,
-                at,
-                why
+                "         {} {}:{}: {}",
+                if g.violates(e) {
+                    "VIOLATES"
+                } else {
+                    "as expected by"
+                },
+                e.file,
+                x.line,
+                entry_line(x)
             );
         }
-    };
-    if !dropped.is_empty() {
-        let _ = writeln!(
-            out,
-            "**Would be dropped** ({})\n",
-            count(dropped.len(), "group")
-        );
-        table(&mut out, &dropped);
-        out.push('\n');
     }
-    if !allowed.is_empty() {
-        let _ = writeln!(
-            out,
-            "<details><summary>Allowed ({})</summary>\n",
-            count(allowed.len(), "group")
-        );
-        table(&mut out, &allowed);
-        out.push_str("\n</details>\n");
+    if let Some(e) = expectations {
+        let unmatched: Vec<&EntrySummary> = e
+            .entries
+            .iter()
+            .filter(|x| x.dropped + x.allowed == 0)
+            .collect();
+        if !unmatched.is_empty() {
+            out.push('\n');
+        }
+        for x in unmatched {
+            let _ = writeln!(
+                out,
+                "no flow matched {}:{} {}",
+                e.file,
+                x.line,
+                entry_line(x)
+            );
+        }
     }
     out
+}
+
+/// The first line of the Markdown report: lets a workflow find and update its comment.
+pub const MARKER: &str = "<!-- netpol-verify -->";
+
+/// Open sections shown unfolded: the workloads with the most unexpected drops.
+const OPEN_SECTIONS: usize = 3;
+
+/// Examples listed under a violated expectation.
+const EXAMPLES: usize = 5;
+
+/// Where a drop is decided: the workload whose policy drops it, the direction, the peer at
+/// the other end, and the decision that drops it.
+fn drop_side(g: &Group) -> (&str, &'static str, &str, &str) {
+    match g.dropped_at {
+        Some(Direction::Ingress) => (&g.destination, "ingress from", &g.source, &g.ingress),
+        _ => (&g.source, "egress to", &g.destination, &g.egress),
+    }
+}
+
+/// The Markdown report, for a pull-request comment: the marker, a one-line summary, the
+/// violated expectations, then the would-be drops by workload (the workload whose policy
+/// drops them; most drops first), expected drops and allowed flows folded, all under
+/// [`COMMENT_LIMIT`] (what does not fit is counted).
+pub fn render_markdown(report: &Report) -> String {
+    let s = &report.summary;
+    let expectations = s.expectations.as_ref();
+    let mut out = format!("{MARKER}\n");
+    let icon = if report.fails() { "❌" } else { "✅" };
+    let _ = writeln!(out, "### {icon} netpol verify: {}\n", headline(s));
+    let _ = writeln!(out, "Judged with: {}.\n", cell(&report.settings));
+    // Each block in order of importance; a block that does not fit is left out, and counted.
+    let mut left_out = LeftOut::default();
+    if let Some(e) = expectations
+        && e.violated > 0
+    {
+        let _ = writeln!(
+            out,
+            "#### ⚠ Expectations violated ({} of {}, `{}`)\n",
+            e.violated,
+            e.entries.len(),
+            e.file
+        );
+        for (i, x) in e.entries.iter().enumerate().filter(|(_, x)| !x.holds) {
+            let groups = contradicting(report, e, i);
+            let mut item = format!(
+                "- `{}:{}` {} — {}:\n",
+                e.file,
+                x.line,
+                entry_line(x),
+                comment::counted(
+                    x.contradicting(),
+                    &format!(
+                        "flow {}",
+                        if x.expect == Verdict::Dropped {
+                            "allowed"
+                        } else {
+                            "dropped"
+                        }
+                    ),
+                    &format!(
+                        "flows {}",
+                        if x.expect == Verdict::Dropped {
+                            "allowed"
+                        } else {
+                            "dropped"
+                        }
+                    ),
+                )
+            );
+            for g in groups.iter().take(EXAMPLES) {
+                let why = if g.allowed {
+                    format!("egress: {}; ingress: {}", g.egress, g.ingress)
+                } else {
+                    drop_side(g).3.to_owned()
+                };
+                let _ = writeln!(
+                    item,
+                    "  - `{}` → `{}` {} ×{} ({why})",
+                    g.source, g.destination, g.port, g.count
+                );
+            }
+            if groups.len() > EXAMPLES {
+                let _ = writeln!(item, "  - and {} more", groups.len() - EXAMPLES);
+            }
+            if !left_out.any() && comment::fits(out.len(), item.len(), comment::NOTE_ROOM) {
+                out.push_str(&item);
+            } else {
+                left_out.violations += 1;
+            }
+        }
+        out.push('\n');
+    }
+    let unexpected: Vec<&Group> = report
+        .groups
+        .iter()
+        .filter(|g| !g.allowed && !expectations.is_some_and(|e| g.expected_drop(e)))
+        .collect();
+    if !unexpected.is_empty() {
+        let workloads = by_workload(&unexpected);
+        let flows: usize = unexpected.iter().map(|g| g.count).sum();
+        let _ = writeln!(
+            out,
+            "#### {} by workload ({}, {})\n",
+            if expectations.is_some() {
+                "Unexpected drops"
+            } else {
+                "Would be dropped"
+            },
+            comment::counted(workloads.len(), "workload", "workloads"),
+            count(flows, "flow")
+        );
+        for (n, (workload, groups)) in workloads.iter().enumerate() {
+            let flows: usize = groups.iter().map(|g| g.count).sum();
+            let mut section = String::new();
+            comment::open_details(
+                &mut section,
+                &format!(
+                    "<code>{}</code>: {} dropped ({})",
+                    html(workload),
+                    count(flows, "flow"),
+                    comment::counted(groups.len(), "connection", "connections")
+                ),
+                n < OPEN_SECTIONS,
+            );
+            section.push_str(
+                "| direction | peer | port | flows | decided by |\n|---|---|---|---|---|\n",
+            );
+            for g in groups {
+                let (_, direction, peer, why) = drop_side(g);
+                let _ = writeln!(
+                    section,
+                    "| {direction} | `{}` | {} | {} | {} |",
+                    cell(peer),
+                    g.port,
+                    g.count,
+                    cell(why)
+                );
+            }
+            section.push_str(comment::CLOSE_DETAILS);
+            section.push('\n');
+            if left_out.any() || !comment::fits(out.len(), section.len(), comment::NOTE_ROOM) {
+                left_out.workloads += 1;
+                left_out.dropped += groups.len();
+            } else {
+                out.push_str(&section);
+            }
+        }
+    }
+    if let Some(e) = expectations {
+        let expected: Vec<&Group> = report
+            .groups
+            .iter()
+            .filter(|g| g.expected_drop(e))
+            .collect();
+        if !expected.is_empty() {
+            let flows: usize = expected.iter().map(|g| g.count).sum();
+            let mut block = String::new();
+            comment::open_details(
+                &mut block,
+                &format!(
+                    "Expected drops ({}, {})",
+                    comment::counted(expected.len(), "connection", "connections"),
+                    count(flows, "flow")
+                ),
+                false,
+            );
+            block.push_str(
+                "| source | destination | port | flows | expected by |\n|---|---|---|---|---|\n",
+            );
+            let rows: Vec<String> = by_count(&expected)
+                .iter()
+                .map(|g| {
+                    let by = g
+                        .entry(e)
+                        .map(|x| format!("`{}:{}`", e.file, x.line))
+                        .unwrap_or_default();
+                    format!(
+                        "| `{}` | `{}` | {} | {} | {by} |\n",
+                        cell(&g.source),
+                        cell(&g.destination),
+                        g.port,
+                        g.count
+                    )
+                })
+                .collect();
+            left_out.expected += push_rows(&mut out, &mut left_out, block, &rows);
+        }
+    }
+    let allowed: Vec<&Group> = report.groups.iter().filter(|g| g.allowed).collect();
+    if !allowed.is_empty() {
+        let mut block = String::new();
+        comment::open_details(
+            &mut block,
+            &format!(
+                "Allowed ({})",
+                comment::counted(allowed.len(), "connection", "connections")
+            ),
+            false,
+        );
+        block.push_str("| source | destination | port | flows | egress | ingress |\n|---|---|---|---|---|---|\n");
+        let rows: Vec<String> = by_count(&allowed)
+            .iter()
+            .map(|g| {
+                format!(
+                    "| `{}` | `{}` | {} | {} | {} | {} |\n",
+                    cell(&g.source),
+                    cell(&g.destination),
+                    g.port,
+                    g.count,
+                    cell(&g.egress),
+                    cell(&g.ingress)
+                )
+            })
+            .collect();
+        left_out.allowed += push_rows(&mut out, &mut left_out, block, &rows);
+    }
+    if let Some(e) = expectations {
+        let unmatched: Vec<String> = e
+            .entries
+            .iter()
+            .filter(|x| x.dropped + x.allowed == 0)
+            .map(|x| format!("- `{}:{}` {}\n", e.file, x.line, entry_line(x)))
+            .collect();
+        if !unmatched.is_empty() {
+            let mut block = String::new();
+            comment::open_details(
+                &mut block,
+                &format!("Expectations no flow matched ({})", unmatched.len()),
+                false,
+            );
+            left_out.unmatched += push_rows(&mut out, &mut left_out, block, &unmatched);
+        }
+    }
+    if left_out.any() {
+        let _ = writeln!(
+            out,
+            "\n{} are not shown: a comment holds at most {COMMENT_LIMIT} characters. Run `netpol verify` locally for the whole report.",
+            left_out.describe()
+        );
+    }
+    out
+}
+
+/// What a Markdown report could not hold.
+#[derive(Debug, Default)]
+struct LeftOut {
+    violations: usize,
+    workloads: usize,
+    /// Connections (groups) of the workloads left out.
+    dropped: usize,
+    expected: usize,
+    allowed: usize,
+    unmatched: usize,
+}
+
+impl LeftOut {
+    fn any(&self) -> bool {
+        self.violations + self.workloads + self.expected + self.allowed + self.unmatched > 0
+    }
+
+    /// `3 workloads with unexpected drops (12 connections), 40 allowed connections`.
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.violations > 0 {
+            parts.push(comment::counted(
+                self.violations,
+                "violated expectation",
+                "violated expectations",
+            ));
+        }
+        if self.workloads > 0 {
+            parts.push(format!(
+                "{} with drops ({})",
+                comment::counted(self.workloads, "workload", "workloads"),
+                comment::counted(self.dropped, "connection", "connections")
+            ));
+        }
+        if self.expected > 0 {
+            parts.push(comment::counted(
+                self.expected,
+                "expected drop",
+                "expected drops",
+            ));
+        }
+        if self.allowed > 0 {
+            parts.push(comment::counted(
+                self.allowed,
+                "allowed connection",
+                "allowed connections",
+            ));
+        }
+        if self.unmatched > 0 {
+            parts.push(comment::counted(
+                self.unmatched,
+                "expectation no flow matched",
+                "expectations no flow matched",
+            ));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Append a folded block (`head` opens it) with as many `rows` as fit, keeping room for the
+/// note on what is left out; the number of rows left out.
+fn push_rows(out: &mut String, left_out: &mut LeftOut, head: String, rows: &[String]) -> usize {
+    let closing = comment::CLOSE_DETAILS;
+    let reserve = closing.len() + comment::NOTE_ROOM;
+    if left_out.any() || !comment::fits(out.len(), head.len(), reserve) {
+        return rows.len();
+    }
+    let mut block = head;
+    let mut shown = 0;
+    for r in rows {
+        if !comment::fits(out.len() + block.len(), r.len(), reserve) {
+            break;
+        }
+        block.push_str(r);
+        shown += 1;
+    }
+    if shown == 0 {
+        return rows.len();
+    }
+    out.push_str(&block);
+    out.push_str(closing);
+    out.push('\n');
+    rows.len() - shown
+}
+
+/// Most flows first, then as the report sorts them.
+fn by_count<'g>(groups: &[&'g Group]) -> Vec<&'g Group> {
+    let mut sorted = groups.to_vec();
+    sorted.sort_by_key(|g| std::cmp::Reverse(g.count));
+    sorted
+}
+
+/// The drops by the workload whose policy drops them: most dropped flows first, each
+/// workload's connections most flows first.
+fn by_workload<'g>(groups: &[&'g Group]) -> Vec<(String, Vec<&'g Group>)> {
+    let mut by: BTreeMap<&str, Vec<&'g Group>> = BTreeMap::new();
+    for g in groups {
+        by.entry(drop_side(g).0).or_default().push(g);
+    }
+    let mut out: Vec<(String, Vec<&'g Group>)> = by
+        .into_iter()
+        .map(|(w, gs)| (w.to_owned(), by_count(&gs)))
+        .collect();
+    out.sort_by_key(|(_, gs)| std::cmp::Reverse(gs.iter().map(|g| g.count).sum::<usize>()));
+    out
+}
+
+/// Text inside HTML (a `<summary>`): `<`, `>` and `&` escaped.
+fn html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(source: &str, destination: &str, count: usize, allowed: bool) -> Group {
+        Group {
+            allowed,
+            source: source.to_owned(),
+            destination: destination.to_owned(),
+            port: "443/tcp".to_owned(),
+            count,
+            egress: Arc::from(if allowed {
+                "allowed by cnp/media/app spec.egress[0].toPorts[0] (out/media/app.yaml:12)"
+            } else {
+                "default deny: no rule allows it"
+            }),
+            ingress: Arc::from("not a Cilium endpoint, no policy here"),
+            dropped_at: (!allowed).then_some(Direction::Egress),
+            notes: Vec::new(),
+            expectation: None,
+        }
+    }
+
+    fn report(groups: Vec<Group>) -> Report {
+        let denied: usize = groups.iter().filter(|g| !g.allowed).map(|g| g.count).sum();
+        let flows: usize = groups.iter().map(|g| g.count).sum();
+        Report {
+            summary: Summary {
+                flows,
+                allowed: flows - denied,
+                denied,
+                replies: 0,
+                policies: 1,
+                skipped_lines: BTreeMap::new(),
+                settings: SettingsSummary::new(&Settings::default()),
+                expectations: None,
+            },
+            groups,
+            settings: "cluster `default`".to_owned(),
+            spool: None,
+        }
+    }
+
+    #[test]
+    fn the_markdown_report_groups_drops_by_workload_most_first() {
+        let r = report(vec![
+            group("media/Deployment/radarr", "world (a.example)", 1, false),
+            group("media/Deployment/sonarr", "world (b.example)", 3, false),
+            group("media/Deployment/sonarr", "world (c.example)", 5, false),
+            group("media/Deployment/sonarr", "world (d.example)", 7, true),
+        ]);
+        let md = render_markdown(&r);
+        assert!(md.starts_with("<!-- netpol-verify -->\n### ❌ netpol verify: 16 flows against 1 policy: 9 would be dropped, 7 allowed\n"), "{md}");
+        assert!(
+            md.contains("#### Would be dropped by workload (2 workloads, 9 flows)\n"),
+            "{md}"
+        );
+        let sonarr = md
+            .find("<code>media/Deployment/sonarr</code>: 8 flows dropped (2 connections)")
+            .unwrap_or(usize::MAX);
+        let radarr = md
+            .find("<code>media/Deployment/radarr</code>: 1 flow dropped (1 connection)")
+            .unwrap_or(0);
+        assert!(sonarr < radarr, "{md}");
+        let c = md
+            .find("`world (c.example)` | 443/tcp | 5 |")
+            .unwrap_or(usize::MAX);
+        let b = md.find("`world (b.example)` | 443/tcp | 3 |").unwrap_or(0);
+        assert!(c < b, "{md}");
+        assert!(
+            md.contains("<details><summary>Allowed (1 connection)</summary>"),
+            "{md}"
+        );
+        assert!(!md.contains("not shown"), "{md}");
+    }
+
+    #[test]
+    fn the_markdown_report_stays_under_githubs_limit_and_counts_what_it_leaves_out() {
+        let mut groups = Vec::new();
+        for w in 0..3000 {
+            for peer in 0..3 {
+                groups.push(group(
+                    &format!("media/Deployment/app-{w:05}"),
+                    &format!("world (peer-{peer}.example.com)"),
+                    1 + (w % 7),
+                    false,
+                ));
+            }
+        }
+        for w in 0..2000 {
+            groups.push(group(
+                &format!("media/Deployment/app-{w:05}"),
+                "world (ok.example.com)",
+                1,
+                true,
+            ));
+        }
+        let md = render_markdown(&report(groups));
+        assert!(md.chars().count() <= COMMENT_LIMIT, "{}", md.len());
+        assert!(md.len() <= COMMENT_LIMIT, "{}", md.len());
+        let shown = md.matches("<summary><code>").count();
+        assert!(shown > 10, "{shown}");
+        let note = format!(
+            "\n{} workloads with drops ({} connections), 2000 allowed connections are not shown: a comment holds at most 65536 characters. Run `netpol verify` locally for the whole report.\n",
+            3000 - shown,
+            3 * (3000 - shown)
+        );
+        assert!(md.ends_with(&note), "{}", &md[md.len() - 400..]);
+        // Every table row and folded section is whole.
+        assert!(
+            md.lines()
+                .filter(|l| l.starts_with('|'))
+                .all(|l| l.ends_with('|'))
+        );
+        assert_eq!(
+            md.matches("<details").count(),
+            md.matches("</details>").count()
+        );
+        // Most dropped flows first: the workloads with 7 flows a connection (w % 7 == 6).
+        assert!(
+            md.contains(
+                "<details open><summary><code>media/Deployment/app-00006</code>: 21 flows dropped"
+            ),
+            "{}",
+            &md[..2000]
+        );
+    }
 }
