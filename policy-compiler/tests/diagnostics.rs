@@ -3,7 +3,12 @@
 //! Each case is a small set of in-memory files; a case passes only if the *first* error is
 //! the expected one, so a case also proves that nothing else went wrong first.
 
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
 
 use std::path::PathBuf;
 
@@ -613,4 +618,133 @@ fn rendered_report_shows_file_line_snippet_and_hint() {
     )]);
     let text = render_human(&c.diagnostics, &c.sources, Style::Plain);
     insta::assert_snapshot!(text);
+}
+
+fn notes(c: &Compilation) -> Vec<&Diagnostic> {
+    c.diagnostics
+        .sorted()
+        .into_iter()
+        .filter(|d| d.severity == netpol_compiler::diagnostic::Severity::Note)
+        .collect()
+}
+
+fn warnings(c: &Compilation) -> Vec<&Diagnostic> {
+    c.diagnostics
+        .sorted()
+        .into_iter()
+        .filter(|d| d.is_warning())
+        .collect()
+}
+
+/// The last line of the human report.
+fn summary_line(c: &Compilation) -> String {
+    let text = render_human(&c.diagnostics, &c.sources, Style::Plain);
+    text.lines().last().unwrap_or_default().to_string()
+}
+
+/// A profile set where `traefik.yaml` and `db.yaml` name services and a template of
+/// `media.yaml`, and `db.yaml` has a template only `media.yaml` could use.
+fn around_media(media: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("p/media.yaml", media),
+        (
+            "p/traefik.yaml",
+            "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: [media/sonarr, media/radarr]\n        on: http\n  other:\n    use: [arr-app]\n    allow:\n      - to: media/sonarr\n",
+        ),
+        (
+            "p/db.yaml",
+            "namespace: databases\ntemplates:\n  lonely:\n    allow: [{to: world, on: 443}]\nservices:\n  pg:\n    ports: {pg: 5432}\n    allow:\n      - from: media/sonarr\n        on: pg\n",
+        ),
+    ]
+}
+
+#[test]
+fn a_file_with_a_yaml_slip_is_reported_once_and_what_depends_on_it_in_one_note() {
+    let c = compile(&around_media(
+        "namespace: media\ntemplates:\n  arr-app:\n    allow:\n      - to: databases/pg\n        on: 5432\nservices:\n  sonarr: {ports: {http: 8989}\n  radarr: {}\n",
+    ));
+    let errs = errors(&c);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let first = c.diagnostics.sorted()[0];
+    assert_eq!(first.code, "yaml-syntax", "the cause comes first");
+    assert_eq!(
+        c.sources.get(first.span.unwrap().source).unwrap().name,
+        "p/media.yaml"
+    );
+    let notes = notes(&c);
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    let note = notes[0];
+    assert_eq!(note.code, "not-checked");
+    assert_eq!(
+        note.message,
+        "5 references to `p/media.yaml` were not checked: that file has errors"
+    );
+    assert_eq!(
+        note.help.as_deref(),
+        Some(
+            "fix `p/media.yaml` and check again; a template that may be unused was not reported either; also not checked: p/traefik.yaml:5, p/traefik.yaml:8, p/traefik.yaml:10"
+        )
+    );
+    assert_eq!(underlined(&c, note), "media/sonarr");
+    assert!(
+        warnings(&c).is_empty(),
+        "no false `unused-template`: {:#?}",
+        warnings(&c)
+    );
+    assert_eq!(summary_line(&c), "1 error, 0 warnings, 1 note");
+}
+
+#[test]
+fn a_misspelt_section_hides_its_names_without_cascading() {
+    // `srevices`: every service of media is missing, and so are the ports of them all.
+    let c = compile(&around_media(
+        "namespace: media\ntemplates:\n  arr-app:\n    allow:\n      - to: databases/pg\n        on: 5432\nsrevices:\n  sonarr: {ports: {http: 8989}}\n",
+    ));
+    let codes: Vec<&str> = errors(&c).iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["unknown-key"]);
+    assert_eq!(notes(&c).len(), 1);
+    assert_eq!(
+        notes(&c)[0].message,
+        "4 references to `p/media.yaml` were not checked: that file has errors"
+    );
+}
+
+#[test]
+fn a_service_with_a_misspelt_key_hides_only_its_port_names() {
+    let c = compile(&[
+        (
+            "p/media.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    prots: {http: 8989}\n  radarr:\n    ports: {http: 7878}\n",
+        ),
+        (
+            "p/traefik.yaml",
+            "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: media/sonarr\n        on: http\n      - to: media/radarr\n        on: htp\n      - to: media/sonar\n",
+        ),
+    ]);
+    let codes: Vec<&str> = errors(&c).iter().map(|d| d.code).collect();
+    // `htp` of radarr and the unknown `sonar` are mistakes of their own: still reported.
+    assert_eq!(
+        codes,
+        ["unknown-key", "unknown-port-name", "unknown-service"]
+    );
+    let notes = notes(&c);
+    assert_eq!(notes.len(), 1);
+    assert_eq!(
+        notes[0].message,
+        "1 reference to `p/media.yaml` was not checked: that file has errors"
+    );
+    assert_eq!(underlined(&c, notes[0]), "http");
+}
+
+#[test]
+fn the_summary_counts_what_is_shown() {
+    // One mistake in a template used by three services: shown once, counted once.
+    let c = compile(&[(
+        "p/a.yaml",
+        "namespace: media\ntemplates:\n  t:\n    allow:\n      - to: nowhere\nservices:\n  a: {use: [t]}\n  b: {use: [t]}\n  c: {use: [t]}\n",
+    )]);
+    let text = render_human(&c.diagnostics, &c.sources, Style::Plain);
+    let shown = text.matches("netpol::").count();
+    assert_eq!(shown, 1, "{text}");
+    assert_eq!(summary_line(&c), "1 error, 0 warnings");
 }

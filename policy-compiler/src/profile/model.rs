@@ -14,6 +14,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::objects::cilium::Entity;
 use crate::objects::fqdn::FqdnSelector;
 use crate::objects::port::{L4, PortRange, PortRef, Protocol};
+use crate::profile::load::Unread;
 use crate::profile::syntax::{
     Baseline, BaselineSelect, Body, ClusterProfile, DnsQueries, Enforce, HttpRule, Peer,
     ProfileFile, Statement,
@@ -144,12 +145,26 @@ pub fn resolve(
     sources: &SourceMap,
     diagnostics: &mut Diagnostics,
 ) -> Option<Model> {
+    resolve_with(files, &[], sources, diagnostics)
+}
+
+/// [`resolve`], knowing the files that could not be read at all: what other files say about
+/// them is not checked (one note per such file says how much), rather than reported as
+/// errors that are only consequences of theirs.
+pub fn resolve_with(
+    files: &[ProfileFile],
+    unread: &[Unread],
+    sources: &SourceMap,
+    diagnostics: &mut Diagnostics,
+) -> Option<Model> {
     let before = diagnostics.error_count();
     let mut r = Resolver::new(files, sources, diagnostics);
+    r.unread = unread;
     r.index();
     r.statements();
     r.implicit_rules();
     r.warn_unused_templates();
+    r.note_unchecked();
     let model = r.finish();
     (diagnostics.error_count() == before).then_some(model)
 }
@@ -182,6 +197,12 @@ enum This {
 
 struct Resolver<'a> {
     files: &'a [ProfileFile],
+    /// Files that could not be read at all.
+    unread: &'a [Unread],
+    /// References not checked because the file they point into has errors, by that file.
+    unchecked: BTreeMap<String, Vec<Span>>,
+    /// Unused templates not reported because a file with errors may use them, by that file.
+    unchecked_unused: BTreeMap<String, Vec<Span>>,
     sources: &'a SourceMap,
     diagnostics: &'a mut Diagnostics,
     services: Vec<ServiceDef>,
@@ -203,6 +224,9 @@ impl<'a> Resolver<'a> {
     ) -> Self {
         Self {
             files,
+            unread: &[],
+            unchecked: BTreeMap::new(),
+            unchecked_unused: BTreeMap::new(),
             sources,
             diagnostics,
             services: Vec::new(),
@@ -383,6 +407,10 @@ impl<'a> Resolver<'a> {
                         }
                     }
                     None => {
+                        if let Some(file) = self.hides_name(&ns.namespace.value, &member.value) {
+                            self.not_checked(file, member.span);
+                            continue;
+                        }
                         let d = self.unknown_service(
                             &ns.namespace.value,
                             &member.value,
@@ -569,6 +597,10 @@ impl<'a> Resolver<'a> {
 
     fn apply_template(&mut self, used: &Loc<String>, ctx: Context<'_>) {
         let Some((template, _)) = self.templates.get(&used.value).copied() else {
+            if let Some(file) = self.hides_template(&used.value) {
+                self.not_checked(file, used.span);
+                return;
+            }
             let names: Vec<&str> = self.templates.keys().map(String::as_str).collect();
             let help =
                 match crate::diagnostic::spelling::closest(&used.value, names.iter().copied()) {
@@ -607,6 +639,12 @@ impl<'a> Resolver<'a> {
             .map(|(name, (_, span))| (name.clone(), *span))
             .collect();
         unused.sort();
+        if let Some(file) = self.hides_uses() {
+            // A `use:` of the file with errors may be what uses them.
+            let spans = unused.into_iter().map(|(_, span)| span);
+            self.unchecked_unused.entry(file).or_default().extend(spans);
+            return;
+        }
         for (name, span) in unused {
             self.diagnostics.push(
                 Diagnostic::warning(
@@ -770,6 +808,10 @@ impl<'a> Resolver<'a> {
                 }
                 if let Some(members) = self.groups.get(&key) {
                     return Some(members.iter().map(|&id| End::Service(id)).collect());
+                }
+                if let Some(file) = self.hides_name(&ns, name) {
+                    self.not_checked(file, peer.span);
+                    return None;
                 }
                 let d = self.unknown_service(&ns, name, peer.span, true);
                 self.diagnostics.push(d);
@@ -1075,6 +1117,10 @@ impl<'a> Resolver<'a> {
                         None if quiet => return None,
                         None => {
                             ok = false;
+                            if let Some(file) = service.and_then(|s| self.hides_ports(s)) {
+                                self.not_checked(file, port.span);
+                                continue;
+                            }
                             let d = match service {
                                 Some(s) => {
                                     let names: Vec<&str> = s.ports.keys().map(String::as_str).collect();
@@ -1205,6 +1251,136 @@ impl<'a> Resolver<'a> {
                 dns: BTreeSet::new(),
                 origin,
             });
+        }
+    }
+
+    /// The file whose errors may hide a service or group `name` of namespace `ns`.
+    fn hides_name(&self, ns: &str, name: &str) -> Option<String> {
+        for file in self.files {
+            if let Body::Namespace(p) = &file.body
+                && p.namespace.value == ns
+                && file.incomplete.may_lack(name)
+            {
+                return Some(self.file_name(file));
+            }
+        }
+        self.unread
+            .iter()
+            .find(|u| match &u.namespace {
+                Some(declared) => declared == ns,
+                None => !self.namespaces.contains_key(ns),
+            })
+            .map(|u| u.file.clone())
+    }
+
+    /// The file whose errors may hide a template `name`.
+    fn hides_template(&self, name: &str) -> Option<String> {
+        if let Some(file) = self.files.iter().find(|f| f.incomplete.may_lack(name)) {
+            return Some(self.file_name(file));
+        }
+        self.unread
+            .iter()
+            .find(|u| u.may_define_template(name))
+            .map(|u| u.file.clone())
+    }
+
+    /// The file whose errors may hide port names of `service`.
+    fn hides_ports(&self, service: &ServiceDef) -> Option<String> {
+        self.files
+            .iter()
+            .find(|f| {
+                f.source == service.origin.source && f.incomplete.services.contains(&service.name)
+            })
+            .map(|f| self.file_name(f))
+    }
+
+    /// The file whose errors may hide a `use:` of a template.
+    fn hides_uses(&self) -> Option<String> {
+        if let Some(file) = self
+            .files
+            .iter()
+            .find(|f| f.incomplete.any_name || !f.incomplete.services.is_empty())
+        {
+            return Some(self.file_name(file));
+        }
+        self.unread.first().map(|u| u.file.clone())
+    }
+
+    fn file_name(&self, file: &ProfileFile) -> String {
+        self.sources
+            .get(file.source)
+            .map_or_else(String::new, |f| f.name.clone())
+    }
+
+    fn not_checked(&mut self, file: String, span: Span) {
+        self.unchecked.entry(file).or_default().push(span);
+    }
+
+    /// One note per file with errors: what of the other files was not checked because of it.
+    fn note_unchecked(&mut self) {
+        let mut files: BTreeSet<&String> = self.unchecked.keys().collect();
+        files.extend(self.unchecked_unused.keys());
+        let mut notes = Vec::new();
+        for file in files {
+            let mut spans = self.unchecked.get(file).cloned().unwrap_or_default();
+            spans.sort();
+            spans.dedup();
+            let unused = self.unchecked_unused.get(file).map_or(0, Vec::len);
+            let also = match unused {
+                0 => String::new(),
+                1 => "; a template that may be unused was not reported either".to_string(),
+                n => format!("; {n} templates that may be unused were not reported either"),
+            };
+            let note = match spans.split_first() {
+                Some((first, rest)) => {
+                    let n = spans.len();
+                    let mut places: Vec<String> = rest.iter().map(|s| self.at(*s)).collect();
+                    places.dedup();
+                    let mut help = format!("fix `{file}` and check again{also}");
+                    if !places.is_empty() {
+                        let more = places.len().saturating_sub(5);
+                        places.truncate(5);
+                        help.push_str(&format!("; also not checked: {}", places.join(", ")));
+                        if more > 0 {
+                            help.push_str(&format!(" and {more} more"));
+                        }
+                    }
+                    let mut d = Diagnostic::note(
+                        "not-checked",
+                        *first,
+                        format!(
+                            "{n} {} to `{file}` {} not checked: that file has errors",
+                            if n == 1 { "reference" } else { "references" },
+                            if n == 1 { "was" } else { "were" },
+                        ),
+                    )
+                    .with_label("not checked")
+                    .with_help(help);
+                    for span in rest {
+                        d = d.with_related(*span, "not checked");
+                    }
+                    d
+                }
+                None => {
+                    let Some(first) = self.unchecked_unused.get(file).and_then(|s| s.iter().min())
+                    else {
+                        continue;
+                    };
+                    Diagnostic::note(
+                        "not-checked",
+                        *first,
+                        format!("unused templates were not reported: `{file}` has errors"),
+                    )
+                    .with_label("not checked")
+                    .with_help(format!(
+                        "a `use:` of `{file}` may apply them; fix that file and check again"
+                    ))
+                }
+            };
+            notes.push(note);
+        }
+        for note in notes {
+            self.diagnostics.push(note);
         }
     }
 

@@ -24,6 +24,33 @@ pub struct ProfileFile {
     pub templates: Vec<Template>,
     /// Other files to load, relative to this one.
     pub includes: Vec<Loc<String>>,
+    /// What the file's errors may have hidden (empty when it decoded cleanly).
+    pub incomplete: Incomplete,
+}
+
+/// What a file with errors may be missing: names other statements look for in it. Their
+/// absence is the first error's consequence, not a mistake of its own, so the resolver reports
+/// it in one note instead of one error per reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Incomplete {
+    /// Services, groups or templates may be missing whatever their name (an unknown or
+    /// duplicate key at the top of the file, `services:` that is not a map, ...).
+    pub any_name: bool,
+    /// Services, groups and templates whose definition could not be read.
+    pub names: Vec<String>,
+    /// Services whose `ports:` or `use:` (or an unknown key beside them) had errors.
+    pub services: Vec<String>,
+}
+
+impl Incomplete {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether a service, group or template of this name may be missing.
+    pub fn may_lack(&self, name: &str) -> bool {
+        self.any_name || self.names.iter().any(|n| n == name)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -254,12 +281,17 @@ const BASELINE_SELECT_KEYS: &[&str] = &["namespace", "namespaces", "select"];
 /// Decode one parsed file. Problems go to `diagnostics`; what could be read is returned, so
 /// that later stages can still report their own findings about the rest of the file.
 pub fn decode(source: SourceId, doc: &Node, diagnostics: &mut Diagnostics) -> Option<ProfileFile> {
-    let mut d = Decoder { diagnostics };
+    let mut d = Decoder {
+        diagnostics,
+        incomplete: Incomplete::default(),
+    };
     d.file(source, doc)
 }
 
 struct Decoder<'d> {
     diagnostics: &'d mut Diagnostics,
+    /// Names the errors found so far may hide.
+    incomplete: Incomplete,
 }
 
 impl Decoder<'_> {
@@ -300,7 +332,10 @@ impl Decoder<'_> {
             );
             return None;
         }
+        let errors = self.diagnostics.error_count();
         let fields = Fields::read(doc, "a profile", FILE_KEYS, self.diagnostics)?;
+        // A misspelt `services:` (or a duplicate one) hides every name under it.
+        self.incomplete.any_name |= self.diagnostics.error_count() > errors;
         let templates = fields
             .get("templates")
             .map(|n| self.templates(n))
@@ -384,6 +419,7 @@ impl Decoder<'_> {
             body,
             templates,
             includes,
+            incomplete: std::mem::take(&mut self.incomplete),
         })
     }
 
@@ -434,6 +470,7 @@ impl Decoder<'_> {
                     &format!("{what} (a map of name: definition)"),
                     "write one entry per line, e.g. `sonarr: {ports: {http: 8989}}`",
                 );
+                self.incomplete.any_name = true;
                 return Vec::new();
             }
         };
@@ -441,6 +478,9 @@ impl Decoder<'_> {
         let mut seen: Vec<(String, Span)> = Vec::new();
         for (key, value) in entries {
             let Some(name) = self.dns_label(key, "name") else {
+                if let Some(text) = key.scalar_text() {
+                    self.incomplete.names.push(text.to_ascii_lowercase());
+                }
                 continue;
             };
             if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name.value) {
@@ -457,8 +497,10 @@ impl Decoder<'_> {
                 continue;
             }
             seen.push((name.value.clone(), key.span));
-            if let Some(v) = item(self, name, value) {
-                out.push(v);
+            let text = name.value.clone();
+            match item(self, name, value) {
+                Some(v) => out.push(v),
+                None => self.incomplete.names.push(text),
             }
         }
         out
@@ -478,20 +520,28 @@ impl Decoder<'_> {
                 ),
             );
         }
+        let errors = self.diagnostics.error_count();
         let fields = Fields::read(node, "a service", SERVICE_KEYS, self.diagnostics)?;
+        let key_errors = self.diagnostics.error_count() - errors;
         let select = fields.get("select").and_then(|n| self.labels(n));
+        let errors = self.diagnostics.error_count();
         let ports = fields
             .get("ports")
             .map(|n| self.named_ports(n))
             .unwrap_or_default();
+        let uses = fields
+            .get("use")
+            .map(|n| self.names(n, "a list of template names"))
+            .unwrap_or_default();
+        if key_errors > 0 || self.diagnostics.error_count() > errors {
+            // Its port names and templates may be missing (`prots:`, `use: {..}`).
+            self.incomplete.services.push(name.value.clone());
+        }
         Some(Service {
             name,
             select,
             ports,
-            uses: fields
-                .get("use")
-                .map(|n| self.names(n, "a list of template names"))
-                .unwrap_or_default(),
+            uses,
             allow: fields
                 .get("allow")
                 .map(|n| self.statements(n))
