@@ -748,3 +748,40 @@ fn the_summary_counts_what_is_shown() {
     assert_eq!(shown, 1, "{text}");
     assert_eq!(summary_line(&c), "1 error, 0 warnings");
 }
+
+#[test]
+fn an_error_in_a_template_is_reported_once_with_every_use() {
+    let c = compile(&[
+        (
+            "p/templates.yaml",
+            "templates:\n  arr-app:\n    allow:\n      - from: traefik/traefik\n        on: htp\n",
+        ),
+        (
+            "p/media.yaml",
+            "namespace: media\ninclude: [templates.yaml]\nservices:\n  sonarr:\n    ports: {http: 8989}\n    use: [arr-app]\n  radarr:\n    ports: {http: 7878}\n    use: [arr-app]\n  lidarr:\n    ports: {htp: 8686}\n    use: [arr-app]\n",
+        ),
+        ("p/traefik.yaml", TRAEFIK),
+    ]);
+    let errs = errors(&c);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let e = errs[0];
+    assert_eq!(e.code, "unknown-port-name");
+    assert_eq!(
+        e.message,
+        "service `media/radarr` has no port named `htp` (and 1 more use of template `arr-app`)"
+    );
+    assert_eq!(
+        e.help.as_deref(),
+        Some(
+            "did you mean `http`? (in template `arr-app`, applied to `media/radarr` at p/media.yaml:9 and `media/sonarr` at p/media.yaml:6)"
+        )
+    );
+    assert_eq!(underlined(&c, e), "htp");
+    let uses: Vec<&str> = e
+        .related
+        .iter()
+        .map(|(span, _)| c.sources.get(span.source).unwrap().slice(*span))
+        .collect();
+    assert_eq!(uses, ["arr-app", "arr-app"]);
+    assert_eq!(summary_line(&c), "1 error, 0 warnings");
+}

@@ -163,6 +163,7 @@ pub fn resolve_with(
     r.index();
     r.statements();
     r.implicit_rules();
+    r.report_template_findings();
     r.warn_unused_templates();
     r.note_unchecked();
     let model = r.finish();
@@ -180,6 +181,24 @@ enum End {
         managed: Vec<ServiceId>,
     },
     External(Target),
+}
+
+/// One application of a template: which, to whom, and where the `use:` says so.
+#[derive(Debug, Clone)]
+struct TemplateUse {
+    template: String,
+    /// `media/sonarr`, or a baseline's name.
+    user: String,
+    span: Span,
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// Where a statement stands: which namespace bare names refer to, and what an omitted side is.
@@ -203,6 +222,8 @@ struct Resolver<'a> {
     unchecked: BTreeMap<String, Vec<Span>>,
     /// Unused templates not reported because a file with errors may use them, by that file.
     unchecked_unused: BTreeMap<String, Vec<Span>>,
+    /// Findings inside templates, with the use that raised each.
+    template_findings: Vec<(Diagnostic, TemplateUse)>,
     sources: &'a SourceMap,
     diagnostics: &'a mut Diagnostics,
     services: Vec<ServiceDef>,
@@ -227,6 +248,7 @@ impl<'a> Resolver<'a> {
             unread: &[],
             unchecked: BTreeMap::new(),
             unchecked_unused: BTreeMap::new(),
+            template_findings: Vec::new(),
             sources,
             diagnostics,
             services: Vec::new(),
@@ -626,8 +648,91 @@ impl<'a> Resolver<'a> {
             return;
         };
         self.used_templates.insert(used.value.clone());
+        let start = self.diagnostics.len();
         for statement in &template.allow {
             self.statement(statement, ctx);
+        }
+        // Reported once per template, with every use, by `report_template_findings`.
+        let found = self.diagnostics.split_off(start);
+        if !found.is_empty() {
+            let user = match ctx.this {
+                Some(This::Service(id)) => self
+                    .services
+                    .get(id)
+                    .map_or_else(String::new, |s| format!("{}/{}", s.namespace, s.name)),
+                Some(This::Baseline(b)) => self
+                    .baselines
+                    .get(b)
+                    .map_or_else(String::new, |(d, _)| d.name.clone()),
+                None => String::new(),
+            };
+            for d in found {
+                self.template_findings.push((
+                    d,
+                    TemplateUse {
+                        template: used.value.clone(),
+                        user: user.clone(),
+                        span: used.span,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// Each finding inside a template once, with the uses it applies to: the uses as secondary
+    /// labels (shown when in the same file) and listed in the help. When the finding reads
+    /// differently per use (another receiving service), the first use's wording is kept.
+    fn report_template_findings(&mut self) {
+        let mut findings = std::mem::take(&mut self.template_findings);
+        // Wording and order independent of the order of declarations.
+        findings.sort_by(|a, b| (&a.1.user, a.1.span).cmp(&(&b.1.user, b.1.span)));
+        let mut groups: Vec<(Diagnostic, Vec<String>, Vec<TemplateUse>)> = Vec::new();
+        for (d, use_) in findings {
+            let key = (d.severity, d.code, d.span);
+            match groups
+                .iter_mut()
+                .find(|(g, _, _)| (g.severity, g.code, g.span) == key)
+            {
+                Some((_, messages, uses)) => {
+                    if !messages.contains(&d.message) {
+                        messages.push(d.message.clone());
+                    }
+                    if !uses.iter().any(|u| u.span == use_.span) {
+                        uses.push(use_);
+                    }
+                }
+                None => {
+                    let message = d.message.clone();
+                    groups.push((d, vec![message], vec![use_]));
+                }
+            }
+        }
+        for (mut d, messages, uses) in groups {
+            let Some(first) = uses.first() else {
+                continue;
+            };
+            let template = first.template.clone();
+            if messages.len() > 1 {
+                let more = uses.len().saturating_sub(1);
+                d.message = format!(
+                    "{} (and {more} more {} of template `{template}`)",
+                    d.message,
+                    if more == 1 { "use" } else { "uses" }
+                );
+            }
+            let places: Vec<String> = uses
+                .iter()
+                .map(|u| format!("`{}` at {}", u.user, self.at(u.span)))
+                .collect();
+            let applied = format!("in template `{template}`, applied to {}", and_list(&places));
+            d.help = Some(match d.help.take() {
+                Some(help) => format!("{help} ({applied})"),
+                None => applied,
+            });
+            for u in &uses {
+                d = d.with_related(u.span, format!("applied to `{}`", u.user));
+            }
+            self.diagnostics.push(d);
         }
     }
 
