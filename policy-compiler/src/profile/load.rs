@@ -139,6 +139,8 @@ pub fn load(fs: &dyn Files, paths: &[PathBuf]) -> Loaded {
             ),
         }
     }
+    // Kubernetes objects found among the profiles: the file and its `kind` value.
+    let mut objects: Vec<(String, Span)> = Vec::new();
     // Breadth-first through includes; each file once.
     let mut next = 0;
     while let Some((path, included_by)) = queue.get(next).cloned() {
@@ -164,6 +166,11 @@ pub fn load(fs: &dyn Files, paths: &[PathBuf]) -> Loaded {
                 continue;
             }
         };
+        if text.starts_with(crate::profile::emit::HEADER) {
+            // What `netpol compile` wrote, inside the profile tree (`compile -o profiles/out`):
+            // never read back as profiles.
+            continue;
+        }
         let source = loaded.sources.add(SourceFile::new(&path, text.as_str()));
         let shown = loaded
             .sources
@@ -175,6 +182,10 @@ pub fn load(fs: &dyn Files, paths: &[PathBuf]) -> Loaded {
                     .into_iter()
                     .filter(|d| !matches!(d.value, document::Value::Null));
                 let first = docs.next();
+                if let Some(kind) = first.as_ref().and_then(kubernetes_kind) {
+                    objects.push((shown, kind));
+                    continue;
+                }
                 if let Some(extra) = docs.next() {
                     loaded.unread.push(match &first {
                         Some(doc) => Unread::of_document(shown, doc),
@@ -212,5 +223,31 @@ pub fn load(fs: &dyn Files, paths: &[PathBuf]) -> Loaded {
         }
         loaded.files.push(file);
     }
+    if let Some(((first, kind), rest)) = objects.split_first() {
+        let message = match rest.len() {
+            0 => format!("`{first}` holds a Kubernetes object, not a profile: it was skipped"),
+            n => format!(
+                "{} files hold Kubernetes objects, not profiles: they were skipped",
+                n + 1
+            ),
+        };
+        let mut help = "profiles have `namespace:`, `cluster:`, `baselines:` or `templates:`; keep other YAML out of the profile folders".to_string();
+        if !rest.is_empty() {
+            let names: Vec<&str> = rest.iter().map(|(f, _)| f.as_str()).collect();
+            help.push_str(&format!("; also skipped: {}", names.join(", ")));
+        }
+        loaded.diagnostics.push(
+            Diagnostic::note("not-a-profile", *kind, message)
+                .with_label("a Kubernetes object")
+                .with_help(help),
+        );
+    }
     loaded
+}
+
+/// The span of the `kind` of a document that is a Kubernetes object (`apiVersion` and `kind`,
+/// which no profile has).
+fn kubernetes_kind(doc: &document::Node) -> Option<Span> {
+    doc.get("apiVersion")?;
+    doc.get("kind").map(|k| k.span)
 }
