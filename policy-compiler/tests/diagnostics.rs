@@ -50,7 +50,41 @@ struct Case {
 fn run(case: &Case) -> Vec<String> {
     let c = compile(case.files);
     let errs = errors(&c);
-    let Some(first) = errs.first() else {
+    check_first(case, &c, errs.first().copied())
+}
+
+/// The mismatches of one warning case: the first warning is the expected one, and there is
+/// no error (a warning never stops the output).
+fn run_warning(case: &Case) -> Vec<String> {
+    let c = compile(case.files);
+    let mut problems = Vec::new();
+    if c.diagnostics.has_errors() {
+        problems.push(format!("{}: errors: {:?}", case.name, errors(&c)));
+    }
+    let warnings: Vec<&Diagnostic> = c
+        .diagnostics
+        .sorted()
+        .into_iter()
+        .filter(|d| d.is_warning())
+        .collect();
+    let Some(first) = warnings.first() else {
+        problems.push(format!("{}: no warning", case.name));
+        return problems;
+    };
+    let mut check = |what: &str, got: &str, want: &str| {
+        if got != want {
+            problems.push(format!("{}: {what}: got {got:?}, want {want:?}", case.name));
+        }
+    };
+    check("code", first.code, case.code);
+    check("message", &first.message, case.message);
+    check("help", first.help.as_deref().unwrap_or(""), case.help);
+    check("underlined text", underlined(&c, first), case.underlined);
+    problems
+}
+
+fn check_first(case: &Case, c: &Compilation, first: Option<&Diagnostic>) -> Vec<String> {
+    let Some(first) = first else {
         return vec![format!(
             "{}: no error; diagnostics: {:?}",
             case.name, c.diagnostics
@@ -65,7 +99,7 @@ fn run(case: &Case) -> Vec<String> {
     check("code", first.code, case.code);
     check("message", &first.message, case.message);
     check("help", first.help.as_deref().unwrap_or(""), case.help);
-    check("underlined text", underlined(&c, first), case.underlined);
+    check("underlined text", underlined(c, first), case.underlined);
     if c.objects.is_some() {
         problems.push(format!("{}: errors must not produce output", case.name));
     }
@@ -85,12 +119,45 @@ const CASES: &[Case] = &[
         name: "unknown key in a statement",
         files: &[(
             "p/a.yaml",
-            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: world\n        port: 443\n",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: world\n        pots: 443\n",
         )],
         code: "unknown-key",
-        message: "unknown key `port` in a statement",
-        help: "a statement has the keys `from`, `to`, `on`, `http`, `description`",
+        message: "unknown key `pots` in a statement",
+        help: "did you mean `port`?",
+        underlined: "pots",
+    },
+    Case {
+        name: "unknown key in a statement, nothing close",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: world\n        via: 443\n",
+        )],
+        code: "unknown-key",
+        message: "unknown key `via` in a statement",
+        help: "a statement has the keys `from`, `to`, `port`, `on`, `http`, `description`",
+        underlined: "via",
+    },
+    Case {
+        name: "both spellings of the ports of a statement",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: world\n        on: 443\n        port: 443\n",
+        )],
+        code: "duplicate-key",
+        message: "`port` and `on` are the same key",
+        help: "`on` is the first spelling of `port`; keep one of them (`port` reads the same in every YAML reader)",
         underlined: "port",
+    },
+    Case {
+        name: "a YAML 1.1 boolean where a boolean is expected",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    dns: yes\n",
+        )],
+        code: "wrong-type",
+        message: "expected `true` or `false`, found a string",
+        help: "`yes` is a boolean only in YAML 1.1; netpol reads YAML 1.2, where it is a string: write `true`",
+        underlined: "yes",
     },
     Case {
         name: "wrong type",
@@ -474,7 +541,7 @@ const CASES: &[Case] = &[
         )],
         code: "http-without-ports",
         message: "HTTP rules need ports",
-        help: "Cilium applies HTTP rules to TCP ports; add `on: http` or a port number",
+        help: "Cilium applies HTTP rules to TCP ports; add `port: http` or a port number",
         underlined: "{method: GET}",
     },
     Case {
@@ -552,6 +619,44 @@ const CASES: &[Case] = &[
         underlined: "{}",
     },
 ];
+
+/// Warnings: valid input that is probably not what was meant.
+const WARNING_CASES: &[Case] = &[
+    Case {
+        name: "a name YAML 1.1 reads as a boolean",
+        files: &[("p/a.yaml", "namespace: media\nservices:\n  no: {}\n")],
+        code: "yaml11-boolean",
+        message: "`no` is a boolean in YAML 1.1",
+        help: "netpol reads the string `no`, but PyYAML, yamllint and other YAML 1.1 readers read `false`; write `\"no\"`",
+        underlined: "no",
+    },
+    Case {
+        name: "a label value YAML 1.1 reads as a boolean",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    select: {app: sonarr, tier: on}\n",
+        )],
+        code: "yaml11-boolean",
+        message: "`on` is a boolean in YAML 1.1",
+        help: "netpol reads the string `on`, but PyYAML, yamllint and other YAML 1.1 readers read `true`; write `\"on\"`",
+        underlined: "on",
+    },
+];
+
+#[test]
+fn every_warning_kind_is_reported_precisely() {
+    let problems: Vec<String> = WARNING_CASES.iter().flat_map(run_warning).collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn quoted_yaml11_booleans_and_the_key_on_are_fine() {
+    let c = compile(&[(
+        "p/a.yaml",
+        "namespace: media\nservices:\n  \"no\":\n    select: {tier: \"on\"}\n    allow:\n      - to: world\n        on: 443\n",
+    )]);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+}
 
 #[test]
 fn every_error_kind_is_reported_precisely() {

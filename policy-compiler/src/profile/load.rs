@@ -213,7 +213,7 @@ pub fn load(fs: &dyn Files, paths: &[PathBuf]) -> Loaded {
                 continue;
             }
         };
-        let Some(file) = syntax::decode(source, &doc, &mut loaded.diagnostics) else {
+        let Some(file) = syntax::decode_text(source, &text, &doc, &mut loaded.diagnostics) else {
             loaded.unread.push(Unread::of_document(shown, &doc));
             continue;
         };

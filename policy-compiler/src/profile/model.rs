@@ -815,9 +815,9 @@ impl<'a> Resolver<'a> {
                         first.span,
                         "HTTP rules need ports".to_string(),
                     )
-                    .with_label("no `on:` in this statement")
+                    .with_label("no `port:` in this statement")
                     .with_help(
-                        "Cilium applies HTTP rules to TCP ports; add `on: http` or a port number",
+                        "Cilium applies HTTP rules to TCP ports; add `port: http` or a port number",
                     ),
                 );
             }

@@ -261,7 +261,16 @@ const SERVICE_KEYS: &[&str] = &[
     "dns",
     "description",
 ];
-const STATEMENT_KEYS: &[&str] = &["from", "to", "on", "http", "description"];
+/// `port` and `on` are one key: `on` is the first spelling, which YAML 1.1 readers (PyYAML,
+/// yamllint, many pre-commit hooks) read as the boolean `true`.
+const STATEMENT_KEYS: &[&str] = &["from", "to", "port", "on", "http", "description"];
+
+/// The plain scalars YAML 1.1 reads as booleans, besides `true` and `false` (which YAML 1.2
+/// reads as booleans too): netpol reads them as strings, other tools do not.
+const YAML11_BOOLEANS: &[&str] = &[
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+    "OFF",
+];
 const TEMPLATE_KEYS: &[&str] = &["description", "allow"];
 const HTTP_KEYS: &[&str] = &["method", "path", "host", "headers"];
 const PEER_KEYS: &[&str] = &[
@@ -283,6 +292,23 @@ const BASELINE_SELECT_KEYS: &[&str] = &["namespace", "namespaces", "select"];
 pub fn decode(source: SourceId, doc: &Node, diagnostics: &mut Diagnostics) -> Option<ProfileFile> {
     let mut d = Decoder {
         diagnostics,
+        text: None,
+        incomplete: Incomplete::default(),
+    };
+    d.file(source, doc)
+}
+
+/// [`decode`], with the file's text: names that YAML 1.1 tools would read as booleans
+/// (`no`, `on`, `y`, written without quotes) are reported too.
+pub fn decode_text(
+    source: SourceId,
+    text: &str,
+    doc: &Node,
+    diagnostics: &mut Diagnostics,
+) -> Option<ProfileFile> {
+    let mut d = Decoder {
+        diagnostics,
+        text: Some(text),
         incomplete: Incomplete::default(),
     };
     d.file(source, doc)
@@ -290,6 +316,8 @@ pub fn decode(source: SourceId, doc: &Node, diagnostics: &mut Diagnostics) -> Op
 
 struct Decoder<'d> {
     diagnostics: &'d mut Diagnostics,
+    /// The file's text, to tell `no` from `"no"`.
+    text: Option<&'d str>,
     /// Names the errors found so far may hide.
     incomplete: Incomplete,
 }
@@ -565,6 +593,7 @@ impl Decoder<'_> {
         };
         let mut out: Vec<NamedPort> = Vec::new();
         for (key, value) in entries {
+            self.yaml11_boolean(key);
             let Some(name_text) = key.scalar_text() else {
                 self.wrong_type(
                     key,
@@ -664,7 +693,19 @@ impl Decoder<'_> {
             }) => Some(Loc::new(v, span)),
             None => None,
         };
-        let on = fields.get("on").map(|n| self.port_refs(n));
+        if let (Some(port), Some(on)) = (fields.key_span("port"), fields.key_span("on")) {
+            let (first, second) = if port < on { (port, on) } else { (on, port) };
+            self.diagnostics.push(
+                Diagnostic::error("duplicate-key", second, "`port` and `on` are the same key")
+                    .with_label("second spelling")
+                    .with_related(first, "first spelling")
+                    .with_help("`on` is the first spelling of `port`; keep one of them (`port` reads the same in every YAML reader)"),
+            );
+        }
+        let on = fields
+            .get("port")
+            .or_else(|| fields.get("on"))
+            .map(|n| self.port_refs(n));
         let http = fields
             .get("http")
             .map(|n| self.http_rules(n))
@@ -680,10 +721,13 @@ impl Decoder<'_> {
     }
 
     fn port_refs(&mut self, node: &Node) -> Vec<Loc<PortRef>> {
+        for item in one_or_many(node) {
+            self.yaml11_boolean(item);
+        }
         self.ports_of(
             node,
             "a port such as `443`, `53/udp` or `http`",
-            "`on:` takes one port or a list of ports",
+            "`port:` takes one port or a list of ports",
             port::parse_ref,
         )
     }
@@ -793,6 +837,7 @@ impl Decoder<'_> {
     }
 
     fn peer(&mut self, node: &Node) -> Option<Loc<Peer>> {
+        self.yaml11_boolean(node);
         match &node.value {
             Value::Str(text) => self
                 .peer_text(text, node.span)
@@ -1250,6 +1295,8 @@ impl Decoder<'_> {
         };
         let mut out: Labels = Vec::new();
         for (key, value) in entries {
+            self.yaml11_boolean(key);
+            self.yaml11_boolean(value);
             let Some(k) = key.scalar_text() else {
                 self.wrong_type(
                     key,
@@ -1352,6 +1399,18 @@ impl Decoder<'_> {
     fn boolean(&mut self, node: &Node) -> Option<Loc<bool>> {
         match node.value {
             Value::Bool(b) => Some(Loc::new(b, node.span)),
+            Value::Str(ref s) if YAML11_BOOLEANS.contains(&s.as_str()) => {
+                let truth = if matches!(s.to_ascii_lowercase().as_str(), "y" | "yes" | "on") {
+                    "true"
+                } else {
+                    "false"
+                };
+                let help = format!(
+                    "`{s}` is a boolean only in YAML 1.1; netpol reads YAML 1.2, where it is a string: write `{truth}`"
+                );
+                self.wrong_type(node, "`true` or `false`", &help);
+                None
+            }
             _ => {
                 self.wrong_type(node, "`true` or `false`", "write `true` or `false`");
                 None
@@ -1412,7 +1471,36 @@ impl Decoder<'_> {
             .collect()
     }
 
+    /// A warning for a plain `no`, `on`, `y`, ... that netpol reads as a string and YAML 1.1
+    /// readers as a boolean.
+    fn yaml11_boolean(&mut self, node: &Node) {
+        let Value::Str(value) = &node.value else {
+            return;
+        };
+        let written = self.text.and_then(|t| t.get(node.span.range()));
+        if written != Some(value.as_str()) || !YAML11_BOOLEANS.contains(&written.unwrap_or("")) {
+            return;
+        }
+        let truth = if matches!(value.to_ascii_lowercase().as_str(), "y" | "yes" | "on") {
+            "true"
+        } else {
+            "false"
+        };
+        self.diagnostics.push(
+            Diagnostic::warning(
+                "yaml11-boolean",
+                node.span,
+                format!("`{value}` is a boolean in YAML 1.1"),
+            )
+            .with_label("quote it")
+            .with_help(format!(
+                "netpol reads the string `{value}`, but PyYAML, yamllint and other YAML 1.1 readers read `{truth}`; write `\"{value}\"`"
+            )),
+        );
+    }
+
     fn dns_label(&mut self, node: &Node, what: &str) -> Option<Loc<String>> {
+        self.yaml11_boolean(node);
         let Some(text) = node.scalar_text() else {
             self.wrong_type(
                 node,
