@@ -81,6 +81,67 @@ fn compile_refuses_a_directory_it_did_not_write() {
     assert!(dir.path().join("out/mine.txt").exists());
 }
 
+/// Regression: `compile -o profiles/out` read its own output back as profiles on the next run.
+#[test]
+fn compile_into_the_profile_folder_twice_gives_the_same_output() {
+    let dir = workspace();
+    let read_out = || {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.path().join("profiles/out")];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    files.push((path.clone(), std::fs::read_to_string(&path).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    let first = netpol(dir.path(), &["compile", "profiles", "-o", "profiles/out"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let written = read_out();
+    assert_eq!(written.len(), 3, "two policies and the kustomization");
+    let second = netpol(dir.path(), &["compile", "profiles", "-o", "profiles/out"]);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert_eq!(text(&second.stderr), text(&first.stderr), "no note either");
+    assert_eq!(read_out(), written);
+    let check = netpol(dir.path(), &["check", "--deny-warnings"]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+}
+
+#[test]
+fn other_kubernetes_objects_among_profiles_are_skipped_with_one_note() {
+    let dir = workspace();
+    for name in ["deploy.yaml", "svc.yaml"] {
+        std::fs::write(
+            dir.path().join("profiles").join(name),
+            "apiVersion: v1\nkind: Service\nmetadata: {name: sonarr}\n",
+        )
+        .unwrap();
+    }
+    let out = netpol(dir.path(), &["check", "--deny-warnings"]);
+    assert_eq!(out.status.code(), Some(0), "a note is no warning");
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches("netpol::not-a-profile").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 files hold Kubernetes objects, not profiles: they were skipped"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("also skipped: profiles/svc.yaml"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("0 errors, 0 warnings, 1 note"), "{stderr}");
+}
+
 #[test]
 fn json_output_is_a_kubernetes_list() {
     let dir = workspace();

@@ -3,7 +3,12 @@
 //! Each case is a small set of in-memory files; a case passes only if the *first* error is
 //! the expected one, so a case also proves that nothing else went wrong first.
 
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
 
 use std::path::PathBuf;
 
@@ -45,7 +50,41 @@ struct Case {
 fn run(case: &Case) -> Vec<String> {
     let c = compile(case.files);
     let errs = errors(&c);
-    let Some(first) = errs.first() else {
+    check_first(case, &c, errs.first().copied())
+}
+
+/// The mismatches of one warning case: the first warning is the expected one, and there is
+/// no error (a warning never stops the output).
+fn run_warning(case: &Case) -> Vec<String> {
+    let c = compile(case.files);
+    let mut problems = Vec::new();
+    if c.diagnostics.has_errors() {
+        problems.push(format!("{}: errors: {:?}", case.name, errors(&c)));
+    }
+    let warnings: Vec<&Diagnostic> = c
+        .diagnostics
+        .sorted()
+        .into_iter()
+        .filter(|d| d.is_warning())
+        .collect();
+    let Some(first) = warnings.first() else {
+        problems.push(format!("{}: no warning", case.name));
+        return problems;
+    };
+    let mut check = |what: &str, got: &str, want: &str| {
+        if got != want {
+            problems.push(format!("{}: {what}: got {got:?}, want {want:?}", case.name));
+        }
+    };
+    check("code", first.code, case.code);
+    check("message", &first.message, case.message);
+    check("help", first.help.as_deref().unwrap_or(""), case.help);
+    check("underlined text", underlined(&c, first), case.underlined);
+    problems
+}
+
+fn check_first(case: &Case, c: &Compilation, first: Option<&Diagnostic>) -> Vec<String> {
+    let Some(first) = first else {
         return vec![format!(
             "{}: no error; diagnostics: {:?}",
             case.name, c.diagnostics
@@ -60,7 +99,7 @@ fn run(case: &Case) -> Vec<String> {
     check("code", first.code, case.code);
     check("message", &first.message, case.message);
     check("help", first.help.as_deref().unwrap_or(""), case.help);
-    check("underlined text", underlined(&c, first), case.underlined);
+    check("underlined text", underlined(c, first), case.underlined);
     if c.objects.is_some() {
         problems.push(format!("{}: errors must not produce output", case.name));
     }
@@ -80,12 +119,45 @@ const CASES: &[Case] = &[
         name: "unknown key in a statement",
         files: &[(
             "p/a.yaml",
-            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: world\n        port: 443\n",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: world\n        pots: 443\n",
         )],
         code: "unknown-key",
-        message: "unknown key `port` in a statement",
-        help: "a statement has the keys `from`, `to`, `on`, `http`, `description`",
+        message: "unknown key `pots` in a statement",
+        help: "did you mean `port`?",
+        underlined: "pots",
+    },
+    Case {
+        name: "unknown key in a statement, nothing close",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: world\n        via: 443\n",
+        )],
+        code: "unknown-key",
+        message: "unknown key `via` in a statement",
+        help: "a statement has the keys `from`, `to`, `port`, `on`, `http`, `description`",
+        underlined: "via",
+    },
+    Case {
+        name: "both spellings of the ports of a statement",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: world\n        on: 443\n        port: 443\n",
+        )],
+        code: "duplicate-key",
+        message: "`port` and `on` are the same key",
+        help: "`on` is the first spelling of `port`; keep one of them (`port` reads the same in every YAML reader)",
         underlined: "port",
+    },
+    Case {
+        name: "a YAML 1.1 boolean where a boolean is expected",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    dns: yes\n",
+        )],
+        code: "wrong-type",
+        message: "expected `true` or `false`, found a string",
+        help: "`yes` is a boolean only in YAML 1.1; netpol reads YAML 1.2, where it is a string: write `true`",
+        underlined: "yes",
     },
     Case {
         name: "wrong type",
@@ -469,7 +541,7 @@ const CASES: &[Case] = &[
         )],
         code: "http-without-ports",
         message: "HTTP rules need ports",
-        help: "Cilium applies HTTP rules to TCP ports; add `on: http` or a port number",
+        help: "Cilium applies HTTP rules to TCP ports; add `port: http` or a port number",
         underlined: "{method: GET}",
     },
     Case {
@@ -548,6 +620,44 @@ const CASES: &[Case] = &[
     },
 ];
 
+/// Warnings: valid input that is probably not what was meant.
+const WARNING_CASES: &[Case] = &[
+    Case {
+        name: "a name YAML 1.1 reads as a boolean",
+        files: &[("p/a.yaml", "namespace: media\nservices:\n  no: {}\n")],
+        code: "yaml11-boolean",
+        message: "`no` is a boolean in YAML 1.1",
+        help: "netpol reads the string `no`, but PyYAML, yamllint and other YAML 1.1 readers read `false`; write `\"no\"`",
+        underlined: "no",
+    },
+    Case {
+        name: "a label value YAML 1.1 reads as a boolean",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    select: {app: sonarr, tier: on}\n",
+        )],
+        code: "yaml11-boolean",
+        message: "`on` is a boolean in YAML 1.1",
+        help: "netpol reads the string `on`, but PyYAML, yamllint and other YAML 1.1 readers read `true`; write `\"on\"`",
+        underlined: "on",
+    },
+];
+
+#[test]
+fn every_warning_kind_is_reported_precisely() {
+    let problems: Vec<String> = WARNING_CASES.iter().flat_map(run_warning).collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn quoted_yaml11_booleans_and_the_key_on_are_fine() {
+    let c = compile(&[(
+        "p/a.yaml",
+        "namespace: media\nservices:\n  \"no\":\n    select: {tier: \"on\"}\n    allow:\n      - to: world\n        on: 443\n",
+    )]);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+}
+
 #[test]
 fn every_error_kind_is_reported_precisely() {
     let problems: Vec<String> = CASES.iter().flat_map(run).collect();
@@ -613,4 +723,170 @@ fn rendered_report_shows_file_line_snippet_and_hint() {
     )]);
     let text = render_human(&c.diagnostics, &c.sources, Style::Plain);
     insta::assert_snapshot!(text);
+}
+
+fn notes(c: &Compilation) -> Vec<&Diagnostic> {
+    c.diagnostics
+        .sorted()
+        .into_iter()
+        .filter(|d| d.severity == netpol_compiler::diagnostic::Severity::Note)
+        .collect()
+}
+
+fn warnings(c: &Compilation) -> Vec<&Diagnostic> {
+    c.diagnostics
+        .sorted()
+        .into_iter()
+        .filter(|d| d.is_warning())
+        .collect()
+}
+
+/// The last line of the human report.
+fn summary_line(c: &Compilation) -> String {
+    let text = render_human(&c.diagnostics, &c.sources, Style::Plain);
+    text.lines().last().unwrap_or_default().to_string()
+}
+
+/// A profile set where `traefik.yaml` and `db.yaml` name services and a template of
+/// `media.yaml`, and `db.yaml` has a template only `media.yaml` could use.
+fn around_media(media: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("p/media.yaml", media),
+        (
+            "p/traefik.yaml",
+            "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: [media/sonarr, media/radarr]\n        on: http\n  other:\n    use: [arr-app]\n    allow:\n      - to: media/sonarr\n",
+        ),
+        (
+            "p/db.yaml",
+            "namespace: databases\ntemplates:\n  lonely:\n    allow: [{to: world, on: 443}]\nservices:\n  pg:\n    ports: {pg: 5432}\n    allow:\n      - from: media/sonarr\n        on: pg\n",
+        ),
+    ]
+}
+
+#[test]
+fn a_file_with_a_yaml_slip_is_reported_once_and_what_depends_on_it_in_one_note() {
+    let c = compile(&around_media(
+        "namespace: media\ntemplates:\n  arr-app:\n    allow:\n      - to: databases/pg\n        on: 5432\nservices:\n  sonarr: {ports: {http: 8989}\n  radarr: {}\n",
+    ));
+    let errs = errors(&c);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let first = c.diagnostics.sorted()[0];
+    assert_eq!(first.code, "yaml-syntax", "the cause comes first");
+    assert_eq!(
+        c.sources.get(first.span.unwrap().source).unwrap().name,
+        "p/media.yaml"
+    );
+    let notes = notes(&c);
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    let note = notes[0];
+    assert_eq!(note.code, "not-checked");
+    assert_eq!(
+        note.message,
+        "5 references to `p/media.yaml` were not checked: that file has errors"
+    );
+    assert_eq!(
+        note.help.as_deref(),
+        Some(
+            "fix `p/media.yaml` and check again; a template that may be unused was not reported either; also not checked: p/traefik.yaml:5, p/traefik.yaml:8, p/traefik.yaml:10"
+        )
+    );
+    assert_eq!(underlined(&c, note), "media/sonarr");
+    assert!(
+        warnings(&c).is_empty(),
+        "no false `unused-template`: {:#?}",
+        warnings(&c)
+    );
+    assert_eq!(summary_line(&c), "1 error, 0 warnings, 1 note");
+}
+
+#[test]
+fn a_misspelt_section_hides_its_names_without_cascading() {
+    // `srevices`: every service of media is missing, and so are the ports of them all.
+    let c = compile(&around_media(
+        "namespace: media\ntemplates:\n  arr-app:\n    allow:\n      - to: databases/pg\n        on: 5432\nsrevices:\n  sonarr: {ports: {http: 8989}}\n",
+    ));
+    let codes: Vec<&str> = errors(&c).iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["unknown-key"]);
+    assert_eq!(notes(&c).len(), 1);
+    assert_eq!(
+        notes(&c)[0].message,
+        "4 references to `p/media.yaml` were not checked: that file has errors"
+    );
+}
+
+#[test]
+fn a_service_with_a_misspelt_key_hides_only_its_port_names() {
+    let c = compile(&[
+        (
+            "p/media.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    prots: {http: 8989}\n  radarr:\n    ports: {http: 7878}\n",
+        ),
+        (
+            "p/traefik.yaml",
+            "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: media/sonarr\n        on: http\n      - to: media/radarr\n        on: htp\n      - to: media/sonar\n",
+        ),
+    ]);
+    let codes: Vec<&str> = errors(&c).iter().map(|d| d.code).collect();
+    // `htp` of radarr and the unknown `sonar` are mistakes of their own: still reported.
+    assert_eq!(
+        codes,
+        ["unknown-key", "unknown-port-name", "unknown-service"]
+    );
+    let notes = notes(&c);
+    assert_eq!(notes.len(), 1);
+    assert_eq!(
+        notes[0].message,
+        "1 reference to `p/media.yaml` was not checked: that file has errors"
+    );
+    assert_eq!(underlined(&c, notes[0]), "http");
+}
+
+#[test]
+fn the_summary_counts_what_is_shown() {
+    // One mistake in a template used by three services: shown once, counted once.
+    let c = compile(&[(
+        "p/a.yaml",
+        "namespace: media\ntemplates:\n  t:\n    allow:\n      - to: nowhere\nservices:\n  a: {use: [t]}\n  b: {use: [t]}\n  c: {use: [t]}\n",
+    )]);
+    let text = render_human(&c.diagnostics, &c.sources, Style::Plain);
+    let shown = text.matches("netpol::").count();
+    assert_eq!(shown, 1, "{text}");
+    assert_eq!(summary_line(&c), "1 error, 0 warnings");
+}
+
+#[test]
+fn an_error_in_a_template_is_reported_once_with_every_use() {
+    let c = compile(&[
+        (
+            "p/templates.yaml",
+            "templates:\n  arr-app:\n    allow:\n      - from: traefik/traefik\n        on: htp\n",
+        ),
+        (
+            "p/media.yaml",
+            "namespace: media\ninclude: [templates.yaml]\nservices:\n  sonarr:\n    ports: {http: 8989}\n    use: [arr-app]\n  radarr:\n    ports: {http: 7878}\n    use: [arr-app]\n  lidarr:\n    ports: {htp: 8686}\n    use: [arr-app]\n",
+        ),
+        ("p/traefik.yaml", TRAEFIK),
+    ]);
+    let errs = errors(&c);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let e = errs[0];
+    assert_eq!(e.code, "unknown-port-name");
+    assert_eq!(
+        e.message,
+        "service `media/radarr` has no port named `htp` (and 1 more use of template `arr-app`)"
+    );
+    assert_eq!(
+        e.help.as_deref(),
+        Some(
+            "did you mean `http`? (in template `arr-app`, applied to `media/radarr` at p/media.yaml:9 and `media/sonarr` at p/media.yaml:6)"
+        )
+    );
+    assert_eq!(underlined(&c, e), "htp");
+    let uses: Vec<&str> = e
+        .related
+        .iter()
+        .map(|(span, _)| c.sources.get(span.source).unwrap().slice(*span))
+        .collect();
+    assert_eq!(uses, ["arr-app", "arr-app"]);
+    assert_eq!(summary_line(&c), "1 error, 0 warnings");
 }

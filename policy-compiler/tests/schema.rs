@@ -292,7 +292,12 @@ fn mistakes_are_rejected() {
         (
             "unknown statement key",
             statement("{to: world, on: 443}"),
+            statement("{to: world, pots: 443}"),
+        ),
+        (
+            "both spellings of the ports",
             statement("{to: world, port: 443}"),
+            statement("{to: world, port: 443, on: 443}"),
         ),
         (
             "unknown HTTP rule key",

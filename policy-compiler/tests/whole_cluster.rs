@@ -367,7 +367,7 @@ fn an_allow_a_deny_covers_is_dead() {
 fn a_service_the_namespace_enforces_anyway_is_warned() {
     let w = warnings(&[(
         "p/a.yaml",
-        "namespace: a\ndefault-deny: both\nservices:\n  x:\n    enforce: audit\n  y: {}\n",
+        "namespace: a\ndefault-deny: both\nservices:\n  x:\n    enforce: audit\n  web: {}\n",
     )]);
     assert_eq!(
         w,

@@ -22,7 +22,24 @@ use crate::diagnostic::source::{SourceMap, Span};
 pub enum Severity {
     Error,
     Warning,
+    /// Neither: what was left out and why (a file with errors hides what depends on it).
+    Note,
 }
+
+impl Severity {
+    /// Place in a report: errors, then notes (they explain what the errors hid), then warnings.
+    fn rank(self) -> u8 {
+        match self {
+            Severity::Error => 0,
+            Severity::Note => 1,
+            Severity::Warning => 2,
+        }
+    }
+}
+
+/// Errors that stopped a whole file from being read: they come first, since what other files
+/// say about that file could not be checked.
+const FILE_LEVEL: &[&str] = &["io", "yaml-syntax", "multiple-documents"];
 
 /// One finding. Messages follow the house style: lowercase, no final period, user values in
 /// backticks; the second sentence goes into `help`.
@@ -47,6 +64,10 @@ impl Diagnostic {
 
     pub fn warning(code: &'static str, span: Span, message: impl Into<String>) -> Self {
         Self::new(Severity::Warning, code, Some(span), message)
+    }
+
+    pub fn note(code: &'static str, span: Span, message: impl Into<String>) -> Self {
+        Self::new(Severity::Note, code, Some(span), message)
     }
 
     /// An error that belongs to no place in a file (an unreadable path, say).
@@ -92,12 +113,27 @@ impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning
+    }
 }
 
 /// All diagnostics of a run, errors and warnings together; renderers sort them by place.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
+    /// Warnings the profiles acknowledge (`acknowledge:` with a reason): counted, not shown.
+    acknowledged: Vec<Diagnostic>,
+}
+
+/// What a report holds, as printed: each finding once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub errors: usize,
+    pub warnings: usize,
+    pub notes: usize,
+    pub acknowledged: usize,
 }
 
 impl Diagnostics {
@@ -118,22 +154,60 @@ impl Diagnostics {
     }
 
     pub fn warning_count(&self) -> usize {
-        self.items.len() - self.error_count()
+        self.items.iter().filter(|d| d.is_warning()).count()
     }
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
-    /// Errors first, then warnings; each group in source order. Identical findings (the same
-    /// template applied twice, say) are reported once.
+    /// How many findings there are.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Take the findings from index `at` on (a caller that reports them differently, such as
+    /// once per template instead of once per use).
+    pub fn split_off(&mut self, at: usize) -> Vec<Diagnostic> {
+        if at >= self.items.len() {
+            return Vec::new();
+        }
+        self.items.split_off(at)
+    }
+
+    /// Record a warning the profiles acknowledge: it is counted, not shown.
+    pub fn acknowledge(&mut self, diagnostic: Diagnostic) {
+        self.acknowledged.push(diagnostic);
+    }
+
+    /// Errors first (those that stopped a whole file from being read before the others), then
+    /// notes, then warnings; each group in source order. Identical findings (the same template
+    /// applied twice, say) are reported once.
     pub fn sorted(&self) -> Vec<&Diagnostic> {
         let mut items: Vec<&Diagnostic> = self.items.iter().collect();
         items.sort_by(|a, b| {
-            (a.severity, a.span, a.code, &a.message).cmp(&(b.severity, b.span, b.code, &b.message))
+            let key = |d: &Diagnostic| (d.severity.rank(), !FILE_LEVEL.contains(&d.code));
+            (key(a), a.span, a.code, &a.message).cmp(&(key(b), b.span, b.code, &b.message))
         });
         items.dedup();
         items
+    }
+
+    /// The counts of what [`Diagnostics::sorted`] shows (identical findings once), and of the
+    /// acknowledged warnings (once per code and place).
+    pub fn counts(&self) -> Counts {
+        let shown = self.sorted();
+        let count = |severity| shown.iter().filter(|d| d.severity == severity).count();
+        let mut acknowledged: Vec<(Option<Span>, &str)> =
+            self.acknowledged.iter().map(|d| (d.span, d.code)).collect();
+        acknowledged.sort();
+        acknowledged.dedup();
+        Counts {
+            errors: count(Severity::Error),
+            warnings: count(Severity::Warning),
+            notes: count(Severity::Note),
+            acknowledged: acknowledged.len(),
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
@@ -145,6 +219,7 @@ impl FromIterator<Diagnostic> for Diagnostics {
     fn from_iter<I: IntoIterator<Item = Diagnostic>>(iter: I) -> Self {
         Self {
             items: iter.into_iter().collect(),
+            acknowledged: Vec::new(),
         }
     }
 }
@@ -174,17 +249,44 @@ pub fn render_human(diagnostics: &Diagnostics, sources: &SourceMap, style: Style
         }
         out.push('\n');
     }
-    let (errors, warnings) = (diagnostics.error_count(), diagnostics.warning_count());
-    if errors + warnings > 0 {
-        out.push_str(&format!(
-            "{} {}, {} {}\n",
-            errors,
-            plural(errors, "error", "errors"),
-            warnings,
-            plural(warnings, "warning", "warnings")
+    out.push_str(&summary(diagnostics));
+    out
+}
+
+/// The last line of a human report: exactly what it shows, plus the acknowledged warnings
+/// (`2 errors, 1 warning, 1 note, 3 acknowledged warnings`); empty when there is nothing.
+pub fn summary(diagnostics: &Diagnostics) -> String {
+    let counts = diagnostics.counts();
+    if counts == Counts::default() {
+        return String::new();
+    }
+    let mut line = format!(
+        "{} {}, {} {}",
+        counts.errors,
+        plural(counts.errors, "error", "errors"),
+        counts.warnings,
+        plural(counts.warnings, "warning", "warnings")
+    );
+    if counts.notes > 0 {
+        line.push_str(&format!(
+            ", {} {}",
+            counts.notes,
+            plural(counts.notes, "note", "notes")
         ));
     }
-    out
+    if counts.acknowledged > 0 {
+        line.push_str(&format!(
+            ", {} {}",
+            counts.acknowledged,
+            plural(
+                counts.acknowledged,
+                "acknowledged warning",
+                "acknowledged warnings"
+            )
+        ));
+    }
+    line.push('\n');
+    line
 }
 
 fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
@@ -285,6 +387,7 @@ impl miette::Diagnostic for Report<'_> {
         Some(match self.diagnostic.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
+            Severity::Note => miette::Severity::Advice,
         })
     }
 

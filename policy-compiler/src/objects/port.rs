@@ -148,7 +148,7 @@ pub fn parse_range(text: &str) -> Result<PortRange, PortError> {
     if first == 0 {
         return Err(err(
             format!("port 0 in `{text}` is not a port"),
-            "to allow every port, leave out `on:`",
+            "to allow every port, leave out `port:`",
         ));
     }
     if last < first {

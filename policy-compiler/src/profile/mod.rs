@@ -20,7 +20,7 @@ pub mod syntax;
 
 use std::path::PathBuf;
 
-pub use load::{Loaded, load};
+pub use load::{Loaded, Unread, load};
 
 use crate::diagnostic::source::SourceMap;
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -49,7 +49,7 @@ pub fn compile_paths(fs: &dyn Files, paths: &[PathBuf]) -> Compilation {
                 .with_help("give a profile file or a directory of profiles"),
         );
     }
-    let model = model::resolve(&loaded.files, &sources, &mut diagnostics);
+    let model = model::resolve_with(&loaded.files, &loaded.unread, &sources, &mut diagnostics);
     let model = if diagnostics.has_errors() {
         None
     } else {

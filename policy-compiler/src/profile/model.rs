@@ -14,6 +14,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::objects::cilium::Entity;
 use crate::objects::fqdn::FqdnSelector;
 use crate::objects::port::{L4, PortRange, PortRef, Protocol};
+use crate::profile::load::Unread;
 use crate::profile::syntax::{
     Baseline, BaselineSelect, Body, ClusterProfile, DnsQueries, Enforce, HttpRule, Peer,
     ProfileFile, Statement,
@@ -186,13 +187,28 @@ pub fn resolve(
     sources: &SourceMap,
     diagnostics: &mut Diagnostics,
 ) -> Option<Model> {
+    resolve_with(files, &[], sources, diagnostics)
+}
+
+/// [`resolve`], knowing the files that could not be read at all: what other files say about
+/// them is not checked (one note per such file says how much), rather than reported as
+/// errors that are only consequences of theirs.
+pub fn resolve_with(
+    files: &[ProfileFile],
+    unread: &[Unread],
+    sources: &SourceMap,
+    diagnostics: &mut Diagnostics,
+) -> Option<Model> {
     let before = diagnostics.error_count();
     let mut r = Resolver::new(files, sources, diagnostics);
+    r.unread = unread;
     r.index();
     r.statements();
     r.implicit_rules();
+    r.report_template_findings();
     r.warn_unused_templates();
     r.warn_dead_allows();
+    r.note_unchecked();
     let model = r.finish();
     (diagnostics.error_count() == before).then_some(model)
 }
@@ -208,6 +224,24 @@ enum End {
         managed: Vec<ServiceId>,
     },
     External(Target),
+}
+
+/// One application of a template: which, to whom, and where the `use:` says so.
+#[derive(Debug, Clone)]
+struct TemplateUse {
+    template: String,
+    /// `media/sonarr`, or a baseline's name.
+    user: String,
+    span: Span,
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// Where a statement stands: which namespace bare names refer to, and what an omitted side is.
@@ -226,6 +260,14 @@ enum This {
 
 struct Resolver<'a> {
     files: &'a [ProfileFile],
+    /// Files that could not be read at all.
+    unread: &'a [Unread],
+    /// References not checked because the file they point into has errors, by that file.
+    unchecked: BTreeMap<String, Vec<Span>>,
+    /// Unused templates not reported because a file with errors may use them, by that file.
+    unchecked_unused: BTreeMap<String, Vec<Span>>,
+    /// Findings inside templates, with the use that raised each.
+    template_findings: Vec<(Diagnostic, TemplateUse)>,
     sources: &'a SourceMap,
     diagnostics: &'a mut Diagnostics,
     services: Vec<ServiceDef>,
@@ -249,6 +291,10 @@ impl<'a> Resolver<'a> {
     ) -> Self {
         Self {
             files,
+            unread: &[],
+            unchecked: BTreeMap::new(),
+            unchecked_unused: BTreeMap::new(),
+            template_findings: Vec::new(),
             sources,
             diagnostics,
             services: Vec::new(),
@@ -470,6 +516,10 @@ impl<'a> Resolver<'a> {
                         }
                     }
                     None => {
+                        if let Some(file) = self.hides_name(&ns.namespace.value, &member.value) {
+                            self.not_checked(file, member.span);
+                            continue;
+                        }
                         let d = self.unknown_service(
                             &ns.namespace.value,
                             &member.value,
@@ -704,6 +754,10 @@ impl<'a> Resolver<'a> {
 
     fn apply_template(&mut self, used: &Loc<String>, ctx: Context<'_>) {
         let Some((template, _)) = self.templates.get(&used.value).copied() else {
+            if let Some(file) = self.hides_template(&used.value) {
+                self.not_checked(file, used.span);
+                return;
+            }
             let names: Vec<&str> = self.templates.keys().map(String::as_str).collect();
             let help =
                 match crate::diagnostic::spelling::closest(&used.value, names.iter().copied()) {
@@ -729,11 +783,98 @@ impl<'a> Resolver<'a> {
             return;
         };
         self.used_templates.insert(used.value.clone());
+        let start = self.diagnostics.len();
         for statement in &template.allow {
             self.statement(statement, ctx);
         }
         for statement in &template.deny {
             self.deny_statement(statement, ctx);
+        }
+        // Reported once per template, with every use, by `report_template_findings`.
+        let found = self.diagnostics.split_off(start);
+        if !found.is_empty() {
+            let user = match ctx.this {
+                Some(This::Service(id)) => self
+                    .services
+                    .get(id)
+                    .map_or_else(String::new, |s| format!("{}/{}", s.namespace, s.name)),
+                Some(This::Baseline(b)) => self
+                    .baselines
+                    .get(b)
+                    .map_or_else(String::new, |(d, _)| d.name.clone()),
+                Some(This::Namespace(i)) => self
+                    .namespace_defs
+                    .get(i)
+                    .map_or_else(String::new, |(d, _)| d.namespace.clone()),
+                None => String::new(),
+            };
+            for d in found {
+                self.template_findings.push((
+                    d,
+                    TemplateUse {
+                        template: used.value.clone(),
+                        user: user.clone(),
+                        span: used.span,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// Each finding inside a template once, with the uses it applies to: the uses as secondary
+    /// labels (shown when in the same file) and listed in the help. When the finding reads
+    /// differently per use (another receiving service), the first use's wording is kept.
+    fn report_template_findings(&mut self) {
+        let mut findings = std::mem::take(&mut self.template_findings);
+        // Wording and order independent of the order of declarations.
+        findings.sort_by(|a, b| (&a.1.user, a.1.span).cmp(&(&b.1.user, b.1.span)));
+        let mut groups: Vec<(Diagnostic, Vec<String>, Vec<TemplateUse>)> = Vec::new();
+        for (d, use_) in findings {
+            let key = (d.severity, d.code, d.span);
+            match groups
+                .iter_mut()
+                .find(|(g, _, _)| (g.severity, g.code, g.span) == key)
+            {
+                Some((_, messages, uses)) => {
+                    if !messages.contains(&d.message) {
+                        messages.push(d.message.clone());
+                    }
+                    if !uses.iter().any(|u| u.span == use_.span) {
+                        uses.push(use_);
+                    }
+                }
+                None => {
+                    let message = d.message.clone();
+                    groups.push((d, vec![message], vec![use_]));
+                }
+            }
+        }
+        for (mut d, messages, uses) in groups {
+            let Some(first) = uses.first() else {
+                continue;
+            };
+            let template = first.template.clone();
+            if messages.len() > 1 {
+                let more = uses.len().saturating_sub(1);
+                d.message = format!(
+                    "{} (and {more} more {} of template `{template}`)",
+                    d.message,
+                    if more == 1 { "use" } else { "uses" }
+                );
+            }
+            let places: Vec<String> = uses
+                .iter()
+                .map(|u| format!("`{}` at {}", u.user, self.at(u.span)))
+                .collect();
+            let applied = format!("in template `{template}`, applied to {}", and_list(&places));
+            d.help = Some(match d.help.take() {
+                Some(help) => format!("{help} ({applied})"),
+                None => applied,
+            });
+            for u in &uses {
+                d = d.with_related(u.span, format!("applied to `{}`", u.user));
+            }
+            self.diagnostics.push(d);
         }
     }
 
@@ -745,6 +886,12 @@ impl<'a> Resolver<'a> {
             .map(|(name, (_, span))| (name.clone(), *span))
             .collect();
         unused.sort();
+        if let Some(file) = self.hides_uses() {
+            // A `use:` of the file with errors may be what uses them.
+            let spans = unused.into_iter().map(|(_, span)| span);
+            self.unchecked_unused.entry(file).or_default().extend(spans);
+            return;
+        }
         for (name, span) in unused {
             self.diagnostics.push(
                 Diagnostic::warning(
@@ -821,9 +968,9 @@ impl<'a> Resolver<'a> {
                         first.span,
                         "HTTP rules need ports".to_string(),
                     )
-                    .with_label("no `on:` in this statement")
+                    .with_label("no `port:` in this statement")
                     .with_help(
-                        "Cilium applies HTTP rules to TCP ports; add `on: http` or a port number",
+                        "Cilium applies HTTP rules to TCP ports; add `port: http` or a port number",
                     ),
                 );
             }
@@ -925,6 +1072,10 @@ impl<'a> Resolver<'a> {
                 }
                 if let Some(members) = self.groups.get(&key) {
                     return Some(members.iter().map(|&id| End::Service(id)).collect());
+                }
+                if let Some(file) = self.hides_name(&ns, name) {
+                    self.not_checked(file, peer.span);
+                    return None;
                 }
                 let d = self.unknown_service(&ns, name, peer.span, true);
                 self.diagnostics.push(d);
@@ -1234,6 +1385,10 @@ impl<'a> Resolver<'a> {
                         None if quiet => return None,
                         None => {
                             ok = false;
+                            if let Some(file) = service.and_then(|s| self.hides_ports(s)) {
+                                self.not_checked(file, port.span);
+                                continue;
+                            }
                             let d = match service {
                                 Some(s) => {
                                     let names: Vec<&str> = s.ports.keys().map(String::as_str).collect();
@@ -1670,6 +1825,136 @@ impl<'a> Resolver<'a> {
                 | Target::Entity(Entity::Host | Entity::RemoteNode | Entity::KubeApiserver),
             ) => true,
             _ => false,
+        }
+    }
+
+    /// The file whose errors may hide a service or group `name` of namespace `ns`.
+    fn hides_name(&self, ns: &str, name: &str) -> Option<String> {
+        for file in self.files {
+            if let Body::Namespace(p) = &file.body
+                && p.namespace.value == ns
+                && file.incomplete.may_lack(name)
+            {
+                return Some(self.file_name(file));
+            }
+        }
+        self.unread
+            .iter()
+            .find(|u| match &u.namespace {
+                Some(declared) => declared == ns,
+                None => !self.namespaces.contains_key(ns),
+            })
+            .map(|u| u.file.clone())
+    }
+
+    /// The file whose errors may hide a template `name`.
+    fn hides_template(&self, name: &str) -> Option<String> {
+        if let Some(file) = self.files.iter().find(|f| f.incomplete.may_lack(name)) {
+            return Some(self.file_name(file));
+        }
+        self.unread
+            .iter()
+            .find(|u| u.may_define_template(name))
+            .map(|u| u.file.clone())
+    }
+
+    /// The file whose errors may hide port names of `service`.
+    fn hides_ports(&self, service: &ServiceDef) -> Option<String> {
+        self.files
+            .iter()
+            .find(|f| {
+                f.source == service.origin.source && f.incomplete.services.contains(&service.name)
+            })
+            .map(|f| self.file_name(f))
+    }
+
+    /// The file whose errors may hide a `use:` of a template.
+    fn hides_uses(&self) -> Option<String> {
+        if let Some(file) = self
+            .files
+            .iter()
+            .find(|f| f.incomplete.any_name || !f.incomplete.services.is_empty())
+        {
+            return Some(self.file_name(file));
+        }
+        self.unread.first().map(|u| u.file.clone())
+    }
+
+    fn file_name(&self, file: &ProfileFile) -> String {
+        self.sources
+            .get(file.source)
+            .map_or_else(String::new, |f| f.name.clone())
+    }
+
+    fn not_checked(&mut self, file: String, span: Span) {
+        self.unchecked.entry(file).or_default().push(span);
+    }
+
+    /// One note per file with errors: what of the other files was not checked because of it.
+    fn note_unchecked(&mut self) {
+        let mut files: BTreeSet<&String> = self.unchecked.keys().collect();
+        files.extend(self.unchecked_unused.keys());
+        let mut notes = Vec::new();
+        for file in files {
+            let mut spans = self.unchecked.get(file).cloned().unwrap_or_default();
+            spans.sort();
+            spans.dedup();
+            let unused = self.unchecked_unused.get(file).map_or(0, Vec::len);
+            let also = match unused {
+                0 => String::new(),
+                1 => "; a template that may be unused was not reported either".to_string(),
+                n => format!("; {n} templates that may be unused were not reported either"),
+            };
+            let note = match spans.split_first() {
+                Some((first, rest)) => {
+                    let n = spans.len();
+                    let mut places: Vec<String> = rest.iter().map(|s| self.at(*s)).collect();
+                    places.dedup();
+                    let mut help = format!("fix `{file}` and check again{also}");
+                    if !places.is_empty() {
+                        let more = places.len().saturating_sub(5);
+                        places.truncate(5);
+                        help.push_str(&format!("; also not checked: {}", places.join(", ")));
+                        if more > 0 {
+                            help.push_str(&format!(" and {more} more"));
+                        }
+                    }
+                    let mut d = Diagnostic::note(
+                        "not-checked",
+                        *first,
+                        format!(
+                            "{n} {} to `{file}` {} not checked: that file has errors",
+                            if n == 1 { "reference" } else { "references" },
+                            if n == 1 { "was" } else { "were" },
+                        ),
+                    )
+                    .with_label("not checked")
+                    .with_help(help);
+                    for span in rest {
+                        d = d.with_related(*span, "not checked");
+                    }
+                    d
+                }
+                None => {
+                    let Some(first) = self.unchecked_unused.get(file).and_then(|s| s.iter().min())
+                    else {
+                        continue;
+                    };
+                    Diagnostic::note(
+                        "not-checked",
+                        *first,
+                        format!("unused templates were not reported: `{file}` has errors"),
+                    )
+                    .with_label("not checked")
+                    .with_help(format!(
+                        "a `use:` of `{file}` may apply them; fix that file and check again"
+                    ))
+                }
+            };
+            notes.push(note);
+        }
+        for note in notes {
+            self.diagnostics.push(note);
         }
     }
 

@@ -24,6 +24,33 @@ pub struct ProfileFile {
     pub templates: Vec<Template>,
     /// Other files to load, relative to this one.
     pub includes: Vec<Loc<String>>,
+    /// What the file's errors may have hidden (empty when it decoded cleanly).
+    pub incomplete: Incomplete,
+}
+
+/// What a file with errors may be missing: names other statements look for in it. Their
+/// absence is the first error's consequence, not a mistake of its own, so the resolver reports
+/// it in one note instead of one error per reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Incomplete {
+    /// Services, groups or templates may be missing whatever their name (an unknown or
+    /// duplicate key at the top of the file, `services:` that is not a map, ...).
+    pub any_name: bool,
+    /// Services, groups and templates whose definition could not be read.
+    pub names: Vec<String>,
+    /// Services whose `ports:` or `use:` (or an unknown key beside them) had errors.
+    pub services: Vec<String>,
+}
+
+impl Incomplete {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether a service, group or template of this name may be missing.
+    pub fn may_lack(&self, name: &str) -> bool {
+        self.any_name || self.names.iter().any(|n| n == name)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -259,7 +286,16 @@ const SERVICE_KEYS: &[&str] = &[
     "dns",
     "description",
 ];
-const STATEMENT_KEYS: &[&str] = &["from", "to", "on", "http", "description"];
+/// `port` and `on` are one key: `on` is the first spelling, which YAML 1.1 readers (PyYAML,
+/// yamllint, many pre-commit hooks) read as the boolean `true`.
+const STATEMENT_KEYS: &[&str] = &["from", "to", "port", "on", "http", "description"];
+
+/// The plain scalars YAML 1.1 reads as booleans, besides `true` and `false` (which YAML 1.2
+/// reads as booleans too): netpol reads them as strings, other tools do not.
+const YAML11_BOOLEANS: &[&str] = &[
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+    "OFF",
+];
 const TEMPLATE_KEYS: &[&str] = &["description", "allow", "deny"];
 const HTTP_KEYS: &[&str] = &["method", "path", "host", "headers"];
 const PEER_KEYS: &[&str] = &[
@@ -288,12 +324,36 @@ const BASELINE_SELECT_KEYS: &[&str] = &["namespace", "namespaces", "select"];
 /// Decode one parsed file. Problems go to `diagnostics`; what could be read is returned, so
 /// that later stages can still report their own findings about the rest of the file.
 pub fn decode(source: SourceId, doc: &Node, diagnostics: &mut Diagnostics) -> Option<ProfileFile> {
-    let mut d = Decoder { diagnostics };
+    let mut d = Decoder {
+        diagnostics,
+        text: None,
+        incomplete: Incomplete::default(),
+    };
+    d.file(source, doc)
+}
+
+/// [`decode`], with the file's text: names that YAML 1.1 tools would read as booleans
+/// (`no`, `on`, `y`, written without quotes) are reported too.
+pub fn decode_text(
+    source: SourceId,
+    text: &str,
+    doc: &Node,
+    diagnostics: &mut Diagnostics,
+) -> Option<ProfileFile> {
+    let mut d = Decoder {
+        diagnostics,
+        text: Some(text),
+        incomplete: Incomplete::default(),
+    };
     d.file(source, doc)
 }
 
 struct Decoder<'d> {
     diagnostics: &'d mut Diagnostics,
+    /// The file's text, to tell `no` from `"no"`.
+    text: Option<&'d str>,
+    /// Names the errors found so far may hide.
+    incomplete: Incomplete,
 }
 
 impl Decoder<'_> {
@@ -334,7 +394,10 @@ impl Decoder<'_> {
             );
             return None;
         }
+        let errors = self.diagnostics.error_count();
         let fields = Fields::read(doc, "a profile", FILE_KEYS, self.diagnostics)?;
+        // A misspelt `services:` (or a duplicate one) hides every name under it.
+        self.incomplete.any_name |= self.diagnostics.error_count() > errors;
         let templates = fields
             .get("templates")
             .map(|n| self.templates(n))
@@ -422,6 +485,7 @@ impl Decoder<'_> {
             body,
             templates,
             includes,
+            incomplete: std::mem::take(&mut self.incomplete),
         })
     }
 
@@ -477,6 +541,7 @@ impl Decoder<'_> {
                     &format!("{what} (a map of name: definition)"),
                     "write one entry per line, e.g. `sonarr: {ports: {http: 8989}}`",
                 );
+                self.incomplete.any_name = true;
                 return Vec::new();
             }
         };
@@ -484,6 +549,9 @@ impl Decoder<'_> {
         let mut seen: Vec<(String, Span)> = Vec::new();
         for (key, value) in entries {
             let Some(name) = self.dns_label(key, "name") else {
+                if let Some(text) = key.scalar_text() {
+                    self.incomplete.names.push(text.to_ascii_lowercase());
+                }
                 continue;
             };
             if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name.value) {
@@ -500,8 +568,10 @@ impl Decoder<'_> {
                 continue;
             }
             seen.push((name.value.clone(), key.span));
-            if let Some(v) = item(self, name, value) {
-                out.push(v);
+            let text = name.value.clone();
+            match item(self, name, value) {
+                Some(v) => out.push(v),
+                None => self.incomplete.names.push(text),
             }
         }
         out
@@ -521,20 +591,28 @@ impl Decoder<'_> {
                 ),
             );
         }
+        let errors = self.diagnostics.error_count();
         let fields = Fields::read(node, "a service", SERVICE_KEYS, self.diagnostics)?;
+        let key_errors = self.diagnostics.error_count() - errors;
         let select = fields.get("select").and_then(|n| self.labels(n));
+        let errors = self.diagnostics.error_count();
         let ports = fields
             .get("ports")
             .map(|n| self.named_ports(n))
             .unwrap_or_default();
+        let uses = fields
+            .get("use")
+            .map(|n| self.names(n, "a list of template names"))
+            .unwrap_or_default();
+        if key_errors > 0 || self.diagnostics.error_count() > errors {
+            // Its port names and templates may be missing (`prots:`, `use: {..}`).
+            self.incomplete.services.push(name.value.clone());
+        }
         Some(Service {
             name,
             select,
             ports,
-            uses: fields
-                .get("use")
-                .map(|n| self.names(n, "a list of template names"))
-                .unwrap_or_default(),
+            uses,
             allow: fields
                 .get("allow")
                 .map(|n| self.statements(n))
@@ -563,6 +641,7 @@ impl Decoder<'_> {
         };
         let mut out: Vec<NamedPort> = Vec::new();
         for (key, value) in entries {
+            self.yaml11_boolean(key);
             let Some(name_text) = key.scalar_text() else {
                 self.wrong_type(
                     key,
@@ -666,7 +745,19 @@ impl Decoder<'_> {
             }) => Some(Loc::new(v, span)),
             None => None,
         };
-        let on = fields.get("on").map(|n| self.port_refs(n));
+        if let (Some(port), Some(on)) = (fields.key_span("port"), fields.key_span("on")) {
+            let (first, second) = if port < on { (port, on) } else { (on, port) };
+            self.diagnostics.push(
+                Diagnostic::error("duplicate-key", second, "`port` and `on` are the same key")
+                    .with_label("second spelling")
+                    .with_related(first, "first spelling")
+                    .with_help("`on` is the first spelling of `port`; keep one of them (`port` reads the same in every YAML reader)"),
+            );
+        }
+        let on = fields
+            .get("port")
+            .or_else(|| fields.get("on"))
+            .map(|n| self.port_refs(n));
         let http = fields
             .get("http")
             .map(|n| self.http_rules(n))
@@ -682,10 +773,13 @@ impl Decoder<'_> {
     }
 
     fn port_refs(&mut self, node: &Node) -> Vec<Loc<PortRef>> {
+        for item in one_or_many(node) {
+            self.yaml11_boolean(item);
+        }
         self.ports_of(
             node,
             "a port such as `443`, `53/udp` or `http`",
-            "`on:` takes one port or a list of ports",
+            "`port:` takes one port or a list of ports",
             port::parse_ref,
         )
     }
@@ -795,6 +889,7 @@ impl Decoder<'_> {
     }
 
     fn peer(&mut self, node: &Node) -> Option<Loc<Peer>> {
+        self.yaml11_boolean(node);
         match &node.value {
             Value::Str(text) => self
                 .peer_text(text, node.span)
@@ -1335,6 +1430,8 @@ impl Decoder<'_> {
         };
         let mut out: Labels = Vec::new();
         for (key, value) in entries {
+            self.yaml11_boolean(key);
+            self.yaml11_boolean(value);
             let Some(k) = key.scalar_text() else {
                 self.wrong_type(
                     key,
@@ -1437,6 +1534,18 @@ impl Decoder<'_> {
     fn boolean(&mut self, node: &Node) -> Option<Loc<bool>> {
         match node.value {
             Value::Bool(b) => Some(Loc::new(b, node.span)),
+            Value::Str(ref s) if YAML11_BOOLEANS.contains(&s.as_str()) => {
+                let truth = if matches!(s.to_ascii_lowercase().as_str(), "y" | "yes" | "on") {
+                    "true"
+                } else {
+                    "false"
+                };
+                let help = format!(
+                    "`{s}` is a boolean only in YAML 1.1; netpol reads YAML 1.2, where it is a string: write `{truth}`"
+                );
+                self.wrong_type(node, "`true` or `false`", &help);
+                None
+            }
             _ => {
                 self.wrong_type(node, "`true` or `false`", "write `true` or `false`");
                 None
@@ -1497,7 +1606,36 @@ impl Decoder<'_> {
             .collect()
     }
 
+    /// A warning for a plain `no`, `on`, `y`, ... that netpol reads as a string and YAML 1.1
+    /// readers as a boolean.
+    fn yaml11_boolean(&mut self, node: &Node) {
+        let Value::Str(value) = &node.value else {
+            return;
+        };
+        let written = self.text.and_then(|t| t.get(node.span.range()));
+        if written != Some(value.as_str()) || !YAML11_BOOLEANS.contains(&written.unwrap_or("")) {
+            return;
+        }
+        let truth = if matches!(value.to_ascii_lowercase().as_str(), "y" | "yes" | "on") {
+            "true"
+        } else {
+            "false"
+        };
+        self.diagnostics.push(
+            Diagnostic::warning(
+                "yaml11-boolean",
+                node.span,
+                format!("`{value}` is a boolean in YAML 1.1"),
+            )
+            .with_label("quote it")
+            .with_help(format!(
+                "netpol reads the string `{value}`, but PyYAML, yamllint and other YAML 1.1 readers read `{truth}`; write `\"{value}\"`"
+            )),
+        );
+    }
+
     fn dns_label(&mut self, node: &Node, what: &str) -> Option<Loc<String>> {
+        self.yaml11_boolean(node);
         let Some(text) = node.scalar_text() else {
             self.wrong_type(
                 node,
