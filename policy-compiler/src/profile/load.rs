@@ -92,7 +92,9 @@ pub fn load(fs: &dyn Files, paths: &[PathBuf]) -> Loaded {
                 continue;
             }
         };
-        if let Some(file) = syntax::decode(source, &doc, &mut loaded.diagnostics) {
+        if let Some(mut file) = syntax::decode(source, &doc, &mut loaded.diagnostics) {
+            // The paths given are queued first, so a file reached both ways counts as given.
+            file.included = included_by.is_some();
             let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
             for include in &file.includes {
                 queue.push((base.join(&include.value), Some(include.clone())));

@@ -24,6 +24,9 @@ pub struct ProfileFile {
     pub templates: Vec<Template>,
     /// Other files to load, relative to this one.
     pub includes: Vec<Loc<String>>,
+    /// Reached only through another file's `include:` (a catalog file outside the paths given):
+    /// its unused templates are not reported, a library is a menu.
+    pub included: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -384,6 +387,7 @@ impl Decoder<'_> {
             body,
             templates,
             includes,
+            included: false,
         })
     }
 
