@@ -441,6 +441,71 @@ removed,media/sonarr[Profile],databases/postgres[Profile],TCP 5432,No Connection
 }
 
 #[test]
+fn diff_between_two_commits_follows_includes_outside_the_paths() {
+    // The profiles include a catalog file outside `profiles/`: each revision reads its own.
+    let repo = repository();
+    let root = repo.path();
+    std::fs::create_dir(root.join("catalog")).unwrap();
+    let catalog = |port: u16| {
+        format!(
+            "templates:\n  pg-client:\n    allow:\n      - to: databases/postgres\n        on: {port}\n"
+        )
+    };
+    std::fs::write(root.join("catalog/pg.yaml"), catalog(5432)).unwrap();
+    std::fs::write(
+        root.join("profiles/media.yaml"),
+        "namespace: media\ninclude: [../catalog/pg.yaml]\nservices:\n  sonarr:\n    use: [pg-client]\n",
+    )
+    .unwrap();
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "catalog"]);
+    std::fs::write(root.join("catalog/pg.yaml"), catalog(6432)).unwrap();
+    git(root, &["commit", "-q", "-am", "pgbouncer"]);
+    let out = netpol(
+        root,
+        &[
+            "diff", "profiles", "--base", "HEAD~1", "--head", "HEAD", "--format", "csv",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "diff-type,source,destination,ref1,ref2,workloads-diff-info
+changed,media/sonarr[Profile],databases/postgres[Profile],TCP 5432,TCP 6432,
+"
+    );
+    // From inside `profiles/`, and with an include that leaves the repository: an error.
+    let out = netpol(&root.join("profiles"), &["diff", ".", "--base", "HEAD~1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        root.join("profiles/media.yaml"),
+        "namespace: media\ninclude: [../../outside.yaml]\nservices:\n  sonarr: {}\n",
+    )
+    .unwrap();
+    git(root, &["commit", "-q", "-am", "outside"]);
+    let out = netpol(
+        root,
+        &["diff", "profiles", "--base", "HEAD", "--head", "HEAD"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot read `profiles/../../outside.yaml`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn diff_reads_a_base_that_predates_the_profiles() {
     let repo = repository();
     let root = repo.path();

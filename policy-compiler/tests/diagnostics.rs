@@ -716,6 +716,35 @@ fn warnings_do_not_stop_compilation() {
 }
 
 #[test]
+fn unused_templates_of_an_included_library_are_not_reported() {
+    // `catalog/` is outside the paths given: a menu of templates, included for the few a
+    // profile uses. A library among the paths given (`p/local.yaml`) is still checked.
+    let c = compile(&[
+        (
+            "p/a.yaml",
+            "namespace: a\ninclude: [../catalog/lib.yaml, local.yaml]\nservices:\n  x:\n    use: [lib-used]\n",
+        ),
+        (
+            "p/local.yaml",
+            "templates:\n  local-unused:\n    allow: []\n",
+        ),
+        (
+            "catalog/lib.yaml",
+            "templates:\n  lib-used:\n    allow:\n      - to: kube-apiserver\n        on: 6443\n  lib-unused:\n    allow: []\n",
+        ),
+    ]);
+    let unused: Vec<&str> = c
+        .diagnostics
+        .sorted()
+        .into_iter()
+        .filter(|d| d.code == "unused-template")
+        .map(|d| underlined(&c, d))
+        .collect();
+    assert_eq!(unused, ["local-unused"]);
+    assert!(c.objects.is_some(), "{:?}", c.diagnostics);
+}
+
+#[test]
 fn rendered_report_shows_file_line_snippet_and_hint() {
     let c = compile(&[(
         "p/media.yaml",

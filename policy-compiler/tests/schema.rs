@@ -117,31 +117,42 @@ fn every_property_is_described() {
 fn every_profile_validates() {
     let validator = validator();
     let dir = profiles_dir();
-    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))
-        .expect("cannot read the profiles directory")
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    files.sort();
+    let yaml_in = |dir: &Path| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))
+            .expect("cannot read the directory")
+            .map(|entry| entry.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|ext| ext == "yaml"))
+            .collect();
+        files.sort();
+        files
+    };
+    let files = yaml_in(&dir);
     assert!(
         files.len() >= 3,
         "expected the homelab profiles in {}, found {}",
         dir.display(),
         files.len()
     );
+    // The app catalog's template libraries point at the same schema from `catalog/`.
+    let catalog = yaml_in(&dir.join("../catalog"));
+    assert!(
+        !catalog.is_empty(),
+        "expected the app catalog next to the profiles"
+    );
 
     let mut report = String::new();
     let mut kinds = Vec::new();
-    for path in &files {
+    for (path, schema) in files.iter().map(|p| (p, ".schema/profile.json")).chain(
+        catalog
+            .iter()
+            .map(|p| (p, "../profiles/.schema/profile.json")),
+    ) {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let text = fs::read_to_string(path).unwrap();
-        if !text.starts_with("# yaml-language-server: $schema=.schema/profile.json\n") {
-            writeln!(
-                report,
-                "{name}: first line must be `# yaml-language-server: $schema=.schema/profile.json`"
-            )
-            .unwrap();
+        let first = format!("# yaml-language-server: $schema={schema}\n");
+        if !text.starts_with(&first) {
+            writeln!(report, "{name}: first line must be `{}`", first.trim_end()).unwrap();
         }
         let doc = match parse_yaml(&text) {
             Ok(doc) => doc,
@@ -168,7 +179,7 @@ fn every_profile_validates() {
         });
     }
     assert!(report.is_empty(), "profiles violate the schema:\n{report}");
-    // The three shapes of file are all exercised by the real profiles.
+    // The three shapes of file are all exercised by the real profiles and the catalog.
     for kind in ["namespace", "cluster", "library"] {
         assert!(kinds.contains(&kind), "no {kind} file among the profiles");
     }

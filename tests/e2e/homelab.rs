@@ -14,16 +14,19 @@ use netpol_compiler::document::files::Memory;
 use netpol_compiler::objects::cilium::{EgressRule, Entity, IngressRule, PolicyObject, Rule};
 use netpol_compiler::profile::{compile_paths, emit};
 
-/// The profiles, read into memory under their repository-relative names, so that the
-/// provenance annotations are the same on every machine.
+/// The profiles and the app catalog they include (`../catalog/*.yaml`), read into memory under
+/// their repository-relative names, so that the provenance annotations are the same on every
+/// machine.
 fn profiles() -> Memory {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(root.join("profiles")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            let name = PathBuf::from("profiles").join(path.file_name().unwrap());
-            files.push((name, std::fs::read_to_string(&path).unwrap()));
+    for dir in ["profiles", "catalog"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let name = PathBuf::from(dir).join(path.file_name().unwrap());
+                files.push((name, std::fs::read_to_string(&path).unwrap()));
+            }
         }
     }
     assert!(

@@ -31,16 +31,19 @@ use netpol_compiler::objects::port::{IcmpFamily, L4, Protocol};
 use netpol_compiler::profile::model::{Direction, Model, Subject, Target};
 use netpol_compiler::profile::{compile_paths, emit};
 
+/// The profiles and the app catalog they include (`../catalog/*.yaml`).
 fn profiles() -> Memory {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
-    for e in std::fs::read_dir(root.join("profiles")).unwrap() {
-        let path = e.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            files.push((
-                PathBuf::from("profiles").join(path.file_name().unwrap()),
-                std::fs::read_to_string(&path).unwrap(),
-            ));
+    for dir in ["profiles", "catalog"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                files.push((
+                    PathBuf::from(dir).join(path.file_name().unwrap()),
+                    std::fs::read_to_string(&path).unwrap(),
+                ));
+            }
         }
     }
     Memory::new(files)

@@ -7,7 +7,7 @@ use clap::ValueEnum;
 
 use super::revision::{self, Cluster, Revision};
 use super::{Output, Status};
-use crate::document::files::{self, Files, Memory, POLICY_EXTENSIONS, Rooted};
+use crate::document::files::{self, Files, GitTree, POLICY_EXTENSIONS, Rooted};
 use crate::flow::universe::Mentions;
 use crate::report::connectivity;
 use crate::report::diff::{self, Diff, Side};
@@ -65,7 +65,7 @@ enum Tree {
     /// The working tree.
     Work,
     Dir(Rooted),
-    Git(Memory),
+    Git(GitTree),
 }
 
 impl Tree {

@@ -137,9 +137,14 @@ impl Files for Memory {
     }
 
     fn read(&self, path: &Path) -> std::io::Result<String> {
-        self.files.get(path).cloned().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory")
-        })
+        // `profiles/../catalog/x.yaml` (an include outside the profile tree) is `catalog/x.yaml`.
+        self.files
+            .get(path)
+            .or_else(|| self.files.get(&normalize(path)))
+            .cloned()
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory")
+            })
     }
 
     fn key(&self, path: &Path) -> PathBuf {
@@ -200,25 +205,85 @@ impl Files for Rooted {
     }
 }
 
+/// The files of a git revision: those under the paths given, read at once by [`git_tree`], and
+/// any other file of the revision on demand — a profile's `include:` may name a file outside the
+/// paths given (`../catalog/traefik.yaml`).
+#[derive(Debug, Clone)]
+pub struct GitTree {
+    pub listed: Memory,
+    rev: String,
+    /// The current directory relative to the repository's root (`git rev-parse --show-prefix`).
+    prefix: String,
+}
+
+impl GitTree {
+    /// A file outside the listed paths, read with `git cat-file`.
+    fn read_unlisted(&self, path: &Path) -> std::io::Result<String> {
+        let not_found =
+            || std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        // Relative to the repository's root, lexically; a path leaving the repository is absent.
+        let mut inside: Vec<String> = Vec::new();
+        for c in Path::new(&self.prefix).join(path).components() {
+            match c {
+                std::path::Component::Normal(part) => {
+                    inside.push(part.to_string_lossy().into_owned());
+                }
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    inside.pop().ok_or_else(not_found)?;
+                }
+                std::path::Component::RootDir | std::path::Component::Prefix(_) => {
+                    return Err(not_found());
+                }
+            }
+        }
+        let object = format!("{}:{}", self.rev, inside.join("/"));
+        let blob = git(&["cat-file", "blob", &object]).map_err(|_| not_found())?;
+        String::from_utf8(blob).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the file is not UTF-8 text",
+            )
+        })
+    }
+}
+
+impl Files for GitTree {
+    fn expand(&self, path: &Path, extensions: &[&str]) -> std::io::Result<Vec<PathBuf>> {
+        self.listed.expand(path, extensions)
+    }
+
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        self.listed.read(path).or_else(|_| self.read_unlisted(path))
+    }
+
+    fn key(&self, path: &Path) -> PathBuf {
+        self.listed.key(path)
+    }
+}
+
+/// Run `git` in the current directory: its stdout, or its stderr as the error.
+fn git(args: &[&str]) -> Result<Vec<u8>, String> {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run `git`: {}", io_reason(&e)))?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
 /// The files under `paths` (relative to the current directory) at the git revision `rev` of
 /// the repository the current directory is in, with one of `extensions`, read with the `git`
-/// command; keyed by their path relative to the current directory. `Err` says why not.
-pub fn git_tree(rev: &str, paths: &[PathBuf], extensions: &[&str]) -> Result<Memory, String> {
+/// command; keyed by their path relative to the current directory. Other files of the revision
+/// are read when asked for. `Err` says why not.
+pub fn git_tree(rev: &str, paths: &[PathBuf], extensions: &[&str]) -> Result<GitTree, String> {
     use std::io::{Read as _, Write as _};
     use std::process::{Command, Stdio};
-    let git = |args: &[&str]| -> Result<Vec<u8>, String> {
-        let out = Command::new("git")
-            .args(args)
-            .output()
-            .map_err(|e| format!("cannot run `git`: {}", io_reason(&e)))?;
-        if out.status.success() {
-            Ok(out.stdout)
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-        }
-    };
     let commit = format!("{rev}^{{commit}}");
-    git(&["rev-parse", "--verify", "--quiet", &commit]).map_err(|e| {
+    let id = git(&["rev-parse", "--verify", "--quiet", &commit]).map_err(|e| {
         if e.contains("not a git repository") {
             "not inside a git repository".to_owned()
         } else {
@@ -294,5 +359,9 @@ pub fn git_tree(rev: &str, paths: &[PathBuf], extensions: &[&str]) -> Result<Mem
         files.insert(path, String::from_utf8_lossy(body).into_owned());
         rest = rest.get(eol + 2 + size..).unwrap_or_default();
     }
-    Ok(Memory { files })
+    Ok(GitTree {
+        listed: Memory { files },
+        rev: String::from_utf8_lossy(&id).trim().to_owned(),
+        prefix,
+    })
 }

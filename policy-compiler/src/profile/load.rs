@@ -213,10 +213,13 @@ pub fn load(fs: &dyn Files, paths: &[PathBuf]) -> Loaded {
                 continue;
             }
         };
-        let Some(file) = syntax::decode_text(source, &text, &doc, &mut loaded.diagnostics) else {
+        let Some(mut file) = syntax::decode_text(source, &text, &doc, &mut loaded.diagnostics)
+        else {
             loaded.unread.push(Unread::of_document(shown, &doc));
             continue;
         };
+        // The paths given are queued first, so a file reached both ways counts as given.
+        file.included = included_by.is_some();
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for include in &file.includes {
             queue.push((base.join(&include.value), Some(include.clone())));

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::IpNet;
 
-use crate::diagnostic::source::{Loc, SourceMap, Span};
+use crate::diagnostic::source::{Loc, SourceId, SourceMap, Span};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::objects::cilium::Entity;
 use crate::objects::fqdn::FqdnSelector;
@@ -878,11 +878,20 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// Templates nobody uses, except those of files only included (catalog libraries: a user
+    /// includes a catalog file for the few templates they need).
     fn warn_unused_templates(&mut self) {
+        let libraries: BTreeSet<SourceId> = self
+            .files
+            .iter()
+            .filter(|f| f.included)
+            .map(|f| f.source)
+            .collect();
         let mut unused: Vec<(String, Span)> = self
             .templates
             .iter()
             .filter(|(name, _)| !self.used_templates.contains(*name))
+            .filter(|(_, (_, span))| !libraries.contains(&span.source))
             .map(|(name, (_, span))| (name.clone(), *span))
             .collect();
         unused.sort();

@@ -26,6 +26,9 @@ pub struct ProfileFile {
     pub includes: Vec<Loc<String>>,
     /// What the file's errors may have hidden (empty when it decoded cleanly).
     pub incomplete: Incomplete,
+    /// Reached only through another file's `include:` (a catalog file outside the paths given):
+    /// its unused templates are not reported, a library is a menu.
+    pub included: bool,
 }
 
 /// What a file with errors may be missing: names other statements look for in it. Their
@@ -486,6 +489,7 @@ impl Decoder<'_> {
             templates,
             includes,
             incomplete: std::mem::take(&mut self.incomplete),
+            included: false,
         })
     }
 
