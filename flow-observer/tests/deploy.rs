@@ -170,18 +170,21 @@ fn rbac_is_read_only() {
 fn observer_policy_is_the_compiled_profile() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
-    for e in std::fs::read_dir(root.join("profiles")).unwrap() {
-        let path = e.unwrap().path();
-        if path.extension().is_some_and(|x| x == "yaml") {
-            files.push((
-                PathBuf::from("profiles").join(path.file_name().unwrap()),
-                std::fs::read_to_string(&path).unwrap(),
-            ));
+    // The profiles and the catalog they include.
+    for dir in ["profiles", "catalog"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "yaml") {
+                files.push((
+                    PathBuf::from(dir).join(path.file_name().unwrap()),
+                    std::fs::read_to_string(&path).unwrap(),
+                ));
+            }
         }
     }
     let c =
         netpol_compiler::profile::compile_paths(&Memory::new(files), &[PathBuf::from("profiles")]);
-    assert!(!c.diagnostics.has_errors());
+    assert!(!c.diagnostics.has_errors(), "{:?}", c.diagnostics);
     let out = netpol_compiler::profile::emit::files(
         &c.objects.unwrap(),
         netpol_compiler::profile::emit::Format::Yaml,
