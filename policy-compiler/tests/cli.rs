@@ -1297,33 +1297,20 @@ fn arr_flows() -> String {
         + "\n"
 }
 
-const ARR_EXPECT: &str = "\
-# What the media namespace means to allow and to drop.
-- expect: allowed
-  from: media/*
-  to: databases/arr-postgres
-  on: postgresql
-  description: the arr apps keep their database
-- expect: dropped
-  from: world
-  to: media/*
-  description: only Traefik reaches the apps
-- expect: allowed
-  from: traefik/traefik
-  to: media/sonarr
-  on: http
-";
+/// The expectation file README.md shows (its `# expect.yaml` block).
+fn readme_expectations() -> String {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("```yaml\n# expect.yaml").unwrap() + "```yaml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    readme[start..end].to_owned()
+}
 
 #[test]
 fn verify_reads_profiles_and_expectations_name_their_services_and_ports() {
     let dir = arr_workspace();
     std::fs::write(dir.path().join("flows.jsonl"), arr_flows()).unwrap();
-    std::fs::write(
-        dir.path().join("profiles/traefik.yaml"),
-        "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: media/sonarr\n        on: http\n",
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("expect.yaml"), ARR_EXPECT).unwrap();
+    let expect = readme_expectations();
+    std::fs::write(dir.path().join("expect.yaml"), &expect).unwrap();
     let run = |format: &str| {
         netpol(
             dir.path(),
@@ -1342,16 +1329,16 @@ fn verify_reads_profiles_and_expectations_name_their_services_and_ports() {
     };
     let out = run("text");
     let stderr = text(&out.stderr);
-    // radarr -> postgres breaks the first expectation; sonarr -> evil.example.com is a drop
-    // nobody expects; world -> sonarr is an expected drop.
+    // README's expectations: radarr -> postgres breaks the first; sonarr -> evil.example.com
+    // is a drop nobody expects; world -> sonarr is an expected drop.
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("read 5 CiliumNetworkPolicy from the profiles"),
+        stderr.contains("read 4 CiliumNetworkPolicy from the profiles"),
         "{stderr}"
     );
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("5 flows against 5 policies: 3 would be dropped (1 expected, 2 unexpected), 2 allowed; 1 of 3 expectations violated\n"),
+        stdout.starts_with("5 flows against 4 policies: 3 would be dropped (1 expected, 2 unexpected), 2 allowed; 1 of 3 expectations violated\n"),
         "{stdout}"
     );
     insta::assert_snapshot!("verify_expect_text", stdout);
@@ -1361,7 +1348,7 @@ fn verify_reads_profiles_and_expectations_name_their_services_and_ports() {
     // A port name the destination does not have: bad input, at its place.
     std::fs::write(
         dir.path().join("expect.yaml"),
-        ARR_EXPECT.replace("on: postgresql", "on: postgres"),
+        expect.replace("on: postgresql ", "on: postgres "),
     )
     .unwrap();
     let out = run("text");

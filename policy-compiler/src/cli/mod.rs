@@ -61,17 +61,20 @@ enum Command {
     /// Judge recorded flows against policies, as Cilium would: which would be dropped, and why.
     ///
     /// Policies: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and NetworkPolicy objects
-    /// in YAML or JSON files (directories are searched recursively); the workload manifests
-    /// among them (Deployments, Services, …) describe the cluster, other kinds are skipped.
-    /// Flows: netpol flow JSONL or Hubble exports (`hubble observe -o jsonpb`), auto-detected.
-    /// Exit 0 if nothing would be dropped, 1 if something would (or a policy is invalid and
-    /// ignored, as Cilium ignores it), 2 on bad input.
+    /// in YAML or JSON files (directories are searched recursively), and profiles (compiled);
+    /// the workload manifests among them (Deployments, Services, …) describe the cluster,
+    /// other kinds are skipped. Flows: netpol flow JSONL or Hubble exports (`hubble observe -o
+    /// jsonpb`), auto-detected. Exit 0 if nothing would be dropped, 1 if something would (with
+    /// `--expect`: a drop no entry expects, or an expectation the flows contradict; or a
+    /// policy is invalid and ignored, as Cilium ignores it), 2 on bad input.
     Verify(verify::Args),
     /// Explain how Cilium decides one flow, rule by rule.
     ///
-    /// REF is a pod (`ns/name`, needs --inventory), a label set (`ns:media,app=sonarr`, add
-    /// `sa:NAME` for the service account), an IP, a DNS name or an entity (`world`, `host`,
-    /// `remote-node`, `kube-apiserver`, …). Exit 0 if allowed, 1 if dropped, 2 on bad input.
+    /// REF is `ns/name` (a pod of the inventory, a profile's service, a workload of the
+    /// manifests), a label set (`ns:media,app=sonarr`, add `sa:NAME` for the service account),
+    /// an IP, a DNS name or an entity (`world`, `host`, `remote-node`, `kube-apiserver`, …).
+    /// `--port` may name a port of the destination (`postgresql`). Exit 0 if allowed, 1 if
+    /// dropped, 2 on bad input.
     Explain(explain::Args),
     /// List every connection the policies allow between workloads, and to and from the
     /// outside.

@@ -1104,6 +1104,10 @@ const OPEN_SECTIONS: usize = 3;
 /// Examples listed under a violated expectation.
 const EXAMPLES: usize = 5;
 
+/// Connections shown in a workload's section (those with the most flows); the others are
+/// counted, so that a comment reaches more workloads.
+const ROWS_PER_WORKLOAD: usize = 10;
+
 /// Where a drop is decided: the workload whose policy drops it, the direction, the peer at
 /// the other end, and the decision that drops it.
 fn drop_side(g: &Group) -> (&str, &'static str, &str, &str) {
@@ -1221,7 +1225,7 @@ pub fn render_markdown(report: &Report) -> String {
             section.push_str(
                 "| direction | peer | port | flows | decided by |\n|---|---|---|---|---|\n",
             );
-            for g in groups {
+            for g in groups.iter().take(ROWS_PER_WORKLOAD) {
                 let (_, direction, peer, why) = drop_side(g);
                 let _ = writeln!(
                     section,
@@ -1230,6 +1234,19 @@ pub fn render_markdown(report: &Report) -> String {
                     g.port,
                     g.count,
                     cell(why)
+                );
+            }
+            if let Some(rest) = groups.get(ROWS_PER_WORKLOAD..).filter(|r| !r.is_empty()) {
+                let _ = writeln!(
+                    section,
+                    "\n… and {} more {} ({}).",
+                    rest.len(),
+                    if rest.len() == 1 {
+                        "connection"
+                    } else {
+                        "connections"
+                    },
+                    count(rest.iter().map(|g| g.count).sum(), "flow")
                 );
             }
             section.push_str(comment::CLOSE_DETAILS);
@@ -1531,7 +1548,7 @@ mod tests {
     fn the_markdown_report_stays_under_githubs_limit_and_counts_what_it_leaves_out() {
         let mut groups = Vec::new();
         for w in 0..3000 {
-            for peer in 0..3 {
+            for peer in 0..12 {
                 groups.push(group(
                     &format!("media/Deployment/app-{w:05}"),
                     &format!("world (peer-{peer}.example.com)"),
@@ -1549,6 +1566,12 @@ mod tests {
             ));
         }
         let md = render_markdown(&report(groups));
+        // Ten connections a workload at most, the others counted.
+        assert!(
+            md.contains("\n… and 2 more connections (14 flows).\n"),
+            "{}",
+            &md[..3000]
+        );
         assert!(md.chars().count() <= COMMENT_LIMIT, "{}", md.len());
         assert!(md.len() <= COMMENT_LIMIT, "{}", md.len());
         let shown = md.matches("<summary><code>").count();
@@ -1556,7 +1579,7 @@ mod tests {
         let note = format!(
             "\n{} workloads with drops ({} connections), 2000 allowed connections are not shown: a comment holds at most 65536 characters. Run `netpol verify` locally for the whole report.\n",
             3000 - shown,
-            3 * (3000 - shown)
+            12 * (3000 - shown)
         );
         assert!(md.ends_with(&note), "{}", &md[md.len() - 400..]);
         // Every table row and folded section is whole.
@@ -1572,7 +1595,7 @@ mod tests {
         // Most dropped flows first: the workloads with 7 flows a connection (w % 7 == 6).
         assert!(
             md.contains(
-                "<details open><summary><code>media/Deployment/app-00006</code>: 21 flows dropped"
+                "<details open><summary><code>media/Deployment/app-00006</code>: 84 flows dropped"
             ),
             "{}",
             &md[..2000]

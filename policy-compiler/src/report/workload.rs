@@ -5,6 +5,7 @@
 //! `media/sonarr` ──> a pod of the inventory, by its name
 //!                ├─> a profile's service: its `select` labels in its namespace (a running
 //!                │   pod or a manifest's template with those labels, when there is one)
+//!                ├─> a running pod of the workload of that name (`Deployment/sonarr`)
 //!                └─> a workload of the cluster: running pods by owner, workload manifests
 //!                    (the universe of `connectivity`)
 //! `postgresql`   ──> the profile service's named ports first, then the pods' container ports
@@ -92,7 +93,7 @@ impl<'a> Workloads<'a> {
     }
 
     /// The workload `namespace/name`: a pod of the inventory, else a profile's service, else a
-    /// workload of the cluster. The error says what is known instead (one line, then a
+    /// running pod of the workload of that name, else a workload of the cluster. The error says what is known instead (one line, then a
     /// `help:` line).
     pub fn find(&self, namespace: &str, name: &str) -> Result<Workload, String> {
         if let Some(inv) = self.inventory
@@ -112,6 +113,22 @@ impl<'a> Workloads<'a> {
             .find(|d| d.namespace == namespace && d.name == name)
         {
             return Ok(self.service(d));
+        }
+        // A running pod of the workload (`Deployment/sonarr`, whatever owns its ReplicaSet).
+        if let Some(inv) = self.inventory
+            && let Some(pod) = inv.pods.iter().find(|p| {
+                p.namespace == namespace
+                    && p.workload.split_once('/').is_some_and(|(_, n)| n == name)
+            })
+        {
+            let kind = pod.workload.split_once('/').map_or("Pod", |(k, _)| k);
+            return Ok(Workload {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                kind: kind.to_owned(),
+                peer: inv.pod_peer(pod),
+                ports: pod.ports.to_vec(),
+            });
         }
         let node = self.universe.nodes.iter().find(|n| {
             matches!(&n.kind, NodeKind::Workload { namespace: ns, name: n, .. } if ns == namespace && n == name)
@@ -178,6 +195,9 @@ impl<'a> Workloads<'a> {
         if let Some(inv) = self.inventory {
             for p in &inv.pods {
                 names.insert((p.namespace.clone(), p.name.clone()));
+                if let Some((_, workload)) = p.workload.split_once('/') {
+                    names.insert((p.namespace.clone(), workload.to_owned()));
+                }
             }
         }
         for d in self.declared {
@@ -386,6 +406,49 @@ mod tests {
         assert_eq!(
             pg.port_named("postgres", None).unwrap_err(),
             "`databases/arr-postgres` has no port named `postgres`\n  help: did you mean `postgresql`? its ports: postgresql (5432/tcp), status (8000/tcp)"
+        );
+    }
+
+    #[test]
+    fn a_running_pod_stands_for_its_workload_and_its_profile_service() {
+        let inventory = Inventory::parse(
+            r#"{"kind":"List","items":[
+{"kind":"Pod","metadata":{"name":"sonarr-5d8f7c9b6-x2kq9","namespace":"media","labels":{"app.kubernetes.io/name":"sonarr","pod-template-hash":"5d8f7c9b6"},"ownerReferences":[{"kind":"ReplicaSet","name":"sonarr-5d8f7c9b6","controller":true}]},"spec":{"serviceAccountName":"sonarr","containers":[{"name":"sonarr","ports":[{"name":"http","containerPort":8989}]}]},"status":{"phase":"Running","podIP":"10.42.0.5"}},
+{"kind":"Pod","metadata":{"name":"arr-postgres-1","namespace":"databases","labels":{"cnpg.io/cluster":"arr-postgres"}},"spec":{"containers":[{"name":"postgres","ports":[{"name":"postgresql","containerPort":5432}]}]},"status":{"phase":"Running","podIP":"10.42.1.7"}}]}"#,
+            "default",
+        )
+        .unwrap();
+        let d = declared();
+        let w = Workloads::new(Some(&inventory), &d, "default");
+        let sonarr = w.find("media", "sonarr").unwrap();
+        assert_eq!(sonarr.kind, "Deployment");
+        assert_eq!(sonarr.peer.ip, Some("10.42.0.5".parse().unwrap()));
+        assert_eq!(sonarr.port_named("http", None).unwrap(), (Proto::Tcp, 8989));
+        assert!(
+            sonarr
+                .peer
+                .labels
+                .to_string()
+                .contains("k8s:io.cilium.k8s.policy.serviceaccount=sonarr")
+        );
+        // The profile's service is its running pod, with the profile's port names first.
+        let pg = w.find("databases", "arr-postgres").unwrap();
+        assert_eq!(pg.kind, "Profile");
+        assert_eq!(pg.peer.ip, Some("10.42.1.7".parse().unwrap()));
+        assert_eq!(pg.port_named("status", None).unwrap(), (Proto::Tcp, 8000));
+        assert_eq!(
+            pg.port_named("postgresql", None).unwrap(),
+            (Proto::Tcp, 5432)
+        );
+        // A pod by its own name.
+        assert_eq!(
+            w.find("media", "sonarr-5d8f7c9b6-x2kq9").unwrap().kind,
+            "Pod"
+        );
+        assert!(
+            w.find("media", "sonar")
+                .unwrap_err()
+                .contains("did you mean `media/sonarr`?")
         );
     }
 
