@@ -193,6 +193,76 @@ const CASES: &[Case] = &[
         underlined: "sonar",
     },
     Case {
+        name: "misspelt entity",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: wrold\n        port: 443\n",
+        )],
+        code: "unknown-service",
+        message: "unknown service or group `wrold` in namespace `media`",
+        help: "did you mean `world` (the Cilium entity)?",
+        underlined: "wrold",
+    },
+    Case {
+        name: "misspelt service of another namespace",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: media/sonar\n        port: 8989\n",
+            ),
+            ("p/b.yaml", "namespace: media\nservices:\n  sonarr: {}\n"),
+        ],
+        code: "unknown-service",
+        message: "unknown service or group `sonar` in namespace `media`",
+        help: "did you mean `media/sonarr`?",
+        underlined: "media/sonar",
+    },
+    Case {
+        name: "misspelt namespace",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: meda/sonarr\n        port: 8989\n",
+            ),
+            ("p/b.yaml", "namespace: media\nservices:\n  sonarr: {}\n"),
+        ],
+        code: "unknown-service",
+        message: "unknown service or group `sonarr` in namespace `meda`",
+        help: "did you mean `media/sonarr`?",
+        underlined: "meda/sonarr",
+    },
+    Case {
+        name: "misspelt namespace, unknown service",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: meda/plex\n        port: 8989\n",
+            ),
+            ("p/b.yaml", "namespace: media\nservices:\n  sonarr: {}\n"),
+        ],
+        code: "unknown-service",
+        message: "unknown service or group `plex` in namespace `meda`",
+        help: "no profile declares namespace `meda`; did you mean namespace `media`?",
+        underlined: "meda/plex",
+    },
+    Case {
+        name: "service of another namespace without its namespace",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: arr-postgres\n        port: 5432\n",
+            ),
+            (
+                "p/b.yaml",
+                "namespace: databases\nservices:\n  arr-postgres: {}\n",
+            ),
+        ],
+        code: "unknown-service",
+        message: "unknown service or group `arr-postgres` in namespace `media`",
+        help: "did you mean `databases/arr-postgres`?",
+        underlined: "arr-postgres",
+    },
+    Case {
         name: "service of an undeclared namespace",
         files: &[(
             "p/a.yaml",
@@ -622,6 +692,20 @@ const CASES: &[Case] = &[
 
 /// Warnings: valid input that is probably not what was meant.
 const WARNING_CASES: &[Case] = &[
+    Case {
+        name: "every pod of a namespace spelt like a declared one",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: meda/*\n        port: 8989\n",
+            ),
+            ("p/b.yaml", "namespace: media\nservices:\n  sonarr: {}\n"),
+        ],
+        code: "unknown-namespace",
+        message: "no profile declares namespace `meda`",
+        help: "did you mean `media`? (if `meda` is a namespace without a profile, acknowledge this warning)",
+        underlined: "meda/*",
+    },
     Case {
         name: "a name YAML 1.1 reads as a boolean",
         files: &[("p/a.yaml", "namespace: media\nservices:\n  no: {}\n")],

@@ -438,6 +438,7 @@ impl<'a> Resolver<'a> {
                             &member.value,
                             member.span,
                             false,
+                            false,
                         );
                         self.diagnostics.push(d);
                     }
@@ -918,11 +919,12 @@ impl<'a> Resolver<'a> {
                     self.not_checked(file, peer.span);
                     return None;
                 }
-                let d = self.unknown_service(&ns, name, peer.span, true);
+                let d = self.unknown_service(&ns, name, peer.span, true, namespace.is_some());
                 self.diagnostics.push(d);
                 None
             }
             Peer::Namespace { namespace, select } => {
+                self.warn_unknown_namespace(namespace, peer.span);
                 let managed: Vec<ServiceId> = self
                     .services
                     .iter()
@@ -962,34 +964,83 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn unknown_service(&self, ns: &str, name: &str, span: Span, groups_too: bool) -> Diagnostic {
-        let mut candidates: Vec<&str> = self
-            .by_name
-            .keys()
-            .filter(|(n, _)| n == ns)
-            .map(|(_, s)| s.as_str())
-            .collect();
-        if groups_too {
-            candidates.extend(
-                self.groups
-                    .keys()
-                    .filter(|(n, _)| n == ns)
-                    .map(|(_, g)| g.as_str()),
-            );
+    /// A namespace no profile declares, spelt like one that a profile does: probably a typo
+    /// (`meda/*`). Pods of namespaces without a profile are fine, so only a warning.
+    fn warn_unknown_namespace(&mut self, ns: &str, span: Span) {
+        if self.namespaces.contains_key(ns)
+            || self
+                .unread
+                .iter()
+                .any(|u| u.namespace.as_deref().is_none_or(|n| n == ns))
+        {
+            return;
         }
+        let namespaces: Vec<&str> = self.namespaces.keys().map(String::as_str).collect();
+        let Some(best) = crate::diagnostic::spelling::closest(ns, namespaces.iter().copied())
+        else {
+            return;
+        };
+        let d = Diagnostic::warning(
+            "unknown-namespace",
+            span,
+            format!("no profile declares namespace `{ns}`"),
+        )
+        .with_label("no profile")
+        .with_help(format!(
+            "did you mean `{best}`? (if `{ns}` is a namespace without a profile, acknowledge this warning)"
+        ));
+        self.diagnostics.push(d);
+    }
+
+    /// `written_ns`: the reference names its namespace (`media/sonar`), so suggestions do too.
+    fn unknown_service(
+        &self,
+        ns: &str,
+        name: &str,
+        span: Span,
+        groups_too: bool,
+        written_ns: bool,
+    ) -> Diagnostic {
         let what = if groups_too {
             "service or group"
         } else {
             "service"
         };
-        let help = if !self.namespaces.contains_key(ns) {
-            format!(
-                "no profile declares namespace `{ns}`; for pods without a profile write `{{namespace: {ns}, select: {{LABEL: VALUE}}}}`"
-            )
-        } else {
+        let help = if self.namespaces.contains_key(ns) {
+            let mut candidates = self.names_in(ns, groups_too);
+            if !written_ns && groups_too {
+                // `to: wrold` is a misspelt entity more often than a service.
+                candidates.extend(crate::profile::syntax::ENTITIES.iter().map(|(e, _)| *e));
+            }
             match crate::diagnostic::spelling::closest(name, candidates.iter().copied()) {
+                Some(best) if crate::profile::syntax::entity_named(best).is_some() => {
+                    format!("did you mean `{best}` (the Cilium entity)?")
+                }
+                Some(best) if written_ns => format!("did you mean `{ns}/{best}`?"),
                 Some(best) => format!("did you mean `{best}`?"),
-                None => format!("namespace `{ns}` declares no {what} `{name}`"),
+                None => match self.namespaces_declaring(name, groups_too).as_slice() {
+                    // `to: postgres` from media, where postgres is a service of databases.
+                    [other] if !written_ns && groups_too => {
+                        format!("did you mean `{other}/{name}`?")
+                    }
+                    _ => format!("namespace `{ns}` declares no {what} `{name}`"),
+                },
+            }
+        } else {
+            let namespaces: Vec<&str> = self.namespaces.keys().map(String::as_str).collect();
+            match crate::diagnostic::spelling::closest(ns, namespaces.iter().copied()) {
+                Some(best_ns) => {
+                    let candidates = self.names_in(best_ns, groups_too);
+                    match crate::diagnostic::spelling::closest(name, candidates.iter().copied()) {
+                        Some(best) => format!("did you mean `{best_ns}/{best}`?"),
+                        None => format!(
+                            "no profile declares namespace `{ns}`; did you mean namespace `{best_ns}`?"
+                        ),
+                    }
+                }
+                None => format!(
+                    "no profile declares namespace `{ns}`; for pods without a profile write `{{namespace: {ns}, select: {{LABEL: VALUE}}}}`"
+                ),
             }
         };
         Diagnostic::error(
@@ -999,6 +1050,39 @@ impl<'a> Resolver<'a> {
         )
         .with_label("not declared")
         .with_help(help)
+    }
+
+    /// The services (and groups) of a namespace.
+    fn names_in(&self, ns: &str, groups_too: bool) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .by_name
+            .keys()
+            .filter(|(n, _)| n == ns)
+            .map(|(_, s)| s.as_str())
+            .collect();
+        if groups_too {
+            names.extend(
+                self.groups
+                    .keys()
+                    .filter(|(n, _)| n == ns)
+                    .map(|(_, g)| g.as_str()),
+            );
+        }
+        names
+    }
+
+    /// The namespaces that declare a service (or group) `name`, sorted.
+    fn namespaces_declaring(&self, name: &str, groups_too: bool) -> Vec<&str> {
+        let mut found: Vec<&str> = self
+            .by_name
+            .keys()
+            .chain(self.groups.keys().filter(|_| groups_too))
+            .filter(|(_, n)| n == name)
+            .map(|(ns, _)| ns.as_str())
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
     }
 
     /// Rules for one (from, to) pair. Returns whether any rule was produced.
