@@ -134,7 +134,7 @@ const CASES: &[Case] = &[
         )],
         code: "unknown-key",
         message: "unknown key `via` in a statement",
-        help: "a statement has the keys `from`, `to`, `port`, `on`, `http`, `description`",
+        help: "a statement has the keys `from`, `to`, `port`, `on`, `http`, `description`, `acknowledge`",
         underlined: "via",
     },
     Case {
@@ -693,6 +693,39 @@ const CASES: &[Case] = &[
 /// Warnings: valid input that is probably not what was meant.
 const WARNING_CASES: &[Case] = &[
     Case {
+        name: "an acknowledgement without a reason",
+        files: &[(
+            "p/a.yaml",
+            "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - from: world\n        port: 8443\n        acknowledge: {open-to-world: }\n",
+        )],
+        code: "unjustified-acknowledgement",
+        message: "acknowledgement of `open-to-world` without a reason",
+        help: "say why the warning is fine here, e.g. `acknowledge: {open-to-world: \"the ingress controller\"}`",
+        underlined: "open-to-world",
+    },
+    Case {
+        name: "an acknowledgement of a warning that is not raised there",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - from: traefik\n        port: 8989\n        acknowledge: {open-to-world: \"behind traefik\"}\n  traefik:\n    allow:\n      - from: world\n        port: 443\n        acknowledge: {open-to-world: \"the ingress controller\"}\n",
+        )],
+        code: "unused-acknowledgement",
+        message: "no `open-to-world` warning here to acknowledge",
+        help: "remove it, or move it to the statement or service the warning is about",
+        underlined: "open-to-world",
+    },
+    Case {
+        name: "an acknowledgement of a code that is no warning",
+        files: &[(
+            "p/a.yaml",
+            "namespace: traefik\nservices:\n  traefik:\n    acknowledge: {open-to-wrold: \"the ingress controller\"}\n    allow:\n      - from: world\n        port: 8443\n        acknowledge: {open-to-world: \"the ingress controller\"}\n",
+        )],
+        code: "unused-acknowledgement",
+        message: "`open-to-wrold` is not a warning that can be acknowledged",
+        help: "did you mean `open-to-world`?",
+        underlined: "open-to-wrold",
+    },
+    Case {
         name: "every pod of a namespace spelt like a declared one",
         files: &[
             (
@@ -973,4 +1006,43 @@ fn an_error_in_a_template_is_reported_once_with_every_use() {
         .collect();
     assert_eq!(uses, ["arr-app", "arr-app"]);
     assert_eq!(summary_line(&c), "1 error, 0 warnings");
+}
+
+#[test]
+fn an_acknowledged_warning_is_counted_not_shown() {
+    let c = compile(&[(
+        "p/a.yaml",
+        "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - from: world\n        port: 8443\n        acknowledge: {open-to-world: \"the ingress controller\"}\n",
+    )]);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    assert_eq!(c.diagnostics.counts().acknowledged, 1);
+    assert_eq!(
+        summary_line(&c),
+        "0 errors, 0 warnings, 1 acknowledged warning"
+    );
+    assert!(c.objects.is_some());
+}
+
+#[test]
+fn a_service_acknowledges_the_warnings_about_it_wherever_they_are_raised() {
+    // From a template it uses, and from a top-level statement that names it.
+    let c = compile(&[(
+        "p/a.yaml",
+        "namespace: web\ntemplates:\n  public:\n    allow:\n      - from: world\n        port: 443\nservices:\n  site:\n    use: [public]\n    acknowledge: {open-to-world: \"the public web site\"}\n  blog:\n    use: [public]\nallow:\n  - from: world\n    to: site\n    port: 80\n",
+    )]);
+    let shown: Vec<(&str, &str)> = c
+        .diagnostics
+        .sorted()
+        .iter()
+        .map(|d| (d.code, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        shown,
+        [(
+            "open-to-world",
+            "`web/blog` accepts connections from the internet"
+        )],
+        "blog did not acknowledge it"
+    );
+    assert_eq!(c.diagnostics.counts().acknowledged, 2);
 }

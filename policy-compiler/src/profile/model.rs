@@ -5,7 +5,7 @@
 //! ingress rule of sonarr (from traefik's pods on 8989/tcp). Names, groups, templates and
 //! named ports are all resolved here; nothing downstream looks at names again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ipnet::IpNet;
 
@@ -16,8 +16,8 @@ use crate::objects::fqdn::FqdnSelector;
 use crate::objects::port::{L4, PortRange, PortRef, Protocol};
 use crate::profile::load::Unread;
 use crate::profile::syntax::{
-    Baseline, BaselineSelect, Body, ClusterProfile, DnsQueries, Enforce, HttpRule, Peer,
-    ProfileFile, Statement,
+    Acknowledgement, Baseline, BaselineSelect, Body, ClusterProfile, DnsQueries, Enforce, HttpRule,
+    Peer, ProfileFile, Statement,
 };
 
 /// A `(key, value)` pod label.
@@ -165,6 +165,7 @@ pub fn resolve_with(
     r.implicit_rules();
     r.report_template_findings();
     r.warn_unused_templates();
+    r.check_acknowledgements(before);
     r.note_unchecked();
     let model = r.finish();
     (diagnostics.error_count() == before).then_some(model)
@@ -181,6 +182,26 @@ enum End {
         managed: Vec<ServiceId>,
     },
     External(Target),
+}
+
+/// The warnings that an `acknowledge:` may name: those about a statement or a service.
+pub const ACKNOWLEDGEABLE: &[&str] = &[
+    "open-to-world",
+    "world-all-ports",
+    "any-dns-name",
+    "loose-dns-pattern",
+    "shadowed-http",
+    "foreign-statement",
+    "unmanaged-pods",
+    "unknown-namespace",
+];
+
+/// Where a warning is raised: the statement being resolved and the service it belongs to
+/// (their acknowledgements are in force).
+#[derive(Debug, Clone, Copy)]
+struct Scope {
+    statement: Span,
+    this: Option<ServiceId>,
 }
 
 /// One application of a template: which, to whom, and where the `use:` says so.
@@ -224,6 +245,12 @@ struct Resolver<'a> {
     unchecked_unused: BTreeMap<String, Vec<Span>>,
     /// Findings inside templates, with the use that raised each.
     template_findings: Vec<(Diagnostic, TemplateUse)>,
+    /// Every `acknowledge:` entry of the profiles.
+    acknowledgements: Vec<&'a Acknowledgement>,
+    /// Acknowledgements that acknowledged a warning (by the span of their code).
+    used_acknowledgements: HashSet<Span>,
+    /// The statements being resolved (innermost last).
+    scope: Vec<Scope>,
     sources: &'a SourceMap,
     diagnostics: &'a mut Diagnostics,
     services: Vec<ServiceDef>,
@@ -249,6 +276,9 @@ impl<'a> Resolver<'a> {
             unchecked: BTreeMap::new(),
             unchecked_unused: BTreeMap::new(),
             template_findings: Vec::new(),
+            acknowledgements: files.iter().flat_map(|f| &f.acknowledgements).collect(),
+            used_acknowledgements: HashSet::new(),
+            scope: Vec::new(),
             sources,
             diagnostics,
             services: Vec::new(),
@@ -764,7 +794,111 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// Resolve a statement, with the acknowledgements of the statement and of the service it
+    /// belongs to in force.
     fn statement(&mut self, statement: &Statement, ctx: Context<'_>) {
+        let this = match ctx.this {
+            Some(This::Service(id)) => Some(id),
+            _ => None,
+        };
+        self.scope.push(Scope {
+            statement: statement.span,
+            this,
+        });
+        self.resolve_statement(statement, ctx);
+        self.scope.pop();
+    }
+
+    /// Report a warning, unless an acknowledgement covers it: one of the statement being
+    /// resolved, of the service that statement belongs to, or of `subject`, the service the
+    /// warning is about.
+    fn warn(&mut self, d: Diagnostic, subject: Option<ServiceId>) {
+        let scope = self.scope.last().copied();
+        self.warn_in(d, scope, subject);
+    }
+
+    fn warn_in(&mut self, d: Diagnostic, scope: Option<Scope>, subject: Option<ServiceId>) {
+        let origin = |id: ServiceId| self.services.get(id).map(|s| s.origin);
+        let owners: Vec<Span> = scope
+            .map(|s| s.statement)
+            .into_iter()
+            .chain(scope.and_then(|s| s.this).and_then(origin))
+            .chain(subject.and_then(origin))
+            .collect();
+        let found = self
+            .acknowledgements
+            .iter()
+            .find(|a| a.code.value == d.code && owners.contains(&a.owner))
+            .map(|a| a.code.span);
+        match found {
+            Some(span) => {
+                self.used_acknowledgements.insert(span);
+                self.diagnostics.acknowledge(d);
+            }
+            None => self.diagnostics.push(d),
+        }
+    }
+
+    /// Acknowledgements that acknowledge nothing, or give no reason, are warnings themselves.
+    /// Unused ones are reported only when there is no error: an error may have kept their
+    /// statement from being resolved.
+    fn check_acknowledgements(&mut self, errors_before: usize) {
+        let clean = self.diagnostics.error_count() == errors_before;
+        let mut found = Vec::new();
+        for a in &self.acknowledgements {
+            let code = a.code.value.as_str();
+            if !ACKNOWLEDGEABLE.contains(&code) {
+                let help = match crate::diagnostic::spelling::closest(
+                    code,
+                    ACKNOWLEDGEABLE.iter().copied(),
+                ) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => format!(
+                        "the warnings that can be acknowledged are {}",
+                        crate::document::list(ACKNOWLEDGEABLE)
+                    ),
+                };
+                found.push(
+                    Diagnostic::warning(
+                        "unused-acknowledgement",
+                        a.code.span,
+                        format!("`{code}` is not a warning that can be acknowledged"),
+                    )
+                    .with_label("no such warning")
+                    .with_help(help),
+                );
+            } else if a.reason.is_empty() {
+                found.push(
+                    Diagnostic::warning(
+                        "unjustified-acknowledgement",
+                        a.code.span,
+                        format!("acknowledgement of `{code}` without a reason"),
+                    )
+                    .with_label("why?")
+                    .with_help(format!(
+                        "say why the warning is fine here, e.g. `acknowledge: {{{code}: \"the ingress controller\"}}`"
+                    )),
+                );
+            } else if clean && !self.used_acknowledgements.contains(&a.code.span) {
+                found.push(
+                    Diagnostic::warning(
+                        "unused-acknowledgement",
+                        a.code.span,
+                        format!("no `{code}` warning here to acknowledge"),
+                    )
+                    .with_label("acknowledges nothing")
+                    .with_help(
+                        "remove it, or move it to the statement or service the warning is about",
+                    ),
+                );
+            }
+        }
+        for d in found {
+            self.diagnostics.push(d);
+        }
+    }
+
+    fn resolve_statement(&mut self, statement: &Statement, ctx: Context<'_>) {
         let this_end = ctx.this.map(|t| match t {
             This::Service(id) => End::Service(id),
             This::Baseline(b) => End::Baseline(b),
@@ -948,10 +1082,11 @@ impl<'a> Resolver<'a> {
                             return Some(vec![End::Service(id)]);
                         }
                         if !managed.is_empty() {
-                            self.diagnostics.push(
+                            self.warn(
                                 Diagnostic::warning("unmanaged-pods", peer.span, format!("pods selected by labels in `{namespace}`, which has a profile"))
                                     .with_label("not a declared service")
                                     .with_help(format!("if these pods belong to a service of the `{namespace}` profile, name the service so that its own policy allows this too")),
+                                None,
                             );
                         }
                         Some(vec![End::External(Target::Pods {
@@ -989,7 +1124,7 @@ impl<'a> Resolver<'a> {
         .with_help(format!(
             "did you mean `{best}`? (if `{ns}` is a namespace without a profile, acknowledge this warning)"
         ));
-        self.diagnostics.push(d);
+        self.warn(d, None);
     }
 
     /// `written_ns`: the reference names its namespace (`media/sonar`), so suggestions do too.
@@ -1267,14 +1402,19 @@ impl<'a> Resolver<'a> {
                 .get(b)
                 .map_or(String::new(), |(d, _)| d.name.clone()),
         };
-        self.diagnostics.push(
+        let service = match subject {
+            Subject::Service(id) => Some(id),
+            Subject::Baseline(_) => None,
+        };
+        self.warn(
             Diagnostic::warning(
                 "open-to-world",
                 span,
                 format!("`{name}` accepts connections from the internet"),
             )
             .with_label("open to `world`")
-            .with_help("fine for an ingress controller; anything else should sit behind it"),
+            .with_help("fine for an ingress controller; anything else should sit behind it; if this is one, acknowledge the warning"),
+            service,
         );
     }
 

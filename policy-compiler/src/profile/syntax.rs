@@ -26,6 +26,20 @@ pub struct ProfileFile {
     pub includes: Vec<Loc<String>>,
     /// What the file's errors may have hidden (empty when it decoded cleanly).
     pub incomplete: Incomplete,
+    /// The `acknowledge:` entries of its statements and services.
+    pub acknowledgements: Vec<Acknowledgement>,
+}
+
+/// `acknowledge: {CODE: REASON}` on a statement or a service: a warning of that code raised
+/// there is expected, for that reason (`netpol check --deny-warnings` passes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    /// The span of the statement, or of the service's name.
+    pub owner: Span,
+    /// The warning's code, as in `netpol::open-to-world` without the prefix.
+    pub code: Loc<String>,
+    /// Empty when none is given.
+    pub reason: String,
 }
 
 /// What a file with errors may be missing: names other statements look for in it. Their
@@ -260,10 +274,19 @@ const SERVICE_KEYS: &[&str] = &[
     "enforce",
     "dns",
     "description",
+    "acknowledge",
 ];
 /// `port` and `on` are one key: `on` is the first spelling, which YAML 1.1 readers (PyYAML,
 /// yamllint, many pre-commit hooks) read as the boolean `true`.
-const STATEMENT_KEYS: &[&str] = &["from", "to", "port", "on", "http", "description"];
+const STATEMENT_KEYS: &[&str] = &[
+    "from",
+    "to",
+    "port",
+    "on",
+    "http",
+    "description",
+    "acknowledge",
+];
 
 /// The plain scalars YAML 1.1 reads as booleans, besides `true` and `false` (which YAML 1.2
 /// reads as booleans too): netpol reads them as strings, other tools do not.
@@ -293,6 +316,7 @@ pub fn decode(source: SourceId, doc: &Node, diagnostics: &mut Diagnostics) -> Op
     let mut d = Decoder {
         diagnostics,
         text: None,
+        acknowledgements: Vec::new(),
         incomplete: Incomplete::default(),
     };
     d.file(source, doc)
@@ -309,6 +333,7 @@ pub fn decode_text(
     let mut d = Decoder {
         diagnostics,
         text: Some(text),
+        acknowledgements: Vec::new(),
         incomplete: Incomplete::default(),
     };
     d.file(source, doc)
@@ -318,6 +343,7 @@ struct Decoder<'d> {
     diagnostics: &'d mut Diagnostics,
     /// The file's text, to tell `no` from `"no"`.
     text: Option<&'d str>,
+    acknowledgements: Vec<Acknowledgement>,
     /// Names the errors found so far may hide.
     incomplete: Incomplete,
 }
@@ -448,6 +474,7 @@ impl Decoder<'_> {
             templates,
             includes,
             incomplete: std::mem::take(&mut self.incomplete),
+            acknowledgements: std::mem::take(&mut self.acknowledgements),
         })
     }
 
@@ -551,6 +578,9 @@ impl Decoder<'_> {
         let errors = self.diagnostics.error_count();
         let fields = Fields::read(node, "a service", SERVICE_KEYS, self.diagnostics)?;
         let key_errors = self.diagnostics.error_count() - errors;
+        if let Some(n) = fields.get("acknowledge") {
+            self.acknowledge(name.span, n);
+        }
         let select = fields.get("select").and_then(|n| self.labels(n));
         let errors = self.diagnostics.error_count();
         let ports = fields
@@ -674,6 +704,9 @@ impl Decoder<'_> {
 
     fn statement(&mut self, node: &Node) -> Option<Statement> {
         let fields = Fields::read(node, "a statement", STATEMENT_KEYS, self.diagnostics)?;
+        if let Some(n) = fields.get("acknowledge") {
+            self.acknowledge(node.span, n);
+        }
         // A side that fails to decode drops the statement (its error is already reported).
         let from = fields.get("from").map(|n| Loc::new(self.peers(n), n.span));
         let to = fields.get("to").map(|n| Loc::new(self.peers(n), n.span));
@@ -1469,6 +1502,48 @@ impl Decoder<'_> {
                 self.dns_label(item, "name")
             })
             .collect()
+    }
+
+    /// `acknowledge: {CODE: REASON, ...}` of the statement or service at `owner`.
+    fn acknowledge(&mut self, owner: Span, node: &Node) {
+        let Value::Map(entries) = &node.value else {
+            if !matches!(node.value, Value::Null) {
+                self.wrong_type(
+                    node,
+                    "a map of warning codes to reasons",
+                    "write e.g. `acknowledge: {open-to-world: \"the ingress controller\"}`",
+                );
+            }
+            return;
+        };
+        for (key, value) in entries {
+            let Some(code) = key.as_str() else {
+                self.wrong_type(
+                    key,
+                    "a warning code",
+                    "codes are the names after `netpol::` in warnings, e.g. `open-to-world`",
+                );
+                continue;
+            };
+            let reason = match &value.value {
+                Value::Null => String::new(),
+                Value::Str(text) => text.trim().to_string(),
+                _ => {
+                    self.wrong_type(
+                        value,
+                        "a reason (a string)",
+                        "say in a few words why the warning is fine here",
+                    );
+                    continue;
+                }
+            };
+            let code = code.strip_prefix("netpol::").unwrap_or(code).to_string();
+            self.acknowledgements.push(Acknowledgement {
+                owner,
+                code: Loc::new(code, key.span),
+                reason,
+            });
+        }
     }
 
     /// A warning for a plain `no`, `on`, `y`, ... that netpol reads as a string and YAML 1.1
