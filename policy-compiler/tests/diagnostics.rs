@@ -693,6 +693,67 @@ const CASES: &[Case] = &[
 /// Warnings: valid input that is probably not what was meant.
 const WARNING_CASES: &[Case] = &[
     Case {
+        name: "every DNS name",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: \"*\"\n        port: 443\n",
+        )],
+        code: "any-dns-name",
+        message: "`*` matches every DNS name",
+        help: "the pods may then reach every address a lookup returns; name the domains (`*.example.com`), or write `world` if every address is meant",
+        underlined: "\"*\"",
+    },
+    Case {
+        name: "a DNS pattern with a star inside a label",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  radarr:\n    allow:\n      - to: \"*tmdb.org\"\n        port: 443\n",
+        )],
+        code: "loose-dns-pattern",
+        message: "`*tmdb.org` also matches `eviltmdb.org`",
+        help: "`*` matches any characters within a label, so any domain ending in `tmdb.org` matches; for the subdomains of `tmdb.org` write `*.tmdb.org`",
+        underlined: "\"*tmdb.org\"",
+    },
+    Case {
+        name: "the internet on every port",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  qbittorrent:\n    allow:\n      - to: world\n",
+        )],
+        code: "world-all-ports",
+        message: "`world` on every port and protocol",
+        help: "every port of every address outside the cluster is rarely what is meant: list the ports, e.g. `port: 443`",
+        underlined: "world",
+    },
+    Case {
+        name: "HTTP rules made pointless by a broader statement",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: media\nservices:\n  sonarr:\n    ports: {http: 8989}\n    allow:\n      - from: traefik/traefik\n        port: http\n      - from: traefik/traefik\n        port: http\n        http: [{method: GET}]\n",
+            ),
+            ("p/t.yaml", TRAEFIK),
+        ],
+        code: "shadowed-http",
+        message: "the HTTP rules of this statement filter nothing",
+        help: "the statement at p/a.yaml:6 allows the same peer on these ports without HTTP rules, so Cilium lets every request through; give that statement the HTTP rules too, or other ports",
+        underlined: "{method: GET}",
+    },
+    Case {
+        name: "a statement under a service that does not involve it",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: media\nservices:\n  sonarr:\n    allow:\n      - from: traefik/traefik\n        to: radarr\n        port: 7878\n  radarr: {}\n",
+            ),
+            ("p/t.yaml", TRAEFIK),
+        ],
+        code: "foreign-statement",
+        message: "the statement does not involve `media/sonarr`, the service it belongs to",
+        help: "a statement under a service leaves out the side that is the service; put statements between other peers in the namespace's top-level `allow:`",
+        underlined: "from: traefik/traefik\n        to: radarr\n        port: 7878",
+    },
+    Case {
         name: "an acknowledgement without a reason",
         files: &[(
             "p/a.yaml",

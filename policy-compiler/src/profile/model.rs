@@ -162,6 +162,7 @@ pub fn resolve_with(
     r.unread = unread;
     r.index();
     r.statements();
+    r.warn_shadowed_http();
     r.implicit_rules();
     r.report_template_findings();
     r.warn_unused_templates();
@@ -202,6 +203,28 @@ pub const ACKNOWLEDGEABLE: &[&str] = &[
 struct Scope {
     statement: Span,
     this: Option<ServiceId>,
+}
+
+/// A rule with HTTP rules: its index in [`Resolver::rules`], the `http:` it comes from, and
+/// the acknowledgements in force there.
+#[derive(Debug, Clone, Copy)]
+struct HttpSite {
+    rule: usize,
+    http: Span,
+    scope: Option<Scope>,
+}
+
+/// Whether `broad` (a rule's ports) holds every port of `narrow`.
+fn covers(broad: &BTreeSet<L4>, narrow: &BTreeSet<L4>) -> bool {
+    !broad.is_empty()
+        && narrow.iter().all(|n| {
+            broad.iter().any(|b| match (b, n) {
+                (L4::Port(b), L4::Port(n)) => {
+                    b.protocol == n.protocol && b.first <= n.first && n.last <= b.last
+                }
+                (b, n) => b == n,
+            })
+        })
 }
 
 /// One application of a template: which, to whom, and where the `use:` says so.
@@ -251,6 +274,8 @@ struct Resolver<'a> {
     used_acknowledgements: HashSet<Span>,
     /// The statements being resolved (innermost last).
     scope: Vec<Scope>,
+    /// Rules with HTTP rules, and where their statement is.
+    http_sites: Vec<HttpSite>,
     sources: &'a SourceMap,
     diagnostics: &'a mut Diagnostics,
     services: Vec<ServiceDef>,
@@ -279,6 +304,7 @@ impl<'a> Resolver<'a> {
             acknowledgements: files.iter().flat_map(|f| &f.acknowledgements).collect(),
             used_acknowledgements: HashSet::new(),
             scope: Vec::new(),
+            http_sites: Vec::new(),
             sources,
             diagnostics,
             services: Vec::new(),
@@ -898,6 +924,158 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// HTTP rules that filter nothing: another statement allows the same peer on the same
+    /// ports without HTTP rules, and Cilium then lets every request through (the proxy gets an
+    /// allow-all rule for that peer).
+    fn warn_shadowed_http(&mut self) {
+        let mut found = Vec::new();
+        for site in &self.http_sites {
+            let Some(rule) = self.rules.get(site.rule) else {
+                continue;
+            };
+            let broader = self.rules.iter().find(|o| {
+                o.subject == rule.subject
+                    && o.direction == rule.direction
+                    && o.peer == rule.peer
+                    && o.http.is_empty()
+                    && o.origin != rule.origin
+                    && covers(&o.ports, &rule.ports)
+            });
+            if let Some(other) = broader {
+                let subject = match rule.subject {
+                    Subject::Service(id) => Some(id),
+                    Subject::Baseline(_) => None,
+                };
+                let d = Diagnostic::warning(
+                    "shadowed-http",
+                    site.http,
+                    "the HTTP rules of this statement filter nothing",
+                )
+                .with_label("never applied")
+                .with_related(other.origin, "allows every request")
+                .with_help(format!(
+                    "the statement at {} allows the same peer on these ports without HTTP rules, so Cilium lets every request through; give that statement the HTTP rules too, or other ports",
+                    self.at(other.origin)
+                ));
+                found.push((d, site.scope, subject));
+            }
+        }
+        for (d, scope, subject) in found {
+            self.warn_in(d, scope, subject);
+        }
+    }
+
+    /// Valid statements that are probably not what was meant: every DNS name, a pattern that
+    /// matches more domains than it seems to, every port of the internet, a statement under a
+    /// service that is not about it.
+    fn warn_statement(
+        &mut self,
+        statement: &Statement,
+        ctx: Context<'_>,
+        from: &[End],
+        to: &[End],
+    ) {
+        for peer in statement.to.iter().flat_map(|side| &side.value) {
+            if let Peer::Fqdn(FqdnSelector::Pattern(pattern)) = &peer.value {
+                self.warn_dns_pattern(pattern, peer.span);
+            }
+        }
+        if statement.on.is_none() {
+            let sides = statement.from.iter().chain(&statement.to);
+            for peer in sides.flat_map(|side| &side.value) {
+                let open = match &peer.value {
+                    Peer::Entity(e @ (Entity::World | Entity::All)) => Some(e.as_str().to_string()),
+                    Peer::Cidr { cidr, except } if cidr.prefix_len() == 0 && except.is_empty() => {
+                        Some(cidr.to_string())
+                    }
+                    _ => None,
+                };
+                if let Some(name) = open {
+                    self.warn(
+                        Diagnostic::warning(
+                            "world-all-ports",
+                            peer.span,
+                            format!("`{name}` on every port and protocol"),
+                        )
+                        .with_label("no `port:` in this statement")
+                        .with_help("every port of every address outside the cluster is rarely what is meant: list the ports, e.g. `port: 443`"),
+                        None,
+                    );
+                }
+            }
+        }
+        if let (Some(_), Some(_), Some(This::Service(id))) =
+            (&statement.from, &statement.to, ctx.this)
+        {
+            let involves = |ends: &[End]| {
+                ends.iter().any(|e| match e {
+                    End::Service(s) => *s == id,
+                    End::Namespace { managed, .. } => managed.contains(&id),
+                    End::Baseline(_) | End::External(_) => false,
+                })
+            };
+            if !involves(from) && !involves(to) {
+                let name = self
+                    .services
+                    .get(id)
+                    .map_or_else(String::new, |s| format!("{}/{}", s.namespace, s.name));
+                self.warn(
+                    Diagnostic::warning(
+                        "foreign-statement",
+                        statement.span,
+                        format!("the statement does not involve `{name}`, the service it belongs to"),
+                    )
+                    .with_label(format!("neither `from` nor `to` is `{name}`"))
+                    .with_help("a statement under a service leaves out the side that is the service; put statements between other peers in the namespace's top-level `allow:`"),
+                    None,
+                );
+            }
+        }
+    }
+
+    /// `*` (every name) and `*tmdb.org` (also `eviltmdb.org`).
+    fn warn_dns_pattern(&mut self, pattern: &str, span: Span) {
+        if pattern.bytes().all(|b| b == b'*') {
+            self.warn(
+                Diagnostic::warning(
+                    "any-dns-name",
+                    span,
+                    format!("`{pattern}` matches every DNS name"),
+                )
+                .with_label("every name")
+                .with_help("the pods may then reach every address a lookup returns; name the domains (`*.example.com`), or write `world` if every address is meant"),
+                None,
+            );
+            return;
+        }
+        let (first, rest) = pattern.split_once('.').unwrap_or((pattern, ""));
+        let Some(tail) = first.strip_prefix('*') else {
+            return;
+        };
+        if rest.is_empty()
+            || !tail
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            || tail.contains('*')
+        {
+            return;
+        }
+        let domain = format!("{tail}.{rest}");
+        self.warn(
+            Diagnostic::warning(
+                "loose-dns-pattern",
+                span,
+                format!("`{pattern}` also matches `evil{domain}`"),
+            )
+            .with_label("`*` inside a label")
+            .with_help(format!(
+                "`*` matches any characters within a label, so any domain ending in `{domain}` matches; for the subdomains of `{domain}` write `*.{domain}`"
+            )),
+            None,
+        );
+    }
+
     fn resolve_statement(&mut self, statement: &Statement, ctx: Context<'_>) {
         let this_end = ctx.this.map(|t| match t {
             This::Service(id) => End::Service(id),
@@ -958,6 +1136,7 @@ impl<'a> Resolver<'a> {
             }
             return;
         }
+        self.warn_statement(statement, ctx, &from, &to);
         let errors_before = self.diagnostics.error_count();
         let mut produced = false;
         for f in &from {
@@ -1370,6 +1549,13 @@ impl<'a> Resolver<'a> {
                 return false;
             }
             self.warn_open_ingress(subject, &peer, statement.span);
+        }
+        if let Some(first) = statement.http.first().filter(|_| !http.is_empty()) {
+            self.http_sites.push(HttpSite {
+                rule: self.rules.len(),
+                http: first.span,
+                scope: self.scope.last().copied(),
+            });
         }
         self.rules.push(Rule {
             subject,
