@@ -315,6 +315,7 @@ const BASELINE_SELECT_KEYS: &[&str] = &["namespace", "namespaces", "select"];
 pub fn decode(source: SourceId, doc: &Node, diagnostics: &mut Diagnostics) -> Option<ProfileFile> {
     let mut d = Decoder {
         diagnostics,
+        top_level: false,
         text: None,
         acknowledgements: Vec::new(),
         incomplete: Incomplete::default(),
@@ -332,6 +333,7 @@ pub fn decode_text(
 ) -> Option<ProfileFile> {
     let mut d = Decoder {
         diagnostics,
+        top_level: false,
         text: Some(text),
         acknowledgements: Vec::new(),
         incomplete: Incomplete::default(),
@@ -341,6 +343,8 @@ pub fn decode_text(
 
 struct Decoder<'d> {
     diagnostics: &'d mut Diagnostics,
+    /// Decoding the top-level `allow:` of a namespace profile (both sides required).
+    top_level: bool,
     /// The file's text, to tell `no` from `"no"`.
     text: Option<&'d str>,
     acknowledgements: Vec<Acknowledgement>,
@@ -488,6 +492,19 @@ impl Decoder<'_> {
         };
         let groups = match fields.get("groups") {
             Some(node) => self.named_map(node, "the groups", |d, name, value| {
+                if entity_named(&name.value).is_some() {
+                    d.error(
+                        "reserved-name",
+                        name.span,
+                        format!("`{}` is the name of a Cilium entity", name.value),
+                        "reserved name",
+                        format!(
+                            "peers named `{}` mean the entity; give the group another name",
+                            name.value
+                        ),
+                    );
+                    return None;
+                }
                 Some(Group {
                     name,
                     members: d.names(value, "a list of service names"),
@@ -504,7 +521,12 @@ impl Decoder<'_> {
             groups,
             allow: fields
                 .get("allow")
-                .map(|n| self.statements(n))
+                .map(|n| {
+                    self.top_level = true;
+                    let statements = self.statements(n);
+                    self.top_level = false;
+                    statements
+                })
                 .unwrap_or_default(),
         })
     }
@@ -657,6 +679,17 @@ impl Decoder<'_> {
                 );
                 continue;
             }
+            if one_or_many(value).is_empty() {
+                // A name for no port would make `port: NAME` mean every port.
+                self.error(
+                    "empty-ports",
+                    value.span,
+                    format!("port `{name_text}` has no port"),
+                    "empty",
+                    "give the name a port number, a range, or a list of them".to_string(),
+                );
+                continue;
+            }
             let ranges = self.ports_of(
                 value,
                 "a port such as `8080` or `53/udp`",
@@ -735,14 +768,15 @@ impl Decoder<'_> {
                     .with_help("`on` is the first spelling of `port`; keep one of them (`port` reads the same in every YAML reader)"),
             );
         }
-        let on = fields
-            .get("port")
-            .or_else(|| fields.get("on"))
-            .map(|n| self.port_refs(n));
+        let on_node = fields.get("port").or_else(|| fields.get("on"));
+        let on = on_node.map(|n| self.port_refs(n));
         let http = fields
             .get("http")
             .map(|n| self.http_rules(n))
             .unwrap_or_default();
+        if !self.statement_shape(node, &fields, from.as_ref(), to.as_ref(), on_node) {
+            return None;
+        }
         Some(Statement {
             span: node.span,
             from,
@@ -751,6 +785,90 @@ impl Decoder<'_> {
             http,
             description: fields.get("description").and_then(|n| self.text(n)),
         })
+    }
+
+    /// What a statement needs whatever its names mean: a side (both at the top level), ports
+    /// when it has HTTP rules, at least one port when `port:` is given, and no DNS name as a
+    /// source. `false` (after reporting) when it cannot be resolved.
+    fn statement_shape(
+        &mut self,
+        node: &Node,
+        fields: &Fields<'_>,
+        from: Option<&Loc<Vec<Loc<Peer>>>>,
+        to: Option<&Loc<Vec<Loc<Peer>>>>,
+        on: Option<&Node>,
+    ) -> bool {
+        let missing = match (from, to) {
+            (None, None) => Some((
+                "the statement has neither `from` nor `to`",
+                "this statement",
+                "say who talks to whom: `from: PEER`, `to: PEER`",
+            )),
+            (None, Some(_)) if self.top_level => Some((
+                "the statement has no `from`",
+                "incomplete statement",
+                "only statements under a service, a template or a baseline may leave out one side, which then means that service",
+            )),
+            (Some(_), None) if self.top_level => Some((
+                "the statement has no `to`",
+                "incomplete statement",
+                "only statements under a service, a template or a baseline may leave out one side, which then means that service",
+            )),
+            _ => None,
+        };
+        if let Some((message, label, help)) = missing {
+            self.error(
+                "missing-peer",
+                node.span,
+                message.to_string(),
+                label,
+                help.to_string(),
+            );
+            return false;
+        }
+        if let Some(dns) = from.and_then(|side| {
+            side.value.iter().find_map(|p| match &p.value {
+                Peer::Fqdn(sel) => Some(sel.text().to_string()),
+                _ => None,
+            })
+        }) {
+            let span = from.map_or(node.span, |side| side.span);
+            self.error(
+                "dns-source",
+                span,
+                format!("DNS name `{dns}` cannot be a source"),
+                "only a destination",
+                "Cilium learns the addresses of DNS names from lookups made by the pods, so DNS names only work in `to:`; use a CIDR for incoming traffic".to_string(),
+            );
+            return false;
+        }
+        if let Some(on) = on
+            && one_or_many(on).is_empty()
+        {
+            self.error(
+                "empty-ports",
+                on.span,
+                "no ports given".to_string(),
+                "empty",
+                "leave out `port:` to allow every port and protocol, or list the ports".to_string(),
+            );
+            return false;
+        }
+        if on.is_none()
+            && let Some(http) = fields.get("http")
+        {
+            let span = one_or_many(http).first().map_or(http.span, |n| n.span);
+            self.error(
+                "http-without-ports",
+                span,
+                "HTTP rules need ports".to_string(),
+                "no `port:` in this statement",
+                "Cilium applies HTTP rules to TCP ports; add `port: http` or a port number"
+                    .to_string(),
+            );
+            return false;
+        }
+        true
     }
 
     fn port_refs(&mut self, node: &Node) -> Vec<Loc<PortRef>> {
@@ -775,7 +893,12 @@ impl Decoder<'_> {
     ) -> Vec<Loc<T>> {
         let mut out = Vec::new();
         for item in one_or_many(node) {
-            let Some(text) = item.scalar_text() else {
+            // `port: true` is no port, though `true` would read as a port name.
+            let text = match item.value {
+                Value::Bool(_) => None,
+                _ => item.scalar_text(),
+            };
+            let Some(text) = text else {
                 self.wrong_type(item, expected, help);
                 continue;
             };
@@ -790,6 +913,14 @@ impl Decoder<'_> {
     fn http_rules(&mut self, node: &Node) -> Vec<Loc<HttpRule>> {
         let mut out = Vec::new();
         for item in one_or_many(node) {
+            if matches!(item.value, Value::Null) {
+                self.wrong_type(
+                    item,
+                    "an HTTP rule",
+                    "write e.g. `{method: GET, path: \"/api/.*\"}`; `{}` allows every request",
+                );
+                continue;
+            }
             let Some(fields) = Fields::read(item, "an HTTP rule", HTTP_KEYS, self.diagnostics)
             else {
                 continue;
@@ -1090,6 +1221,16 @@ impl Decoder<'_> {
             }
             "service" => {
                 let name = self.dns_label(value, "service name")?;
+                if entity_named(&name.value).is_some() {
+                    self.error(
+                        "reserved-name",
+                        name.span,
+                        format!("`{}` is the name of a Cilium entity", name.value),
+                        "no service has this name",
+                        format!("for the entity write `{{entity: {}}}`", name.value),
+                    );
+                    return None;
+                }
                 let namespace = match fields.get("namespace") {
                     Some(n) => Some(self.dns_label(n, "namespace")?.value),
                     None => None,
@@ -1182,9 +1323,34 @@ impl Decoder<'_> {
         profile
     }
 
+    /// The resolver is one service of a profile (`ns/name`), pods (`{namespace, select}`) or
+    /// the node (`{entity: host}`, NodeLocal DNSCache).
+    fn resolver_shape(&mut self, peer: Loc<Peer>) -> Option<Loc<Peer>> {
+        let ok = match &peer.value {
+            Peer::Ref { namespace, .. } => namespace.is_some(),
+            Peer::Namespace { select, .. } => select.is_some(),
+            Peer::Entity(e) => *e == Entity::Host,
+            Peer::Cidr { .. } | Peer::Fqdn(_) => false,
+        };
+        if ok {
+            return Some(peer);
+        }
+        self.error(
+            "invalid-resolver",
+            peer.span,
+            "the DNS resolver must be a service, pods or the node".to_string(),
+            "not a resolver",
+            "e.g. `resolver: kube-system/coredns`, `{namespace: kube-system, select: {k8s-app: kube-dns}}`, or `{entity: host}` with NodeLocal DNSCache".to_string(),
+        );
+        None
+    }
+
     fn dns_settings(&mut self, node: &Node) -> Option<DnsSettings> {
         let fields = Fields::read(node, "the DNS settings", DNS_KEYS, self.diagnostics)?;
-        let resolver = fields.get("resolver").and_then(|n| self.peer(n));
+        let resolver = fields
+            .get("resolver")
+            .and_then(|n| self.peer(n))
+            .and_then(|p| self.resolver_shape(p));
         let mut ports = Vec::new();
         if let Some(node) = fields.get("ports") {
             let ranges = self.ports_of(
@@ -1289,9 +1455,31 @@ impl Decoder<'_> {
             BASELINE_SELECT_KEYS,
             self.diagnostics,
         )?;
+        if fields.iter().next().is_none() {
+            self.error(
+                "invalid-value",
+                node.span,
+                "the baseline selection is empty".to_string(),
+                "selects nothing in particular",
+                "write `select: all` for every pod, or a map with `namespace`, `namespaces` and/or `select`".to_string(),
+            );
+            return None;
+        }
         let mut namespaces = Vec::new();
         if let Some(n) = fields.get("namespace") {
             namespaces.push(self.dns_label(n, "namespace")?.value);
+        }
+        if let Some(n) = fields.get("namespaces")
+            && one_or_many(n).is_empty()
+        {
+            self.error(
+                "invalid-value",
+                n.span,
+                "no namespaces given".to_string(),
+                "empty",
+                "list the namespaces, or leave out `namespaces`".to_string(),
+            );
+            return None;
         }
         if let Some(n) = fields.get("namespaces") {
             for item in one_or_many(n) {
@@ -1495,7 +1683,7 @@ impl Decoder<'_> {
         one_or_many(node)
             .into_iter()
             .filter_map(|item| {
-                if item.scalar_text().is_none() {
+                if matches!(item.value, Value::Seq(_) | Value::Map(_) | Value::Null) {
                     self.wrong_type(item, what, "each entry is a name");
                     return None;
                 }
@@ -1576,12 +1764,13 @@ impl Decoder<'_> {
 
     fn dns_label(&mut self, node: &Node, what: &str) -> Option<Loc<String>> {
         self.yaml11_boolean(node);
-        let Some(text) = node.scalar_text() else {
-            self.wrong_type(
-                node,
-                &format!("a {what}"),
-                "names are lowercase DNS labels such as `sonarr`",
-            );
+        let Some(text) = node.as_str().map(str::to_string) else {
+            let help = match node.scalar_text() {
+                // `namespace: 2024`: YAML reads a number.
+                Some(text) => format!("names are strings; quote it: `\"{text}\"`"),
+                None => "names are lowercase DNS labels such as `sonarr`".to_string(),
+            };
+            self.wrong_type(node, &format!("a {what}"), &help);
             return None;
         };
         if label::is_dns_label(&text) {
