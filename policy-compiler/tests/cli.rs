@@ -201,6 +201,19 @@ fn check_denies_warnings_on_request() {
             .code(),
         Some(1)
     );
+    // Acknowledged in the profile, with a reason: the gate passes, the summary says so.
+    std::fs::write(
+        dir.path().join("profiles/web.yaml"),
+        "namespace: web\nservices:\n  site:\n    allow:\n      - from: world\n        on: 8080\n        acknowledge: {open-to-world: \"the public web site\"}\n",
+    )
+    .unwrap();
+    let out = netpol(dir.path(), &["check", "--deny-warnings"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("0 errors, 0 warnings, 1 acknowledged warning\n"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

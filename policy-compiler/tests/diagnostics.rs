@@ -134,7 +134,7 @@ const CASES: &[Case] = &[
         )],
         code: "unknown-key",
         message: "unknown key `via` in a statement",
-        help: "a statement has the keys `from`, `to`, `port`, `on`, `http`, `description`",
+        help: "a statement has the keys `from`, `to`, `port`, `on`, `http`, `description`, `acknowledge`",
         underlined: "via",
     },
     Case {
@@ -147,6 +147,121 @@ const CASES: &[Case] = &[
         message: "`port` and `on` are the same key",
         help: "`on` is the first spelling of `port`; keep one of them (`port` reads the same in every YAML reader)",
         underlined: "port",
+    },
+    Case {
+        name: "an empty list of ports",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: world\n        port: []\n",
+        )],
+        code: "empty-ports",
+        message: "no ports given",
+        help: "leave out `port:` to allow every port and protocol, or list the ports",
+        underlined: "[]",
+    },
+    Case {
+        name: "a port name for no port",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    ports: {http: []}\n",
+        )],
+        code: "empty-ports",
+        message: "port `http` has no port",
+        help: "give the name a port number, a range, or a list of them",
+        underlined: "[]",
+    },
+    Case {
+        name: "a boolean as a port",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: world\n        port: true\n",
+        )],
+        code: "wrong-type",
+        message: "expected a port such as `443`, `53/udp` or `http`, found a boolean",
+        help: "`port:` takes one port or a list of ports",
+        underlined: "true",
+    },
+    Case {
+        name: "a number as a name",
+        files: &[("p/a.yaml", "namespace: 2024\n")],
+        code: "wrong-type",
+        message: "expected a namespace, found a number",
+        help: "names are strings; quote it: `\"2024\"`",
+        underlined: "2024",
+    },
+    Case {
+        name: "a group named after an entity",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr: {}\ngroups:\n  world: [sonarr]\n",
+        )],
+        code: "reserved-name",
+        message: "`world` is the name of a Cilium entity",
+        help: "peers named `world` mean the entity; give the group another name",
+        underlined: "world",
+    },
+    Case {
+        name: "a service peer named after an entity",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - from: {service: host}\n",
+        )],
+        code: "reserved-name",
+        message: "`host` is the name of a Cilium entity",
+        help: "for the entity write `{entity: host}`",
+        underlined: "host",
+    },
+    Case {
+        name: "an empty HTTP rule",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - from: world\n        port: 8989\n        http: [~]\n",
+        )],
+        code: "wrong-type",
+        message: "expected an HTTP rule, found nothing (null)",
+        help: "write e.g. `{method: GET, path: \"/api/.*\"}`; `{}` allows every request",
+        underlined: "~",
+    },
+    Case {
+        name: "a statement without any side",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - port: 443\n",
+        )],
+        code: "missing-peer",
+        message: "the statement has neither `from` nor `to`",
+        help: "say who talks to whom: `from: PEER`, `to: PEER`",
+        underlined: "port: 443",
+    },
+    Case {
+        name: "a resolver that is no service, pods or node",
+        files: &[("p/c.yaml", "cluster:\n  dns:\n    resolver: 10.0.0.10/32\n")],
+        code: "invalid-resolver",
+        message: "the DNS resolver must be a service, pods or the node",
+        help: "e.g. `resolver: kube-system/coredns`, `{namespace: kube-system, select: {k8s-app: kube-dns}}`, or `{entity: host}` with NodeLocal DNSCache",
+        underlined: "10.0.0.10/32",
+    },
+    Case {
+        name: "an empty baseline selection",
+        files: &[(
+            "p/c.yaml",
+            "baselines:\n  - name: scrape\n    select: {}\n    allow:\n      - from: monitoring/*\n",
+        )],
+        code: "invalid-value",
+        message: "the baseline selection is empty",
+        help: "write `select: all` for every pod, or a map with `namespace`, `namespaces` and/or `select`",
+        underlined: "{}",
+    },
+    Case {
+        name: "a baseline selection with no namespaces",
+        files: &[(
+            "p/c.yaml",
+            "baselines:\n  - name: scrape\n    select: {namespaces: []}\n    allow:\n      - from: monitoring/*\n",
+        )],
+        code: "invalid-value",
+        message: "no namespaces given",
+        help: "list the namespaces, or leave out `namespaces`",
+        underlined: "[]",
     },
     Case {
         name: "a YAML 1.1 boolean where a boolean is expected",
@@ -191,6 +306,76 @@ const CASES: &[Case] = &[
         message: "unknown service or group `sonar` in namespace `media`",
         help: "did you mean `sonarr`?",
         underlined: "sonar",
+    },
+    Case {
+        name: "misspelt entity",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: wrold\n        port: 443\n",
+        )],
+        code: "unknown-service",
+        message: "unknown service or group `wrold` in namespace `media`",
+        help: "did you mean `world` (the Cilium entity)?",
+        underlined: "wrold",
+    },
+    Case {
+        name: "misspelt service of another namespace",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: media/sonar\n        port: 8989\n",
+            ),
+            ("p/b.yaml", "namespace: media\nservices:\n  sonarr: {}\n"),
+        ],
+        code: "unknown-service",
+        message: "unknown service or group `sonar` in namespace `media`",
+        help: "did you mean `media/sonarr`?",
+        underlined: "media/sonar",
+    },
+    Case {
+        name: "misspelt namespace",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: meda/sonarr\n        port: 8989\n",
+            ),
+            ("p/b.yaml", "namespace: media\nservices:\n  sonarr: {}\n"),
+        ],
+        code: "unknown-service",
+        message: "unknown service or group `sonarr` in namespace `meda`",
+        help: "did you mean `media/sonarr`?",
+        underlined: "meda/sonarr",
+    },
+    Case {
+        name: "misspelt namespace, unknown service",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: meda/plex\n        port: 8989\n",
+            ),
+            ("p/b.yaml", "namespace: media\nservices:\n  sonarr: {}\n"),
+        ],
+        code: "unknown-service",
+        message: "unknown service or group `plex` in namespace `meda`",
+        help: "no profile declares namespace `meda`; did you mean namespace `media`?",
+        underlined: "meda/plex",
+    },
+    Case {
+        name: "service of another namespace without its namespace",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: arr-postgres\n        port: 5432\n",
+            ),
+            (
+                "p/b.yaml",
+                "namespace: databases\nservices:\n  arr-postgres: {}\n",
+            ),
+        ],
+        code: "unknown-service",
+        message: "unknown service or group `arr-postgres` in namespace `media`",
+        help: "did you mean `databases/arr-postgres`?",
+        underlined: "arr-postgres",
     },
     Case {
         name: "service of an undeclared namespace",
@@ -623,6 +808,114 @@ const CASES: &[Case] = &[
 /// Warnings: valid input that is probably not what was meant.
 const WARNING_CASES: &[Case] = &[
     Case {
+        name: "every DNS name",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - to: \"*\"\n        port: 443\n",
+        )],
+        code: "any-dns-name",
+        message: "`*` matches every DNS name",
+        help: "the pods may then reach every address a lookup returns; name the domains (`*.example.com`), or write `world` if every address is meant",
+        underlined: "\"*\"",
+    },
+    Case {
+        name: "a DNS pattern with a star inside a label",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  radarr:\n    allow:\n      - to: \"*tmdb.org\"\n        port: 443\n",
+        )],
+        code: "loose-dns-pattern",
+        message: "`*tmdb.org` also matches `eviltmdb.org`",
+        help: "`*` matches any characters within a label, so any domain ending in `tmdb.org` matches; for the subdomains of `tmdb.org` write `*.tmdb.org`",
+        underlined: "\"*tmdb.org\"",
+    },
+    Case {
+        name: "the internet on every port",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  qbittorrent:\n    allow:\n      - to: world\n",
+        )],
+        code: "world-all-ports",
+        message: "`world` on every port and protocol",
+        help: "every port of every address outside the cluster is rarely what is meant: list the ports, e.g. `port: 443`",
+        underlined: "world",
+    },
+    Case {
+        name: "HTTP rules made pointless by a broader statement",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: media\nservices:\n  sonarr:\n    ports: {http: 8989}\n    allow:\n      - from: traefik/traefik\n        port: http\n      - from: traefik/traefik\n        port: http\n        http: [{method: GET}]\n",
+            ),
+            ("p/t.yaml", TRAEFIK),
+        ],
+        code: "shadowed-http",
+        message: "the HTTP rules of this statement filter nothing",
+        help: "the statement at p/a.yaml:6 allows the same peer on these ports without HTTP rules, so Cilium lets every request through; give that statement the HTTP rules too, or other ports",
+        underlined: "{method: GET}",
+    },
+    Case {
+        name: "a statement under a service that does not involve it",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: media\nservices:\n  sonarr:\n    allow:\n      - from: traefik/traefik\n        to: radarr\n        port: 7878\n  radarr: {}\n",
+            ),
+            ("p/t.yaml", TRAEFIK),
+        ],
+        code: "foreign-statement",
+        message: "the statement does not involve `media/sonarr`, the service it belongs to",
+        help: "a statement under a service leaves out the side that is the service; put statements between other peers in the namespace's top-level `allow:`",
+        underlined: "from: traefik/traefik\n        to: radarr\n        port: 7878",
+    },
+    Case {
+        name: "an acknowledgement without a reason",
+        files: &[(
+            "p/a.yaml",
+            "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - from: world\n        port: 8443\n        acknowledge: {open-to-world: }\n",
+        )],
+        code: "unjustified-acknowledgement",
+        message: "acknowledgement of `open-to-world` without a reason",
+        help: "say why the warning is fine here, e.g. `acknowledge: {open-to-world: \"the ingress controller\"}`",
+        underlined: "open-to-world",
+    },
+    Case {
+        name: "an acknowledgement of a warning that is not raised there",
+        files: &[(
+            "p/a.yaml",
+            "namespace: media\nservices:\n  sonarr:\n    allow:\n      - from: traefik\n        port: 8989\n        acknowledge: {open-to-world: \"behind traefik\"}\n  traefik:\n    allow:\n      - from: world\n        port: 443\n        acknowledge: {open-to-world: \"the ingress controller\"}\n",
+        )],
+        code: "unused-acknowledgement",
+        message: "no `open-to-world` warning here to acknowledge",
+        help: "remove it, or move it to the statement or service the warning is about",
+        underlined: "open-to-world",
+    },
+    Case {
+        name: "an acknowledgement of a code that is no warning",
+        files: &[(
+            "p/a.yaml",
+            "namespace: traefik\nservices:\n  traefik:\n    acknowledge: {open-to-wrold: \"the ingress controller\"}\n    allow:\n      - from: world\n        port: 8443\n        acknowledge: {open-to-world: \"the ingress controller\"}\n",
+        )],
+        code: "unused-acknowledgement",
+        message: "`open-to-wrold` is not a warning that can be acknowledged",
+        help: "did you mean `open-to-world`?",
+        underlined: "open-to-wrold",
+    },
+    Case {
+        name: "every pod of a namespace spelt like a declared one",
+        files: &[
+            (
+                "p/a.yaml",
+                "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - to: meda/*\n        port: 8989\n",
+            ),
+            ("p/b.yaml", "namespace: media\nservices:\n  sonarr: {}\n"),
+        ],
+        code: "unknown-namespace",
+        message: "no profile declares namespace `meda`",
+        help: "did you mean `media`? (if `meda` is a namespace without a profile, acknowledge this warning)",
+        underlined: "meda/*",
+    },
+    Case {
         name: "a name YAML 1.1 reads as a boolean",
         files: &[("p/a.yaml", "namespace: media\nservices:\n  no: {}\n")],
         code: "yaml11-boolean",
@@ -918,4 +1211,43 @@ fn an_error_in_a_template_is_reported_once_with_every_use() {
         .collect();
     assert_eq!(uses, ["arr-app", "arr-app"]);
     assert_eq!(summary_line(&c), "1 error, 0 warnings");
+}
+
+#[test]
+fn an_acknowledged_warning_is_counted_not_shown() {
+    let c = compile(&[(
+        "p/a.yaml",
+        "namespace: traefik\nservices:\n  traefik:\n    allow:\n      - from: world\n        port: 8443\n        acknowledge: {open-to-world: \"the ingress controller\"}\n",
+    )]);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    assert_eq!(c.diagnostics.counts().acknowledged, 1);
+    assert_eq!(
+        summary_line(&c),
+        "0 errors, 0 warnings, 1 acknowledged warning"
+    );
+    assert!(c.objects.is_some());
+}
+
+#[test]
+fn a_service_acknowledges_the_warnings_about_it_wherever_they_are_raised() {
+    // From a template it uses, and from a top-level statement that names it.
+    let c = compile(&[(
+        "p/a.yaml",
+        "namespace: web\ntemplates:\n  public:\n    allow:\n      - from: world\n        port: 443\nservices:\n  site:\n    use: [public]\n    acknowledge: {open-to-world: \"the public web site\"}\n  blog:\n    use: [public]\nallow:\n  - from: world\n    to: site\n    port: 80\n",
+    )]);
+    let shown: Vec<(&str, &str)> = c
+        .diagnostics
+        .sorted()
+        .iter()
+        .map(|d| (d.code, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        shown,
+        [(
+            "open-to-world",
+            "`web/blog` accepts connections from the internet"
+        )],
+        "blog did not acknowledge it"
+    );
+    assert_eq!(c.diagnostics.counts().acknowledged, 2);
 }

@@ -386,9 +386,19 @@ fn mistakes_are_rejected() {
             "namespace: media\nallow:\n  - {from: traefik/traefik, on: http}\n".into(),
         ),
         (
-            "service statement with both sides",
+            "a DNS name as a source",
             statement("{from: world}"),
-            statement("{from: world, to: world}"),
+            statement("{from: api.example.com}"),
+        ),
+        (
+            "HTTP rules without ports",
+            statement("{from: world, port: 80, http: [{method: GET}]}"),
+            statement("{from: world, http: [{method: GET}]}"),
+        ),
+        (
+            "no ports at all",
+            statement("{to: world, port: 443}"),
+            statement("{to: world, port: []}"),
         ),
         (
             "service statement without a side",

@@ -5,7 +5,7 @@
 //! ingress rule of sonarr (from traefik's pods on 8989/tcp). Names, groups, templates and
 //! named ports are all resolved here; nothing downstream looks at names again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ipnet::IpNet;
 
@@ -16,8 +16,8 @@ use crate::objects::fqdn::FqdnSelector;
 use crate::objects::port::{L4, PortRange, PortRef, Protocol};
 use crate::profile::load::Unread;
 use crate::profile::syntax::{
-    Baseline, BaselineSelect, Body, ClusterProfile, DnsQueries, Enforce, HttpRule, Peer,
-    ProfileFile, Statement,
+    Acknowledgement, Baseline, BaselineSelect, Body, ClusterProfile, DnsQueries, Enforce, HttpRule,
+    Peer, ProfileFile, Statement,
 };
 
 /// A `(key, value)` pod label.
@@ -204,10 +204,12 @@ pub fn resolve_with(
     r.unread = unread;
     r.index();
     r.statements();
+    r.warn_shadowed_http();
     r.implicit_rules();
     r.report_template_findings();
     r.warn_unused_templates();
     r.warn_dead_allows();
+    r.check_acknowledgements(before);
     r.note_unchecked();
     let model = r.finish();
     (diagnostics.error_count() == before).then_some(model)
@@ -224,6 +226,48 @@ enum End {
         managed: Vec<ServiceId>,
     },
     External(Target),
+}
+
+/// The warnings that an `acknowledge:` may name: those about a statement or a service.
+pub const ACKNOWLEDGEABLE: &[&str] = &[
+    "open-to-world",
+    "world-all-ports",
+    "any-dns-name",
+    "loose-dns-pattern",
+    "shadowed-http",
+    "foreign-statement",
+    "unmanaged-pods",
+    "unknown-namespace",
+];
+
+/// Where a warning is raised: the statement being resolved and the service it belongs to
+/// (their acknowledgements are in force).
+#[derive(Debug, Clone, Copy)]
+struct Scope {
+    statement: Span,
+    this: Option<ServiceId>,
+}
+
+/// A rule with HTTP rules: its index in [`Resolver::rules`], the `http:` it comes from, and
+/// the acknowledgements in force there.
+#[derive(Debug, Clone, Copy)]
+struct HttpSite {
+    rule: usize,
+    http: Span,
+    scope: Option<Scope>,
+}
+
+/// Whether `broad` (a rule's ports) holds every port of `narrow`.
+fn covers(broad: &BTreeSet<L4>, narrow: &BTreeSet<L4>) -> bool {
+    !broad.is_empty()
+        && narrow.iter().all(|n| {
+            broad.iter().any(|b| match (b, n) {
+                (L4::Port(b), L4::Port(n)) => {
+                    b.protocol == n.protocol && b.first <= n.first && n.last <= b.last
+                }
+                (b, n) => b == n,
+            })
+        })
 }
 
 /// One application of a template: which, to whom, and where the `use:` says so.
@@ -268,6 +312,14 @@ struct Resolver<'a> {
     unchecked_unused: BTreeMap<String, Vec<Span>>,
     /// Findings inside templates, with the use that raised each.
     template_findings: Vec<(Diagnostic, TemplateUse)>,
+    /// Every `acknowledge:` entry of the profiles.
+    acknowledgements: Vec<&'a Acknowledgement>,
+    /// Acknowledgements that acknowledged a warning (by the span of their code).
+    used_acknowledgements: HashSet<Span>,
+    /// The statements being resolved (innermost last).
+    scope: Vec<Scope>,
+    /// Rules with HTTP rules, and where their statement is.
+    http_sites: Vec<HttpSite>,
     sources: &'a SourceMap,
     diagnostics: &'a mut Diagnostics,
     services: Vec<ServiceDef>,
@@ -295,6 +347,10 @@ impl<'a> Resolver<'a> {
             unchecked: BTreeMap::new(),
             unchecked_unused: BTreeMap::new(),
             template_findings: Vec::new(),
+            acknowledgements: files.iter().flat_map(|f| &f.acknowledgements).collect(),
+            used_acknowledgements: HashSet::new(),
+            scope: Vec::new(),
+            http_sites: Vec::new(),
             sources,
             diagnostics,
             services: Vec::new(),
@@ -524,6 +580,7 @@ impl<'a> Resolver<'a> {
                             &ns.namespace.value,
                             &member.value,
                             member.span,
+                            false,
                             false,
                         );
                         self.diagnostics.push(d);
@@ -914,7 +971,263 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// Resolve a statement, with the acknowledgements of the statement and of the service it
+    /// belongs to in force.
     fn statement(&mut self, statement: &Statement, ctx: Context<'_>) {
+        let this = match ctx.this {
+            Some(This::Service(id)) => Some(id),
+            _ => None,
+        };
+        self.scope.push(Scope {
+            statement: statement.span,
+            this,
+        });
+        self.resolve_statement(statement, ctx);
+        self.scope.pop();
+    }
+
+    /// Report a warning, unless an acknowledgement covers it: one of the statement being
+    /// resolved, of the service that statement belongs to, or of `subject`, the service the
+    /// warning is about.
+    fn warn(&mut self, d: Diagnostic, subject: Option<ServiceId>) {
+        let scope = self.scope.last().copied();
+        self.warn_in(d, scope, subject);
+    }
+
+    fn warn_in(&mut self, d: Diagnostic, scope: Option<Scope>, subject: Option<ServiceId>) {
+        let origin = |id: ServiceId| self.services.get(id).map(|s| s.origin);
+        let owners: Vec<Span> = scope
+            .map(|s| s.statement)
+            .into_iter()
+            .chain(scope.and_then(|s| s.this).and_then(origin))
+            .chain(subject.and_then(origin))
+            .collect();
+        let found = self
+            .acknowledgements
+            .iter()
+            .find(|a| a.code.value == d.code && owners.contains(&a.owner))
+            .map(|a| a.code.span);
+        match found {
+            Some(span) => {
+                self.used_acknowledgements.insert(span);
+                self.diagnostics.acknowledge(d);
+            }
+            None => self.diagnostics.push(d),
+        }
+    }
+
+    /// Acknowledgements that acknowledge nothing, or give no reason, are warnings themselves.
+    /// Unused ones are reported only when there is no error: an error may have kept their
+    /// statement from being resolved.
+    fn check_acknowledgements(&mut self, errors_before: usize) {
+        let clean = self.diagnostics.error_count() == errors_before;
+        let mut found = Vec::new();
+        for a in &self.acknowledgements {
+            let code = a.code.value.as_str();
+            if !ACKNOWLEDGEABLE.contains(&code) {
+                let help = match crate::diagnostic::spelling::closest(
+                    code,
+                    ACKNOWLEDGEABLE.iter().copied(),
+                ) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => format!(
+                        "the warnings that can be acknowledged are {}",
+                        crate::document::list(ACKNOWLEDGEABLE)
+                    ),
+                };
+                found.push(
+                    Diagnostic::warning(
+                        "unused-acknowledgement",
+                        a.code.span,
+                        format!("`{code}` is not a warning that can be acknowledged"),
+                    )
+                    .with_label("no such warning")
+                    .with_help(help),
+                );
+            } else if a.reason.is_empty() {
+                found.push(
+                    Diagnostic::warning(
+                        "unjustified-acknowledgement",
+                        a.code.span,
+                        format!("acknowledgement of `{code}` without a reason"),
+                    )
+                    .with_label("why?")
+                    .with_help(format!(
+                        "say why the warning is fine here, e.g. `acknowledge: {{{code}: \"the ingress controller\"}}`"
+                    )),
+                );
+            } else if clean && !self.used_acknowledgements.contains(&a.code.span) {
+                found.push(
+                    Diagnostic::warning(
+                        "unused-acknowledgement",
+                        a.code.span,
+                        format!("no `{code}` warning here to acknowledge"),
+                    )
+                    .with_label("acknowledges nothing")
+                    .with_help(
+                        "remove it, or move it to the statement or service the warning is about",
+                    ),
+                );
+            }
+        }
+        for d in found {
+            self.diagnostics.push(d);
+        }
+    }
+
+    /// HTTP rules that filter nothing: another statement allows the same peer on the same
+    /// ports without HTTP rules, and Cilium then lets every request through (the proxy gets an
+    /// allow-all rule for that peer).
+    fn warn_shadowed_http(&mut self) {
+        let mut found = Vec::new();
+        for site in &self.http_sites {
+            let Some(rule) = self.rules.get(site.rule) else {
+                continue;
+            };
+            let broader = self.rules.iter().find(|o| {
+                o.subject == rule.subject
+                    && o.direction == rule.direction
+                    && o.peer == rule.peer
+                    && o.http.is_empty()
+                    && o.origin != rule.origin
+                    && covers(&o.ports, &rule.ports)
+            });
+            if let Some(other) = broader {
+                let subject = match rule.subject {
+                    Subject::Service(id) => Some(id),
+                    Subject::Baseline(_) | Subject::Namespace(_) => None,
+                };
+                let d = Diagnostic::warning(
+                    "shadowed-http",
+                    site.http,
+                    "the HTTP rules of this statement filter nothing",
+                )
+                .with_label("never applied")
+                .with_related(other.origin, "allows every request")
+                .with_help(format!(
+                    "the statement at {} allows the same peer on these ports without HTTP rules, so Cilium lets every request through; give that statement the HTTP rules too, or other ports",
+                    self.at(other.origin)
+                ));
+                found.push((d, site.scope, subject));
+            }
+        }
+        for (d, scope, subject) in found {
+            self.warn_in(d, scope, subject);
+        }
+    }
+
+    /// Valid statements that are probably not what was meant: every DNS name, a pattern that
+    /// matches more domains than it seems to, every port of the internet, a statement under a
+    /// service that is not about it.
+    fn warn_statement(
+        &mut self,
+        statement: &Statement,
+        ctx: Context<'_>,
+        from: &[End],
+        to: &[End],
+    ) {
+        for peer in statement.to.iter().flat_map(|side| &side.value) {
+            if let Peer::Fqdn(FqdnSelector::Pattern(pattern)) = &peer.value {
+                self.warn_dns_pattern(pattern, peer.span);
+            }
+        }
+        if statement.on.is_none() {
+            let sides = statement.from.iter().chain(&statement.to);
+            for peer in sides.flat_map(|side| &side.value) {
+                let open = match &peer.value {
+                    Peer::Entity(e @ (Entity::World | Entity::All)) => Some(e.as_str().to_string()),
+                    Peer::Cidr { cidr, except } if cidr.prefix_len() == 0 && except.is_empty() => {
+                        Some(cidr.to_string())
+                    }
+                    _ => None,
+                };
+                if let Some(name) = open {
+                    self.warn(
+                        Diagnostic::warning(
+                            "world-all-ports",
+                            peer.span,
+                            format!("`{name}` on every port and protocol"),
+                        )
+                        .with_label("no `port:` in this statement")
+                        .with_help("every port of every address outside the cluster is rarely what is meant: list the ports, e.g. `port: 443`"),
+                        None,
+                    );
+                }
+            }
+        }
+        if let (Some(_), Some(_), Some(This::Service(id))) =
+            (&statement.from, &statement.to, ctx.this)
+        {
+            let involves = |ends: &[End]| {
+                ends.iter().any(|e| match e {
+                    End::Service(s) => *s == id,
+                    End::Namespace { managed, .. } => managed.contains(&id),
+                    End::Baseline(_) | End::External(_) => false,
+                })
+            };
+            if !involves(from) && !involves(to) {
+                let name = self
+                    .services
+                    .get(id)
+                    .map_or_else(String::new, |s| format!("{}/{}", s.namespace, s.name));
+                self.warn(
+                    Diagnostic::warning(
+                        "foreign-statement",
+                        statement.span,
+                        format!("the statement does not involve `{name}`, the service it belongs to"),
+                    )
+                    .with_label(format!("neither `from` nor `to` is `{name}`"))
+                    .with_help("a statement under a service leaves out the side that is the service; put statements between other peers in the namespace's top-level `allow:`"),
+                    None,
+                );
+            }
+        }
+    }
+
+    /// `*` (every name) and `*tmdb.org` (also `eviltmdb.org`).
+    fn warn_dns_pattern(&mut self, pattern: &str, span: Span) {
+        if pattern.bytes().all(|b| b == b'*') {
+            self.warn(
+                Diagnostic::warning(
+                    "any-dns-name",
+                    span,
+                    format!("`{pattern}` matches every DNS name"),
+                )
+                .with_label("every name")
+                .with_help("the pods may then reach every address a lookup returns; name the domains (`*.example.com`), or write `world` if every address is meant"),
+                None,
+            );
+            return;
+        }
+        let (first, rest) = pattern.split_once('.').unwrap_or((pattern, ""));
+        let Some(tail) = first.strip_prefix('*') else {
+            return;
+        };
+        if rest.is_empty()
+            || !tail
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            || tail.contains('*')
+        {
+            return;
+        }
+        let domain = format!("{tail}.{rest}");
+        self.warn(
+            Diagnostic::warning(
+                "loose-dns-pattern",
+                span,
+                format!("`{pattern}` also matches `evil{domain}`"),
+            )
+            .with_label("`*` inside a label")
+            .with_help(format!(
+                "`*` matches any characters within a label, so any domain ending in `{domain}` matches; for the subdomains of `{domain}` write `*.{domain}`"
+            )),
+            None,
+        );
+    }
+
+    fn resolve_statement(&mut self, statement: &Statement, ctx: Context<'_>) {
         let this_end = ctx.this.map(|t| match t {
             This::Service(id) => End::Service(id),
             This::Baseline(b) => End::Baseline(b),
@@ -985,6 +1298,7 @@ impl<'a> Resolver<'a> {
             }
             return;
         }
+        self.warn_statement(statement, ctx, &from, &to);
         let errors_before = self.diagnostics.error_count();
         let mut produced = false;
         for f in &from {
@@ -1086,11 +1400,12 @@ impl<'a> Resolver<'a> {
                     self.not_checked(file, peer.span);
                     return None;
                 }
-                let d = self.unknown_service(&ns, name, peer.span, true);
+                let d = self.unknown_service(&ns, name, peer.span, true, namespace.is_some());
                 self.diagnostics.push(d);
                 None
             }
             Peer::Namespace { namespace, select } => {
+                self.warn_unknown_namespace(namespace, peer.span);
                 let managed: Vec<ServiceId> = self
                     .services
                     .iter()
@@ -1114,10 +1429,11 @@ impl<'a> Resolver<'a> {
                             return Some(vec![End::Service(id)]);
                         }
                         if !managed.is_empty() {
-                            self.diagnostics.push(
+                            self.warn(
                                 Diagnostic::warning("unmanaged-pods", peer.span, format!("pods selected by labels in `{namespace}`, which has a profile"))
                                     .with_label("not a declared service")
                                     .with_help(format!("if these pods belong to a service of the `{namespace}` profile, name the service so that its own policy allows this too")),
+                                None,
                             );
                         }
                         Some(vec![End::External(Target::Pods {
@@ -1130,34 +1446,83 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn unknown_service(&self, ns: &str, name: &str, span: Span, groups_too: bool) -> Diagnostic {
-        let mut candidates: Vec<&str> = self
-            .by_name
-            .keys()
-            .filter(|(n, _)| n == ns)
-            .map(|(_, s)| s.as_str())
-            .collect();
-        if groups_too {
-            candidates.extend(
-                self.groups
-                    .keys()
-                    .filter(|(n, _)| n == ns)
-                    .map(|(_, g)| g.as_str()),
-            );
+    /// A namespace no profile declares, spelt like one that a profile does: probably a typo
+    /// (`meda/*`). Pods of namespaces without a profile are fine, so only a warning.
+    fn warn_unknown_namespace(&mut self, ns: &str, span: Span) {
+        if self.namespaces.contains_key(ns)
+            || self
+                .unread
+                .iter()
+                .any(|u| u.namespace.as_deref().is_none_or(|n| n == ns))
+        {
+            return;
         }
+        let namespaces: Vec<&str> = self.namespaces.keys().map(String::as_str).collect();
+        let Some(best) = crate::diagnostic::spelling::closest(ns, namespaces.iter().copied())
+        else {
+            return;
+        };
+        let d = Diagnostic::warning(
+            "unknown-namespace",
+            span,
+            format!("no profile declares namespace `{ns}`"),
+        )
+        .with_label("no profile")
+        .with_help(format!(
+            "did you mean `{best}`? (if `{ns}` is a namespace without a profile, acknowledge this warning)"
+        ));
+        self.warn(d, None);
+    }
+
+    /// `written_ns`: the reference names its namespace (`media/sonar`), so suggestions do too.
+    fn unknown_service(
+        &self,
+        ns: &str,
+        name: &str,
+        span: Span,
+        groups_too: bool,
+        written_ns: bool,
+    ) -> Diagnostic {
         let what = if groups_too {
             "service or group"
         } else {
             "service"
         };
-        let help = if !self.namespaces.contains_key(ns) {
-            format!(
-                "no profile declares namespace `{ns}`; for pods without a profile write `{{namespace: {ns}, select: {{LABEL: VALUE}}}}`"
-            )
-        } else {
+        let help = if self.namespaces.contains_key(ns) {
+            let mut candidates = self.names_in(ns, groups_too);
+            if !written_ns && groups_too {
+                // `to: wrold` is a misspelt entity more often than a service.
+                candidates.extend(crate::profile::syntax::ENTITIES.iter().map(|(e, _)| *e));
+            }
             match crate::diagnostic::spelling::closest(name, candidates.iter().copied()) {
+                Some(best) if crate::profile::syntax::entity_named(best).is_some() => {
+                    format!("did you mean `{best}` (the Cilium entity)?")
+                }
+                Some(best) if written_ns => format!("did you mean `{ns}/{best}`?"),
                 Some(best) => format!("did you mean `{best}`?"),
-                None => format!("namespace `{ns}` declares no {what} `{name}`"),
+                None => match self.namespaces_declaring(name, groups_too).as_slice() {
+                    // `to: postgres` from media, where postgres is a service of databases.
+                    [other] if !written_ns && groups_too => {
+                        format!("did you mean `{other}/{name}`?")
+                    }
+                    _ => format!("namespace `{ns}` declares no {what} `{name}`"),
+                },
+            }
+        } else {
+            let namespaces: Vec<&str> = self.namespaces.keys().map(String::as_str).collect();
+            match crate::diagnostic::spelling::closest(ns, namespaces.iter().copied()) {
+                Some(best_ns) => {
+                    let candidates = self.names_in(best_ns, groups_too);
+                    match crate::diagnostic::spelling::closest(name, candidates.iter().copied()) {
+                        Some(best) => format!("did you mean `{best_ns}/{best}`?"),
+                        None => format!(
+                            "no profile declares namespace `{ns}`; did you mean namespace `{best_ns}`?"
+                        ),
+                    }
+                }
+                None => format!(
+                    "no profile declares namespace `{ns}`; for pods without a profile write `{{namespace: {ns}, select: {{LABEL: VALUE}}}}`"
+                ),
             }
         };
         Diagnostic::error(
@@ -1167,6 +1532,39 @@ impl<'a> Resolver<'a> {
         )
         .with_label("not declared")
         .with_help(help)
+    }
+
+    /// The services (and groups) of a namespace.
+    fn names_in(&self, ns: &str, groups_too: bool) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .by_name
+            .keys()
+            .filter(|(n, _)| n == ns)
+            .map(|(_, s)| s.as_str())
+            .collect();
+        if groups_too {
+            names.extend(
+                self.groups
+                    .keys()
+                    .filter(|(n, _)| n == ns)
+                    .map(|(_, g)| g.as_str()),
+            );
+        }
+        names
+    }
+
+    /// The namespaces that declare a service (or group) `name`, sorted.
+    fn namespaces_declaring(&self, name: &str, groups_too: bool) -> Vec<&str> {
+        let mut found: Vec<&str> = self
+            .by_name
+            .keys()
+            .chain(self.groups.keys().filter(|_| groups_too))
+            .filter(|(_, n)| n == name)
+            .map(|(ns, _)| ns.as_str())
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
     }
 
     /// Rules for one (from, to) pair. Returns whether any rule was produced.
@@ -1320,6 +1718,13 @@ impl<'a> Resolver<'a> {
             }
             self.warn_open_ingress(subject, &peer, statement.span);
         }
+        if let Some(first) = statement.http.first().filter(|_| !http.is_empty()) {
+            self.http_sites.push(HttpSite {
+                rule: self.rules.len(),
+                http: first.span,
+                scope: self.scope.last().copied(),
+            });
+        }
         self.rules.push(Rule {
             subject,
             direction,
@@ -1355,14 +1760,19 @@ impl<'a> Resolver<'a> {
                 format!("every pod of `{}`", d.namespace)
             }),
         };
-        self.diagnostics.push(
+        let service = match subject {
+            Subject::Service(id) => Some(id),
+            Subject::Baseline(_) | Subject::Namespace(_) => None,
+        };
+        self.warn(
             Diagnostic::warning(
                 "open-to-world",
                 span,
                 format!("`{name}` accepts connections from the internet"),
             )
             .with_label("open to `world`")
-            .with_help("fine for an ingress controller; anything else should sit behind it"),
+            .with_help("fine for an ingress controller; anything else should sit behind it; if this is one, acknowledge the warning"),
+            service,
         );
     }
 

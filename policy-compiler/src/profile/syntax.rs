@@ -29,6 +29,20 @@ pub struct ProfileFile {
     /// Reached only through another file's `include:` (a catalog file outside the paths given):
     /// its unused templates are not reported, a library is a menu.
     pub included: bool,
+    /// The `acknowledge:` entries of its statements and services.
+    pub acknowledgements: Vec<Acknowledgement>,
+}
+
+/// `acknowledge: {CODE: REASON}` on a statement or a service: a warning of that code raised
+/// there is expected, for that reason (`netpol check --deny-warnings` passes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    /// The span of the statement, or of the service's name.
+    pub owner: Span,
+    /// The warning's code, as in `netpol::open-to-world` without the prefix.
+    pub code: Loc<String>,
+    /// Empty when none is given.
+    pub reason: String,
 }
 
 /// What a file with errors may be missing: names other statements look for in it. Their
@@ -288,10 +302,19 @@ const SERVICE_KEYS: &[&str] = &[
     "enforce",
     "dns",
     "description",
+    "acknowledge",
 ];
 /// `port` and `on` are one key: `on` is the first spelling, which YAML 1.1 readers (PyYAML,
 /// yamllint, many pre-commit hooks) read as the boolean `true`.
-const STATEMENT_KEYS: &[&str] = &["from", "to", "port", "on", "http", "description"];
+const STATEMENT_KEYS: &[&str] = &[
+    "from",
+    "to",
+    "port",
+    "on",
+    "http",
+    "description",
+    "acknowledge",
+];
 
 /// The plain scalars YAML 1.1 reads as booleans, besides `true` and `false` (which YAML 1.2
 /// reads as booleans too): netpol reads them as strings, other tools do not.
@@ -329,7 +352,9 @@ const BASELINE_SELECT_KEYS: &[&str] = &["namespace", "namespaces", "select"];
 pub fn decode(source: SourceId, doc: &Node, diagnostics: &mut Diagnostics) -> Option<ProfileFile> {
     let mut d = Decoder {
         diagnostics,
+        top_level: false,
         text: None,
+        acknowledgements: Vec::new(),
         incomplete: Incomplete::default(),
     };
     d.file(source, doc)
@@ -345,7 +370,9 @@ pub fn decode_text(
 ) -> Option<ProfileFile> {
     let mut d = Decoder {
         diagnostics,
+        top_level: false,
         text: Some(text),
+        acknowledgements: Vec::new(),
         incomplete: Incomplete::default(),
     };
     d.file(source, doc)
@@ -353,8 +380,11 @@ pub fn decode_text(
 
 struct Decoder<'d> {
     diagnostics: &'d mut Diagnostics,
+    /// Decoding the top-level `allow:` of a namespace profile (both sides required).
+    top_level: bool,
     /// The file's text, to tell `no` from `"no"`.
     text: Option<&'d str>,
+    acknowledgements: Vec<Acknowledgement>,
     /// Names the errors found so far may hide.
     incomplete: Incomplete,
 }
@@ -490,6 +520,7 @@ impl Decoder<'_> {
             includes,
             incomplete: std::mem::take(&mut self.incomplete),
             included: false,
+            acknowledgements: std::mem::take(&mut self.acknowledgements),
         })
     }
 
@@ -503,6 +534,19 @@ impl Decoder<'_> {
         };
         let groups = match fields.get("groups") {
             Some(node) => self.named_map(node, "the groups", |d, name, value| {
+                if entity_named(&name.value).is_some() {
+                    d.error(
+                        "reserved-name",
+                        name.span,
+                        format!("`{}` is the name of a Cilium entity", name.value),
+                        "reserved name",
+                        format!(
+                            "peers named `{}` mean the entity; give the group another name",
+                            name.value
+                        ),
+                    );
+                    return None;
+                }
                 Some(Group {
                     name,
                     members: d.names(value, "a list of service names"),
@@ -519,7 +563,12 @@ impl Decoder<'_> {
             groups,
             allow: fields
                 .get("allow")
-                .map(|n| self.statements(n))
+                .map(|n| {
+                    self.top_level = true;
+                    let statements = self.statements(n);
+                    self.top_level = false;
+                    statements
+                })
                 .unwrap_or_default(),
             default_deny: fields.get("default-deny").and_then(|n| self.enforce(n)),
             deny: fields
@@ -598,6 +647,9 @@ impl Decoder<'_> {
         let errors = self.diagnostics.error_count();
         let fields = Fields::read(node, "a service", SERVICE_KEYS, self.diagnostics)?;
         let key_errors = self.diagnostics.error_count() - errors;
+        if let Some(n) = fields.get("acknowledge") {
+            self.acknowledge(name.span, n);
+        }
         let select = fields.get("select").and_then(|n| self.labels(n));
         let errors = self.diagnostics.error_count();
         let ports = fields
@@ -679,6 +731,17 @@ impl Decoder<'_> {
                 );
                 continue;
             }
+            if one_or_many(value).is_empty() {
+                // A name for no port would make `port: NAME` mean every port.
+                self.error(
+                    "empty-ports",
+                    value.span,
+                    format!("port `{name_text}` has no port"),
+                    "empty",
+                    "give the name a port number, a range, or a list of them".to_string(),
+                );
+                continue;
+            }
             let ranges = self.ports_of(
                 value,
                 "a port such as `8080` or `53/udp`",
@@ -730,6 +793,9 @@ impl Decoder<'_> {
 
     fn statement(&mut self, node: &Node) -> Option<Statement> {
         let fields = Fields::read(node, "a statement", STATEMENT_KEYS, self.diagnostics)?;
+        if let Some(n) = fields.get("acknowledge") {
+            self.acknowledge(node.span, n);
+        }
         // A side that fails to decode drops the statement (its error is already reported).
         let from = fields.get("from").map(|n| Loc::new(self.peers(n), n.span));
         let to = fields.get("to").map(|n| Loc::new(self.peers(n), n.span));
@@ -758,14 +824,15 @@ impl Decoder<'_> {
                     .with_help("`on` is the first spelling of `port`; keep one of them (`port` reads the same in every YAML reader)"),
             );
         }
-        let on = fields
-            .get("port")
-            .or_else(|| fields.get("on"))
-            .map(|n| self.port_refs(n));
+        let on_node = fields.get("port").or_else(|| fields.get("on"));
+        let on = on_node.map(|n| self.port_refs(n));
         let http = fields
             .get("http")
             .map(|n| self.http_rules(n))
             .unwrap_or_default();
+        if !self.statement_shape(node, &fields, from.as_ref(), to.as_ref(), on_node) {
+            return None;
+        }
         Some(Statement {
             span: node.span,
             from,
@@ -774,6 +841,90 @@ impl Decoder<'_> {
             http,
             description: fields.get("description").and_then(|n| self.text(n)),
         })
+    }
+
+    /// What a statement needs whatever its names mean: a side (both at the top level), ports
+    /// when it has HTTP rules, at least one port when `port:` is given, and no DNS name as a
+    /// source. `false` (after reporting) when it cannot be resolved.
+    fn statement_shape(
+        &mut self,
+        node: &Node,
+        fields: &Fields<'_>,
+        from: Option<&Loc<Vec<Loc<Peer>>>>,
+        to: Option<&Loc<Vec<Loc<Peer>>>>,
+        on: Option<&Node>,
+    ) -> bool {
+        let missing = match (from, to) {
+            (None, None) => Some((
+                "the statement has neither `from` nor `to`",
+                "this statement",
+                "say who talks to whom: `from: PEER`, `to: PEER`",
+            )),
+            (None, Some(_)) if self.top_level => Some((
+                "the statement has no `from`",
+                "incomplete statement",
+                "only statements under a service, a template or a baseline may leave out one side, which then means that service",
+            )),
+            (Some(_), None) if self.top_level => Some((
+                "the statement has no `to`",
+                "incomplete statement",
+                "only statements under a service, a template or a baseline may leave out one side, which then means that service",
+            )),
+            _ => None,
+        };
+        if let Some((message, label, help)) = missing {
+            self.error(
+                "missing-peer",
+                node.span,
+                message.to_string(),
+                label,
+                help.to_string(),
+            );
+            return false;
+        }
+        if let Some(dns) = from.and_then(|side| {
+            side.value.iter().find_map(|p| match &p.value {
+                Peer::Fqdn(sel) => Some(sel.text().to_string()),
+                _ => None,
+            })
+        }) {
+            let span = from.map_or(node.span, |side| side.span);
+            self.error(
+                "dns-source",
+                span,
+                format!("DNS name `{dns}` cannot be a source"),
+                "only a destination",
+                "Cilium learns the addresses of DNS names from lookups made by the pods, so DNS names only work in `to:`; use a CIDR for incoming traffic".to_string(),
+            );
+            return false;
+        }
+        if let Some(on) = on
+            && one_or_many(on).is_empty()
+        {
+            self.error(
+                "empty-ports",
+                on.span,
+                "no ports given".to_string(),
+                "empty",
+                "leave out `port:` to allow every port and protocol, or list the ports".to_string(),
+            );
+            return false;
+        }
+        if on.is_none()
+            && let Some(http) = fields.get("http")
+        {
+            let span = one_or_many(http).first().map_or(http.span, |n| n.span);
+            self.error(
+                "http-without-ports",
+                span,
+                "HTTP rules need ports".to_string(),
+                "no `port:` in this statement",
+                "Cilium applies HTTP rules to TCP ports; add `port: http` or a port number"
+                    .to_string(),
+            );
+            return false;
+        }
+        true
     }
 
     fn port_refs(&mut self, node: &Node) -> Vec<Loc<PortRef>> {
@@ -798,7 +949,12 @@ impl Decoder<'_> {
     ) -> Vec<Loc<T>> {
         let mut out = Vec::new();
         for item in one_or_many(node) {
-            let Some(text) = item.scalar_text() else {
+            // `port: true` is no port, though `true` would read as a port name.
+            let text = match item.value {
+                Value::Bool(_) => None,
+                _ => item.scalar_text(),
+            };
+            let Some(text) = text else {
                 self.wrong_type(item, expected, help);
                 continue;
             };
@@ -813,6 +969,14 @@ impl Decoder<'_> {
     fn http_rules(&mut self, node: &Node) -> Vec<Loc<HttpRule>> {
         let mut out = Vec::new();
         for item in one_or_many(node) {
+            if matches!(item.value, Value::Null) {
+                self.wrong_type(
+                    item,
+                    "an HTTP rule",
+                    "write e.g. `{method: GET, path: \"/api/.*\"}`; `{}` allows every request",
+                );
+                continue;
+            }
             let Some(fields) = Fields::read(item, "an HTTP rule", HTTP_KEYS, self.diagnostics)
             else {
                 continue;
@@ -1113,6 +1277,16 @@ impl Decoder<'_> {
             }
             "service" => {
                 let name = self.dns_label(value, "service name")?;
+                if entity_named(&name.value).is_some() {
+                    self.error(
+                        "reserved-name",
+                        name.span,
+                        format!("`{}` is the name of a Cilium entity", name.value),
+                        "no service has this name",
+                        format!("for the entity write `{{entity: {}}}`", name.value),
+                    );
+                    return None;
+                }
                 let namespace = match fields.get("namespace") {
                     Some(n) => Some(self.dns_label(n, "namespace")?.value),
                     None => None,
@@ -1284,9 +1458,34 @@ impl Decoder<'_> {
         }
     }
 
+    /// The resolver is one service of a profile (`ns/name`), pods (`{namespace, select}`) or
+    /// the node (`{entity: host}`, NodeLocal DNSCache).
+    fn resolver_shape(&mut self, peer: Loc<Peer>) -> Option<Loc<Peer>> {
+        let ok = match &peer.value {
+            Peer::Ref { namespace, .. } => namespace.is_some(),
+            Peer::Namespace { select, .. } => select.is_some(),
+            Peer::Entity(e) => *e == Entity::Host,
+            Peer::Cidr { .. } | Peer::Fqdn(_) => false,
+        };
+        if ok {
+            return Some(peer);
+        }
+        self.error(
+            "invalid-resolver",
+            peer.span,
+            "the DNS resolver must be a service, pods or the node".to_string(),
+            "not a resolver",
+            "e.g. `resolver: kube-system/coredns`, `{namespace: kube-system, select: {k8s-app: kube-dns}}`, or `{entity: host}` with NodeLocal DNSCache".to_string(),
+        );
+        None
+    }
+
     fn dns_settings(&mut self, node: &Node) -> Option<DnsSettings> {
         let fields = Fields::read(node, "the DNS settings", DNS_KEYS, self.diagnostics)?;
-        let resolver = fields.get("resolver").and_then(|n| self.peer(n));
+        let resolver = fields
+            .get("resolver")
+            .and_then(|n| self.peer(n))
+            .and_then(|p| self.resolver_shape(p));
         let mut ports = Vec::new();
         if let Some(node) = fields.get("ports") {
             let ranges = self.ports_of(
@@ -1395,9 +1594,31 @@ impl Decoder<'_> {
             BASELINE_SELECT_KEYS,
             self.diagnostics,
         )?;
+        if fields.iter().next().is_none() {
+            self.error(
+                "invalid-value",
+                node.span,
+                "the baseline selection is empty".to_string(),
+                "selects nothing in particular",
+                "write `select: all` for every pod, or a map with `namespace`, `namespaces` and/or `select`".to_string(),
+            );
+            return None;
+        }
         let mut namespaces = Vec::new();
         if let Some(n) = fields.get("namespace") {
             namespaces.push(self.dns_label(n, "namespace")?.value);
+        }
+        if let Some(n) = fields.get("namespaces")
+            && one_or_many(n).is_empty()
+        {
+            self.error(
+                "invalid-value",
+                n.span,
+                "no namespaces given".to_string(),
+                "empty",
+                "list the namespaces, or leave out `namespaces`".to_string(),
+            );
+            return None;
         }
         if let Some(n) = fields.get("namespaces") {
             for item in one_or_many(n) {
@@ -1601,13 +1822,55 @@ impl Decoder<'_> {
         one_or_many(node)
             .into_iter()
             .filter_map(|item| {
-                if item.scalar_text().is_none() {
+                if matches!(item.value, Value::Seq(_) | Value::Map(_) | Value::Null) {
                     self.wrong_type(item, what, "each entry is a name");
                     return None;
                 }
                 self.dns_label(item, "name")
             })
             .collect()
+    }
+
+    /// `acknowledge: {CODE: REASON, ...}` of the statement or service at `owner`.
+    fn acknowledge(&mut self, owner: Span, node: &Node) {
+        let Value::Map(entries) = &node.value else {
+            if !matches!(node.value, Value::Null) {
+                self.wrong_type(
+                    node,
+                    "a map of warning codes to reasons",
+                    "write e.g. `acknowledge: {open-to-world: \"the ingress controller\"}`",
+                );
+            }
+            return;
+        };
+        for (key, value) in entries {
+            let Some(code) = key.as_str() else {
+                self.wrong_type(
+                    key,
+                    "a warning code",
+                    "codes are the names after `netpol::` in warnings, e.g. `open-to-world`",
+                );
+                continue;
+            };
+            let reason = match &value.value {
+                Value::Null => String::new(),
+                Value::Str(text) => text.trim().to_string(),
+                _ => {
+                    self.wrong_type(
+                        value,
+                        "a reason (a string)",
+                        "say in a few words why the warning is fine here",
+                    );
+                    continue;
+                }
+            };
+            let code = code.strip_prefix("netpol::").unwrap_or(code).to_string();
+            self.acknowledgements.push(Acknowledgement {
+                owner,
+                code: Loc::new(code, key.span),
+                reason,
+            });
+        }
     }
 
     /// A warning for a plain `no`, `on`, `y`, ... that netpol reads as a string and YAML 1.1
@@ -1640,12 +1903,13 @@ impl Decoder<'_> {
 
     fn dns_label(&mut self, node: &Node, what: &str) -> Option<Loc<String>> {
         self.yaml11_boolean(node);
-        let Some(text) = node.scalar_text() else {
-            self.wrong_type(
-                node,
-                &format!("a {what}"),
-                "names are lowercase DNS labels such as `sonarr`",
-            );
+        let Some(text) = node.as_str().map(str::to_string) else {
+            let help = match node.scalar_text() {
+                // `namespace: 2024`: YAML reads a number.
+                Some(text) => format!("names are strings; quote it: `\"{text}\"`"),
+                None => "names are lowercase DNS labels such as `sonarr`".to_string(),
+            };
+            self.wrong_type(node, &format!("a {what}"), &help);
             return None;
         };
         if label::is_dns_label(&text) {
