@@ -1222,3 +1222,21 @@ fn a_service_acknowledges_the_warnings_about_it_wherever_they_are_raised() {
     );
     assert_eq!(c.diagnostics.counts().acknowledged, 2);
 }
+
+#[test]
+fn an_acknowledgement_in_a_template_covers_every_use() {
+    let c = compile(&[(
+        "p/a.yaml",
+        "namespace: media\ntemplates:\n  torrent:\n    allow:\n      - to: world\n        acknowledge: {world-all-ports: \"peers use any port\"}\nservices:\n  qbittorrent: {use: [torrent]}\n  transmission: {use: [torrent]}\n",
+    )]);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    assert_eq!(
+        c.diagnostics.counts().acknowledged,
+        1,
+        "one place, one code"
+    );
+    assert_eq!(
+        summary_line(&c),
+        "0 errors, 0 warnings, 1 acknowledged warning"
+    );
+}
