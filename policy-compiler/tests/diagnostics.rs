@@ -1240,3 +1240,19 @@ fn an_acknowledgement_in_a_template_covers_every_use() {
         "0 errors, 0 warnings, 1 acknowledged warning"
     );
 }
+
+#[test]
+fn a_yaml_syntax_error_comes_before_the_errors_of_files_read_before_it() {
+    let c = compile(&[
+        (
+            "p/a.yaml",
+            "namespace: games\nservices:\n  minecraft: {enforce: never}\n",
+        ),
+        (
+            "p/b.yaml",
+            "namespace: media\nservices:\n  sonarr: {ports: [1\n",
+        ),
+    ]);
+    let codes: Vec<&str> = errors(&c).iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["yaml-syntax", "invalid-value"]);
+}
