@@ -1251,3 +1251,37 @@ fn a_service_acknowledges_the_warnings_about_it_wherever_they_are_raised() {
     );
     assert_eq!(c.diagnostics.counts().acknowledged, 2);
 }
+
+#[test]
+fn an_acknowledgement_in_a_template_covers_every_use() {
+    let c = compile(&[(
+        "p/a.yaml",
+        "namespace: media\ntemplates:\n  torrent:\n    allow:\n      - to: world\n        acknowledge: {world-all-ports: \"peers use any port\"}\nservices:\n  qbittorrent: {use: [torrent]}\n  transmission: {use: [torrent]}\n",
+    )]);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    assert_eq!(
+        c.diagnostics.counts().acknowledged,
+        1,
+        "one place, one code"
+    );
+    assert_eq!(
+        summary_line(&c),
+        "0 errors, 0 warnings, 1 acknowledged warning"
+    );
+}
+
+#[test]
+fn a_yaml_syntax_error_comes_before_the_errors_of_files_read_before_it() {
+    let c = compile(&[
+        (
+            "p/a.yaml",
+            "namespace: games\nservices:\n  minecraft: {enforce: never}\n",
+        ),
+        (
+            "p/b.yaml",
+            "namespace: media\nservices:\n  sonarr: {ports: [1\n",
+        ),
+    ]);
+    let codes: Vec<&str> = errors(&c).iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["yaml-syntax", "invalid-value"]);
+}

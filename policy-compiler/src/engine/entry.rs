@@ -41,7 +41,8 @@ pub struct Origin {
     /// `spec.ingress[0]`, `specs[1].egressDeny[2].toPorts[0]`.
     pub path: String,
     pub span: Span,
-    /// The profile statement a compiled policy comes from (`profiles/media.yaml:12`).
+    /// The profile declaration (service or baseline) a compiled policy comes from
+    /// (`profiles/media.yaml:12`, its `netpol.dev/source`).
     pub profile: Option<String>,
 }
 

@@ -76,8 +76,10 @@ pub struct Policy {
     pub body: Body,
     /// The object's document, for the positions of its rules.
     pub node: Node,
-    /// For objects `netpol compile` wrote: the profile statement they come from
-    /// (annotation `netpol.dev/source`, `profiles/media.yaml:12`).
+    /// For objects `netpol compile` wrote: the declaration they were compiled from, the
+    /// service's (or baseline's) name in its profile (annotation `netpol.dev/source`,
+    /// `profiles/media.yaml:12`). Per object, not per rule: a rule item merges the statements
+    /// that allow the same thing, and the annotation does not say which.
     pub profile: Option<String>,
     /// Written by `netpol compile` for a profile with `enforce: audit` (annotation
     /// `netpol.dev/enforce: audit`): its `enableDefaultDeny: false` is the audit phase, not

@@ -2327,7 +2327,12 @@ impl<'a> Resolver<'a> {
             let note = match spans.split_first() {
                 Some((first, rest)) => {
                     let n = spans.len();
-                    let mut places: Vec<String> = rest.iter().map(|s| self.at(*s)).collect();
+                    // Places in the first one's file are labelled; the others are listed.
+                    let mut places: Vec<String> = rest
+                        .iter()
+                        .filter(|s| s.source != first.source)
+                        .map(|s| self.at(*s))
+                        .collect();
                     places.dedup();
                     let mut help = format!("fix `{file}` and check again{also}");
                     if !places.is_empty() {
