@@ -238,6 +238,10 @@ pub const ACKNOWLEDGEABLE: &[&str] = &[
     "foreign-statement",
     "unmanaged-pods",
     "unknown-namespace",
+    "apiserver-port",
+    "dead-allow",
+    "enforce-overridden",
+    "host-network",
 ];
 
 /// Where a warning is raised: the statement being resolved and the service it belongs to
@@ -529,8 +533,7 @@ impl<'a> Resolver<'a> {
             );
         }
         if let Some(h) = service.host_network.filter(|h| h.value) {
-            self.diagnostics.push(
-                Diagnostic::warning(
+            let d = Diagnostic::warning(
                     "host-network",
                     h.span,
                     format!(
@@ -539,8 +542,8 @@ impl<'a> Resolver<'a> {
                     ),
                 )
                 .with_label("the node's network")
-                .with_help("its pods carry their node's identity (`host` on its node, `remote-node` elsewhere): Cilium enforces pod policies only on pods with their own network. Its peers' policies still allow it (as `host` and `remote-node` on its ports); what reaches it is the host firewall's business, off by default and node-wide"),
-            );
+                .with_help("its pods carry their node's identity (`host` on its node, `remote-node` elsewhere): Cilium enforces pod policies only on pods with their own network. Its peers' policies still allow it (as `host` and `remote-node` on its ports); what reaches it is the host firewall's business, off by default and node-wide");
+            self.warn_in(d, None, Some(id));
         }
     }
 
@@ -2059,11 +2062,10 @@ impl<'a> Resolver<'a> {
             let listens = |p: u16| r.first <= p && p <= r.last;
             if known.is_empty() {
                 if r.first == 443 && r.last == 443 {
-                    self.diagnostics.push(
+                    self.warn(
                         Diagnostic::warning("apiserver-port", port.span, "policies see the API server's own port, not the `kubernetes` Service's 443".to_string())
                             .with_label("likely 6443")
-                            .with_help("Cilium judges the connection after the Service is translated: 6443 on Talos and kubeadm clusters; say which in the cluster file (`cluster: {apiserver-ports: [6443]}`) and write that port"),
-                    );
+                            .with_help("Cilium judges the connection after the Service is translated: 6443 on Talos and kubeadm clusters; say which in the cluster file (`cluster: {apiserver-ports: [6443]}`) and write that port"), None);
                 }
             } else if !known.iter().any(|p| listens(*p)) {
                 let ports: Vec<String> = known.iter().map(ToString::to_string).collect();
@@ -2142,21 +2144,28 @@ impl<'a> Resolver<'a> {
             let Some(ns_enforce) = def.default_deny else {
                 continue;
             };
-            for s in self
+            for (id, s) in self
                 .services
                 .iter()
-                .filter(|s| s.namespace == def.namespace)
+                .enumerate()
+                .filter(|(_, s)| s.namespace == def.namespace)
             {
                 let tighter = (ns_enforce.ingress() && !s.enforce.ingress())
                     || (ns_enforce.egress() && !s.enforce.egress());
                 if tighter && !s.host_network {
-                    found.push((s.origin, s.name.clone(), s.enforce, ns_enforce, def.origin));
+                    found.push((
+                        id,
+                        s.origin,
+                        s.name.clone(),
+                        s.enforce,
+                        ns_enforce,
+                        def.origin,
+                    ));
                 }
             }
         }
-        for (origin, name, service, namespace, ns_origin) in found {
-            self.diagnostics.push(
-                Diagnostic::warning(
+        for (id, origin, name, service, namespace, ns_origin) in found {
+            let d = Diagnostic::warning(
                     "enforce-overridden",
                     origin,
                     format!(
@@ -2167,8 +2176,8 @@ impl<'a> Resolver<'a> {
                 )
                 .with_label("enforced anyway")
                 .with_related(ns_origin, "the namespace's default deny")
-                .with_help("the namespace policy selects every pod, this one too: use `default-deny: audit` until every service of the namespace is enforced"),
-            );
+                .with_help("the namespace policy selects every pod, this one too: use `default-deny: audit` until every service of the namespace is enforced");
+            self.warn_in(d, None, Some(id));
         }
     }
 
@@ -2199,19 +2208,26 @@ impl<'a> Resolver<'a> {
                     && self.covers(&deny.peer, &allow.peer)
                     && ports_cover(&deny.ports, &allow.ports)
                 {
-                    found.push((allow.origin, deny.origin));
+                    let this = match allow.subject {
+                        Subject::Service(id) => Some(id),
+                        _ => None,
+                    };
+                    found.push((allow.origin, deny.origin, this));
                 }
             }
         }
         found.sort();
         found.dedup();
-        for (allow, deny) in found {
-            self.diagnostics.push(
-                Diagnostic::warning("dead-allow", allow, "this allow never takes effect: a deny covers it".to_string())
-                    .with_label("denied anyway")
-                    .with_related(deny, "the deny")
-                    .with_help("in Cilium a deny wins over every allow, whatever the order; narrow the deny or remove the allow"),
-            );
+        for (allow, deny, this) in found {
+            let d = Diagnostic::warning("dead-allow", allow, "this allow never takes effect: a deny covers it".to_string())
+                .with_label("denied anyway")
+                .with_related(deny, "the deny")
+                .with_help("in Cilium a deny wins over every allow, whatever the order; narrow the deny or remove the allow");
+            let scope = Scope {
+                statement: allow,
+                this,
+            };
+            self.warn_in(d, Some(scope), None);
         }
     }
 
