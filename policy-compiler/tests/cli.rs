@@ -47,6 +47,53 @@ fn compile_reads_profiles_by_default_and_prints_a_yaml_stream() {
 }
 
 #[test]
+fn compiled_rules_name_the_statements_they_merge() {
+    let dir = workspace();
+    // Lines 8 and 13 both allow radarr -> sonarr on http: one rule item at each end.
+    std::fs::write(
+        dir.path().join("profiles/media.yaml"),
+        "namespace: media\nservices:\n  sonarr:\n    ports: {http: 8989}\n    allow:\n      - to: api.thetvdb.com\n        port: 443\n      - from: radarr\n        port: http\n  radarr:\n    ports: {http: 7878}\n    allow:\n      - to: sonarr\n        port: http\n",
+    )
+    .unwrap();
+    let out = netpol(dir.path(), &["compile"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&text(&out.stdout)).unwrap();
+    let sources = |i: usize| docs[i]["metadata"]["annotations"]["netpol.dev/rule-sources"].clone();
+    // The kubelet's probes and DNS come from the service's declaration (no cluster file).
+    assert_eq!(
+        sources(0),
+        "ingress[0]: profiles/media.yaml:10\negress[0]: profiles/media.yaml:10\negress[1]: profiles/media.yaml:8,13\n"
+    );
+    assert_eq!(
+        sources(1),
+        "ingress[0]: profiles/media.yaml:8,13\ningress[1]: profiles/media.yaml:3\negress[0]: profiles/media.yaml:3\negress[1]: profiles/media.yaml:6\n"
+    );
+    // `explain` points at the statements, not at the service.
+    let out = netpol(
+        dir.path(),
+        &[
+            "explain",
+            "--policies",
+            "profiles",
+            "--from",
+            "media/radarr",
+            "--to",
+            "media/sonarr",
+            "--port",
+            "http",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "allowed by cnp/media/sonarr spec.ingress[0].toPorts[0] ((compiled profiles):"
+        ) && stdout.contains(", from profiles/media.yaml:8,13)"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn compile_to_a_directory_writes_files_and_a_kustomization_and_removes_stale_ones() {
     let dir = workspace();
     let out = netpol(dir.path(), &["compile", "profiles", "-o", "out"]);

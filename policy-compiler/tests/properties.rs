@@ -550,10 +550,9 @@ fn without_sources(objects: &[PolicyObject]) -> Vec<serde_json::Value> {
         .iter()
         .map(|o| {
             let mut v = serde_json::to_value(o).unwrap();
-            v["metadata"]["annotations"]
-                .as_object_mut()
-                .unwrap()
-                .remove("netpol.dev/source");
+            let annotations = v["metadata"]["annotations"].as_object_mut().unwrap();
+            annotations.remove("netpol.dev/source");
+            annotations.remove("netpol.dev/rule-sources");
             v
         })
         .collect()

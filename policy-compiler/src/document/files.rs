@@ -152,19 +152,25 @@ impl Files for Memory {
     }
 }
 
-/// Lexically resolve `.` and `..` (for in-memory paths).
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
+/// Lexically resolve `.` and `..`: `profiles/../catalog/a.yaml` is `catalog/a.yaml`; a `..`
+/// with nothing before it to undo stays (`../catalog`).
+pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
     for c in path.components() {
         match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
+            Component::CurDir => {}
+            Component::ParentDir => match out.last() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(c),
+            },
             other => out.push(other),
         }
     }
-    out
+    out.iter().collect()
 }
 
 /// The reason of an I/O error, without the `(os error N)` tail.
@@ -364,4 +370,20 @@ pub fn git_tree(rev: &str, paths: &[PathBuf], extensions: &[&str]) -> Result<Git
         rev: String::from_utf8_lossy(&id).trim().to_owned(),
         prefix,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+    use std::path::Path;
+
+    #[test]
+    fn normalize_undoes_parent_steps_it_can() {
+        let n = |p: &str| normalize(Path::new(p)).display().to_string();
+        assert_eq!(n("profiles/../catalog/a.yaml"), "catalog/a.yaml");
+        assert_eq!(n("./profiles/./a.yaml"), "profiles/a.yaml");
+        assert_eq!(n("../catalog"), "../catalog");
+        assert_eq!(n("a/../../b"), "../b");
+        assert_eq!(n("/a/../../b"), "/b");
+    }
 }

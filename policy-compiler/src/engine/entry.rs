@@ -41,8 +41,9 @@ pub struct Origin {
     /// `spec.ingress[0]`, `specs[1].egressDeny[2].toPorts[0]`.
     pub path: String,
     pub span: Span,
-    /// The profile declaration (service or baseline) a compiled policy comes from
-    /// (`profiles/media.yaml:12`, its `netpol.dev/source`).
+    /// For a compiled policy, where its rule comes from in the profiles: the statements
+    /// (`profiles/media.yaml:41,44`, annotation `netpol.dev/rule-sources`), else the
+    /// declaration (`netpol.dev/source`).
     pub profile: Option<String>,
 }
 
@@ -319,14 +320,15 @@ fn path_text(steps: &[Step<'_>]) -> String {
 }
 
 fn origin(index: usize, policy: &Policy, steps: &[Step<'_>]) -> Origin {
+    let path = path_text(steps);
     Origin {
         policy: index,
         kind: policy.kind,
         name: policy.name.clone(),
         namespace: policy.namespace.clone(),
-        path: path_text(steps),
+        profile: policy.profile_of(&path),
+        path,
         span: policy.span_of(steps),
-        profile: policy.profile.clone(),
     }
 }
 

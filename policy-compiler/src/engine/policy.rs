@@ -78,9 +78,11 @@ pub struct Policy {
     pub node: Node,
     /// For objects `netpol compile` wrote: the declaration they were compiled from, the
     /// service's (or baseline's) name in its profile (annotation `netpol.dev/source`,
-    /// `profiles/media.yaml:12`). Per object, not per rule: a rule item merges the statements
-    /// that allow the same thing, and the annotation does not say which.
+    /// `profiles/media.yaml:12`).
     pub profile: Option<String>,
+    /// For objects `netpol compile` wrote: per rule item (`egress[1]`), the statements it
+    /// merges (annotation `netpol.dev/rule-sources`, `profiles/media.yaml:41,44`).
+    pub rule_sources: BTreeMap<String, String>,
     /// Written by `netpol compile` for a profile with `enforce: audit` (annotation
     /// `netpol.dev/enforce: audit`): its `enableDefaultDeny: false` is the audit phase, not
     /// the intent ([`crate::engine::settings::Settings::audit_as_enforced`]).
@@ -88,6 +90,16 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Where in the profiles the rule at `path` (`spec.egress[1].toPorts[0]`) comes from: its
+    /// statements when the object says, else the declaration the object comes from.
+    pub fn profile_of(&self, path: &str) -> Option<String> {
+        path.strip_prefix("spec.")
+            .map(|rest| rest.split('.').next().unwrap_or(rest))
+            .and_then(|item| self.rule_sources.get(item))
+            .cloned()
+            .or_else(|| self.profile.clone())
+    }
+
     /// `kind/namespace/name`, or `kind/name` for a CCNP.
     pub fn display_name(&self) -> String {
         match &self.namespace {
@@ -691,6 +703,7 @@ fn cilium_policy(
     Some(Policy {
         kind,
         profile: source_annotation(&metadata),
+        rule_sources: rule_sources_annotation(&metadata),
         audit_phase: audit_phase(&metadata),
         name: metadata.name,
         namespace,
@@ -729,6 +742,22 @@ fn source_annotation(meta: &crate::objects::cilium::ObjectMeta) -> Option<String
         .as_ref()
         .and_then(|a| a.get("netpol.dev/source"))
         .cloned()
+}
+
+/// `ingress[0]: profiles/a.yaml:3,9 profiles/b.yaml:2` per line, as `netpol compile` writes
+/// it; lines of another shape are skipped (the annotation only adds detail to reports).
+fn rule_sources_annotation(meta: &crate::objects::cilium::ObjectMeta) -> BTreeMap<String, String> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get("netpol.dev/rule-sources"))
+        .map(|text| {
+            text.lines()
+                .filter_map(|line| line.split_once(':'))
+                .map(|(item, places)| (item.trim().to_string(), places.trim().to_string()))
+                .filter(|(item, places)| !item.is_empty() && !places.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn audit_phase(meta: &crate::objects::cilium::ObjectMeta) -> bool {
@@ -1913,6 +1942,7 @@ fn knp_policy(
     Some(Policy {
         kind: PolicyKind::Knp,
         profile: source_annotation(&p.metadata),
+        rule_sources: rule_sources_annotation(&p.metadata),
         audit_phase: audit_phase(&p.metadata),
         name: p.metadata.name,
         namespace: Some(namespace),

@@ -6,8 +6,9 @@
 //! `icmps` entry, `icmps` never next to `toPorts`, DNS rules only towards the resolver.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
-use crate::diagnostic::source::SourceMap;
+use crate::diagnostic::source::{SourceMap, Span};
 use crate::objects::cilium::{
     self, CidrRule, CiliumClusterwideNetworkPolicy, CiliumNetworkPolicy, DefaultDenyConfig,
     EgressDenyRule, EgressRule, EndpointSelector, Entity, IcmpField, IcmpRule, IngressDenyRule,
@@ -29,6 +30,8 @@ pub const MAX_PORTS: usize = 40;
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "netpol");
 /// Annotation: `FILE:LINE` of the declaration the object was compiled from.
 pub const SOURCE_ANNOTATION: &str = "netpol.dev/source";
+/// Annotation: per rule item (`egress[1]`), the `FILE:LINE,LINE` of the statements it merges.
+pub const RULE_SOURCES_ANNOTATION: &str = "netpol.dev/rule-sources";
 /// Annotation: the enforcement mode of a workload (`both`, `ingress`, `egress`, `audit`).
 pub const ENFORCE_ANNOTATION: &str = "netpol.dev/enforce";
 
@@ -41,16 +44,12 @@ pub fn compile(model: &Model, sources: &SourceMap) -> Vec<PolicyObject> {
     let mut out = Vec::new();
     for (index, baseline) in model.baselines.iter().enumerate() {
         let subject = Subject::Baseline(index);
-        let ingress = ingress_items(model, &rules, subject);
-        let egress = egress_items(model, &rules, subject);
-        let (ingress_deny, egress_deny) = deny_items(model, &rules, subject);
-        if ingress.is_empty()
-            && egress.is_empty()
-            && ingress_deny.is_none()
-            && egress_deny.is_none()
-        {
+        let sections = Sections::of(model, &rules, subject);
+        if sections.is_empty() {
             continue;
         }
+        let rule_sources = sections.sources(sources);
+        let (ingress, egress, ingress_deny, egress_deny) = sections.into_rules();
         let rule = cilium::Rule {
             description: Some(baseline.description.clone().unwrap_or_else(|| {
                 let what = match (
@@ -80,7 +79,14 @@ pub fn compile(model: &Model, sources: &SourceMap) -> Vec<PolicyObject> {
             ..Default::default()
         };
         out.push(PolicyObject::Ccnp(CiliumClusterwideNetworkPolicy {
-            metadata: metadata(&baseline.name, None, sources, baseline.origin, None),
+            metadata: metadata(
+                &baseline.name,
+                None,
+                sources,
+                baseline.origin,
+                None,
+                rule_sources,
+            ),
             spec: Some(rule),
             ..Default::default()
         }));
@@ -94,9 +100,9 @@ pub fn compile(model: &Model, sources: &SourceMap) -> Vec<PolicyObject> {
             continue;
         }
         let subject = Subject::Service(id);
-        let ingress = ingress_items(model, &rules, subject);
-        let egress = egress_items(model, &rules, subject);
-        let (ingress_deny, egress_deny) = deny_items(model, &rules, subject);
+        let sections = Sections::of(model, &rules, subject);
+        let rule_sources = sections.sources(sources);
+        let (ingress, egress, ingress_deny, egress_deny) = sections.into_rules();
         let enforce = service.enforce;
         // An enforced direction with nothing allowed still needs an entry to become
         // default-deny: `[{}]` allows nothing (docs/semantics.md §2.1, §2.5).
@@ -140,6 +146,7 @@ pub fn compile(model: &Model, sources: &SourceMap) -> Vec<PolicyObject> {
                 sources,
                 service.origin,
                 Some(enforce.as_str()),
+                rule_sources,
             ),
             spec: Some(rule),
             ..Default::default()
@@ -161,9 +168,11 @@ fn namespace_policy(
     let enforce = def.default_deny;
     let ingress_enforced = enforce.is_some_and(|e| e.ingress());
     let egress_enforced = enforce.is_some_and(|e| e.egress());
-    let mut ingress = section(ingress_items(model, rules, subject), ingress_enforced);
-    let egress = section(egress_items(model, rules, subject), egress_enforced);
-    let (ingress_deny, egress_deny) = deny_items(model, rules, subject);
+    let sections = Sections::of(model, rules, subject);
+    let rule_sources = sections.sources(sources);
+    let (ingress, egress, ingress_deny, egress_deny) = sections.into_rules();
+    let mut ingress = section(ingress, ingress_enforced);
+    let egress = section(egress, egress_enforced);
     if ingress.is_none() && egress.is_none() && ingress_deny.is_none() && egress_deny.is_none() {
         // A rule needs one non-empty section (§1.2).
         ingress = Some(vec![IngressRule::default()]);
@@ -196,6 +205,7 @@ fn namespace_policy(
             sources,
             def.origin,
             enforce.map(Enforce::as_str),
+            rule_sources,
         ),
         spec: Some(rule),
         ..Default::default()
@@ -218,8 +228,9 @@ fn metadata(
     name: &str,
     namespace: Option<&str>,
     sources: &SourceMap,
-    origin: crate::diagnostic::source::Span,
+    origin: Span,
     enforce: Option<&str>,
+    rule_sources: Option<String>,
 ) -> ObjectMeta {
     let position = sources.position(origin);
     let mut annotations = BTreeMap::from([(
@@ -228,6 +239,9 @@ fn metadata(
     )]);
     if let Some(enforce) = enforce {
         annotations.insert(ENFORCE_ANNOTATION.to_string(), enforce.to_string());
+    }
+    if let Some(rule_sources) = rule_sources {
+        annotations.insert(RULE_SOURCES_ANNOTATION.to_string(), rule_sources);
     }
     ObjectMeta {
         name: name.to_string(),
@@ -324,14 +338,24 @@ fn items(
     subject: Subject,
     direction: Direction,
     deny: bool,
-) -> Vec<(Vec<PeerSel>, Allowance)> {
+) -> Vec<(Vec<PeerSel>, Allowance, Origins)> {
     let rules = index.get(subject, direction, deny);
     // Per peer: the plain ports (None once an L3-only rule covers everything), and the L7
-    // allowances, which stay separate items.
+    // allowances, which stay separate items; each with the statements it comes from.
     let mut plain: BTreeMap<PeerSel, Option<BTreeSet<L4>>> = BTreeMap::new();
     let mut l7: BTreeMap<(PeerSel, BTreeSet<L4>), L7Allowance> = BTreeMap::new();
+    let mut origins: BTreeMap<(PeerSel, Option<BTreeSet<L4>>), Origins> = BTreeMap::new();
     for rule in rules.iter().copied() {
         for peer in index.peers(model, &rule.peer) {
+            let key = if rule.http.is_empty() && rule.dns.is_empty() {
+                None
+            } else {
+                Some(rule.ports.clone())
+            };
+            origins
+                .entry((peer.clone(), key))
+                .or_default()
+                .insert(rule.origin);
             if rule.http.is_empty() && rule.dns.is_empty() {
                 let entry = plain.entry(peer).or_insert_with(|| Some(BTreeSet::new()));
                 match (entry.as_mut(), rule.ports.is_empty()) {
@@ -350,29 +374,31 @@ fn items(
             }
         }
     }
-    let mut grouped: BTreeMap<(u8, Allowance), Vec<PeerSel>> = BTreeMap::new();
+    let mut grouped: BTreeMap<(u8, Allowance), (Vec<PeerSel>, Origins)> = BTreeMap::new();
     for (peer, ports) in plain {
         let allowance = Allowance {
             ports: ports.unwrap_or_default(),
             http: Vec::new(),
             dns: BTreeSet::new(),
         };
-        grouped
-            .entry((peer.kind(), allowance))
-            .or_default()
-            .push(peer);
+        let from = origins.remove(&(peer.clone(), None)).unwrap_or_default();
+        let entry = grouped.entry((peer.kind(), allowance)).or_default();
+        entry.0.push(peer);
+        entry.1.extend(from);
     }
     for ((peer, ports), (mut http, dns)) in l7 {
         http.sort();
+        let from = origins
+            .remove(&(peer.clone(), Some(ports.clone())))
+            .unwrap_or_default();
         let allowance = Allowance { ports, http, dns };
-        grouped
-            .entry((peer.kind(), allowance))
-            .or_default()
-            .push(peer);
+        let entry = grouped.entry((peer.kind(), allowance)).or_default();
+        entry.0.push(peer);
+        entry.1.extend(from);
     }
     grouped
         .into_iter()
-        .map(|((_, allowance), peers)| (peers, allowance))
+        .map(|((_, allowance), (peers, origins))| (peers, allowance, origins))
         .collect()
 }
 
@@ -423,27 +449,93 @@ impl RuleItem for EgressRule {
     }
 }
 
-fn ingress_items(model: &Model, index: &RuleIndex<'_>, subject: Subject) -> Vec<IngressRule> {
-    rule_items(model, index, subject, Direction::Ingress, false)
+/// The statements (spans in the profiles) a rule item comes from.
+type Origins = BTreeSet<Span>;
+
+/// The four sections of a subject's rule, each item with the statements it comes from.
+struct Sections {
+    ingress: Vec<(IngressRule, Origins)>,
+    egress: Vec<(EgressRule, Origins)>,
+    ingress_deny: Vec<(IngressRule, Origins)>,
+    egress_deny: Vec<(EgressRule, Origins)>,
 }
 
-fn egress_items(model: &Model, index: &RuleIndex<'_>, subject: Subject) -> Vec<EgressRule> {
-    rule_items(model, index, subject, Direction::Egress, false)
+impl Sections {
+    fn of(model: &Model, index: &RuleIndex<'_>, subject: Subject) -> Self {
+        Self {
+            ingress: rule_items(model, index, subject, Direction::Ingress, false),
+            egress: rule_items(model, index, subject, Direction::Egress, false),
+            ingress_deny: rule_items(model, index, subject, Direction::Ingress, true),
+            egress_deny: rule_items(model, index, subject, Direction::Egress, true),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ingress.is_empty()
+            && self.egress.is_empty()
+            && self.ingress_deny.is_empty()
+            && self.egress_deny.is_empty()
+    }
+
+    /// The value of [`RULE_SOURCES_ANNOTATION`]: one line per rule item, `egress[1]:
+    /// profiles/media.yaml:41,44 profiles/databases.yaml:12`, in the order of the object.
+    fn sources(&self, sources: &SourceMap) -> Option<String> {
+        let mut out = String::new();
+        let mut section = |name: &str, items: &mut dyn Iterator<Item = &Origins>| {
+            for (i, origins) in items.enumerate() {
+                let mut by_file: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+                for span in origins {
+                    let position = sources.position(*span);
+                    by_file
+                        .entry(position.file.to_string())
+                        .or_default()
+                        .insert(position.line);
+                }
+                if by_file.is_empty() {
+                    continue;
+                }
+                let _ = write!(out, "{name}[{i}]:");
+                for (file, lines) in by_file {
+                    let lines: Vec<String> = lines.iter().map(usize::to_string).collect();
+                    let _ = write!(out, " {file}:{}", lines.join(","));
+                }
+                out.push('\n');
+            }
+        };
+        section("ingress", &mut self.ingress.iter().map(|(_, o)| o));
+        section("ingressDeny", &mut self.ingress_deny.iter().map(|(_, o)| o));
+        section("egress", &mut self.egress.iter().map(|(_, o)| o));
+        section("egressDeny", &mut self.egress_deny.iter().map(|(_, o)| o));
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// The items without their origins: allows, then denies (`None` when there are none).
+    fn into_rules(self) -> Rules {
+        (
+            self.ingress.into_iter().map(|(item, _)| item).collect(),
+            self.egress.into_iter().map(|(item, _)| item).collect(),
+            non_empty(
+                self.ingress_deny
+                    .into_iter()
+                    .map(|(item, _)| ingress_deny(item))
+                    .collect(),
+            ),
+            non_empty(
+                self.egress_deny
+                    .into_iter()
+                    .map(|(item, _)| egress_deny(item))
+                    .collect(),
+            ),
+        )
+    }
 }
 
-/// The `ingressDeny` and `egressDeny` items of a subject (`None` when it has none).
-fn deny_items(
-    model: &Model,
-    index: &RuleIndex<'_>,
-    subject: Subject,
-) -> (Option<Vec<IngressDenyRule>>, Option<Vec<EgressDenyRule>>) {
-    let ingress: Vec<IngressRule> = rule_items(model, index, subject, Direction::Ingress, true);
-    let egress: Vec<EgressRule> = rule_items(model, index, subject, Direction::Egress, true);
-    (
-        non_empty(ingress.into_iter().map(ingress_deny).collect()),
-        non_empty(egress.into_iter().map(egress_deny).collect()),
-    )
-}
+type Rules = (
+    Vec<IngressRule>,
+    Vec<EgressRule>,
+    Option<Vec<IngressDenyRule>>,
+    Option<Vec<EgressDenyRule>>,
+);
 
 /// Deny items have the peers and ports of allow items, without L7 (a deny has none).
 fn deny_ports(to_ports: Option<Vec<PortRule>>) -> Option<Vec<PortDenyRule>> {
@@ -490,9 +582,9 @@ fn rule_items<T: RuleItem>(
     subject: Subject,
     direction: Direction,
     deny: bool,
-) -> Vec<T> {
+) -> Vec<(T, Origins)> {
     let mut out = Vec::new();
-    for (peers, allowance) in items(model, index, subject, direction, deny) {
+    for (peers, allowance, origins) in items(model, index, subject, direction, deny) {
         let mut base = T::default();
         for peer in peers {
             base.add_peer(peer);
@@ -500,17 +592,17 @@ fn rule_items<T: RuleItem>(
         // `icmps` and `toPorts` cannot share an item (§1.6): one item each, same peers.
         let (to_ports, icmps) = l4_fields(&allowance);
         match (to_ports, icmps) {
-            (None, None) => out.push(base),
+            (None, None) => out.push((base, origins)),
             (to_ports, icmps) => {
                 if let Some(to_ports) = to_ports {
                     let mut item = base.clone();
                     item.set_ports(to_ports);
-                    out.push(item);
+                    out.push((item, origins.clone()));
                 }
                 if let Some(icmps) = icmps {
                     let mut item = base;
                     item.set_icmps(icmps);
-                    out.push(item);
+                    out.push((item, origins));
                 }
             }
         }

@@ -223,6 +223,15 @@ fn write_child(out: &mut String, value: &Value, indent: usize) {
             out.push('\n');
             write_seq(out, items, indent + 2);
         }
+        Value::String(s) if is_block_safe(s) => {
+            // A literal block, one line per line: what a reviewer reads in a diff.
+            out.push_str(" |\n");
+            for line in s.lines() {
+                push_indent(out, indent + 2);
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
         other => {
             out.push(' ');
             out.push_str(&inline(other));
@@ -258,6 +267,21 @@ fn write_seq(out: &mut String, items: &[Value], indent: usize) {
             }
         }
     }
+}
+
+/// A string that a literal block scalar (`|`, one final newline kept) writes exactly: several
+/// lines, each non-empty, printable and without leading or trailing blanks, one final newline.
+fn is_block_safe(s: &str) -> bool {
+    let Some(body) = s.strip_suffix('\n') else {
+        return false;
+    };
+    body.contains('\n')
+        && body.split('\n').all(|line| {
+            !line.is_empty()
+                && !line.starts_with([' ', '\t', '#'])
+                && !line.ends_with([' ', '\t'])
+                && line.chars().all(|c| !c.is_control())
+        })
 }
 
 fn push_indent(out: &mut String, indent: usize) {
@@ -347,6 +371,20 @@ mod tests {
         assert_eq!(reparse(&text), v, "{text}");
     }
 
+    #[test]
+    fn multi_line_strings_are_literal_blocks() {
+        let v =
+            serde_json::json!({"a": {"s": "ingress[0]: p/a.yaml:3,9\negress[1]: p/b.yaml:2\n"}});
+        let text = yaml(&v);
+        assert_eq!(
+            text,
+            "a:\n  s: |\n    ingress[0]: p/a.yaml:3,9\n    egress[1]: p/b.yaml:2\n"
+        );
+        assert_eq!(reparse(&text), v);
+        // Without the final newline, a block would add one: quoted instead.
+        assert_eq!(yaml(&serde_json::json!({"s": "a\nb"})), "s: \"a\\nb\"\n");
+    }
+
     fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -371,7 +409,14 @@ mod tests {
                 ".inf",
                 "-.5",
                 "1_000",
-                "2026-01-01"
+                "2026-01-01",
+                "a: 1\nb: 2\n",
+                "one\ntwo",
+                "x\n\ny\n",
+                "- a\n- b\n",
+                "k\n#c\n",
+                "a \nb\n",
+                "'q\n\"r\n",
             ])
             .prop_map(|s| Value::String(s.to_string())),
         ];

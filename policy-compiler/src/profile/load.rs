@@ -222,7 +222,16 @@ pub fn load(fs: &dyn Files, paths: &[PathBuf]) -> Loaded {
         file.included = included_by.is_some();
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for include in &file.includes {
-            queue.push((base.join(&include.value), Some(include.clone())));
+            // `profiles/../catalog/x.yaml` is shown as `catalog/x.yaml` where both are the
+            // same file (a symbolic link on the way may make them differ).
+            let joined = base.join(&include.value);
+            let lexical = document::files::normalize(&joined);
+            let path = if fs.key(&lexical) == fs.key(&joined) {
+                lexical
+            } else {
+                joined
+            };
+            queue.push((path, Some(include.clone())));
         }
         loaded.files.push(file);
     }
