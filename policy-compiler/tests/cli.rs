@@ -1408,7 +1408,7 @@ fn verify_reads_profiles_and_expectations_name_their_services_and_ports() {
     // A port name the destination does not have: bad input, at its place.
     std::fs::write(
         dir.path().join("expect.yaml"),
-        expect.replace("on: postgresql ", "on: postgres "),
+        expect.replace("port: postgresql ", "on: postgres "),
     )
     .unwrap();
     let out = run("text");

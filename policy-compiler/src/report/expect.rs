@@ -129,7 +129,7 @@ pub struct Read {
     pub expectations: Option<Expectations>,
 }
 
-const KEYS: &[&str] = &["expect", "from", "to", "on", "description"];
+const KEYS: &[&str] = &["expect", "from", "to", "port", "on", "description"];
 
 const PEER_HELP: &str = "a peer is `*`, an entity (`world`, `host`, …), an address or CIDR, `namespace/name` (`*` allowed: `media/*`), pod labels `ns:NAMESPACE,key=value`, or a DNS name (`*.example.com`)";
 
@@ -525,7 +525,16 @@ fn entry(
     let mut on = Vec::new();
     let mut names = Vec::new();
     let mut on_text = Vec::new();
-    if let Some(v) = fields.get("on") {
+    if let (Some(port), Some(on)) = (fields.key_span("port"), fields.key_span("on")) {
+        let (first, second) = if port < on { (port, on) } else { (on, port) };
+        diagnostics.push(
+            Diagnostic::error("duplicate-key", second, "`port` and `on` are the same key")
+                .with_label("second spelling")
+                .with_related(first, "first spelling")
+                .with_help("keep one of them (`port` reads the same in every YAML reader; YAML 1.1 tools read `on` as `true`)"),
+        );
+    }
+    if let Some(v) = fields.get("port").or_else(|| fields.get("on")) {
         for item in document::one_or_many(v) {
             let Some(text) = item
                 .scalar_text()
@@ -763,7 +772,7 @@ mod tests {
     #[test]
     fn the_first_entry_that_matches_decides() {
         let r = read(
-            "- expect: allowed\n  from: world\n  to: media/jellyfin\n  on: 8096\n- expect: dropped\n  from: world\n  to: media/*\n  description: only through Traefik\n- expect: dropped\n  to: [\"*.tracker.example\", 203.0.113.0/24]\n  on: [443, 80/tcp]\n",
+            "- expect: allowed\n  from: world\n  to: media/jellyfin\n  port: 8096\n- expect: dropped\n  from: world\n  to: media/*\n  description: only through Traefik\n- expect: dropped\n  to: [\"*.tracker.example\", 203.0.113.0/24]\n  on: [443, 80/tcp]\n",
         );
         assert!(r.diagnostics.is_empty(), "{:?}", messages(&r));
         let e = r.expectations.unwrap();
@@ -880,6 +889,11 @@ mod tests {
                 "expect.yaml:6:30: port 0 in `0` is not a port",
                 "expect.yaml:8:16: expected text, found a list",
             ]
+        );
+        let r = read("- expect: dropped\n  port: 80\n  on: 443\n");
+        assert_eq!(
+            messages(&r),
+            ["expect.yaml:3:3: `port` and `on` are the same key"]
         );
         let r = read("expect: dropped\n");
         assert_eq!(
