@@ -1427,3 +1427,66 @@ fn verify_reads_profiles_and_expectations_name_their_services_and_ports() {
         "{stderr}"
     );
 }
+
+/// The README's code block that starts with `first_line`.
+fn readme_block(first_line: &str) -> String {
+    let readme = include_str!("../../README.md");
+    let start = readme.find(&format!("```yaml\n{first_line}")).unwrap() + "```yaml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    readme[start..end].to_owned()
+}
+
+/// A new user's path through the quickstart, with the files as the README writes them: check,
+/// compile, then verify flows as if enforced (the undeclared pod of `media` is dropped).
+#[test]
+fn the_readme_quickstart_works_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("netpol/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    for name in ["cluster.yaml", "media.yaml"] {
+        let block = readme_block(&format!("# netpol/profiles/{name}\n"));
+        std::fs::write(profiles.join(name), block).unwrap();
+    }
+    let out = netpol(dir.path(), &["check", "--deny-warnings", "netpol/profiles"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = netpol(
+        dir.path(),
+        &["compile", "netpol/profiles", "-o", "clusters/home/netpol"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let flows = [
+        r#"{"time":"2026-11-27T10:00:00Z","protocol":"tcp","source":{"ip":"10.42.0.12","port":43122,"namespace":"media","pod":"sonarr-1","workload":"Deployment/sonarr","labels":{"app.kubernetes.io/name":"sonarr"}},"destination":{"ip":"151.101.1.1","port":443,"entity":"world","names":["api.thetvdb.com"]}}"#,
+        r#"{"time":"2026-11-27T10:00:01Z","protocol":"tcp","source":{"ip":"10.42.1.5","port":50000,"namespace":"traefik","pod":"traefik-1","workload":"Deployment/traefik","labels":{"app.kubernetes.io/name":"traefik"}},"destination":{"ip":"10.42.0.12","port":8989,"namespace":"media","pod":"sonarr-1","workload":"Deployment/sonarr","labels":{"app.kubernetes.io/name":"sonarr"}}}"#,
+        r#"{"time":"2026-11-27T10:00:02Z","protocol":"tcp","source":{"ip":"10.42.0.13","port":43123,"namespace":"media","pod":"flaresolverr-1","workload":"Deployment/flaresolverr","labels":{"app":"flaresolverr"}},"destination":{"ip":"1.1.1.1","port":443,"entity":"world"}}"#,
+    ];
+    std::fs::write(dir.path().join("flows.jsonl"), flows.join("\n") + "\n").unwrap();
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "verify",
+            "--policies",
+            "clusters/home/netpol",
+            "--flows",
+            "flows.jsonl",
+        ];
+        args.extend_from_slice(extra);
+        netpol(dir.path(), &args)
+    };
+    // In audit, nothing is dropped; as enforced, only the pod nobody declared.
+    let out = verify(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = verify(&["--as-enforced"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("3 flows against 2 policies: 1 would be dropped, 2 allowed\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("DROPPED  media/Deployment/flaresolverr -> world (1.1.1.1) 443/tcp"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("from netpol/profiles/media.yaml:8)"),
+        "{stdout}"
+    );
+}
