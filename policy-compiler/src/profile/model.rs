@@ -2411,18 +2411,7 @@ impl<'a> Resolver<'a> {
 
 /// Whether the ports of a deny include every port of an allow (no ports: every port).
 fn ports_cover(deny: &BTreeSet<L4>, allow: &BTreeSet<L4>) -> bool {
-    if deny.is_empty() {
-        return true;
-    }
-    !allow.is_empty()
-        && allow.iter().all(|a| {
-            deny.iter().any(|d| match (d, a) {
-                (L4::Port(d), L4::Port(a)) => {
-                    d.protocol == a.protocol && d.first <= a.first && a.last <= d.last
-                }
-                (d, a) => d == a,
-            })
-        })
+    deny.is_empty() || (!allow.is_empty() && covers(deny, allow))
 }
 
 /// The lookups a workload with `queries: declared` may make: its DNS names, their search-path
