@@ -36,6 +36,7 @@ pub mod diagnostic;
 pub mod document;
 pub mod engine;
 pub mod flow;
+pub mod lint;
 pub mod objects;
 pub mod profile;
 pub mod report;
