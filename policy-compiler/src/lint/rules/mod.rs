@@ -14,7 +14,12 @@ mod ingress_from_world;
 mod knp_policy_types;
 mod octal_port;
 mod open_cidr;
+mod peer_selects_nothing;
+mod service_port;
+mod subject_selects_nothing;
 mod toports_without_ports;
+mod unisolated_workloads;
+mod unmatched_service;
 mod wide_port_range;
 
 pub use apiserver_port::ApiserverPort;
@@ -30,7 +35,12 @@ pub use ingress_from_world::IngressFromWorld;
 pub use knp_policy_types::KnpPolicyTypes;
 pub use octal_port::OctalPort;
 pub use open_cidr::OpenCidr;
+pub use peer_selects_nothing::PeerSelectsNothing;
+pub use service_port::ServicePort;
+pub use subject_selects_nothing::SubjectSelectsNothing;
 pub use toports_without_ports::ToPortsWithoutPorts;
+pub use unisolated_workloads::UnisolatedWorkloads;
+pub use unmatched_service::UnmatchedService;
 pub use wide_port_range::WidePortRange;
 
 use crate::lint::{Meta, Rule};
@@ -65,8 +75,13 @@ rules![
     WidePortRange,
     IngressDenyHost,
     ApiserverPort,
+    ServicePort,
     EmptyPeerList,
     ToPortsWithoutPorts,
     OctalPort,
     KnpPolicyTypes,
+    UnmatchedService,
+    SubjectSelectsNothing,
+    PeerSelectsNothing,
+    UnisolatedWorkloads,
 ];
