@@ -140,12 +140,13 @@ impl<'a> Context<'a> {
             .filter(move |w| selector.matches(&w.peer.labels))
     }
 
-    /// Whether some workload of the namespace is known: a selector confined to a namespace
-    /// the manifests say nothing about cannot be judged.
+    /// Whether the workloads of the selector's namespaces are known: a selector confined to a
+    /// namespace the manifests say nothing about cannot be judged, nor one that may select in
+    /// any namespace (manifests rarely describe every namespace: CoreDNS's, say).
     pub fn knows(&self, selector: &Selector) -> bool {
         match namespaces(selector) {
             Some(ns) => ns.iter().all(|n| self.by_namespace.contains_key(*n)),
-            None => !self.by_namespace.is_empty(),
+            None => false,
         }
     }
 }
@@ -174,18 +175,22 @@ pub fn subject_covers(wide: &Entry, narrow: &Entry) -> bool {
 }
 
 /// The identities the cluster's DNS server may have: CoreDNS or kube-dns in `kube-system`,
-/// labelled as the usual installations label it, and the pods behind the inventory's
-/// `kube-system/kube-dns` Service.
+/// labelled as the usual installations label it, OpenShift's `dns-default` in `openshift-dns`,
+/// and the pods behind the inventory's `kube-system/kube-dns` Service.
 pub fn cluster_dns(cx: &Context<'_>) -> Vec<Peer> {
     let cluster = &cx.settings.cluster_name;
     let mut out: Vec<Peer> = [
-        [("k8s-app", "kube-dns")],
-        [("k8s-app", "coredns")],
-        [("app.kubernetes.io/name", "coredns")],
-        [("app.kubernetes.io/name", "kube-dns")],
+        ("kube-system", ("k8s-app", "kube-dns")),
+        ("kube-system", ("k8s-app", "coredns")),
+        ("kube-system", ("app.kubernetes.io/name", "coredns")),
+        ("kube-system", ("app.kubernetes.io/name", "kube-dns")),
+        (
+            "openshift-dns",
+            ("dns.operator.openshift.io/daemonset-dns", "default"),
+        ),
     ]
     .iter()
-    .map(|labels| super::pod_peer("kube-system", labels, cluster))
+    .map(|(namespace, label)| super::pod_peer(namespace, &[*label], cluster))
     .collect();
     if let Some(inv) = cx.inventory {
         for s in inv.services.iter().filter(|s| {

@@ -12,7 +12,8 @@ declare_rule! {
     /// ## What
     /// With workload manifests or `--inventory`, a peer selector matches none of the
     /// workloads they describe (after Cilium's rewrites: the policy's namespace added to a
-    /// CiliumNetworkPolicy's peers). Namespaces they say nothing about are not judged.
+    /// CiliumNetworkPolicy's peers). Namespaces they say nothing about are not judged, nor
+    /// are peers that may be in any namespace (`namespaceSelector: {}`, cluster-wide peers).
     ///
     /// ## Why
     /// An allow whose peer matches nothing allows nothing: usually a label typo, a peer in

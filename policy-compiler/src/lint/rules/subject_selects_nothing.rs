@@ -10,7 +10,8 @@ declare_rule! {
     /// ## What
     /// With workload manifests or `--inventory`, a rule's subject selects none of the
     /// workloads they describe. Namespaces they say nothing about are not judged, nor are
-    /// cluster-wide selectors that name reserved labels or select every endpoint.
+    /// selectors that may select in any namespace (cluster-wide policies without a namespace
+    /// label): manifests rarely describe every namespace.
     ///
     /// ## Why
     /// A policy that applies to nothing protects nothing: usually a label typo (`app:
