@@ -151,32 +151,41 @@ impl<'a> Context<'a> {
     }
 }
 
-/// Whether every identity `narrow` selects is selected by `wide` (conservative: `wide`'s
-/// requirements are a subset of `narrow`'s).
-pub fn covers(wide: &Selector, narrow: &Selector) -> bool {
-    wide.requirements
-        .iter()
-        .all(|r| narrow.requirements.contains(r))
+/// Whether some identity may be selected by both `a` and `b`: no requirement of one
+/// contradicts one of the other on the same key (different namespaces, disjoint values,
+/// `Exists` against `DoesNotExist`).
+pub fn may_overlap(a: &Selector, b: &Selector) -> bool {
+    !a.requirements.iter().any(|ra| {
+        b.requirements.iter().any(|rb| {
+            let same_key = ra.key == rb.key
+                && (ra.source.is_none() || rb.source.is_none() || ra.source == rb.source);
+            same_key && contradicts(&ra.op, &rb.op)
+        })
+    })
 }
 
-/// Whether the entry `wide` applies to every endpoint `narrow` applies to.
-pub fn subject_covers(wide: &Entry, narrow: &Entry) -> bool {
-    match (&wide.subject, &narrow.subject) {
-        (Subject::Endpoints(w), Subject::Endpoints(n)) => covers(w, n),
-        (
-            Subject::Nodes { selector: w, .. },
-            Subject::Nodes {
-                selector: n,
-                host_firewall: _,
-            },
-        ) => covers(w, n),
+fn contradicts(a: &Op, b: &Op) -> bool {
+    match (a, b) {
+        (Op::In(x), Op::In(y)) => !x.iter().any(|v| y.contains(v)),
+        (Op::In(_) | Op::Exists, Op::DoesNotExist) | (Op::DoesNotExist, Op::In(_) | Op::Exists) => {
+            true
+        }
+        (Op::In(x), Op::NotIn(y)) | (Op::NotIn(y), Op::In(x)) => x.iter().all(|v| y.contains(v)),
+        _ => false,
+    }
+}
+
+/// Whether the entries may apply to a common endpoint ([`may_overlap`] of their subjects).
+pub fn subjects_may_overlap(a: &Entry, b: &Entry) -> bool {
+    match (&a.subject, &b.subject) {
+        (Subject::Endpoints(x), Subject::Endpoints(y)) => may_overlap(x, y),
         _ => false,
     }
 }
 
 /// The identities the cluster's DNS server may have: CoreDNS or kube-dns in `kube-system`,
 /// labelled as the usual installations label it, OpenShift's `dns-default` in `openshift-dns`,
-/// and the pods behind the inventory's `kube-system/kube-dns` Service.
+/// the node (NodeLocal DNSCache) and the pods behind the inventory's `kube-system/kube-dns` Service.
 pub fn cluster_dns(cx: &Context<'_>) -> Vec<Peer> {
     let cluster = &cx.settings.cluster_name;
     let mut out: Vec<Peer> = [
@@ -192,6 +201,11 @@ pub fn cluster_dns(cx: &Context<'_>) -> Vec<Peer> {
     .iter()
     .map(|(namespace, label)| super::pod_peer(namespace, &[*label], cluster))
     .collect();
+    // NodeLocal DNSCache listens on the node (host network, a link-local address).
+    out.push(Peer {
+        labels: std::sync::Arc::new(identity::Reserved::Host.labels()),
+        ..Peer::default()
+    });
     if let Some(inv) = cx.inventory {
         for s in inv.services.iter().filter(|s| {
             s.namespace == "kube-system" && (s.name == "kube-dns" || s.name == "coredns")

@@ -15,8 +15,8 @@ declare_rule! {
     /// A rule puts pods under egress default deny, and no egress rule selecting them allows
     /// UDP port 53 to the cluster's resolver (CoreDNS or kube-dns in `kube-system`). With
     /// workload manifests or an inventory, each selected workload is judged by the policy
-    /// engine; without, a rule counts only if its `endpointSelector` selects at least the
-    /// same pods.
+    /// engine; without, a DNS rule counts when its `endpointSelector` may select some of the
+    /// same pods (so that what is reported is sure, not what is merely unproven).
     ///
     /// ## Why
     /// Under egress default deny everything not allowed is dropped, DNS included: every name
@@ -129,7 +129,10 @@ impl EgressWithoutDns {
                     blocked.join(", ")
                 )
             } else {
-                if dns_allows.iter().any(|d| scope::subject_covers(d, rep)) {
+                if dns_allows
+                    .iter()
+                    .any(|d| scope::subjects_may_overlap(d, rep))
+                {
                     continue;
                 }
                 "egress default deny without DNS: no rule lets these pods reach the cluster's DNS on UDP 53".to_owned()

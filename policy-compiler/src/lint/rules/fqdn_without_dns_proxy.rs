@@ -13,6 +13,8 @@ declare_rule! {
     /// ## What
     /// An egress rule allows `toFQDNs` names, but no egress rule that selects the same pods
     /// has `rules.dns` (on port 53, towards the DNS server) whose patterns match those names.
+    /// With workload manifests or an inventory, each selected workload is judged; without, a
+    /// DNS rule counts when its `endpointSelector` may select some of the same pods.
     ///
     /// ## Why
     /// Cilium does not resolve `toFQDNs` names itself: it learns their addresses from the DNS
@@ -114,7 +116,7 @@ impl FqdnWithoutDnsProxy {
                     })
                 } else {
                     dns.iter().any(|d| {
-                        scope::subject_covers(d, entry) && d.dns.iter().any(|s| sees(s, name))
+                        scope::subjects_may_overlap(d, entry) && d.dns.iter().any(|s| sees(s, name))
                     })
                 }
             };
@@ -123,7 +125,7 @@ impl FqdnWithoutDnsProxy {
                     .iter()
                     .all(|w| dns.iter().any(|d| selects(d, &w.peer.labels)))
             } else {
-                dns.iter().any(|d| scope::subject_covers(d, entry))
+                dns.iter().any(|d| scope::subjects_may_overlap(d, entry))
             };
             let unseen: Vec<String> = wanted
                 .iter()
