@@ -16,14 +16,15 @@
 //! One folder per concern; dependencies point one way (a test, `tests/layout.rs`, keeps it so):
 //!
 //! ```text
-//! cli ──> report ──> flow ──> engine ──┐
-//!  └────────────> profile ─────────────┴──> objects, document ──> diagnostic
+//! cli ──> report, lint ──> flow ──> engine ──┐
+//!  └────────────> profile ───────────────────┴──> objects, document ──> diagnostic
 //! ```
 //!
 //! | folder | owns |
 //! |---|---|
 //! | [`cli`] | arguments, one file per subcommand, exit statuses |
-//! | [`report`] | `verify`, `explain`, `connectivity`, `diff`, `graph` (and the reports to come: lint …) |
+//! | [`lint`] | `netpol lint`: one file per rule, its doc comment the rule's documentation; text, JSON, SARIF |
+//! | [`report`] | `verify`, `explain`, `connectivity`, `diff`, `graph` (and the reports to come) |
 //! | [`flow`] | flow records (netpol JSONL, Hubble), the inventory, the universe of peers |
 //! | [`engine`] | policy import and sanitize, entries, identities, selectors, evaluators, index |
 //! | [`profile`] | the compiler: profile files, syntax tree, model, compile, emit, JSON Schema |
@@ -36,6 +37,7 @@ pub mod diagnostic;
 pub mod document;
 pub mod engine;
 pub mod flow;
+pub mod lint;
 pub mod objects;
 pub mod profile;
 pub mod report;

@@ -241,7 +241,8 @@ fn the_workflow_keeps_one_comment_may_write_to_pull_requests_and_reads_the_histo
         workflow["on"]
     );
 
-    // Least privilege: read the code, write the comment, nothing else.
+    // Least privilege: read the code, write the comment and the lint findings (code
+    // scanning), nothing else.
     let permissions = workflow["permissions"]
         .as_object()
         .expect("no top-level `permissions:`");
@@ -250,7 +251,11 @@ fn the_workflow_keeps_one_comment_may_write_to_pull_requests_and_reads_the_histo
         Some(&Value::from("write"))
     );
     assert_eq!(permissions.get("contents"), Some(&Value::from("read")));
-    assert_eq!(permissions.len(), 2, "{permissions:?}");
+    assert_eq!(
+        permissions.get("security-events"),
+        Some(&Value::from("write"))
+    );
+    assert_eq!(permissions.len(), 3, "{permissions:?}");
 
     let steps: Vec<&Value> = workflow["jobs"]
         .as_object()

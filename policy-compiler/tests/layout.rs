@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cli ──> report ──> flow ──> engine ──┐
-//!  │        └──────────────> profile ──┴──> objects, document ──> diagnostic
+//!  │ └──> lint ──┘ └─────────> profile ──┴──> objects, document ──> diagnostic
 //!  └──────> (everything)
 //! ```
 //!
@@ -29,6 +29,17 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("engine", &["objects", "document", "diagnostic"]),
     ("flow", &["engine", "objects", "document", "diagnostic"]),
     (
+        "lint",
+        &[
+            "flow",
+            "engine",
+            "profile",
+            "objects",
+            "document",
+            "diagnostic",
+        ],
+    ),
+    (
         "report",
         &[
             "flow",
@@ -42,6 +53,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
+            "lint",
             "report",
             "flow",
             "engine",

@@ -793,3 +793,31 @@ fn summary(times: &[Duration]) -> String {
         s(times.last())
     )
 }
+
+/// `cargo xtask bench-lint`: `netpol lint` on the base revision of the same generated
+/// repository (1,000 workloads, 1,005 policies; every rule runs, those that need the workloads
+/// included, since the Deployments are beside the policies). Issue 13: under 1 s.
+pub fn lint() -> Result<()> {
+    let root = workspace_root();
+    let netpol = process::release_netpol(&root, &[])?;
+    let base = root.join("target/bench-connectivity/base");
+    let model = Model::new();
+    let policies = model.write(&base, false)?;
+    println!(
+        "input: {} workloads (Deployments) in {} namespaces, {policies} policies",
+        model.workloads.len(),
+        NAMESPACES.len(),
+    );
+    let mut lint = Command::new(&netpol);
+    lint.arg("lint").arg(&base).args(["--format", "json"]);
+    let (times, output) = rounds(&mut lint)?;
+    let findings = output
+        .lines()
+        .filter(|l| l.trim_start().starts_with("\"code\":"))
+        .count();
+    println!(
+        "netpol lint --format json: {} ({findings} findings)",
+        summary(&times)
+    );
+    Ok(())
+}

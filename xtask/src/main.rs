@@ -5,6 +5,7 @@
 //! cargo xtask bench-observer  measure the observer's costs (root)
 //! cargo xtask bench-verify    time `netpol verify` against `jq` parsing the same Hubble export
 //! cargo xtask bench-connectivity  time `netpol connectivity` and `netpol diff`: 1,000 workloads
+//! cargo xtask bench-lint    time `netpol lint` on the same 1,000 workloads and policies
 //! cargo xtask soak [SECONDS]  the observer under churn: its totals against the veth's (root)
 //! cargo xtask ci          setup → fmt → clippy → test: what `.ci/run` and the README call
 //! cargo xtask crd-check   validate Cilium policies against the CRDs' openAPIV3Schema (dev tool)
@@ -60,6 +61,9 @@ enum Task {
     /// Time `netpol connectivity` and `netpol diff` on a generated repository of 1,000
     /// Deployments in 40 namespaces and 1,005 policies (the head revision changes 20)
     BenchConnectivity,
+    /// Time `netpol lint` on the base revision of bench-connectivity's repository (1,000
+    /// Deployments, 1,005 policies)
+    BenchLint,
     /// The observer under churn for SECONDS (default 600, root): short and long TCP
     /// connections and UDP past many idle timeouts and table evictions; its totals against
     /// the veth's own counters (exit 1 if they differ)
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Task::BenchObserver => bench::run().map(|()| true),
         Task::BenchVerify { flows } => bench_verify::run(flows).map(|()| true),
         Task::BenchConnectivity => bench_connectivity::run().map(|()| true),
+        Task::BenchLint => bench_connectivity::lint().map(|()| true),
         Task::Soak { seconds } => bench::soak(seconds),
         Task::Flood { count, rate } => bench::flood(count, rate).map(|()| true),
         Task::Ci => ci::run().map(|()| true),

@@ -12,6 +12,7 @@ mod compile;
 mod connectivity;
 mod diff;
 mod explain;
+mod lint;
 mod policies;
 mod revision;
 mod schema;
@@ -58,6 +59,14 @@ enum Command {
     Check(check::Args),
     /// Print the JSON Schema of the profile format (for editors: yaml-language-server).
     Schema,
+    /// Find what is legal but broken, dangerous or surprising in policies and profiles.
+    ///
+    /// PATHs hold policies (CNP, CCNP, NetworkPolicy), profiles (compiled first) and workload
+    /// manifests; with manifests or `--inventory`, the rules that need to know the workloads
+    /// run too. Output as text, json or sarif (GitHub code scanning). `--explain` lists the
+    /// rules, `--explain CODE` prints one's documentation. Exit 0 without errors (warnings
+    /// too with `--deny-warnings`), 1 with, 2 on bad input.
+    Lint(lint::Args),
     /// Judge recorded flows against policies, as Cilium would: which would be dropped, and why.
     ///
     /// Policies: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and NetworkPolicy objects
@@ -188,6 +197,7 @@ pub fn run(
         Command::Compile(args) => compile::run(args, fs, &mut out),
         Command::Check(args) => check::run(args, fs, &mut out),
         Command::Schema => schema::run(&mut out),
+        Command::Lint(args) => lint::run(args, fs, &mut out),
         Command::Verify(args) => verify::run(args, fs, &mut out),
         Command::Explain(args) => explain::run(args, fs, &mut out),
         Command::Connectivity(args) => connectivity::run(args, fs, &mut out),

@@ -26,6 +26,10 @@ pub(super) struct Policies {
     pub rejected_names: Vec<String>,
     /// What the agent is configured with.
     pub settings: Settings,
+    /// The valid policy objects, as imported (what `lint` reads besides the index).
+    pub set: policy::PolicySet,
+    /// The import's diagnostics, when [`Sources::collect`] kept them instead of printing them.
+    pub diagnostics: crate::diagnostic::Diagnostics,
 }
 
 impl Policies {
@@ -130,6 +134,10 @@ pub(super) struct Sources<'a> {
     pub compiled: &'a [(PathBuf, String)],
     pub manifests: &'a [PathBuf],
     pub inventory: Option<&'a Path>,
+    /// Keep the import's diagnostics in [`Policies::diagnostics`] rather than print them
+    /// (`lint` prints them with its own findings); those that make the input unusable are
+    /// printed all the same.
+    pub collect: bool,
 }
 
 /// Import policies, the workload manifests and the inventory, for an agent configured with
@@ -144,10 +152,16 @@ pub(super) fn load_sources(
 ) -> Option<Policies> {
     let paths = inputs.policies;
     let mut imported = policy::import_with(fs, paths, &settings.acceptance(), inputs.compiled);
-    out.report(&imported.diagnostics, &imported.sources);
     if fatal(&imported) {
+        out.report(&imported.diagnostics, &imported.sources);
         return None;
     }
+    let diagnostics = if inputs.collect {
+        std::mem::take(&mut imported.diagnostics)
+    } else {
+        out.report(&imported.diagnostics, &imported.sources);
+        crate::diagnostic::Diagnostics::new()
+    };
     let mut manifests = std::mem::take(&mut imported.set.manifests);
     let mut manifest_stats = imported.set.stats.manifests.clone();
     if !inputs.manifests.is_empty() {
@@ -274,6 +288,8 @@ pub(super) fn load_sources(
         rejected: stats.rejected,
         rejected_names: stats.rejected_names.clone(),
         settings,
+        set: imported.set,
+        diagnostics,
     })
 }
 

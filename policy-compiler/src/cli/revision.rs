@@ -49,6 +49,11 @@ pub(super) struct Revision {
     pub declared: Vec<Declared>,
     /// What the policies name (CIDRs, DNS names, Cilium policies at all).
     pub mentions: Mentions,
+    /// The profiles' diagnostics and files, when [`Warnings::Collect`] kept them.
+    pub profiles: Option<(
+        crate::diagnostic::Diagnostics,
+        crate::diagnostic::source::SourceMap,
+    )>,
 }
 
 impl Revision {
@@ -94,6 +99,10 @@ pub(super) enum Warnings {
     Show,
     /// Only how many there are (verify, explain: `netpol check` shows them).
     Count,
+    /// None printed: kept in [`Revision::profiles`], with the import's diagnostics in
+    /// [`Policies::diagnostics`] (lint: they are findings like its own). Errors that make the
+    /// input unusable are printed all the same.
+    Collect,
 }
 
 /// Read the revision `fs` holds under `paths`; `None` after reporting when it cannot be used
@@ -120,10 +129,17 @@ pub(super) fn read_with(
     let (profiles, objects) = classify(fs, paths, out)?;
     let mut compiled = Vec::new();
     let mut declared = Vec::new();
+    let mut kept = None;
     if !profiles.is_empty() {
         let result = crate::profile::compile_paths(fs, &profiles);
         match warnings {
             Warnings::Show => out.report(&result.diagnostics, &result.sources),
+            Warnings::Collect if result.diagnostics.has_errors() => {
+                out.report(&result.diagnostics, &result.sources);
+            }
+            Warnings::Collect => {
+                kept = Some((result.diagnostics.clone(), result.sources.clone()));
+            }
             Warnings::Count => {
                 let mut errors = crate::diagnostic::Diagnostics::new();
                 for d in result.diagnostics.iter().filter(|d| d.is_error()) {
@@ -165,6 +181,7 @@ pub(super) fn read_with(
         compiled: &compiled,
         manifests: &cluster.manifests,
         inventory: cluster.inventory.as_deref(),
+        collect: warnings == Warnings::Collect,
     };
     let policies = policies::load_sources(fs, &sources, settings, out)?;
     let mentions = Mentions::of(&policies.index.entries);
@@ -172,6 +189,7 @@ pub(super) fn read_with(
         policies,
         declared,
         mentions,
+        profiles: kept,
     })
 }
 

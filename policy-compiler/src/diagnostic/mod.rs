@@ -117,6 +117,16 @@ impl Diagnostic {
     pub fn is_warning(&self) -> bool {
         self.severity == Severity::Warning
     }
+
+    /// The same finding once its files come after `offset` others ([`SourceMap::append`]).
+    #[must_use]
+    pub fn moved(mut self, offset: u32) -> Self {
+        self.span = self.span.map(|s| s.moved(offset));
+        for (span, _) in &mut self.related {
+            *span = span.moved(offset);
+        }
+        self
+    }
 }
 
 /// All diagnostics of a run, errors and warnings together; renderers sort them by place.
@@ -235,13 +245,24 @@ pub enum Style {
 
 /// Render diagnostics for humans, one report each, followed by a summary line.
 pub fn render_human(diagnostics: &Diagnostics, sources: &SourceMap, style: Style) -> String {
+    let mut out = render_each(diagnostics.sorted(), sources, style);
+    out.push_str(&summary(diagnostics));
+    out
+}
+
+/// Render diagnostics for humans in the order given, one report each (no summary line).
+pub fn render_each<'a>(
+    diagnostics: impl IntoIterator<Item = &'a Diagnostic>,
+    sources: &SourceMap,
+    style: Style,
+) -> String {
     let theme = match style {
         Style::Color => GraphicalTheme::unicode(),
         Style::Plain => GraphicalTheme::unicode_nocolor(),
     };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     let mut out = String::new();
-    for diagnostic in diagnostics.sorted() {
+    for diagnostic in diagnostics {
         let report = Report::new(diagnostic, sources);
         if handler.render_report(&mut out, &report).is_err() {
             out.push_str(&diagnostic.message);
@@ -249,7 +270,6 @@ pub fn render_human(diagnostics: &Diagnostics, sources: &SourceMap, style: Style
         }
         out.push('\n');
     }
-    out.push_str(&summary(diagnostics));
     out
 }
 

@@ -29,6 +29,16 @@ impl Span {
         }
     }
 
+    /// The same place once the files of its map come after `offset` others
+    /// ([`SourceMap::append`]).
+    #[must_use]
+    pub fn moved(self, offset: u32) -> Self {
+        Self {
+            source: SourceId(self.source.0.saturating_add(offset)),
+            ..self
+        }
+    }
+
     /// The byte range, for slicing and for miette.
     pub fn range(&self) -> std::ops::Range<usize> {
         let start = self.offset as usize;
@@ -107,6 +117,14 @@ impl SourceMap {
         let id = SourceId(u32::try_from(self.files.len()).unwrap_or(u32::MAX));
         self.files.push(file);
         id
+    }
+
+    /// Add the files of `other` after this map's; spans into them move by the offset returned
+    /// ([`Span::moved`]).
+    pub fn append(&mut self, other: SourceMap) -> u32 {
+        let offset = u32::try_from(self.files.len()).unwrap_or(u32::MAX);
+        self.files.extend(other.files);
+        offset
     }
 
     pub fn get(&self, id: SourceId) -> Option<&SourceFile> {

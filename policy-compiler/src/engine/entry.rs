@@ -303,7 +303,8 @@ struct Context<'a> {
     node_selector_labels: bool,
 }
 
-fn path_text(steps: &[Step<'_>]) -> String {
+/// `spec.egress[0].toPorts[1]`: the path of [`Origin::path`].
+pub fn path_text(steps: &[Step<'_>]) -> String {
     let mut s = String::new();
     for step in steps {
         match step {
