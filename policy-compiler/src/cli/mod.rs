@@ -15,6 +15,7 @@ mod explain;
 mod policies;
 mod revision;
 mod schema;
+mod suggest;
 mod verify;
 
 use std::io::{IsTerminal, Write};
@@ -95,6 +96,13 @@ enum Command {
     /// (the security summary goes to stderr); md is a pull-request comment (first line
     /// `<!-- netpol-diff -->`). Exit 1 when `--fail-on` finds what it names, 2 on bad input.
     Diff(diff::Args),
+    /// Suggest the smallest additions that let the flows the policies drop through.
+    ///
+    /// As statements under the profile services the pods belong to (a patch for `git apply`),
+    /// and CiliumNetworkPolicies for workloads no profile declares (`--format cnp`: only
+    /// those). Never broader than observed unless `--generalize`. Exit 0 when there is nothing
+    /// to suggest, 1 when something is suggested, 2 on bad input.
+    Suggest(suggest::Args),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -193,6 +201,7 @@ pub fn run(
         Command::Connectivity(args) => connectivity::run(args, fs, &mut out),
         Command::Graph(args) => connectivity::run_graph(args, fs, &mut out),
         Command::Diff(args) => diff::run(args, fs, &mut out),
+        Command::Suggest(args) => suggest::run(args, fs, &mut out),
     }
 }
 

@@ -49,6 +49,8 @@ pub(super) struct Revision {
     pub declared: Vec<Declared>,
     /// What the policies name (CIDRs, DNS names, Cilium policies at all).
     pub mentions: Mentions,
+    /// The profiles' model and their files, when profiles were among the paths.
+    pub profiles: Option<(Model, crate::diagnostic::source::SourceMap)>,
 }
 
 impl Revision {
@@ -120,6 +122,7 @@ pub(super) fn read_with(
     let (profiles, objects) = classify(fs, paths, out)?;
     let mut compiled = Vec::new();
     let mut declared = Vec::new();
+    let mut compiled_profiles = None;
     if !profiles.is_empty() {
         let result = crate::profile::compile_paths(fs, &profiles);
         match warnings {
@@ -159,6 +162,7 @@ pub(super) fn read_with(
             }
         }
         declared = declared_of(&model);
+        compiled_profiles = Some((model, result.sources));
     }
     let sources = Sources {
         policies: &objects,
@@ -172,6 +176,7 @@ pub(super) fn read_with(
         policies,
         declared,
         mentions,
+        profiles: compiled_profiles,
     })
 }
 
