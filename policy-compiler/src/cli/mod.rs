@@ -11,6 +11,7 @@ mod check;
 mod compile;
 mod connectivity;
 mod diff;
+mod drift;
 mod explain;
 mod policies;
 mod revision;
@@ -103,6 +104,13 @@ enum Command {
     /// those). Never broader than observed unless `--generalize`. Exit 0 when there is nothing
     /// to suggest, 1 when something is suggested, 2 on bad input.
     Suggest(suggest::Args),
+    /// Report the allow rules the flows never use and the flows the policies do not declare.
+    ///
+    /// Hits per rule item (`cnp/media/sonarr spec.ingress[0]`) and per profile declaration
+    /// (`netpol.dev/source`); flows dropped, and flows allowed only by a broad rule (world,
+    /// all, cluster, 0.0.0.0/0); the window the flows cover (first and last flow, nodes).
+    /// Exit 0 when nothing drifted, 1 when something did, 2 on bad input.
+    Drift(drift::Args),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -202,6 +210,7 @@ pub fn run(
         Command::Graph(args) => connectivity::run_graph(args, fs, &mut out),
         Command::Diff(args) => diff::run(args, fs, &mut out),
         Command::Suggest(args) => suggest::run(args, fs, &mut out),
+        Command::Drift(args) => drift::run(args, fs, &mut out),
     }
 }
 
