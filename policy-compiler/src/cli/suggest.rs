@@ -10,7 +10,7 @@ use super::{Output, Status, revision};
 use crate::document::files::Files;
 use crate::engine::index::Evaluator;
 use crate::engine::settings::{Origin, Settings, cluster_in_flows};
-use crate::flow::{Flow, Reader};
+use crate::flow::{Chunk, Decoder, Flow, Reader};
 use crate::report::suggest::{self, Collector, Format, Options, Profiles};
 
 #[derive(Debug, clap::Args)]
@@ -176,10 +176,15 @@ pub(super) fn cluster_from_flows(
     }
 }
 
+/// How many decoded chunks (1 MB of lines each) may wait for the judging thread.
+const CHUNKS_AHEAD: usize = 16;
+
 /// Read every flow of `input` and hand it to `each`, with progress on a terminal; every bad
-/// record (the first 50) is reported with its line and column, and then nothing counts.
+/// record (the first 50) is reported with its line and column, and then nothing counts. As
+/// in `verify`, one thread decodes the JSON in chunks of lines while this one identifies the
+/// flows and hands them on.
 pub(super) fn read_flows(
-    input: &mut dyn BufRead,
+    input: &mut (dyn BufRead + Send),
     reader: &mut Reader<'_>,
     path: &Path,
     out: &mut Output<'_>,
@@ -200,7 +205,29 @@ pub(super) fn read_flows(
             );
         }
     };
-    let read = reader.read_each(input, &mut progress, each);
+    let (sender, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+    let (done, spares) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_AHEAD + 1);
+    let read = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut decoder = Decoder::new(None);
+            while let Some(next) = decoder.next(input, spares.try_recv().ok()).transpose() {
+                let failed = next.is_err();
+                if sender.send(next).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        for chunk in chunks {
+            match chunk {
+                Ok(chunk) => {
+                    reader.take(&chunk, &mut progress, each);
+                    let _ = done.try_send(chunk);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    });
     if interactive {
         let _ = write!(out.stderr, "\r{:60}\r", "");
     }
