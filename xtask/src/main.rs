@@ -4,6 +4,7 @@
 //! cargo xtask setup       install toolchains, LLVM and bpf-linker (idempotent, fast when done)
 //! cargo xtask bench-observer  measure the observer's costs (root)
 //! cargo xtask bench-verify    time `netpol verify` against `jq` parsing the same Hubble export
+//! cargo xtask bench-suggest   time `netpol suggest` on 1,000,000 generated Hubble flows
 //! cargo xtask bench-connectivity  time `netpol connectivity` and `netpol diff`: 1,000 workloads
 //! cargo xtask bench-lint    time `netpol lint` on the same 1,000 workloads and policies
 //! cargo xtask soak [SECONDS]  the observer under churn: its totals against the veth's (root)
@@ -18,6 +19,7 @@
 
 mod bench;
 mod bench_connectivity;
+mod bench_suggest;
 mod bench_verify;
 mod ci;
 mod connlist;
@@ -58,6 +60,12 @@ enum Task {
         #[arg(default_value_t = 200_000)]
         flows: u32,
     },
+    /// Time `netpol suggest` on a generated Hubble export (FLOWS lines, default 1,000,000) and
+    /// the 1,010 policies of its cluster, and its peak RSS
+    BenchSuggest {
+        #[arg(default_value_t = 1_000_000)]
+        flows: u32,
+    },
     /// Time `netpol connectivity` and `netpol diff` on a generated repository of 1,000
     /// Deployments in 40 namespaces and 1,005 policies (the head revision changes 20)
     BenchConnectivity,
@@ -93,6 +101,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run().map(|()| true),
         Task::BenchObserver => bench::run().map(|()| true),
         Task::BenchVerify { flows } => bench_verify::run(flows).map(|()| true),
+        Task::BenchSuggest { flows } => bench_suggest::run(flows).map(|()| true),
         Task::BenchConnectivity => bench_connectivity::run().map(|()| true),
         Task::BenchLint => bench_connectivity::lint().map(|()| true),
         Task::Soak { seconds } => bench::soak(seconds),

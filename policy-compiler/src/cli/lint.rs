@@ -65,7 +65,7 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
     let policies = &rev.policies;
     let mut sources = policies.sources.clone();
     let mut findings: Vec<Diagnostic> = policies.diagnostics.iter().cloned().collect();
-    if let Some((diagnostics, files)) = &rev.profiles {
+    if let Some((diagnostics, files)) = &rev.profile_diagnostics {
         let offset = sources.append(files.clone());
         findings.extend(diagnostics.iter().map(|d| d.clone().moved(offset)));
     }

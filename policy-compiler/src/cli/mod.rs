@@ -11,11 +11,13 @@ mod check;
 mod compile;
 mod connectivity;
 mod diff;
+mod drift;
 mod explain;
 mod lint;
 mod policies;
 mod revision;
 mod schema;
+mod suggest;
 mod verify;
 
 use std::io::{IsTerminal, Write};
@@ -104,6 +106,20 @@ enum Command {
     /// (the security summary goes to stderr); md is a pull-request comment (first line
     /// `<!-- netpol-diff -->`). Exit 1 when `--fail-on` finds what it names, 2 on bad input.
     Diff(diff::Args),
+    /// Suggest the smallest additions that let the flows the policies drop through.
+    ///
+    /// As statements under the profile services the pods belong to (a patch for `git apply`),
+    /// and CiliumNetworkPolicies for workloads no profile declares (`--format cnp`: only
+    /// those). Never broader than observed unless `--generalize`. Exit 0 when there is nothing
+    /// to suggest, 1 when something is suggested, 2 on bad input.
+    Suggest(suggest::Args),
+    /// Report the allow rules the flows never use and the flows the policies do not declare.
+    ///
+    /// Hits per rule item (`cnp/media/sonarr spec.ingress[0]`) and per profile declaration
+    /// (`netpol.dev/source`); flows dropped, and flows allowed only by a broad rule (world,
+    /// all, cluster, 0.0.0.0/0); the window the flows cover (first and last flow, nodes).
+    /// Exit 0 when nothing drifted, 1 when something did, 2 on bad input.
+    Drift(drift::Args),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -203,6 +219,8 @@ pub fn run(
         Command::Connectivity(args) => connectivity::run(args, fs, &mut out),
         Command::Graph(args) => connectivity::run_graph(args, fs, &mut out),
         Command::Diff(args) => diff::run(args, fs, &mut out),
+        Command::Suggest(args) => suggest::run(args, fs, &mut out),
+        Command::Drift(args) => drift::run(args, fs, &mut out),
     }
 }
 

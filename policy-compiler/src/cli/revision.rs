@@ -50,10 +50,12 @@ pub(super) struct Revision {
     /// What the policies name (CIDRs, DNS names, Cilium policies at all).
     pub mentions: Mentions,
     /// The profiles' diagnostics and files, when [`Warnings::Collect`] kept them.
-    pub profiles: Option<(
+    pub profile_diagnostics: Option<(
         crate::diagnostic::Diagnostics,
         crate::diagnostic::source::SourceMap,
     )>,
+    /// The profiles' model and their files, when profiles were among the paths.
+    pub profiles: Option<(Model, crate::diagnostic::source::SourceMap)>,
 }
 
 impl Revision {
@@ -130,6 +132,7 @@ pub(super) fn read_with(
     let mut compiled = Vec::new();
     let mut declared = Vec::new();
     let mut kept = None;
+    let mut compiled_profiles = None;
     if !profiles.is_empty() {
         let result = crate::profile::compile_paths(fs, &profiles);
         match warnings {
@@ -175,6 +178,7 @@ pub(super) fn read_with(
             }
         }
         declared = declared_of(&model);
+        compiled_profiles = Some((model, result.sources));
     }
     let sources = Sources {
         policies: &objects,
@@ -189,7 +193,8 @@ pub(super) fn read_with(
         policies,
         declared,
         mentions,
-        profiles: kept,
+        profile_diagnostics: kept,
+        profiles: compiled_profiles,
     })
 }
 

@@ -338,6 +338,7 @@ pub(super) fn flow(
         observed: parsed.verdict.and_then(|v| reader.numbered(v)),
         service: None,
         hairpin: false,
+        node: node.map(|n| reader.text(n)),
     })
 }
 

@@ -168,6 +168,9 @@ pub struct Flow {
     pub service: Option<String>,
     /// The Service's backend is the source itself (hairpin).
     pub hairpin: bool,
+    /// The node that recorded the flow: Hubble's `node_name`; for netpol records the source's
+    /// `node`, else the destination's.
+    pub node: Option<Arc<str>>,
 }
 
 impl Flow {
@@ -665,6 +668,7 @@ impl<'i> Reader<'i> {
             observed: None,
             service: None,
             hairpin: false,
+            node: src_node.or(dst_node).map(|n| self.text(&n)),
         }))
     }
 

@@ -121,8 +121,9 @@ pub fn judge(flows: &[Flow], evaluator: &mut Evaluator<'_>) -> Verification {
 
 /// Decides flows one at a time as the datapath would: a reply takes the decision of the
 /// connection it answers (when that was seen), hairpin traffic skips policy, the rest is the
-/// evaluator's. Keeps one entry per connection, and one hairpin decision.
-struct Judge<E> {
+/// evaluator's. Keeps one entry per connection, and one hairpin decision. `suggest` and
+/// `drift` judge with it too, so that every report decides a flow the same way.
+pub struct Judge<E> {
     evaluator: E,
     /// The first record of each connection and its decision, numbered in `decisions`: plain
     /// numbers, so that the map of (mostly distinct) connections is freed in one piece.
@@ -133,8 +134,17 @@ struct Judge<E> {
     hairpin: Option<Decision>,
 }
 
+impl<E> std::fmt::Debug for Judge<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Judge")
+            .field("connections", &self.connections.len())
+            .field("decisions", &self.decisions.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'e, E: std::borrow::BorrowMut<Evaluator<'e>>> Judge<E> {
-    fn new(evaluator: E) -> Self {
+    pub fn new(evaluator: E) -> Self {
         Self {
             evaluator,
             connections: FxHashMap::default(),
@@ -144,7 +154,8 @@ impl<'e, E: std::borrow::BorrowMut<Evaluator<'e>>> Judge<E> {
         }
     }
 
-    fn judge<'f>(&mut self, flow: &'f Flow) -> (View<'f>, Judged) {
+    /// The flow in the direction it is judged, and its decision.
+    pub fn judge<'f>(&mut self, flow: &'f Flow) -> (View<'f>, Judged) {
         let reply = flow.is_reply();
         let view = View::of(flow, reply);
         let key = match (view.src.peer.ip, view.dst.peer.ip) {
