@@ -587,7 +587,7 @@ fn l7_of(pv: &PortView<'_>, multi_label: bool) -> (Option<L7>, Vec<FqdnSelector>
 /// the item still keeps the rule from being L3-only (cilium/cilium@507103c6
 /// pkg/policy/rule.go:361-413, pkg/policy/api/l4.go:345-366). The entry stays, so the rule
 /// still turns on default deny.
-fn port_matches(ports: Option<&[PortProtocol]>) -> Vec<PortMatch> {
+pub fn port_matches(ports: Option<&[PortProtocol]>) -> Vec<PortMatch> {
     let Some(ports) = ports.filter(|p| !p.is_empty()) else {
         return Vec::new();
     };

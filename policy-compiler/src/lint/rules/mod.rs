@@ -12,6 +12,7 @@ mod fqdn_without_dns_proxy;
 mod ingress_deny_host;
 mod ingress_from_world;
 mod knp_policy_types;
+mod named_port;
 mod octal_port;
 mod open_cidr;
 mod peer_selects_nothing;
@@ -33,6 +34,7 @@ pub use fqdn_without_dns_proxy::FqdnWithoutDnsProxy;
 pub use ingress_deny_host::IngressDenyHost;
 pub use ingress_from_world::IngressFromWorld;
 pub use knp_policy_types::KnpPolicyTypes;
+pub use named_port::NamedPort;
 pub use octal_port::OctalPort;
 pub use open_cidr::OpenCidr;
 pub use peer_selects_nothing::PeerSelectsNothing;
@@ -81,6 +83,7 @@ rules![
     OctalPort,
     KnpPolicyTypes,
     UnmatchedService,
+    NamedPort,
     SubjectSelectsNothing,
     PeerSelectsNothing,
     UnisolatedWorkloads,
