@@ -17,6 +17,7 @@ mod octal_port;
 mod open_cidr;
 mod peer_selects_nothing;
 mod service_port;
+mod shadowed_rule;
 mod subject_selects_nothing;
 mod toports_without_ports;
 mod unisolated_workloads;
@@ -39,6 +40,7 @@ pub use octal_port::OctalPort;
 pub use open_cidr::OpenCidr;
 pub use peer_selects_nothing::PeerSelectsNothing;
 pub use service_port::ServicePort;
+pub use shadowed_rule::ShadowedRule;
 pub use subject_selects_nothing::SubjectSelectsNothing;
 pub use toports_without_ports::ToPortsWithoutPorts;
 pub use unisolated_workloads::UnisolatedWorkloads;
@@ -86,5 +88,6 @@ rules![
     NamedPort,
     SubjectSelectsNothing,
     PeerSelectsNothing,
+    ShadowedRule,
     UnisolatedWorkloads,
 ];
