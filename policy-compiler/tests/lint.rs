@@ -181,11 +181,34 @@ fn the_sarif_log_is_valid_sarif_2_1_0() {
             .starts_with("tests/fixtures/lint/")
     );
     assert!(location["region"]["startLine"].as_u64().unwrap() >= 1);
-    // Every result names a rule of the driver.
+    // Every result names a rule of the driver, and has a place (code scanning needs one).
     for result in run0["results"].as_array().unwrap() {
         let index = result["ruleIndex"].as_u64().unwrap() as usize;
         assert_eq!(rules[index]["id"], result["ruleId"]);
+        let locations = result["locations"].as_array();
+        assert!(
+            locations.is_some_and(|l| !l.is_empty()),
+            "a result without a location: {result}"
+        );
+        let region = &result["locations"][0]["physicalLocation"]["region"];
+        assert!(region["startLine"].as_u64().unwrap() >= 1, "{result}");
+        assert!(region["startColumn"].as_u64().unwrap() >= 1, "{result}");
     }
+    // Coverage notes, about no place, are in the JSON but left out of SARIF.
+    let args: Vec<&str> = paths
+        .iter()
+        .map(String::as_str)
+        .chain(["--format", "json"])
+        .collect();
+    let json = lint(&args).stdout;
+    assert!(codes(&json).contains(&"unisolated-workloads".to_owned()));
+    assert!(
+        !run0["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["ruleId"] == "unisolated-workloads")
+    );
 }
 
 #[test]
