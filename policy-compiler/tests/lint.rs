@@ -181,11 +181,34 @@ fn the_sarif_log_is_valid_sarif_2_1_0() {
             .starts_with("tests/fixtures/lint/")
     );
     assert!(location["region"]["startLine"].as_u64().unwrap() >= 1);
-    // Every result names a rule of the driver.
+    // Every result names a rule of the driver, and has a place (code scanning needs one).
     for result in run0["results"].as_array().unwrap() {
         let index = result["ruleIndex"].as_u64().unwrap() as usize;
         assert_eq!(rules[index]["id"], result["ruleId"]);
+        let locations = result["locations"].as_array();
+        assert!(
+            locations.is_some_and(|l| !l.is_empty()),
+            "a result without a location: {result}"
+        );
+        let region = &result["locations"][0]["physicalLocation"]["region"];
+        assert!(region["startLine"].as_u64().unwrap() >= 1, "{result}");
+        assert!(region["startColumn"].as_u64().unwrap() >= 1, "{result}");
     }
+    // Coverage notes, about no place, are in the JSON but left out of SARIF.
+    let args: Vec<&str> = paths
+        .iter()
+        .map(String::as_str)
+        .chain(["--format", "json"])
+        .collect();
+    let json = lint(&args).stdout;
+    assert!(codes(&json).contains(&"unisolated-workloads".to_owned()));
+    assert!(
+        !run0["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["ruleId"] == "unisolated-workloads")
+    );
 }
 
 #[test]
@@ -262,4 +285,120 @@ fn explain_lists_every_rule_and_prints_one() {
         lint(&["--explain", "deny-only-default-deny"]).stdout,
         run.stdout
     );
+}
+
+/// `shadowed-rule` is sound on its fixture: dropping a shadowed item's entries changes no
+/// verdict of the engine, for peers and ports around every item.
+#[test]
+fn dropping_a_shadowed_item_changes_no_decision() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use netpol_compiler::document::files::Memory;
+    use netpol_compiler::engine::entry::{self, Entries};
+    use netpol_compiler::engine::eval::{NoPorts, Query};
+    use netpol_compiler::engine::identity::{self, Peer, Reserved};
+    use netpol_compiler::engine::index::{Evaluator, Index};
+    use netpol_compiler::engine::policy;
+    use netpol_compiler::engine::settings::{DEFAULT_CLUSTER, Settings};
+
+    let file = Path::new(FIXTURES).join("shadowed-rule/bad.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let run = lint(&[file.to_str().unwrap(), "--format", "json"]);
+    let found = codes(&run.stdout)
+        .iter()
+        .filter(|c| *c == "shadowed-rule")
+        .count();
+    // (policy, item) of each finding, as the snapshot shows them.
+    let shadowed = [
+        ("api", "spec.ingress[1]"),
+        ("api", "spec.ingress[2]"),
+        ("api", "spec.egress[1]"),
+        ("api-http", "spec.ingress[1]"),
+        ("api-extra", "spec.ingress[0]"),
+    ];
+    assert_eq!(found, shadowed.len(), "{}", run.stdout);
+
+    let fs = Memory::new([(PathBuf::from("p/bad.yaml"), text)]);
+    let imported = policy::import(&fs, &[PathBuf::from("p")]);
+    let all = entry::build(&imported.set, None, &Settings::default());
+    let pod = |labels: &[(&str, &str)]| {
+        let labels: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Peer {
+            labels: Arc::new(identity::pod_labels(
+                "shop",
+                &labels,
+                None,
+                None,
+                DEFAULT_CLUSTER,
+            )),
+            ..Peer::default()
+        }
+    };
+    let world = |ip: &str| Peer {
+        labels: Arc::new(Reserved::World.labels()),
+        ip: Some(ip.parse().unwrap()),
+        ..Peer::default()
+    };
+    let api = pod(&[("app", "api")]);
+    let peers = [
+        pod(&[("app", "web")]),
+        pod(&[("app", "web"), ("tier", "front")]),
+        pod(&[("app", "other")]),
+        Peer {
+            labels: Arc::new(Reserved::Host.labels()),
+            ..Peer::default()
+        },
+        world("10.2.3.4"),
+        world("10.1.2.3"),
+        world("8.8.8.8"),
+    ];
+    let ports = [
+        "8000/tcp",
+        "8001/udp",
+        "8080/tcp",
+        "8081/tcp",
+        "8100/sctp",
+        "9000/tcp",
+        "443/tcp",
+    ];
+    let decisions = |entries: Entries| {
+        let index = Index::new(entries);
+        let mut ev = Evaluator::new(&index, &NoPorts);
+        let mut out = Vec::new();
+        for peer in &peers {
+            for port in ports {
+                let (proto, port) = netpol_compiler::report::explain::parse_port(port).unwrap();
+                for (src, dst) in [(peer, &api), (&api, peer)] {
+                    let q = Query {
+                        src: src.clone(),
+                        dst: dst.clone(),
+                        proto: Some(proto),
+                        port,
+                    };
+                    out.push(ev.decide(&q).allowed());
+                }
+            }
+        }
+        out
+    };
+    let before = decisions(all.clone());
+    assert!(before.iter().any(|a| *a) && before.iter().any(|a| !*a));
+    for (name, path) in shadowed {
+        let mut kept = all.clone();
+        kept.entries.retain(|e| {
+            !(e.origin.name == name
+                && (e.origin.path == path || e.origin.path.starts_with(&format!("{path}."))))
+        });
+        assert!(kept.entries.len() < all.entries.len(), "{name} {path}");
+        assert_eq!(decisions(kept), before, "dropping {name} {path}");
+    }
+    // The covering item does matter.
+    let mut kept = all.clone();
+    kept.entries
+        .retain(|e| !(e.origin.name == "api" && e.origin.path.starts_with("spec.ingress[0]")));
+    assert_ne!(decisions(kept), before);
 }

@@ -610,6 +610,114 @@ spec:
     assert!(!e.allowed(&world("1.2.3.4", &[]), &web(), "1/tcp"));
 }
 
+// §3.1: a key is read the way the agent sanitizes it. `GetExtendedKeyFrom` turns a key into
+// `<source>.<key>`: before the first `:` is the source, a `$` or a `reserved.` prefix (with no
+// `:`) is `reserved`, anything else gets `any.`; matching reads that back splitting at the first
+// `.` (cilium/cilium@507103c6 pkg/labels/labels.go:525-537 and 804-822,
+// pkg/policy/api/selector.go:276-299, pkg/policy/types/requirements.go:142-150,
+// pkg/k8s/apis/cilium.io/v2/cnp_types.go:195-202). So `reserved.world` is the world, a
+// reserved selector is not confined to the namespace (utils.go:123-126), while `k8s.app` and
+// `any.app` are plain keys of any source, dots and all, like `app.kubernetes.io/name`.
+#[test]
+fn selector_keys_are_read_as_the_agent_sanitizes_them() {
+    let e = engine(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: keys, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {"reserved.world": ""}}]
+      toPorts: [{ports: [{port: "1", protocol: TCP}]}]
+    - fromEndpoints: [{matchExpressions: [{key: "$host", operator: Exists}]}]
+      toPorts: [{ports: [{port: "2", protocol: TCP}]}]
+    - fromEndpoints: [{matchLabels: {"k8s.app": fe}}]
+      toPorts: [{ports: [{port: "3", protocol: TCP}]}]
+    - fromEndpoints: [{matchLabels: {"any.app": fe}}]
+      toPorts: [{ports: [{port: "4", protocol: TCP}]}]
+    - fromEndpoints: [{matchLabels: {"app.kubernetes.io/name": fe}}]
+      toPorts: [{ports: [{port: "5", protocol: TCP}]}]
+    - fromEndpoints: [{matchLabels: {"k8s.io.kubernetes.pod.namespace": other, app: fe}}]
+      toPorts: [{ports: [{port: "6", protocol: TCP}]}]
+    - fromEndpoints: [{matchLabels: {"k8s:io.kubernetes.pod.namespace": other, "any:app": fe}}]
+      toPorts: [{ports: [{port: "7", protocol: TCP}]}]
+"#,
+    );
+    let world = world("1.2.3.4", &[]);
+    assert!(
+        e.allowed(&world, &web(), "1/tcp"),
+        "`reserved.world` is the world"
+    );
+    assert!(!e.allowed(&pod("shop", &[("reserved.world", "")]), &web(), "1/tcp"));
+    assert!(
+        e.allowed(&reserved(Reserved::Host), &web(), "2/tcp"),
+        "`$host` is the host"
+    );
+    assert!(!e.allowed(&world, &web(), "2/tcp"));
+    assert!(
+        !e.allowed(&pod("shop", &[("app", "fe")]), &web(), "3/tcp"),
+        "`k8s.app` is not `k8s:app`"
+    );
+    assert!(e.allowed(&pod("shop", &[("k8s.app", "fe")]), &web(), "3/tcp"));
+    assert!(!e.allowed(&pod("shop", &[("app", "fe")]), &web(), "4/tcp"));
+    assert!(e.allowed(&pod("shop", &[("any.app", "fe")]), &web(), "4/tcp"));
+    let named = pod("shop", &[("app.kubernetes.io/name", "fe")]);
+    assert!(
+        e.allowed(&named, &web(), "5/tcp"),
+        "an unknown prefix is kept"
+    );
+    assert!(!e.allowed(
+        &pod("shop", &[("kubernetes.io/name", "fe")]),
+        &web(),
+        "5/tcp"
+    ));
+    assert!(
+        !e.allowed(&pod("other", &[("app", "fe")]), &web(), "6/tcp"),
+        "`k8s.io.kubernetes.pod.namespace` is not the namespace key: the peer stays in `shop`"
+    );
+    assert!(!e.allowed(&pod("shop", &[("app", "fe")]), &web(), "6/tcp"));
+    assert!(e.allowed(&pod("other", &[("app", "fe")]), &web(), "7/tcp"));
+}
+
+// §3.3: the subject's `reserved.init` (in any spelling) is the init identity, whose CCNP peers
+// get no `namespace Exists` (cilium/cilium@507103c6 pkg/k8s/apis/cilium.io/utils/utils.go:
+// 136-149, 344-349: `HasKey("reserved.init")` on the sanitized selector).
+#[test]
+fn init_subject_is_recognised_in_every_key_spelling() {
+    let policy = |key: &str| {
+        engine(&format!(
+            r#"
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {{name: init}}
+spec:
+  endpointSelector: {{matchLabels: {{"{key}": ""}}}}
+  egress:
+    - toEndpoints: [{{}}]
+"#
+        ))
+    };
+    // An endpoint of the local cluster without a namespace label.
+    let no_namespace = Peer {
+        labels: Arc::new(Labels::new(vec![Label::new(
+            "k8s",
+            identity::CLUSTER,
+            DEFAULT_CLUSTER,
+        )])),
+        ..Peer::default()
+    };
+    for key in ["reserved:init", "reserved.init", "$init"] {
+        let e = policy(key);
+        assert!(
+            e.allowed(&reserved(Reserved::Init), &no_namespace, "53/udp"),
+            "{key}: an init subject's `toEndpoints: [{{}}]` gets no `namespace Exists`"
+        );
+    }
+    let e = policy("reserved.health");
+    assert!(!e.allowed(&reserved(Reserved::Health), &no_namespace, "53/udp"));
+}
+
 // §3.2, pitfall 17: labels the identity filter drops are never matched.
 #[test]
 fn filtered_labels_are_not_part_of_identities() {

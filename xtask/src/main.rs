@@ -12,6 +12,7 @@
 //! cargo xtask crd-check   validate Cilium policies against the CRDs' openAPIV3Schema (dev tool)
 //! cargo xtask corpus      run the policy engine over the shared corpus, compare with the CRDs
 //! cargo xtask connlist    `netpol connectivity` against netpol-analyzer's golden connlists
+//! cargo xtask lint-corpus `netpol lint` on every file of the shared corpus: no panic, a table
 //! ```
 //!
 //! One module per task; each exposes `run`. The kernel programs are built by the observer's own
@@ -25,6 +26,7 @@ mod ci;
 mod connlist;
 mod corpus;
 mod crd;
+mod lint_corpus;
 mod process;
 mod setup;
 
@@ -93,6 +95,10 @@ enum Task {
     /// Compare `netpol connectivity` with netpol-analyzer's connlist outputs in the shared
     /// corpus; every difference must be explained (host network, Ingress analysis, ICMP)
     Connlist(connlist::Args),
+    /// Run `netpol lint` on every YAML and JSON file of the shared corpus, one file at a time:
+    /// no panic, and a table of the findings per code and per directory (dev check; needs
+    /// ../shared/corpus)
+    LintCorpus(lint_corpus::Args),
 }
 
 fn main() -> ExitCode {
@@ -110,6 +116,7 @@ fn main() -> ExitCode {
         Task::CrdCheck(args) => crd::run(&args),
         Task::Corpus(args) => corpus::run(&args),
         Task::Connlist(args) => connlist::run(&args),
+        Task::LintCorpus(args) => lint_corpus::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -14,7 +14,7 @@ use crate::engine::identity::{self, Peer, Reserved};
 use crate::engine::policy::{
     self, Body, PeerField, Policy, PolicyKind, PolicySet, PortView, Section,
 };
-use crate::engine::selector::{Op, Requirement, Selector};
+use crate::engine::selector::{self, KeyForm, Op, Requirement, Selector};
 use crate::engine::settings::{Enforcement, Settings};
 use crate::objects::cilium::{
     AuthenticationMode, CidrRule, EndpointSelector, Entity, IcmpFamily, IcmpType, PortProtocol,
@@ -347,17 +347,20 @@ fn cilium_rule(
     };
     let subject = match (&rule.endpoint_selector, &rule.node_selector) {
         (Some(sel), _) => Subject::Endpoints(match &namespace {
-            Some(ns) => Selector::compile_in(sel, None, ns),
-            None => Selector::compile(sel, None),
+            Some(ns) => Selector::compile_in(sel, KeyForm::Cilium, ns),
+            None => Selector::compile(sel, KeyForm::Cilium),
         }),
         (None, Some(sel)) => Subject::Nodes {
-            selector: Selector::compile(sel, None),
+            selector: Selector::compile(sel, KeyForm::Cilium),
             host_firewall: ctx.host_firewall,
         },
         (None, None) => return,
     };
     // CCNP peers get `namespace Exists` unless the subject is the init identity (§3.3).
-    let init_subject = rule.endpoint_selector.as_ref().is_some_and(selects_init);
+    let init_subject = rule
+        .endpoint_selector
+        .as_ref()
+        .is_some_and(selector::selects_init);
     let dd = rule.enable_default_deny.as_ref();
     for item in policy::items(rule) {
         let direction = item.section.direction();
@@ -379,7 +382,9 @@ fn cilium_rule(
             .requires
             .into_iter()
             .flatten()
-            .map(|s| Selector::compile(s, None).peer(namespace.as_deref(), init_subject, None))
+            .map(|s| {
+                Selector::compile(s, KeyForm::Cilium).peer(namespace.as_deref(), init_subject, None)
+            })
             .collect();
         let endpoint_peers = item
             .peers
@@ -514,18 +519,6 @@ fn l3_of(
     }
 }
 
-fn selects_init(sel: &EndpointSelector) -> bool {
-    sel.match_labels
-        .iter()
-        .flatten()
-        .any(|(k, _)| k == "reserved:init")
-        || sel
-            .match_expressions
-            .iter()
-            .flatten()
-            .any(|e| e.key == "reserved:init")
-}
-
 /// A `matchName`/`matchPattern` selector, normalized (lowercase, no trailing dot).
 ///
 /// A leading run of two or more `*` before a `.` is one or more labels from Cilium 1.19 on
@@ -594,7 +587,7 @@ fn l7_of(pv: &PortView<'_>, multi_label: bool) -> (Option<L7>, Vec<FqdnSelector>
 /// the item still keeps the rule from being L3-only (cilium/cilium@507103c6
 /// pkg/policy/rule.go:361-413, pkg/policy/api/l4.go:345-366). The entry stays, so the rule
 /// still turns on default deny.
-fn port_matches(ports: Option<&[PortProtocol]>) -> Vec<PortMatch> {
+pub fn port_matches(ports: Option<&[PortProtocol]>) -> Vec<PortMatch> {
     let Some(ports) = ports.filter(|p| !p.is_empty()) else {
         return Vec::new();
     };
@@ -663,7 +656,7 @@ fn peers(
         PeerField::Endpoints(sels) => sels
             .iter()
             .map(|s| {
-                PeerMatch::Labels(Selector::compile(s, None).peer(
+                PeerMatch::Labels(Selector::compile(s, KeyForm::Cilium).peer(
                     namespace,
                     init_subject,
                     ctx.local_cluster,
@@ -695,7 +688,7 @@ fn peers(
         PeerField::Nodes(sels) if ctx.node_selector_labels => sels
             .iter()
             .map(|sel| {
-                PeerMatch::Labels(Selector::compile(sel, None).with(Requirement {
+                PeerMatch::Labels(Selector::compile(sel, KeyForm::Cilium).with(Requirement {
                     source: Some("reserved".to_owned()),
                     key: "remote-node".to_owned(),
                     op: Op::Exists,
@@ -760,7 +753,7 @@ fn cidr_rule(r: &CidrRule, ctx: &Context<'_>) -> Vec<PeerMatch> {
         };
     }
     if let Some(sel) = &r.cidr_group_selector {
-        let sel = Selector::compile(sel, None);
+        let sel = Selector::compile(sel, KeyForm::CidrGroup);
         let groups: Vec<&policy::CidrGroup> = ctx
             .groups
             .values()
@@ -840,7 +833,11 @@ fn knp(
     let Some(ns) = policy.namespace.as_deref() else {
         return;
     };
-    let subject = Subject::Endpoints(Selector::compile_in(&spec.pod_selector, Some("k8s"), ns));
+    let subject = Subject::Endpoints(Selector::compile_in(
+        &spec.pod_selector,
+        KeyForm::Kubernetes,
+        ns,
+    ));
     // The API server defaults a missing or empty `policyTypes` to `Ingress`, plus `Egress` when
     // there are egress rules (kubernetes/kubernetes@030880a5 pkg/apis/networking/v1/defaults.go:
     // 38-46). Cilium then turns every rule of both lists into entries whatever the types say;
@@ -934,15 +931,17 @@ fn knp_peer(peer: &NetworkPolicyPeer, namespace: &str, cluster: Option<&str>) ->
         };
     }
     let mut sel = match (&peer.pod_selector, &peer.namespace_selector) {
-        (Some(s), None) => Selector::compile_in(s, Some("k8s"), namespace),
-        (None, None) => Selector::compile_in(&EndpointSelector::default(), Some("k8s"), namespace),
-        (Some(s), Some(_)) => Selector::compile(s, Some("k8s")),
+        (Some(s), None) => Selector::compile_in(s, KeyForm::Kubernetes, namespace),
+        (None, None) => {
+            Selector::compile_in(&EndpointSelector::default(), KeyForm::Kubernetes, namespace)
+        }
+        (Some(s), Some(_)) => Selector::compile(s, KeyForm::Kubernetes),
         (None, Some(_)) => Selector::default(),
     };
     match &peer.namespace_selector {
         None => {}
         Some(ns_sel) => {
-            let ns = Selector::compile(ns_sel, Some("k8s"));
+            let ns = Selector::compile(ns_sel, KeyForm::Kubernetes);
             if ns.requirements.is_empty() {
                 sel = sel.with(Requirement::exists(Some("k8s"), identity::NAMESPACE));
             }

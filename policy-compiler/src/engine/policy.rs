@@ -21,6 +21,7 @@ use crate::diagnostic::source::{SourceFile, SourceId, SourceMap, Span};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::document::files::{Files, POLICY_EXTENSIONS};
 use crate::document::{self, Node, Step, Value, de};
+use crate::engine::selector::{self, KeyForm};
 use crate::engine::settings::Version;
 use crate::objects::cilium::{
     Authentication, CidrRule, CiliumClusterwideNetworkPolicy, CiliumNetworkPolicy,
@@ -1781,28 +1782,12 @@ enum Keys {
     Schema,
 }
 
-/// A selector key as Cilium validates it: `labels.GetExtendedKeyFrom`.
-fn extended_key(key: &str) -> String {
-    let (source, rest) = if let Some(rest) = key.strip_prefix('$') {
-        ("reserved", rest)
-    } else if let Some((source, rest)) = key.split_once(':') {
-        (source, rest)
-    } else if let Some(rest) = key.strip_prefix("reserved.") {
-        ("reserved", rest)
-    } else {
-        ("", key)
-    };
-    let source = if source.is_empty() { "any" } else { source };
-    let rest = rest.split_once('=').map_or(rest, |(k, _)| k);
-    format!("{source}.{rest}")
-}
-
 /// A label selector (docs/semantics.md §1.3, §3.1): `ValidateLabelSelector` of the keys as
 /// `keys` says, the values of `matchLabels` and `matchExpressions` as label values, and the
 /// operators' `values`.
 fn selector(check: &mut Check<'_>, sel: &EndpointSelector, path: &[Step<'static>], keys: Keys) {
     let checked_key = |key: &str| match keys {
-        Keys::Cilium => Some(extended_key(key)),
+        Keys::Cilium => Some(selector::extended_key(key, KeyForm::Cilium)),
         Keys::CidrGroup => Some(format!("cidrgroup.{key}")),
         Keys::Kubernetes => Some(key.to_owned()),
         Keys::Schema => None,

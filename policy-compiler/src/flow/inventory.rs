@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 use crate::engine::entry::{PeerMatch, ServiceBackends};
 use crate::engine::eval::NamedPorts;
 use crate::engine::identity::{self, Label, Labels, NamedPort, Peer, Reserved};
-use crate::engine::selector::{Requirement, Selector};
+use crate::engine::selector::{KeyForm, Requirement, Selector};
 use crate::engine::settings::LabelFilter;
 use crate::objects::Proto;
 use crate::objects::cilium;
@@ -786,7 +786,7 @@ impl ServiceBackends for Inventory {
                         .namespace
                         .as_deref()
                         .is_none_or(|ns| ns == svc.namespace)
-                        && Selector::compile(&by_label.selector, None).matches(&labels)
+                        && Selector::compile(&by_label.selector, KeyForm::Cilium).matches(&labels)
                 } else if let Some(by_name) = &s.k8s_service {
                     by_name.service_name.as_deref() == Some(svc.name.as_str())
                         && by_name

@@ -4,8 +4,12 @@
 //! `properties.id`, descriptions and help from its documentation, its default level), then a
 //! descriptor for each import or compiler check that has findings. Each result points into
 //! the YAML: the file as given (relative to the current directory), 1-based lines and columns
-//! counted in Unicode code points (`columnKind`), the end exclusive. Findings about no place in
-//! a file (coverage) have no `locations`.
+//! counted in Unicode code points (`columnKind`), the end exclusive.
+//!
+//! Findings about no place in a file (the coverage notes of `unisolated-workloads`) are left
+//! out: GitHub code scanning refuses a result without a location, and a made-up one (line 1 of
+//! some file) would annotate code that has nothing to do with the note. Such notes are about
+//! the cluster, not a line of YAML; the text and JSON formats carry them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -89,7 +93,8 @@ pub fn render(findings: &[Diagnostic], sources: &SourceMap, base: Option<&Path>)
     }
     let results: Vec<Value> = findings
         .iter()
-        .map(|d| {
+        .filter_map(|d| Some((d, region(d, sources)?)))
+        .map(|(d, r)| {
             let mut text = d.message.clone();
             if let Some(help) = &d.help {
                 text.push_str("\nhelp: ");
@@ -101,7 +106,7 @@ pub fn render(findings: &[Diagnostic], sources: &SourceMap, base: Option<&Path>)
                 "level": level(d.severity),
                 "message": {"text": text},
             });
-            if let (Some(r), Value::Object(map)) = (region(d, sources), &mut result) {
+            if let Value::Object(map) = &mut result {
                 let mut location = json!({
                     "physicalLocation": {
                         "artifactLocation": {"uri": uri(r.file, base)},

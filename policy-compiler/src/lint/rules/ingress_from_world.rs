@@ -1,6 +1,8 @@
 use crate::diagnostic::Diagnostic;
 use crate::document::Step;
+use crate::engine::identity::Reserved;
 use crate::engine::policy::PeerField;
+use crate::engine::selector::{KeyForm, Selector};
 use crate::lint::{Context, cilium_items, finding};
 use crate::objects::cilium::Entity;
 
@@ -8,7 +10,10 @@ declare_rule! {
     /// Ingress allowed from the `world` or `all` entity: from anywhere on the internet.
     ///
     /// ## What
-    /// An `ingress` item has `fromEntities` with `world` (`world-ipv4`, `world-ipv6`) or `all`.
+    /// An `ingress` item has `fromEntities` with `world` (`world-ipv4`, `world-ipv6`) or `all`,
+    /// or a `fromEndpoints` selector that selects the reserved `world` label (`reserved:world`,
+    /// also written `reserved.world`, which Cilium reads alike: cilium/cilium@507103c6
+    /// pkg/labels/labels.go:804-822).
     ///
     /// ## Why
     /// `world` is every address outside the cluster, `all` every identity at all
@@ -43,6 +48,20 @@ impl IngressFromWorld {
                 continue;
             }
             for (name, field) in &item.item.peers {
+                if let PeerField::Endpoints(sels) = field {
+                    for (i, sel) in sels.iter().enumerate() {
+                        let selector = Selector::compile(sel, KeyForm::Cilium);
+                        if selector.has_reserved() && selector.matches(&Reserved::World.labels()) {
+                            out.push(finding(
+                                &Self::META,
+                                item.span(&[Step::Key(name), Step::Index(i)]),
+                                "ingress allowed from `reserved:world`: the internet".to_owned(),
+                                "open to the internet",
+                                "allow the Ingress controller (`fromEntities: [ingress]`) or the load balancer's addresses instead",
+                            ));
+                        }
+                    }
+                }
                 let PeerField::Entities(entities) = field else {
                     continue;
                 };

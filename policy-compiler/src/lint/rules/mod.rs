@@ -12,10 +12,12 @@ mod fqdn_without_dns_proxy;
 mod ingress_deny_host;
 mod ingress_from_world;
 mod knp_policy_types;
+mod named_port;
 mod octal_port;
 mod open_cidr;
 mod peer_selects_nothing;
 mod service_port;
+mod shadowed_rule;
 mod subject_selects_nothing;
 mod toports_without_ports;
 mod unisolated_workloads;
@@ -33,10 +35,12 @@ pub use fqdn_without_dns_proxy::FqdnWithoutDnsProxy;
 pub use ingress_deny_host::IngressDenyHost;
 pub use ingress_from_world::IngressFromWorld;
 pub use knp_policy_types::KnpPolicyTypes;
+pub use named_port::NamedPort;
 pub use octal_port::OctalPort;
 pub use open_cidr::OpenCidr;
 pub use peer_selects_nothing::PeerSelectsNothing;
 pub use service_port::ServicePort;
+pub use shadowed_rule::ShadowedRule;
 pub use subject_selects_nothing::SubjectSelectsNothing;
 pub use toports_without_ports::ToPortsWithoutPorts;
 pub use unisolated_workloads::UnisolatedWorkloads;
@@ -81,7 +85,9 @@ rules![
     OctalPort,
     KnpPolicyTypes,
     UnmatchedService,
+    NamedPort,
     SubjectSelectsNothing,
     PeerSelectsNothing,
+    ShadowedRule,
     UnisolatedWorkloads,
 ];

@@ -3,7 +3,7 @@ use crate::diagnostic::source::Span;
 use crate::document::Step;
 use crate::engine::entry::{L3, PeerMatch};
 use crate::engine::policy::{Body, PeerField};
-use crate::engine::selector::Selector;
+use crate::engine::selector::{self, KeyForm, Selector};
 use crate::lint::{Context, cilium_items, finding};
 
 declare_rule! {
@@ -64,12 +64,11 @@ impl PeerSelectsNothing {
         }
         let cluster = cx.settings.local_cluster_filter();
         for item in cilium_items(cx) {
-            let init = item.rule.endpoint_selector.as_ref().is_some_and(|s| {
-                s.match_labels
-                    .iter()
-                    .flatten()
-                    .any(|(k, _)| k == "reserved:init")
-            });
+            let init = item
+                .rule
+                .endpoint_selector
+                .as_ref()
+                .is_some_and(selector::selects_init);
             let ns = match item.policy.kind {
                 crate::engine::policy::PolicyKind::Cnp => item.policy.namespace.as_deref(),
                 _ => None,
@@ -79,7 +78,7 @@ impl PeerSelectsNothing {
                     continue;
                 };
                 for (i, sel) in sels.iter().enumerate() {
-                    let selector = Selector::compile(sel, None).peer(ns, init, cluster);
+                    let selector = Selector::compile(sel, KeyForm::Cilium).peer(ns, init, cluster);
                     check(
                         cx,
                         &selector,

@@ -1,7 +1,7 @@
 use crate::diagnostic::Diagnostic;
 use crate::document::Step;
 use crate::engine::policy::{Body, PolicyKind};
-use crate::engine::selector::Selector;
+use crate::engine::selector::{KeyForm, Selector};
 use crate::lint::{Context, finding};
 
 declare_rule! {
@@ -48,8 +48,10 @@ impl SubjectSelectsNothing {
                     .filter_map(|(rule, base)| {
                         let sel = rule.endpoint_selector.as_ref()?;
                         let compiled = match (policy.kind, ns) {
-                            (PolicyKind::Cnp, Some(ns)) => Selector::compile_in(sel, None, ns),
-                            _ => Selector::compile(sel, None),
+                            (PolicyKind::Cnp, Some(ns)) => {
+                                Selector::compile_in(sel, KeyForm::Cilium, ns)
+                            }
+                            _ => Selector::compile(sel, KeyForm::Cilium),
                         };
                         let path = base
                             .iter()
@@ -61,7 +63,7 @@ impl SubjectSelectsNothing {
                     .collect(),
                 Body::Kubernetes(spec) => match ns {
                     Some(ns) => vec![(
-                        Selector::compile_in(&spec.pod_selector, Some("k8s"), ns),
+                        Selector::compile_in(&spec.pod_selector, KeyForm::Kubernetes, ns),
                         vec![Step::Key("spec"), Step::Key("podSelector")],
                     )],
                     None => Vec::new(),
