@@ -151,6 +151,14 @@ fn profile_texts(
                 }
             }
         }
+        // Both workloads declared: a group of the two, which statements to both name.
+        if members
+            .iter()
+            .all(|i| declared.get(*i).is_some_and(|d| d.0))
+        {
+            let [x, y] = members.map(|i| PODS[i].1);
+            text.push_str(&format!("groups:\n  pair: [{x}, {y}]\n"));
+        }
         if any {
             out.push((format!("profiles/{ns}.yaml"), text));
         }
@@ -386,6 +394,9 @@ fn check(case: &Case, format: &str) -> Result<(), String> {
     }
     if stderr.contains("warning: nothing suggested") {
         return Err(format!("unsuggested: {stderr}"));
+    }
+    if stdout.contains("pair\n") {
+        eprintln!("GROUPPROBE {format}");
     }
     let mut patched = profiles.clone();
     apply_patch(&mut patched, &stdout);

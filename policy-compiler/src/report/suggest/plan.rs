@@ -597,8 +597,12 @@ fn edits(statements: StatementAcc, profiles: &Profiles, generalize: bool) -> Vec
         .map(|(service, by_ports)| {
             let mut statements: Vec<Statement> = by_ports
                 .into_iter()
-                .map(|((to, ports), (mut peers, flows))| {
-                    peers.sort();
+                .map(|((to, ports), (peers, flows))| {
+                    let owner = profiles
+                        .services
+                        .get(service)
+                        .map_or("", |s| s.namespace.as_str());
+                    let peers = with_groups(peers, owner, profiles);
                     Statement {
                         to,
                         peers,
@@ -830,6 +834,42 @@ fn seen_name(seen: &str, labels: &[(String, String)]) -> String {
     } else {
         name.to_owned()
     }
+}
+
+/// Peers as a statement under a service of `owner` (a namespace) writes them, the members of
+/// a declared group replaced by the group's name (`arr`, `media/arr`), larger groups first;
+/// sorted.
+fn with_groups(mut peers: Vec<String>, owner: &str, profiles: &Profiles) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<String>)> = profiles
+        .namespaces
+        .iter()
+        .flat_map(|p| {
+            let written = move |name: &str| {
+                if p.namespace == owner {
+                    scalar_string(name)
+                } else {
+                    format!("{}/{name}", p.namespace)
+                }
+            };
+            p.groups.iter().filter_map(move |(name, members)| {
+                let members: Option<Vec<String>> = members
+                    .iter()
+                    .map(|m| profiles.services.get(*m).map(|s| written(&s.name)))
+                    .collect();
+                let members = members?;
+                (members.len() >= 2).then(|| (written(name), members))
+            })
+        })
+        .collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+    for (group, members) in groups {
+        if members.iter().all(|m| peers.contains(m)) {
+            peers.retain(|p| !members.contains(p));
+            peers.push(group);
+        }
+    }
+    peers.sort();
+    peers
 }
 
 /// Ports as a statement writes them: a name of the receiving service when every port of the
@@ -1173,6 +1213,51 @@ mod tests {
         assert_eq!(port_texts(&ports, &named, true), ["dns", "http", "9000"]);
         let ports: Ports = [(Proto::Tcp, 80), (Proto::Tcp, 81), (Proto::Icmp, 8)].into();
         assert_eq!(port_texts(&ports, &[], false), ["80-81", "icmp/8"]);
+    }
+
+    #[test]
+    fn peers_that_make_up_a_group_are_named_by_the_group() {
+        let service = |ns: &str, name: &str| ProfileService {
+            namespace: ns.to_owned(),
+            name: name.to_owned(),
+            selector: Vec::new(),
+            ports: Vec::new(),
+            file: 0,
+            line: 0,
+            host_network: false,
+            audit: false,
+            new: false,
+        };
+        let profiles = Profiles {
+            services: vec![
+                service("media", "radarr"),
+                service("media", "sonarr"),
+                service("media", "lidarr"),
+            ],
+            namespaces: vec![ProfileNamespace {
+                namespace: "media".to_owned(),
+                file: 0,
+                groups: vec![("arr".to_owned(), vec![0, 1])],
+            }],
+            ..Profiles::default()
+        };
+        let peers = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            with_groups(peers(&["sonarr", "radarr", "lidarr"]), "media", &profiles),
+            ["arr", "lidarr"]
+        );
+        assert_eq!(
+            with_groups(
+                peers(&["media/radarr", "media/sonarr"]),
+                "traefik",
+                &profiles
+            ),
+            ["media/arr"]
+        );
+        assert_eq!(
+            with_groups(peers(&["radarr"]), "media", &profiles),
+            ["radarr"]
+        );
     }
 
     #[test]
