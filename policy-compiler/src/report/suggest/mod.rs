@@ -4,10 +4,14 @@
 //! flows ──verify's Judge──> flows the policies drop (every flow when there is no policy)
 //!   ──Collector (by identity pair, protocol and port)──> Needs {src, dst, port, side(s) to open}
 //!   ──plan──> statements under the profile services the pods belong to (their own names,
-//!   │         port names)                                     ──> unified diff (`git apply`)
-//!   └─────> CiliumNetworkPolicy per workload no profile declares (or `--format cnp`)
-//!                                                             ──> YAML stream
+//!   │         port names, group names); new services for pods of a profiled namespace no
+//!   │         service selects                                 ──> unified diff (`git apply`)
+//!   └─────> CiliumNetworkPolicy per workload of a namespace without a profile (or
+//!           `--format cnp`)                                   ──> YAML stream
 //! ```
+//!
+//! A new service is default-deny: the collector also keeps, for pods of profiled namespaces,
+//! the flows that pass only because nothing enforces them, and the plan states them all.
 //!
 //! What is suggested is never broader than what was observed, unless `generalize` asks for
 //! it: pods are selected by all their own labels (or named by the profile service that
