@@ -95,6 +95,9 @@ struct Case {
     /// Per workload `w0`..`w3`: declared in a profile, and the statements it has (index into
     /// [`STATEMENTS`]).
     profiles: Option<Vec<(bool, Vec<usize>)>>,
+    /// Per namespace `a`, `b`: a profile even without services (its undeclared workloads then
+    /// become new services), and `default-deny: both`.
+    namespaces: Vec<(bool, bool)>,
 }
 
 /// Statements an existing profile may have (`{other}`: another workload of the namespace).
@@ -106,11 +109,24 @@ const STATEMENTS: &[&str] = &[
     "      - from: host\n        port: icmp/8\n",
 ];
 
-fn profile_texts(declared: &[(bool, Vec<usize>)]) -> Vec<(String, String)> {
+fn profile_texts(
+    declared: &[(bool, Vec<usize>)],
+    namespaces: &[(bool, bool)],
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (ns, members) in [("a", [0, 1]), ("b", [2, 3])] {
-        let mut text = format!("namespace: {ns}\nservices:\n");
-        let mut any = false;
+    for (k, (ns, members)) in [("a", [0, 1]), ("b", [2, 3])].into_iter().enumerate() {
+        let (always, deny) = namespaces.get(k).copied().unwrap_or_default();
+        let mut text = format!("namespace: {ns}\n");
+        if deny {
+            text.push_str("default-deny: both\n");
+        }
+        if members
+            .iter()
+            .any(|i| declared.get(*i).is_some_and(|d| d.0))
+        {
+            text.push_str("services:\n");
+        }
+        let mut any = always;
         for i in members {
             let Some((true, statements)) = declared.get(i) else {
                 continue;
@@ -134,6 +150,14 @@ fn profile_texts(declared: &[(bool, Vec<usize>)]) -> Vec<(String, String)> {
                     text.push_str(&STATEMENTS[*s].replace("{other}", other));
                 }
             }
+        }
+        // Both workloads declared: a group of the two, which statements to both name.
+        if members
+            .iter()
+            .all(|i| declared.get(*i).is_some_and(|d| d.0))
+        {
+            let [x, y] = members.map(|i| PODS[i].1);
+            text.push_str(&format!("groups:\n  pair: [{x}, {y}]\n"));
         }
         if any {
             out.push((format!("profiles/{ns}.yaml"), text));
@@ -171,8 +195,14 @@ fn arb_case() -> impl Strategy<Value = Case> {
             4,
         ),
     );
-    (proptest::collection::vec(flow, 1..10), profiles)
-        .prop_map(|(flows, profiles)| Case { flows, profiles })
+    let namespaces = proptest::collection::vec((any::<bool>(), any::<bool>()), 2);
+    (proptest::collection::vec(flow, 1..10), profiles, namespaces).prop_map(
+        |(flows, profiles, namespaces)| Case {
+            flows,
+            profiles,
+            namespaces,
+        },
+    )
 }
 
 fn run(fs: &Memory, args: &[&str]) -> (Status, String, String) {
@@ -228,6 +258,21 @@ fn apply_patch(files: &mut BTreeMap<String, String>, patch: &str) {
         new.extend(old[at..].iter().cloned());
         files.insert(name, new.join("\n") + "\n");
     }
+}
+
+/// The warnings `netpol check` reports on profiles, by code and message.
+fn warnings(profiles: &BTreeMap<String, String>) -> BTreeSet<String> {
+    let (status, out, err) = run(
+        &Memory::new(profiles.clone()),
+        &["check", "--error-format", "json", "profiles"],
+    );
+    assert_ne!(status, Status::BadInput, "{out}{err}\n{profiles:#?}");
+    out.lines()
+        .chain(err.lines())
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|d| d["severity"] == "warning")
+        .map(|d| format!("{}: {}", d["code"], d["message"]))
+        .collect()
 }
 
 /// The YAML stream after the patch (from the first `apiVersion:` document on).
@@ -333,7 +378,7 @@ fn check(case: &Case, format: &str) -> Result<(), String> {
     let profiles: BTreeMap<String, String> = case
         .profiles
         .as_deref()
-        .map(profile_texts)
+        .map(|p| profile_texts(p, &case.namespaces))
         .unwrap_or_default()
         .into_iter()
         .collect();
@@ -350,9 +395,22 @@ fn check(case: &Case, format: &str) -> Result<(), String> {
     if stderr.contains("warning: nothing suggested") {
         return Err(format!("unsuggested: {stderr}"));
     }
+    if stdout.contains("pair\n") {
+        eprintln!("GROUPPROBE {format}");
+    }
     let mut patched = profiles.clone();
     apply_patch(&mut patched, &stdout);
     let policies = policies_of(&stdout);
+    // The patched profiles warn of nothing new (`unmanaged-pods`: pods of a profiled namespace
+    // named by labels, not by a service).
+    if !profiles.is_empty() {
+        let (before, after) = (warnings(&profiles), warnings(&patched));
+        if let Some(new) = after.difference(&before).next() {
+            return Err(format!(
+                "new warning after the patch: {new}\n--- suggest:\n{stdout}"
+            ));
+        }
+    }
     // verify: every input flow passes.
     let mut files = patched.clone();
     files.insert("flows.jsonl".into(), flows.clone());
@@ -556,6 +614,20 @@ fn suggested_statements_applied_with_git_compile_and_verify_without_drops() {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(dir.path().join("flows.jsonl"), &flows).unwrap();
+    let check = |dir: &std::path::Path| {
+        let out = netpol(dir, &["check", "--error-format", "json", "profiles"]);
+        assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&out.stderr).lines())
+            .filter(|l| l.contains(r#""severity":"warning""#))
+            .map(|l| {
+                let d: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{}: {}", d["code"], d["message"])
+            })
+            .collect::<BTreeSet<String>>()
+    };
+    let warned = check(dir.path());
     let out = netpol(
         dir.path(),
         &[
@@ -575,6 +647,15 @@ fn suggested_statements_applied_with_git_compile_and_verify_without_drops() {
         "{}\n{stdout}",
         String::from_utf8_lossy(&applied.stderr)
     );
+    // The flows of flaresolverr and unpackerr (pods of `media`, which has a profile, that no
+    // service declares) make new services: the profiles name them, nothing warns.
+    assert!(stdout.contains("+  flaresolverr: # suggested"), "{stdout}");
+    assert!(
+        stdout.contains("+      - to: flaresolverr\n+        port: 8191\n"),
+        "{stdout}"
+    );
+    let new: Vec<String> = check(dir.path()).difference(&warned).cloned().collect();
+    assert!(new.is_empty(), "new warnings: {new:?}\n{stdout}");
     std::fs::write(dir.path().join("suggested.yaml"), policies_of(&stdout)).unwrap();
     let out = netpol(dir.path(), &["compile", "profiles", "-o", "out"]);
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));

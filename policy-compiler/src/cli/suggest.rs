@@ -76,17 +76,6 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
     let policies = &loaded.policies;
     let bootstrap = policies.accepted == 0 && policies.rejected == 0;
     let evaluator = Evaluator::new(&policies.index, policies.named_ports());
-    let mut collector = Collector::new(evaluator, bootstrap, args.generalize);
-    collector.localhost_allowed = !policies.settings.localhost_by_policy;
-    let mut reader = Reader::new(policies.inventory.as_ref(), &policies.settings.cluster_name);
-    reader.label_filter = policies.settings.identity_labels.clone();
-    reader.keep_times = false;
-    if let Err(status) = read_flows(&mut *input, &mut reader, &args.flows, out, &mut |flow| {
-        collector.push(&flow);
-    }) {
-        return status;
-    }
-    let needs = collector.finish();
     let profiles = loaded
         .profiles
         .as_ref()
@@ -96,6 +85,42 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
         SuggestFormat::Profile => Format::Profile,
         SuggestFormat::Cnp => Format::Cnp,
     };
+    let mut collector = Collector::new(evaluator, bootstrap, args.generalize);
+    collector.localhost_allowed = !policies.settings.localhost_by_policy;
+    if format == Format::Profile {
+        // Pods no service declares in a profiled namespace become services: all their flows
+        // count, the ones that pass only because nothing enforces them too.
+        collector.declarable = profiles
+            .namespaces
+            .iter()
+            .map(|p| p.namespace.clone())
+            .collect();
+    }
+    let mut reader = Reader::new(policies.inventory.as_ref(), &policies.settings.cluster_name);
+    reader.label_filter = policies.settings.identity_labels.clone();
+    reader.keep_times = false;
+    if let Err(status) = read_flows(&mut *input, &mut reader, &args.flows, out, &mut |flow| {
+        collector.push(&flow);
+    }) {
+        return status;
+    }
+    let mut needs = collector.finish();
+    // What a new service's selector must tell its pods apart from: the inventory's pods too.
+    if let Some(inventory) = &policies.inventory {
+        needs.pods.extend(
+            inventory
+                .pods
+                .iter()
+                .filter(|p| !p.host_network)
+                .filter(|p| {
+                    profiles
+                        .namespaces
+                        .iter()
+                        .any(|n| n.namespace == p.namespace)
+                })
+                .map(|p| (p.namespace.clone(), suggest::pod_labels(&p.identity))),
+        );
+    }
     let options = Options {
         format,
         generalize: args.generalize,

@@ -36,6 +36,20 @@ pub struct Model {
     pub baselines: Vec<BaselineDef>,
     pub rules: Vec<Rule>,
     pub settings: Settings,
+    /// Every namespace profile (with services or not), sorted by namespace.
+    pub profiles: Vec<ProfileDef>,
+}
+
+/// A namespace profile: where it is written, and its groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileDef {
+    pub namespace: String,
+    /// The `namespace:` value: its file.
+    pub origin: Span,
+    /// The default `enforce:` of its services.
+    pub enforce: Enforce,
+    /// Group name → its member services, sorted by group name.
+    pub groups: Vec<(String, Vec<ServiceId>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,6 +344,8 @@ struct Resolver<'a> {
     by_name: HashMap<(String, String), ServiceId>,
     groups: HashMap<(String, String), Vec<ServiceId>>,
     namespaces: HashMap<String, Span>,
+    /// The default `enforce:` of each namespace profile.
+    profile_enforce: HashMap<String, Enforce>,
     templates: HashMap<String, (&'a crate::profile::syntax::Template, Span)>,
     used_templates: BTreeSet<String>,
     baselines: Vec<(BaselineDef, &'a Baseline)>,
@@ -361,6 +377,7 @@ impl<'a> Resolver<'a> {
             by_name: HashMap::new(),
             groups: HashMap::new(),
             namespaces: HashMap::new(),
+            profile_enforce: HashMap::new(),
             templates: HashMap::new(),
             used_templates: BTreeSet::new(),
             baselines: Vec::new(),
@@ -421,6 +438,10 @@ impl<'a> Resolver<'a> {
                     }
                     self.namespaces
                         .insert(ns.namespace.value.clone(), ns.namespace.span);
+                    self.profile_enforce.insert(
+                        ns.namespace.value.clone(),
+                        ns.enforce.map_or(Enforce::Both, |e| e.value),
+                    );
                     for service in &ns.services {
                         declared.push((ns, service));
                     }
@@ -2399,7 +2420,32 @@ impl<'a> Resolver<'a> {
     }
 
     fn finish(self) -> Model {
+        let mut profiles: Vec<ProfileDef> = self
+            .namespaces
+            .iter()
+            .map(|(namespace, span)| {
+                let mut groups: Vec<(String, Vec<ServiceId>)> = self
+                    .groups
+                    .iter()
+                    .filter(|((ns, _), _)| ns == namespace)
+                    .map(|((_, name), members)| (name.clone(), members.clone()))
+                    .collect();
+                groups.sort();
+                ProfileDef {
+                    namespace: namespace.clone(),
+                    origin: *span,
+                    enforce: self
+                        .profile_enforce
+                        .get(namespace)
+                        .copied()
+                        .unwrap_or(Enforce::Both),
+                    groups,
+                }
+            })
+            .collect();
+        profiles.sort_by(|a, b| a.namespace.cmp(&b.namespace));
         Model {
+            profiles,
             services: self.services,
             namespaces: self.namespace_defs.into_iter().map(|(d, _)| d).collect(),
             baselines: self.baselines.into_iter().map(|(d, _)| d).collect(),

@@ -4,10 +4,14 @@
 //! flows ──verify's Judge──> flows the policies drop (every flow when there is no policy)
 //!   ──Collector (by identity pair, protocol and port)──> Needs {src, dst, port, side(s) to open}
 //!   ──plan──> statements under the profile services the pods belong to (their own names,
-//!   │         port names)                                     ──> unified diff (`git apply`)
-//!   └─────> CiliumNetworkPolicy per workload no profile declares (or `--format cnp`)
-//!                                                             ──> YAML stream
+//!   │         port names, group names); new services for pods of a profiled namespace no
+//!   │         service selects                                 ──> unified diff (`git apply`)
+//!   └─────> CiliumNetworkPolicy per workload of a namespace without a profile (or
+//!           `--format cnp`)                                   ──> YAML stream
 //! ```
+//!
+//! A new service is default-deny: the collector also keeps, for pods of profiled namespaces,
+//! the flows that pass only because nothing enforces them, and the plan states them all.
 //!
 //! What is suggested is never broader than what was observed, unless `generalize` asks for
 //! it: pods are selected by all their own labels (or named by the profile service that
@@ -38,7 +42,10 @@ use crate::objects::cilium::Entity;
 use crate::report::verify::Judge;
 
 pub use patch::{Insertion, apply, insertions, render_patch};
-pub use plan::{Format, Options, Plan, Profiles, Resolver, ServiceEdit, Statement, plan};
+pub use plan::{
+    Format, NewService, Options, Plan, ProfileNamespace, ProfileService, Profiles, Resolver,
+    ServiceEdit, Statement, plan,
+};
 
 /// One end of a needed connection, as a policy can name it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -162,6 +169,9 @@ pub fn pod_labels(labels: &Labels) -> Vec<(String, String)> {
 enum Side {
     /// Nothing: this side lets it through.
     Open,
+    /// This side lets it through only because nothing enforces the direction (no policy, or
+    /// none default-deny): once the pods are declared as a profile service, an allow rule.
+    Unenforced,
     /// An allow rule.
     Add,
     /// A deny rule drops it: no allow can let it through.
@@ -170,9 +180,12 @@ enum Side {
     Auth,
 }
 
-fn side(p: &Point) -> Side {
+fn side(p: &Point, declarable: bool) -> Side {
     if p.allows() {
-        return Side::Open;
+        return match p.reason {
+            Some(Reason::NoPolicy | Reason::NotDefaultDeny) if declarable => Side::Unenforced,
+            _ => Side::Open,
+        };
     }
     match p.reason {
         Some(Reason::DeniedByRule) => Side::Denied,
@@ -194,6 +207,11 @@ pub struct Need {
     pub egress: bool,
     /// The destination's ingress must allow it.
     pub ingress: bool,
+    /// The source's egress lets it through only because nothing enforces it there (pods of a
+    /// profiled namespace no service declares): declaring them as a service must allow it.
+    pub egress_unenforced: bool,
+    /// The same for the destination's ingress.
+    pub ingress_unenforced: bool,
     /// Flow records that need it.
     pub flows: usize,
     /// How reports name the ends (`media/Deployment/sonarr`).
@@ -226,6 +244,10 @@ pub struct Needs {
     pub dropped: usize,
     /// No policy at all: every flow is a need, and the policies written are default-deny.
     pub bootstrap: bool,
+    /// The pods seen in the flows in the namespaces services may be declared in, by namespace
+    /// and own labels (the inventory's are added by the caller): what a new service's
+    /// selector must tell apart.
+    pub pods: std::collections::BTreeSet<(String, Vec<(String, String)>)>,
 }
 
 /// An endpoint as a cheap key: its shared label set (by address), and, outside the cluster,
@@ -278,6 +300,11 @@ pub struct Collector<'a> {
     /// Ingress from the local node needs no rule (`allow-localhost`, Cilium's default): the
     /// kubelet's probes are not suggested when bootstrapping.
     pub localhost_allowed: bool,
+    /// Namespaces with a profile, where pods no service declares may become services: their
+    /// flows that pass only because nothing enforces them are kept too (see [`Need`]).
+    pub declarable: std::collections::BTreeSet<String>,
+    /// Label sets of the pods seen in `declarable` namespaces (by address).
+    seen: FxHashMap<usize, Arc<Labels>>,
     accs: FxHashMap<Key, Acc>,
     flows: usize,
     dropped: usize,
@@ -301,6 +328,8 @@ impl<'a> Collector<'a> {
             bootstrap,
             generalize,
             localhost_allowed: true,
+            declarable: std::collections::BTreeSet::new(),
+            seen: FxHashMap::default(),
             accs: FxHashMap::default(),
             flows: 0,
             dropped: 0,
@@ -329,12 +358,28 @@ impl<'a> Collector<'a> {
                 if from_host { Side::Open } else { pod(view.dst) },
             )
         } else {
-            (side(&d.egress), side(&d.ingress))
+            (
+                side(&d.egress, self.is_declarable(view.src)),
+                side(&d.ingress, self.is_declarable(view.dst)),
+            )
         };
+        if !self.declarable.is_empty() {
+            for e in [view.src, view.dst] {
+                if self.is_declarable(e) {
+                    let labels = &e.peer.labels;
+                    self.seen
+                        .entry(Arc::as_ptr(labels) as usize)
+                        .or_insert_with(|| labels.clone());
+                }
+            }
+        }
+        let open = |s: Side| matches!(s, Side::Open | Side::Unenforced);
         if sides == (Side::Open, Side::Open) {
             return;
         }
-        self.dropped += 1;
+        if !(open(sides.0) && open(sides.1)) {
+            self.dropped += 1;
+        }
         let key = (
             EndKey::of(view.src),
             EndKey::of(view.dst),
@@ -363,6 +408,14 @@ impl<'a> Collector<'a> {
         acc.flows += 1;
     }
 
+    fn is_declarable(&self, e: &Endpoint) -> bool {
+        !self.declarable.is_empty()
+            && e.peer
+                .labels
+                .namespace()
+                .is_some_and(|ns| self.declarable.contains(ns))
+    }
+
     /// What the flows need, merged and sorted.
     pub fn finish(self) -> Needs {
         let mut needs: std::collections::BTreeMap<(End, End, Proto, u16), Need> =
@@ -370,6 +423,8 @@ impl<'a> Collector<'a> {
         let mut unsuggested: std::collections::BTreeMap<(String, String, String, String), usize> =
             std::collections::BTreeMap::new();
         for acc in self.accs.into_values() {
+            let passes = matches!(acc.sides.0, Side::Open | Side::Unenforced)
+                && matches!(acc.sides.1, Side::Open | Side::Unenforced);
             let why = match (acc.sides, &acc.ends, acc.proto) {
                 ((Side::Denied, _) | (_, Side::Denied), _, _) => Some(
                     "a deny rule drops it: no allow can let it through (remove the deny first)"
@@ -390,6 +445,10 @@ impl<'a> Collector<'a> {
                 _ => None,
             };
             if let Some(why) = why {
+                if passes {
+                    // It passes today: nothing to say unless its pods become a service.
+                    continue;
+                }
                 *unsuggested
                     .entry((acc.src_name, acc.dst_name, acc.port_text, why))
                     .or_default() += acc.flows;
@@ -407,6 +466,8 @@ impl<'a> Collector<'a> {
                     port: acc.port,
                     egress: false,
                     ingress: false,
+                    egress_unenforced: false,
+                    ingress_unenforced: false,
                     flows: 0,
                     src_name: acc.src_name.clone(),
                     dst_name: acc.dst_name.clone(),
@@ -414,6 +475,8 @@ impl<'a> Collector<'a> {
                 });
             need.egress |= acc.sides.0 == Side::Add;
             need.ingress |= acc.sides.1 == Side::Add;
+            need.egress_unenforced |= acc.sides.0 == Side::Unenforced;
+            need.ingress_unenforced |= acc.sides.1 == Side::Unenforced;
             need.flows += acc.flows;
             // The names are the smallest of those seen, whatever the order of the input.
             need.src_name = need.src_name.clone().min(acc.src_name);
@@ -434,6 +497,11 @@ impl<'a> Collector<'a> {
             flows: self.flows,
             dropped: self.dropped,
             bootstrap: self.bootstrap,
+            pods: self
+                .seen
+                .values()
+                .filter_map(|l| Some((l.namespace()?.to_owned(), pod_labels(l))))
+                .collect(),
         }
     }
 }
@@ -456,6 +524,13 @@ pub fn headline(needs: &Needs, plan: &Plan) -> String {
     let services: std::collections::BTreeSet<usize> =
         plan.edits.iter().map(|e| e.service).collect();
     let mut parts = Vec::new();
+    if !plan.new_services.is_empty() {
+        parts.push(count(
+            plan.new_services.len(),
+            "new profile service",
+            "new profile services",
+        ));
+    }
     if !plan.edits.is_empty() {
         parts.push(format!(
             "{} under {}",
@@ -489,19 +564,23 @@ pub fn render(needs: &Needs, plan: &Plan, profiles: &Profiles, format: Format) -
     let mut out = format!("# {}\n", headline(needs, plan));
     if format == Format::Profile {
         let (placed, unplaced) = insertions(plan, profiles);
-        out.push_str(&render_patch(profiles, &placed));
+        out.push_str(&render_patch(profiles, &plan.services, &placed));
         for u in unplaced {
-            let Some(s) = profiles.services.get(u.service) else {
+            let Some(s) = plan.services.get(u.service) else {
                 continue;
             };
             let file = profiles.files.get(s.file).map_or("", |f| f.name.as_str());
-            let _ = writeln!(
-                out,
-                "# {file}: add under `allow:` of service `{}` (line {}); {}:",
-                s.name,
-                s.line + 1,
-                u.why
-            );
+            if s.new {
+                let _ = writeln!(out, "# {file}: add under `services:`; {}:", u.why);
+            } else {
+                let _ = writeln!(
+                    out,
+                    "# {file}: add under `allow:` of service `{}` (line {}); {}:",
+                    s.name,
+                    s.line + 1,
+                    u.why
+                );
+            }
             for l in &u.lines {
                 let _ = writeln!(out, "#   {l}");
             }

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::plan::{Plan, Profiles, Statement};
+use super::plan::{NewService, Plan, ProfileService, Profiles, Statement};
+use crate::profile::emit::scalar_string;
 
 /// Lines to insert into a profile file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +40,7 @@ pub fn insertions(plan: &Plan, profiles: &Profiles) -> (Vec<Insertion>, Vec<Unpl
     let mut placed = Vec::new();
     let mut unplaced = Vec::new();
     for edit in &plan.edits {
-        let Some(service) = profiles.services.get(edit.service) else {
+        let Some(service) = plan.services.get(edit.service).filter(|s| !s.new) else {
             continue;
         };
         let text = profiles
@@ -61,8 +62,150 @@ pub fn insertions(plan: &Plan, profiles: &Profiles) -> (Vec<Insertion>, Vec<Unpl
             }),
         }
     }
+    // New services after the statements of the last service, in the order of the plan.
+    let mut opened: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+    for new in &plan.new_services {
+        let Some(service) = plan.services.get(new.service) else {
+            continue;
+        };
+        let text = profiles
+            .files
+            .get(service.file)
+            .map_or("", |f| f.text.as_ref());
+        let statements = plan
+            .edits
+            .iter()
+            .find(|e| e.service == new.service)
+            .map_or(&[][..], |e| e.statements.as_slice());
+        // A file without `services:` gets one, before its first new service.
+        let open = opened.insert(service.file);
+        match declare(text, service, new, statements, open) {
+            Ok((after, lines)) => placed.push(Insertion {
+                file: service.file,
+                after,
+                lines,
+                service: new.service,
+                statements: statements.len(),
+            }),
+            Err(why) => unplaced.push(Unplaced {
+                service: new.service,
+                why,
+                lines: service_lines(service, new, statements, 0),
+            }),
+        }
+    }
     placed.sort_by_key(|i| (i.file, i.after));
     (placed, unplaced)
+}
+
+/// A new service's lines, its name at `indent` spaces.
+fn service_lines(
+    service: &ProfileService,
+    new: &NewService,
+    statements: &[Statement],
+    indent: usize,
+) -> Vec<String> {
+    let pad = " ".repeat(indent);
+    let pairs = |items: Vec<(String, String)>| {
+        let items: Vec<String> = items
+            .iter()
+            .map(|(k, v)| format!("{}: {v}", scalar_string(k)))
+            .collect();
+        format!("{{{}}}", items.join(", "))
+    };
+    let mut out = vec![
+        format!(
+            "{pad}{}: # suggested: a new service for {}",
+            scalar_string(&service.name),
+            new.seen
+        ),
+        format!(
+            "{pad}  select: {}",
+            pairs(
+                service
+                    .selector
+                    .iter()
+                    .map(|(k, v)| (k.clone(), scalar_string(v)))
+                    .collect()
+            )
+        ),
+    ];
+    if !service.ports.is_empty() {
+        out.push(format!(
+            "{pad}  ports: {}",
+            pairs(
+                service
+                    .ports
+                    .iter()
+                    .map(|(name, proto, first, _)| {
+                        let port = match proto {
+                            crate::objects::Proto::Tcp => first.to_string(),
+                            p => format!("{first}/{p}"),
+                        };
+                        (name.clone(), port)
+                    })
+                    .collect()
+            )
+        ));
+    }
+    if !statements.is_empty() {
+        out.push(format!("{pad}  allow:"));
+        for s in statements {
+            out.extend(s.lines(indent + 4));
+        }
+    }
+    out
+}
+
+/// Where a new service goes: after the last line of the file's `services:` map, in the
+/// indentation of its services (a new `services:` at the end of a file without one).
+fn declare(
+    text: &str,
+    service: &ProfileService,
+    new: &NewService,
+    statements: &[Statement],
+    open: bool,
+) -> Result<(usize, Vec<String>), String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(key) = lines
+        .iter()
+        .position(|l| l.starts_with("services:") || l.starts_with("\"services\":"))
+    else {
+        let mut out = if open {
+            vec![String::new(), "services:".to_owned()]
+        } else {
+            vec![String::new()]
+        };
+        out.extend(service_lines(service, new, statements, 2));
+        return Ok((lines.len(), out));
+    };
+    let value = lines
+        .get(key)
+        .and_then(|l| l.split_once(':'))
+        .map_or("", |(_, v)| v)
+        .trim();
+    if !value.is_empty() && !value.starts_with('#') {
+        return Err("the profile's `services:` is written in flow style".to_owned());
+    }
+    let mut last = key;
+    let mut child: Option<usize> = None;
+    for (j, line) in lines.iter().enumerate().skip(key + 1) {
+        let t = line.trim_start();
+        if t.is_empty() {
+            continue;
+        }
+        let ind = indent(line);
+        if ind == 0 {
+            break;
+        }
+        last = j;
+        if !t.starts_with('#') && child.is_none() {
+            child = Some(ind);
+        }
+    }
+    let mut out = vec![String::new()];
+    out.extend(service_lines(service, new, statements, child.unwrap_or(2)));
+    Ok((last + 1, out))
 }
 
 fn indent(line: &str) -> usize {
@@ -158,7 +301,11 @@ const CONTEXT: usize = 3;
 
 /// The insertions as one unified diff, a file at a time (sorted by name), each file's
 /// services named in a comment before its header (`git apply` skips such lines).
-pub fn render_patch(profiles: &Profiles, insertions: &[Insertion]) -> String {
+pub fn render_patch(
+    profiles: &Profiles,
+    services: &[ProfileService],
+    insertions: &[Insertion],
+) -> String {
     let mut by_file: BTreeMap<&str, (usize, Vec<&Insertion>)> = BTreeMap::new();
     for i in insertions {
         if let Some(f) = profiles.files.get(i.file) {
@@ -176,7 +323,18 @@ pub fn render_patch(profiles: &Profiles, insertions: &[Insertion]) -> String {
         let services: Vec<String> = ins
             .iter()
             .filter_map(|i| {
-                let s = profiles.services.get(i.service)?;
+                let s = services.get(i.service)?;
+                if s.new {
+                    return Some(format!(
+                        "new service `{}`{}",
+                        s.name,
+                        match i.statements {
+                            0 => String::new(),
+                            1 => " with 1 statement".to_owned(),
+                            n => format!(" with {n} statements"),
+                        }
+                    ));
+                }
                 Some(format!(
                     "{} under `{}` (line {})",
                     if i.statements == 1 {

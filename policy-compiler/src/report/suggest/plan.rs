@@ -69,6 +69,18 @@ pub struct ProfileService {
     pub host_network: bool,
     /// Its policy enforces nothing (`enforce: audit`): statements still add to it.
     pub audit: bool,
+    /// Declared by the plan, not yet in the file: written whole at the end of `services:`.
+    pub new: bool,
+}
+
+/// A namespace profile, where services can be declared.
+#[derive(Debug, Clone)]
+pub struct ProfileNamespace {
+    pub namespace: String,
+    /// Index into [`Profiles::files`].
+    pub file: usize,
+    /// Group name → member services (indices into [`Profiles::services`]), by name.
+    pub groups: Vec<(String, Vec<usize>)>,
 }
 
 /// A profile file, as a patch names it.
@@ -83,6 +95,8 @@ pub struct ProfileFileText {
 #[derive(Debug, Clone, Default)]
 pub struct Profiles {
     pub services: Vec<ProfileService>,
+    /// Every namespace profile, by namespace.
+    pub namespaces: Vec<ProfileNamespace>,
     pub files: Vec<ProfileFileText>,
     pub resolver: Resolver,
     /// The cluster's pod and Service ranges: an address inside them is no peer for a CIDR rule.
@@ -95,17 +109,26 @@ impl Profiles {
         let mut files: Vec<ProfileFileText> = Vec::new();
         let mut file_of: BTreeMap<u32, usize> = BTreeMap::new();
         let mut services = Vec::new();
-        for s in &model.services {
-            let Some(source) = sources.get(s.origin.source) else {
+        let mut index_of: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut file_index = |files: &mut Vec<ProfileFileText>,
+                              span: crate::diagnostic::source::Span| {
+            let source = sources.get(span.source)?;
+            Some((
+                *file_of.entry(span.source.0).or_insert_with(|| {
+                    files.push(ProfileFileText {
+                        name: source.name.clone(),
+                        text: source.text.clone(),
+                    });
+                    files.len() - 1
+                }),
+                source,
+            ))
+        };
+        for (id, s) in model.services.iter().enumerate() {
+            let Some((file, source)) = file_index(&mut files, s.origin) else {
                 continue;
             };
-            let file = *file_of.entry(s.origin.source.0).or_insert_with(|| {
-                files.push(ProfileFileText {
-                    name: source.name.clone(),
-                    text: source.text.clone(),
-                });
-                files.len() - 1
-            });
+            index_of.insert(id, services.len());
             let (line, _) = source.line_col(s.origin.offset as usize);
             services.push(ProfileService {
                 namespace: s.namespace.clone(),
@@ -129,8 +152,33 @@ impl Profiles {
                 line: line.saturating_sub(1),
                 host_network: s.host_network,
                 audit: s.enforce == Enforce::Audit,
+                new: false,
             });
         }
+        let namespaces = model
+            .profiles
+            .iter()
+            .filter_map(|p| {
+                let (file, _) = file_index(&mut files, p.origin)?;
+                Some(ProfileNamespace {
+                    namespace: p.namespace.clone(),
+                    file,
+                    groups: p
+                        .groups
+                        .iter()
+                        .map(|(name, members)| {
+                            (
+                                name.clone(),
+                                members
+                                    .iter()
+                                    .filter_map(|m| index_of.get(m).copied())
+                                    .collect(),
+                            )
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
         let resolver = match &model.settings.resolver {
             Target::Pods { namespaces, labels } => match namespaces.as_slice() {
                 [ns] => Resolver {
@@ -153,6 +201,7 @@ impl Profiles {
         let facts = &model.settings.cluster;
         Self {
             services,
+            namespaces,
             files,
             resolver,
             cluster_cidrs: facts
@@ -235,10 +284,25 @@ pub struct ServiceEdit {
     pub statements: Vec<Statement>,
 }
 
+/// A service the plan declares: pods of a profiled namespace that no service selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewService {
+    /// Index into [`Plan::services`].
+    pub service: usize,
+    /// Index into [`Profiles::namespaces`].
+    pub profile: usize,
+    /// How reports name the pods (`media/Deployment/flaresolverr`).
+    pub seen: String,
+}
+
 /// What to add.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    /// By file and line of the service.
+    /// The profiles' services, then the new ones ([`ProfileService::new`]).
+    pub services: Vec<ProfileService>,
+    /// Services to declare, by namespace and name.
+    pub new_services: Vec<NewService>,
+    /// By file and line of the service (new services last, by name).
     pub edits: Vec<ServiceEdit>,
     /// By namespace and name.
     pub policies: Vec<CiliumNetworkPolicy>,
@@ -248,7 +312,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.edits.is_empty() && self.policies.is_empty()
+        self.edits.is_empty() && self.policies.is_empty() && self.new_services.is_empty()
     }
 
     pub fn statement_count(&self) -> usize {
@@ -281,7 +345,28 @@ pub fn plan(needs: &Needs, profiles: &Profiles, options: &Options) -> Plan {
     let mut policies: Policies = BTreeMap::new();
     let mut unsuggested = needs.unsuggested.clone();
     let profile = options.format == Format::Profile;
+    let (profiles, new_services) = if profile {
+        declare(needs, profiles, options.generalize)
+    } else {
+        (profiles.clone(), Vec::new())
+    };
+    let profiles = &profiles;
+    let is_new = |end: &End| {
+        profiles
+            .end_service(end)
+            .and_then(|i| profiles.services.get(i))
+            .is_some_and(|s| s.new)
+    };
     for need in &needs.needs {
+        // A new service is default-deny: what passed unenforced needs its rule now.
+        let need = &Need {
+            egress: need.egress || (need.egress_unenforced && is_new(&need.src)),
+            ingress: need.ingress || (need.ingress_unenforced && is_new(&need.dst)),
+            ..need.clone()
+        };
+        if !need.egress && !need.ingress {
+            continue;
+        }
         if let Some(why) = outside_rules(need, profiles) {
             unsuggested.push(Unsuggested {
                 src: need.src_name.clone(),
@@ -377,6 +462,8 @@ pub fn plan(needs: &Needs, profiles: &Profiles, options: &Options) -> Plan {
     }
     unsuggested.sort();
     Plan {
+        services: profiles.services.clone(),
+        new_services,
         edits: edits(statements, profiles, options.generalize),
         policies: policies
             .into_iter()
@@ -490,8 +577,10 @@ fn edits(statements: StatementAcc, profiles: &Profiles, generalize: bool) -> Vec
     type ByPorts = BTreeMap<(bool, Vec<String>), (Vec<String>, usize)>;
     let mut by_service: BTreeMap<usize, ByPorts> = BTreeMap::new();
     for ((service, to, peer), (ports, receiver, flows)) in statements {
+        // A new service's ports are written by number: what was seen, in its own words.
         let named = receiver
             .and_then(|r| profiles.services.get(r))
+            .filter(|s| !s.new)
             .map(|s| s.ports.as_slice())
             .unwrap_or_default();
         let texts = port_texts(&ports, named, generalize);
@@ -508,8 +597,12 @@ fn edits(statements: StatementAcc, profiles: &Profiles, generalize: bool) -> Vec
         .map(|(service, by_ports)| {
             let mut statements: Vec<Statement> = by_ports
                 .into_iter()
-                .map(|((to, ports), (mut peers, flows))| {
-                    peers.sort();
+                .map(|((to, ports), (peers, flows))| {
+                    let owner = profiles
+                        .services
+                        .get(service)
+                        .map_or("", |s| s.namespace.as_str());
+                    let peers = with_groups(peers, owner, profiles);
                     Statement {
                         to,
                         peers,
@@ -531,10 +624,252 @@ fn edits(statements: StatementAcc, profiles: &Profiles, generalize: bool) -> Vec
         profiles
             .services
             .get(e.service)
-            .map(|s| (s.file, s.line))
+            .map(|s| (s.new, s.file, s.line, e.service))
             .unwrap_or_default()
     });
     out
+}
+
+/// The pods a new service may be declared for: a label set of a profiled namespace that no
+/// service selects, and where it was seen.
+type Candidates = BTreeMap<PodsKey, String>;
+
+/// Pods by namespace and own labels.
+type PodsKey = (String, Vec<(String, String)>);
+
+/// The profiles with a new service for each workload of a profiled namespace that no service
+/// declares and that the dropped flows involve (and, in turn, for those its flows involve:
+/// a new service is default-deny, so every flow of its pods gets a statement, and a peer of a
+/// statement in a profiled namespace is named by its service).
+fn declare(needs: &Needs, profiles: &Profiles, generalize: bool) -> (Profiles, Vec<NewService>) {
+    let profile_of = |ns: &str| profiles.namespaces.iter().position(|p| p.namespace == ns);
+    let mut candidates: Candidates = BTreeMap::new();
+    for need in &needs.needs {
+        for (end, seen) in [(&need.src, &need.src_name), (&need.dst, &need.dst_name)] {
+            if let End::Pods { namespace, labels } = end
+                && profile_of(namespace).is_some()
+                && profiles.service_of(namespace, labels).is_none()
+            {
+                let at = candidates
+                    .entry((namespace.clone(), labels.clone()))
+                    .or_insert_with(|| seen.clone());
+                if seen < at {
+                    at.clone_from(seen);
+                }
+            }
+        }
+    }
+    // The selector of each: the fewest labels that tell its pods apart from every other pod
+    // known in the namespace (seen in the flows, or in the inventory).
+    let mut selectors: BTreeMap<PodsKey, Vec<(String, String)>> = BTreeMap::new();
+    for (namespace, labels) in candidates.keys() {
+        let others: Vec<&Vec<(String, String)>> = needs
+            .pods
+            .iter()
+            .filter(|(ns, other)| {
+                ns == namespace
+                    && if generalize {
+                        profiles.service_of(ns, other).is_some()
+                            || candidates.keys().any(|(n, c)| {
+                                n == ns && c != labels && c.iter().all(|l| other.contains(l))
+                            })
+                    } else {
+                        other != labels
+                    }
+            })
+            .map(|(_, l)| l)
+            .collect();
+        let tells_apart =
+            |sel: &[(String, String)]| !others.iter().any(|o| sel.iter().all(|l| o.contains(l)));
+        let found = ["app.kubernetes.io/name", "app"]
+            .iter()
+            .filter_map(|k| labels.iter().find(|(key, _)| key == k))
+            .map(|l| vec![l.clone()])
+            .chain(std::iter::once(labels.clone()))
+            .find(|sel| tells_apart(sel));
+        if let Some(sel) = found {
+            selectors.insert((namespace.clone(), labels.clone()), sel);
+        }
+    }
+    // Those the flows need: the ends of every statement, until none is added.
+    let mut chosen: BTreeSet<PodsKey> = BTreeSet::new();
+    loop {
+        let before = chosen.len();
+        for need in &needs.needs {
+            let key = |end: &End| match end {
+                End::Pods { namespace, labels } => Some((namespace.clone(), labels.clone())),
+                _ => None,
+            };
+            let (src, dst) = (key(&need.src), key(&need.dst));
+            let chosen_end = |k: &Option<PodsKey>| k.as_ref().is_some_and(|k| chosen.contains(k));
+            let stated = need.egress
+                || need.ingress
+                || (need.egress_unenforced && chosen_end(&src))
+                || (need.ingress_unenforced && chosen_end(&dst));
+            if stated {
+                for k in [src, dst].into_iter().flatten() {
+                    if selectors.contains_key(&k) {
+                        chosen.insert(k);
+                    }
+                }
+            }
+        }
+        if chosen.len() == before {
+            break;
+        }
+    }
+    let mut out = profiles.clone();
+    let mut new_services = Vec::new();
+    for key in chosen {
+        let (Some(selector), Some(seen), Some(profile)) = (
+            selectors.get(&key),
+            candidates.get(&key),
+            profile_of(&key.0),
+        ) else {
+            continue;
+        };
+        let (namespace, labels) = key;
+        let Some(file) = profiles.namespaces.get(profile).map(|p| p.file) else {
+            continue;
+        };
+        let base = workload_name(&[(String::new(), seen_name(seen, &labels))]);
+        let taken = |name: &str| {
+            out.services
+                .iter()
+                .any(|s| s.namespace == namespace && s.name == name)
+                || profiles
+                    .namespaces
+                    .get(profile)
+                    .is_some_and(|p| p.groups.iter().any(|(g, _)| g == name))
+                || crate::objects::cilium::Entity::ALL
+                    .iter()
+                    .any(|e| e.as_str() == name)
+                || ["all", "world", "netpol-namespace"].contains(&name)
+        };
+        let name = (1..)
+            .map(|n| {
+                if n == 1 {
+                    base.clone()
+                } else {
+                    format!("{base}-{n}")
+                }
+            })
+            .find(|n| !taken(n))
+            .unwrap_or_else(|| base.clone());
+        // The ports it was seen receiving, by protocol and number, named as its containers
+        // name them (else `tcp-8191`).
+        let end = End::Pods {
+            namespace: namespace.clone(),
+            labels: labels.clone(),
+        };
+        let received: BTreeMap<(Proto, u16), Option<String>> = needs
+            .needs
+            .iter()
+            .filter(|n| n.dst == end && matches!(n.proto, Proto::Tcp | Proto::Udp | Proto::Sctp))
+            .map(|n| {
+                let named = n
+                    .dst_ports
+                    .iter()
+                    .find(|p| p.protocol == n.proto && p.port == n.port)
+                    .map(|p| p.name.clone())
+                    .filter(|name| port_name_ok(name));
+                ((n.proto, n.port), named)
+            })
+            .collect();
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        let ports = received
+            .into_iter()
+            .map(|((p, n), named)| {
+                let name = named
+                    .filter(|name| !names.contains(name))
+                    .unwrap_or_else(|| format!("{p}-{n}"));
+                names.insert(name.clone());
+                (name, p, n, n)
+            })
+            .collect();
+        new_services.push(NewService {
+            service: out.services.len(),
+            profile,
+            seen: seen.clone(),
+        });
+        out.services.push(ProfileService {
+            namespace: namespace.clone(),
+            name,
+            selector: selector.clone(),
+            ports,
+            file,
+            line: usize::MAX,
+            host_network: false,
+            audit: false,
+            new: true,
+        });
+    }
+    (out, new_services)
+}
+
+/// A Kubernetes port name, as profiles accept it: 1 to 15 lowercase letters, digits and
+/// single dashes, at least one letter, no dash at either end.
+fn port_name_ok(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.chars().any(|c| c.is_ascii_lowercase())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--")
+}
+
+/// The workload's name in `media/Deployment/flaresolverr` (`flaresolverr`), `media/app=x`
+/// (`x`) or a pod's; else its first label's value.
+fn seen_name(seen: &str, labels: &[(String, String)]) -> String {
+    let rest = seen.split_once('/').map_or(seen, |(_, r)| r);
+    let name = rest
+        .rsplit_once('/')
+        .map(|(_, n)| n)
+        .or_else(|| rest.split_once('=').map(|(_, v)| v))
+        .unwrap_or(rest);
+    if name.is_empty() || name.starts_with('(') {
+        workload_name(labels)
+    } else {
+        name.to_owned()
+    }
+}
+
+/// Peers as a statement under a service of `owner` (a namespace) writes them, the members of
+/// a declared group replaced by the group's name (`arr`, `media/arr`), larger groups first;
+/// sorted.
+fn with_groups(mut peers: Vec<String>, owner: &str, profiles: &Profiles) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<String>)> = profiles
+        .namespaces
+        .iter()
+        .flat_map(|p| {
+            let written = move |name: &str| {
+                if p.namespace == owner {
+                    scalar_string(name)
+                } else {
+                    format!("{}/{name}", p.namespace)
+                }
+            };
+            p.groups.iter().filter_map(move |(name, members)| {
+                let members: Option<Vec<String>> = members
+                    .iter()
+                    .map(|m| profiles.services.get(*m).map(|s| written(&s.name)))
+                    .collect();
+                let members = members?;
+                (members.len() >= 2).then(|| (written(name), members))
+            })
+        })
+        .collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+    for (group, members) in groups {
+        if members.iter().all(|m| peers.contains(m)) {
+            peers.retain(|p| !members.contains(p));
+            peers.push(group);
+        }
+    }
+    peers.sort();
+    peers
 }
 
 /// Ports as a statement writes them: a name of the receiving service when every port of the
@@ -878,6 +1213,51 @@ mod tests {
         assert_eq!(port_texts(&ports, &named, true), ["dns", "http", "9000"]);
         let ports: Ports = [(Proto::Tcp, 80), (Proto::Tcp, 81), (Proto::Icmp, 8)].into();
         assert_eq!(port_texts(&ports, &[], false), ["80-81", "icmp/8"]);
+    }
+
+    #[test]
+    fn peers_that_make_up_a_group_are_named_by_the_group() {
+        let service = |ns: &str, name: &str| ProfileService {
+            namespace: ns.to_owned(),
+            name: name.to_owned(),
+            selector: Vec::new(),
+            ports: Vec::new(),
+            file: 0,
+            line: 0,
+            host_network: false,
+            audit: false,
+            new: false,
+        };
+        let profiles = Profiles {
+            services: vec![
+                service("media", "radarr"),
+                service("media", "sonarr"),
+                service("media", "lidarr"),
+            ],
+            namespaces: vec![ProfileNamespace {
+                namespace: "media".to_owned(),
+                file: 0,
+                groups: vec![("arr".to_owned(), vec![0, 1])],
+            }],
+            ..Profiles::default()
+        };
+        let peers = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            with_groups(peers(&["sonarr", "radarr", "lidarr"]), "media", &profiles),
+            ["arr", "lidarr"]
+        );
+        assert_eq!(
+            with_groups(
+                peers(&["media/radarr", "media/sonarr"]),
+                "traefik",
+                &profiles
+            ),
+            ["media/arr"]
+        );
+        assert_eq!(
+            with_groups(peers(&["radarr"]), "media", &profiles),
+            ["radarr"]
+        );
     }
 
     #[test]
