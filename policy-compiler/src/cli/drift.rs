@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use super::suggest::{cluster_from_flows, open_flows, read_flows};
+use super::suggest::{read_as_enforced, read_flows};
 use super::{Output, Status, revision};
 use crate::document::files::Files;
 use crate::engine::index::Evaluator;
@@ -40,29 +40,12 @@ enum DriftFormat {
 }
 
 pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
-    let Some(mut settings) = revision::settings(fs, &args.cluster, out) else {
-        return Status::BadInput;
-    };
     // What is declared: the audit phase counts as the policies it will be.
-    settings.audit_as_enforced = true;
-    let Some(mut input) = open_flows(fs, &args.flows, out) else {
-        return Status::BadInput;
-    };
-    if args.cluster.cilium_config.is_none() {
-        cluster_from_flows(&mut *input, &mut settings, out);
-    }
-    let paths: Vec<PathBuf> = args
-        .policies
-        .iter()
-        .chain(&args.profiles)
-        .cloned()
-        .collect();
-    let Some(loaded) = revision::read_with(
+    let Some((mut input, loaded)) = read_as_enforced(
         fs,
-        &paths,
+        &args.flows,
+        [&args.policies, &args.profiles],
         &args.cluster,
-        settings,
-        revision::Warnings::Count,
         out,
     ) else {
         return Status::BadInput;

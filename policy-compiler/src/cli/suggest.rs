@@ -46,29 +46,12 @@ enum SuggestFormat {
 }
 
 pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
-    let Some(mut settings) = revision::settings(fs, &args.cluster, out) else {
-        return Status::BadInput;
-    };
     // What to add before enforcing: the audit phase is judged as it will be enforced.
-    settings.audit_as_enforced = true;
-    let Some(mut input) = open_flows(fs, &args.flows, out) else {
-        return Status::BadInput;
-    };
-    if args.cluster.cilium_config.is_none() {
-        cluster_from_flows(&mut *input, &mut settings, out);
-    }
-    let paths: Vec<PathBuf> = args
-        .policies
-        .iter()
-        .chain(&args.profiles)
-        .cloned()
-        .collect();
-    let Some(loaded) = revision::read_with(
+    let Some((mut input, loaded)) = read_as_enforced(
         fs,
-        &paths,
+        &args.flows,
+        [&args.policies, &args.profiles],
         &args.cluster,
-        settings,
-        revision::Warnings::Count,
         out,
     ) else {
         return Status::BadInput;
@@ -154,7 +137,35 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
 }
 
 /// Open the flows: a file, or stdin for `-`; `None` after reporting.
-pub(super) fn open_flows<'f>(
+/// The flows (opened, the cluster's name read from them unless a Cilium config says it) and
+/// the policies and profiles, with the audit phase judged as it will be enforced: what
+/// `suggest` and `drift` both start from. `None` after reporting bad input.
+pub(super) fn read_as_enforced<'f>(
+    fs: &'f dyn Files,
+    flows: &Path,
+    paths: [&[PathBuf]; 2],
+    cluster: &revision::Cluster,
+    out: &mut Output<'_>,
+) -> Option<(Box<dyn BufRead + Send + 'f>, revision::Revision)> {
+    let mut settings = revision::settings(fs, cluster, out)?;
+    settings.audit_as_enforced = true;
+    let mut input = open_flows(fs, flows, out)?;
+    if cluster.cilium_config.is_none() {
+        cluster_from_flows(&mut *input, &mut settings, out);
+    }
+    let paths: Vec<PathBuf> = paths.into_iter().flatten().cloned().collect();
+    let loaded = revision::read_with(
+        fs,
+        &paths,
+        cluster,
+        settings,
+        revision::Warnings::Count,
+        out,
+    )?;
+    Some((input, loaded))
+}
+
+fn open_flows<'f>(
     fs: &'f dyn Files,
     path: &Path,
     out: &mut Output<'_>,
@@ -175,11 +186,7 @@ pub(super) fn open_flows<'f>(
 }
 
 /// Without `--cilium-config`, the cluster the flows' identity labels name (as `verify`).
-pub(super) fn cluster_from_flows(
-    input: &mut dyn BufRead,
-    settings: &mut Settings,
-    out: &mut Output<'_>,
-) {
+fn cluster_from_flows(input: &mut dyn BufRead, settings: &mut Settings, out: &mut Output<'_>) {
     match input.fill_buf().map(cluster_in_flows) {
         Ok(Ok(Some(name))) => {
             let _ = writeln!(
