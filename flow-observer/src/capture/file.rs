@@ -127,7 +127,7 @@ pub fn read(
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
                         interfaces.push(Interface {
                             linktype: idb.linktype.0,
-                            units: idb.ts_resolution().unwrap_or(1_000_000),
+                            units: resolution(idb.if_tsresol),
                             offset_s: idb.ts_offset(),
                         });
                         Got::Nothing
@@ -242,6 +242,18 @@ pub fn read(
     }
     progress(out.bytes);
     Ok(out)
+}
+
+/// Timestamp units per second of an `if_tsresol` (pcap-parser's own helper refuses binary
+/// resolutions): `10^-n`, or `2^-n` with the top bit set; nonsense falls back to microseconds.
+fn resolution(tsresol: u8) -> u64 {
+    let n = u32::from(tsresol & 0x7f);
+    let units = if tsresol & 0x80 == 0 {
+        10u64.checked_pow(n)
+    } else {
+        1u64.checked_shl(n)
+    };
+    units.filter(|u| *u > 0).unwrap_or(1_000_000)
 }
 
 /// What a block gave.
