@@ -12,6 +12,7 @@
 //! cargo xtask crd-check   validate Cilium policies against the CRDs' openAPIV3Schema (dev tool)
 //! cargo xtask corpus      run the policy engine over the shared corpus, compare with the CRDs
 //! cargo xtask connlist    `netpol connectivity` against netpol-analyzer's golden connlists
+//! cargo xtask pcap-check  `netpol-observer pcap` against tshark's conversations and DNS answers
 //! ```
 //!
 //! One module per task; each exposes `run`. The kernel programs are built by the observer's own
@@ -25,6 +26,7 @@ mod ci;
 mod connlist;
 mod corpus;
 mod crd;
+mod pcap_check;
 mod process;
 mod setup;
 
@@ -93,6 +95,10 @@ enum Task {
     /// Compare `netpol connectivity` with netpol-analyzer's connlist outputs in the shared
     /// corpus; every difference must be explained (host network, Ingress analysis, ICMP)
     Connlist(connlist::Args),
+    /// Compare `netpol-observer pcap` with tshark's TCP/UDP conversations and the corpus's DNS
+    /// answers on every capture of the shared corpus; every difference must be explained
+    /// (needs tshark and `cargo build -p netpol-observer`)
+    PcapCheck(pcap_check::Args),
 }
 
 fn main() -> ExitCode {
@@ -110,6 +116,7 @@ fn main() -> ExitCode {
         Task::CrdCheck(args) => crd::run(&args),
         Task::Corpus(args) => corpus::run(&args),
         Task::Connlist(args) => connlist::run(&args),
+        Task::PcapCheck(args) => pcap_check::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
