@@ -55,6 +55,9 @@ pub struct Record {
     pub last_seen_ns: u64,
     pub packets: u64,
     pub bytes: u64,
+    /// Of `packets` and `bytes`, those the responder sent.
+    pub reply_packets: u64,
+    pub reply_bytes: u64,
     pub connections: u64,
     pub tcp_flags: u8,
     /// Changes whenever the record does: `/flows?since=` serves records above a cursor.
@@ -211,17 +214,52 @@ fn is_icmp_reply(p: u8, kind: u16) -> bool {
 
 /// The connection tuples a kernel key may belong to: as the key goes, and reversed.
 fn tuples(key: &FlowKey) -> (Tuple, Tuple) {
-    let (src, dst) = (key.src_ip(), key.dst_ip());
-    let p = key.protocol;
+    tuples_of(
+        key.protocol,
+        key.src_ip(),
+        key.src_port,
+        key.dst_ip(),
+        key.dst_port,
+    )
+}
+
+/// The connection tuples of a packet (or kernel key) going from `src` to `dst`: as it goes,
+/// and reversed. For ICMP `dst_port` is the type.
+fn tuples_of(p: u8, src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16) -> (Tuple, Tuple) {
     if is_icmp(p) {
-        let kind = icmp_request(p, key.dst_port);
+        let kind = icmp_request(p, dst_port);
         ((p, src, 0, dst, kind), (p, dst, 0, src, kind))
     } else {
         (
-            (p, src, key.src_port, dst, key.dst_port),
-            (p, dst, key.dst_port, src, key.src_port),
+            (p, src, src_port, dst, dst_port),
+            (p, dst, dst_port, src, src_port),
         )
     }
+}
+
+/// One packet as a capture file shows it: the table's source-neutral input (the kernel's
+/// keys come with their totals instead, [`FlowTable::update`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet {
+    pub protocol: u8,
+    pub src: IpAddr,
+    pub src_port: u16,
+    pub dst: IpAddr,
+    /// Destination port, or the ICMP type.
+    pub dst_port: u16,
+    /// The IP packet's length (headers included), as the kernel counts `skb->len`.
+    pub bytes: u32,
+    /// [`tcp_flags`] bits of this packet.
+    pub tcp_flags: u8,
+    pub time_ns: u64,
+}
+
+/// How [`FlowTable::packet`] tells one connection from the next on the same tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketRules {
+    /// A UDP/ICMP/SCTP exchange silent this long is over: the next packet opens another.
+    /// A TCP connection silent this long, then a new SYN, is another one too.
+    pub idle_ns: u64,
 }
 
 impl FlowTable {
@@ -368,6 +406,8 @@ impl FlowTable {
                     last_seen_ns: now,
                     packets: 0,
                     bytes: 0,
+                    reply_packets: 0,
+                    reply_bytes: 0,
                     connections: 0,
                     tcp_flags: 0,
                     seq,
@@ -508,6 +548,10 @@ impl FlowTable {
             let before = (r.packets, r.bytes, r.tcp_flags, r.last_seen_ns);
             r.packets += added.packets;
             r.bytes += added.bytes;
+            if !forward {
+                r.reply_packets += added.packets;
+                r.reply_bytes += added.bytes;
+            }
             r.tcp_flags |= flags;
             r.last_seen_ns = r.last_seen_ns.max(stats.last_seen_ns);
             if before != (r.packets, r.bytes, r.tcp_flags, r.last_seen_ns) {
@@ -516,6 +560,78 @@ impl FlowTable {
             }
         }
         fate
+    }
+
+    /// A packet of a capture file, counted on its connection, which it opens if it is the
+    /// first. `answer`: the packet, were it the first, would be the responder's (a SYN-ACK, an
+    /// echo reply, a reply from a service port; `capture::conversation` decides). On one tuple
+    /// a connection ends and the next begins at a bare SYN after the connection closed (FIN
+    /// each way, or RST) or was silent for `rules.idle_ns`; not TCP, at any packet after such a
+    /// silence. Each packet is counted once, in its direction.
+    pub fn packet(
+        &mut self,
+        pk: &Packet,
+        answer: bool,
+        rules: PacketRules,
+        who: &dyn Fn(IpAddr) -> Who,
+    ) {
+        let (forward, reverse) = tuples_of(pk.protocol, pk.src, pk.src_port, pk.dst, pk.dst_port);
+        let tcp = pk.protocol == 6;
+        let syn = tcp && pk.tcp_flags & tcp_flags::SYN != 0;
+        for (tuple, is_forward) in [(forward, true), (reverse, false)] {
+            if let Some(conn) = self.conns.get_mut(&tuple) {
+                let idle = pk.time_ns.saturating_sub(conn.last_seen_ns) > rules.idle_ns;
+                let next = if tcp {
+                    syn && (idle || conn.closed())
+                } else {
+                    idle
+                };
+                if !next {
+                    count_packet(
+                        conn,
+                        is_forward,
+                        pk,
+                        &mut self.records,
+                        &mut self.stats,
+                        &mut self.seq,
+                    );
+                    return;
+                }
+                self.conns.remove(&tuple);
+                break;
+            }
+        }
+        let tuple = if answer { reverse } else { forward };
+        self.open(tuple, 0, pk.time_ns, who, None);
+        // Connections evicted from a full table have no kernel keys to drain.
+        if !self.retired.is_empty() {
+            self.retired.clear();
+        }
+        if let Some(conn) = self.conns.get_mut(&tuple) {
+            count_packet(
+                conn,
+                !answer,
+                pk,
+                &mut self.records,
+                &mut self.stats,
+                &mut self.seq,
+            );
+        }
+    }
+
+    /// Forget the connections of a capture silent since before `cutoff_ns` (open TCP
+    /// connections: since before `open_tcp_cutoff_ns`), to bound the table; their records
+    /// stay, and a later packet on the tuple opens another connection.
+    pub fn forget_idle(&mut self, cutoff_ns: u64, open_tcp_cutoff_ns: u64) {
+        self.conns.retain(|(p, ..), c| {
+            let open_tcp = *p == 6 && !c.closed();
+            c.last_seen_ns
+                >= if open_tcp {
+                    open_tcp_cutoff_ns
+                } else {
+                    cutoff_ns
+                }
+        });
     }
 
     /// Before a read of the whole kernel map: the connections let go so far are counted a last
@@ -695,6 +811,51 @@ impl FlowTable {
             records: self.held(),
             ..self.stats
         }
+    }
+}
+
+/// Count one packet of a capture on its connection (`forward`: the initiator's) and record.
+fn count_packet(
+    conn: &mut Conn,
+    forward: bool,
+    pk: &Packet,
+    records: &mut [Option<Record>],
+    stats: &mut TableStats,
+    seq: &mut u64,
+) {
+    let way = usize::from(!forward);
+    let bytes = u64::from(pk.bytes);
+    if let Some(dir) = conn.dirs.get_mut(way) {
+        dir.seen.packets += 1;
+        dir.seen.bytes += bytes;
+    }
+    if let Some(f) = conn.flags.get_mut(way) {
+        *f |= pk.tcp_flags;
+    }
+    conn.last_seen_ns = conn.last_seen_ns.max(pk.time_ns);
+    if conn.orphan {
+        return;
+    }
+    stats.packets += 1;
+    stats.bytes += bytes;
+    // Flags as the initiator sees the connection: its SYN, the responder's SYN-ACK.
+    let flags = if forward {
+        pk.tcp_flags & !tcp_flags::SYN_ACK
+    } else {
+        pk.tcp_flags & !tcp_flags::SYN
+    };
+    if let Some(Some(r)) = records.get_mut(conn.record as usize) {
+        r.packets += 1;
+        r.bytes += bytes;
+        if !forward {
+            r.reply_packets += 1;
+            r.reply_bytes += bytes;
+        }
+        r.tcp_flags |= flags;
+        r.first_seen_ns = r.first_seen_ns.min(pk.time_ns);
+        r.last_seen_ns = r.last_seen_ns.max(pk.time_ns);
+        *seq += 1;
+        r.seq = *seq;
     }
 }
 

@@ -30,6 +30,11 @@ impl Clock {
         }
     }
 
+    /// The clock of stamps that are already Unix time (capture files).
+    pub fn unix() -> Self {
+        Self { boot_unix_ns: 0 }
+    }
+
     /// RFC 3339 (UTC, milliseconds) of a boot-time stamp.
     pub fn rfc3339(&self, boot_ns: u64) -> String {
         rfc3339(self.boot_unix_ns + u128::from(boot_ns))

@@ -157,6 +157,7 @@ pub fn record_of(
         None => identity.endpoint(ip, port, dns.names(ip, now_s)),
     };
     let icmp = matches!(r.protocol, 1 | 58);
+    let per_connection = r.src_port.is_some();
     let flags = [
         (tcp_flags::SYN, "SYN"),
         (tcp_flags::SYN_ACK, "SYN-ACK"),
@@ -182,6 +183,28 @@ pub fn record_of(
         packets: r.packets,
         bytes: r.bytes,
         connections: r.connections,
+        // One connection's record (`--per-connection`) says how much came back and, for TCP,
+        // how far the connection got.
+        reply_packets: per_connection.then_some(r.reply_packets),
+        reply_bytes: per_connection.then_some(r.reply_bytes),
+        tcp_state: (per_connection && r.protocol == 6).then(|| tcp_state(r.tcp_flags).to_owned()),
+    }
+}
+
+/// A TCP connection's state from the flags seen (the initiator's SYN, the responder's
+/// SYN-ACK): `attempted` (a SYN, no answer yet), `refused` (a SYN answered by RST),
+/// `established`, then `closed` (FIN) or `reset` (RST), or `midstream` (no handshake seen:
+/// a capture that began after it).
+pub fn tcp_state(flags: u8) -> &'static str {
+    let (syn, syn_ack) = (flags & tcp_flags::SYN != 0, flags & tcp_flags::SYN_ACK != 0);
+    let (rst, fin) = (flags & tcp_flags::RST != 0, flags & tcp_flags::FIN != 0);
+    match (syn, syn_ack) {
+        (_, true) if rst => "reset",
+        (_, true) if fin => "closed",
+        (_, true) => "established",
+        (true, false) if rst => "refused",
+        (true, false) => "attempted",
+        (false, false) => "midstream",
     }
 }
 
@@ -497,6 +520,8 @@ mod tests {
             last_seen_ns: 2,
             packets: 4,
             bytes: 400,
+            reply_packets: 0,
+            reply_bytes: 0,
             connections: 1,
             tcp_flags: flags,
             seq: 1,

@@ -1,4 +1,4 @@
-//! `netpol-observer`: the node agent (`run`) and the laptop side (`collect`).
+//! `netpol-observer`: the node agent (`run`) and the laptop side (`collect`, `pcap`).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -109,6 +109,37 @@ enum Command {
     },
     /// Attach to a cgroup v2 hierarchy and record flows until SIGTERM/SIGINT.
     Run(RunArgs),
+    /// Read capture files (pcap, pcapng) and print their flows as netpol flow JSON lines
+    /// (`netpol-observer pcap x.pcap | netpol verify --policies out --flows -`).
+    ///
+    /// All files feed one flow table. Exit 0; 1 when a file is cut short or damaged (the flows
+    /// of every complete packet are printed, with a warning saying where it broke); 2 when a
+    /// file is not a capture (nothing printed).
+    Pcap(PcapArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PcapArgs {
+    /// Capture files, read in order into one flow table.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// `kubectl get pods,services,endpointslices,namespaces,nodes -A -o json`: name pods and
+    /// nodes, and aggregate by workload (without it, by address).
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+    /// One record per connection (ports, packets and bytes each way, TCP state) instead of
+    /// per (source, destination, port, protocol).
+    #[arg(long)]
+    per_connection: bool,
+    /// Write the records here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// A UDP exchange silent this long is over: the next packet on its tuple is another.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout_s: u64,
+    /// The Cilium cluster name the inventory's pods carry.
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    cluster_name: String,
 }
 
 /// `collect` is one thread; the agent has two workers (the kernel does the counting), so that
@@ -204,7 +235,59 @@ fn main() -> ExitCode {
             },
         ),
         Command::Run(args) => run(args),
+        Command::Pcap(args) => pcap(args),
     }
+}
+
+fn pcap(a: PcapArgs) -> ExitCode {
+    let inventory = match &a.inventory {
+        None => None,
+        Some(path) => {
+            let parsed = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+                .and_then(|text| {
+                    netpol_compiler::flow::inventory::Inventory::parse(&text, &a.cluster_name)
+                        .map_err(|e| {
+                            format!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message)
+                        })
+                });
+            match parsed {
+                Ok(inv) => Some(inv),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let opts = netpol_observer::capture::Options {
+        files: a.files,
+        inventory,
+        settings: netpol_observer::capture::Settings {
+            per_connection: a.per_connection,
+            idle_ns: a.idle_timeout_s.saturating_mul(1_000_000_000),
+            ..netpol_observer::capture::Settings::default()
+        },
+        progress: netpol_observer::capture::stderr_is_terminal(),
+    };
+    let mut err = std::io::stderr().lock();
+    let code = match &a.output {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => {
+                let mut out = std::io::BufWriter::new(f);
+                netpol_observer::capture::run(opts, &mut out, &mut err)
+            }
+            Err(e) => {
+                eprintln!("error: cannot write `{}`: {e}", path.display());
+                2
+            }
+        },
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            netpol_observer::capture::run(opts, &mut out, &mut err)
+        }
+    };
+    ExitCode::from(code)
 }
 
 fn run(a: RunArgs) -> ExitCode {

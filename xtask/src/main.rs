@@ -13,6 +13,7 @@
 //! cargo xtask corpus      run the policy engine over the shared corpus, compare with the CRDs
 //! cargo xtask connlist    `netpol connectivity` against netpol-analyzer's golden connlists
 //! cargo xtask lint-corpus `netpol lint` on every file of the shared corpus: no panic, a table
+//! cargo xtask pcap-check  `netpol-observer pcap` against tshark's conversations and DNS answers
 //! ```
 //!
 //! One module per task; each exposes `run`. The kernel programs are built by the observer's own
@@ -27,6 +28,7 @@ mod connlist;
 mod corpus;
 mod crd;
 mod lint_corpus;
+mod pcap_check;
 mod process;
 mod setup;
 
@@ -99,6 +101,10 @@ enum Task {
     /// no panic, and a table of the findings per code and per directory (dev check; needs
     /// ../shared/corpus)
     LintCorpus(lint_corpus::Args),
+    /// Compare `netpol-observer pcap` with tshark's TCP/UDP conversations and the corpus's DNS
+    /// answers on every capture of the shared corpus; every difference must be explained
+    /// (needs tshark and `cargo build -p netpol-observer`)
+    PcapCheck(pcap_check::Args),
 }
 
 fn main() -> ExitCode {
@@ -117,6 +123,7 @@ fn main() -> ExitCode {
         Task::Corpus(args) => corpus::run(&args),
         Task::Connlist(args) => connlist::run(&args),
         Task::LintCorpus(args) => lint_corpus::run(&args),
+        Task::PcapCheck(args) => pcap_check::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -20,6 +20,8 @@
 //! | `reply` | bool | the record is the reply direction of a connection (default `false`) |
 //! | `tcp_flags` | list of `SYN` `SYN-ACK` `ACK` `PSH` `URG` `FIN` `RST` | TCP flags seen (informational: `reply` says the direction) |
 //! | `packets`, `bytes`, `connections` | integers | counters (default 0, 0, 1) |
+//! | `reply_packets`, `reply_bytes` | integers | of `packets`/`bytes`, those the destination sent back (per-connection records) |
+//! | `tcp_state` | `attempted` `refused` `established` `closed` `reset` `midstream` | a TCP connection's state as last seen (per-connection records; informational) |
 //!
 //! An endpoint has `ip`, `port`, and what is known of it: a pod (`namespace`, `pod`,
 //! `workload` such as `Deployment/sonarr`, `labels` (the pod's Kubernetes labels),
@@ -1099,6 +1101,15 @@ pub struct Record {
     pub bytes: u64,
     #[serde(default = "one")]
     pub connections: u64,
+    /// Of `packets` and `bytes`, those the destination sent back (per-connection records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_packets: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_bytes: Option<u64>,
+    /// A TCP connection's state as last seen (per-connection records): `attempted`,
+    /// `refused`, `established`, `closed`, `reset` or `midstream`; informational.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_state: Option<String>,
 }
 
 fn one() -> u64 {
