@@ -1105,3 +1105,48 @@ fn a_capture_piped_into_netpol_verify_is_judged() {
     assert_eq!(code, Some(1), "dropped: {text}");
     assert!(text.contains("postgres"), "{text}");
 }
+
+/// A capture becomes profile statements: `netpol-observer pcap | netpol suggest --profiles`
+/// writes, under the service that opened the connections, the statement they need, in the
+/// profile's own names.
+#[test]
+fn a_capture_piped_into_netpol_suggest_becomes_profile_statements() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "x.pcap", &two_pods_to_postgres());
+    let inventory = write(dir.path(), "inventory.json", INVENTORY.as_bytes());
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("media.yaml"),
+        "namespace: media\ndefault-deny: both\nservices:\n  sonarr:\n    ports: {}\n  postgres:\n    select: {app: postgres}\n    ports: {postgresql: 5432}\n",
+    )
+    .unwrap();
+    let mut pcap = observer()
+        .args(["pcap", "--inventory"])
+        .arg(&inventory)
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let suggest = Command::new(netpol())
+        .args(["suggest", "--profiles", "profiles", "--inventory"])
+        .arg(&inventory)
+        .args(["--flows", "-"])
+        .current_dir(dir.path())
+        .stdin(pcap.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(pcap.wait().unwrap().success());
+    let stdout = String::from_utf8_lossy(&suggest.stdout);
+    assert_eq!(
+        suggest.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&suggest.stderr)
+    );
+    assert!(
+        stdout.contains("+++ b/profiles/media.yaml\n")
+            && stdout.contains("   sonarr:\n     ports: {}\n+    allow:\n+      - to: postgres\n+        port: postgresql\n"),
+        "{stdout}"
+    );
+}
