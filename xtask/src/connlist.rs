@@ -502,7 +502,8 @@ fn host_network_workloads(dir: &Path) -> Result<BTreeSet<String>> {
     Ok(found)
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// Every `*.yaml`, `*.yml` and `*.json` file under `dir`, in path order.
+pub(crate) fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(fs::DirEntry::path);
     for e in entries {

@@ -7,9 +7,8 @@
 //! below the corpus), so that a change of a rule shows up as a change of the table.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use netpol_compiler::cli::{Status, run_args};
@@ -29,7 +28,7 @@ pub fn run(args: &Args) -> Result<bool> {
         .clone()
         .unwrap_or_else(|| crate::workspace_root().join("../shared/corpus"));
     let mut files = Vec::new();
-    collect(&corpus, &mut files)
+    crate::connlist::collect(&corpus, &mut files)
         .with_context(|| format!("cannot read the corpus at `{}`", corpus.display()))?;
     files.sort();
     let mut by_code: BTreeMap<String, (String, usize)> = BTreeMap::new();
@@ -110,21 +109,4 @@ pub fn run(args: &Args) -> Result<bool> {
         eprintln!("error: {f}");
     }
     Ok(failures.is_empty())
-}
-
-/// Every `*.yaml`, `*.yml` and `*.json` file under `dir`.
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect(&path, out)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
