@@ -1150,3 +1150,140 @@ fn a_capture_piped_into_netpol_suggest_becomes_profile_statements() {
         "{stdout}"
     );
 }
+
+// ---------------------------------------------------------------- any input
+
+mod any_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The first four bytes of the captures pcap-parser reads: pcap (micro, nano, modified)
+    /// in either byte order, and pcapng's section header.
+    fn capture_magic(bytes: &[u8]) -> bool {
+        let Some(m) = bytes.get(..4) else {
+            return false;
+        };
+        let m = u32::from_le_bytes(m.try_into().unwrap());
+        [0xa1b2_c3d4u32, 0xa1b2_3c4d, 0xa1b2_cd34]
+            .iter()
+            .any(|&magic| m == magic || m == magic.swap_bytes())
+            || m == 0x0a0d_0d0a
+    }
+
+    /// Ethernet frames of a handshake and a DNS answer, as pcap (either byte order and
+    /// resolution) or pcapng; with the length of the headers before the first packet and the
+    /// offsets where each packet's block ends.
+    fn valid(kind: u8) -> (Vec<u8>, usize, Vec<usize>) {
+        let mut frames: Vec<Vec<u8>> = handshake_v4().iter().map(|ip| eth(ip)).collect();
+        let answer = dns_response(&[(1, vec![93, 184, 216, 34])]);
+        frames.push(eth(&ipv4(S4, C4, 17, &udp(53, 40001, &answer))));
+        if kind < 4 {
+            let file = pcap(
+                ETHERNET,
+                kind & 1 != 0,
+                kind & 2 != 0,
+                &timed(frames.clone()),
+            );
+            let mut at = 24;
+            let ends = frames
+                .iter()
+                .map(|f| {
+                    at += 16 + f.len();
+                    at
+                })
+                .collect();
+            (file, 24, ends)
+        } else {
+            let mut ng = Ng {
+                big_endian: kind & 1 != 0,
+                out: Vec::new(),
+            };
+            ng.section();
+            ng.interface(1, Some(9));
+            let header = ng.out.len();
+            let mut ends = Vec::new();
+            for (i, f) in (0u64..).zip(&frames) {
+                ng.enhanced(0, T0 + i * MS, f);
+                ends.push(ng.out.len());
+            }
+            (ng.out, header, ends)
+        }
+    }
+
+    fn packets(out: &Out) -> u64 {
+        out.records.iter().map(|r| r.packets).sum()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Any bytes: no panic, records that are records; not a capture, exit 2 and nothing
+        /// printed.
+        #[test]
+        fn any_bytes_are_refused_or_read(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
+            let out = run_bytes(&bytes, true);
+            prop_assert!(out.code <= 2);
+            if !capture_magic(&bytes) {
+                prop_assert_eq!(out.code, 2);
+            }
+            if out.code == 2 {
+                prop_assert!(out.records.is_empty());
+            }
+        }
+
+        /// Any bytes after a valid pcap header: read (exit 0 or 1), never refused.
+        #[test]
+        fn any_packets_after_a_valid_header_are_read(
+            kind in 0u8..4,
+            body in prop::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            let (mut file, header, _) = valid(kind);
+            file.truncate(header);
+            file.extend(body);
+            let out = run_bytes(&file, kind & 1 == 0);
+            prop_assert!(out.code <= 1, "{}", out.stderr);
+        }
+
+        /// A valid capture cut anywhere: before its header is complete, not a capture;
+        /// at a block's end, read completely; elsewhere, the complete packets and exit 1.
+        #[test]
+        fn a_valid_capture_cut_anywhere_gives_its_complete_packets(kind in 0u8..6, cut in 0usize..2048) {
+            let (file, header, ends) = valid(kind);
+            let cut = cut % (file.len() + 1);
+            let out = run_bytes(&file[..cut], true);
+            let complete = ends.iter().filter(|e| **e <= cut).count() as u64;
+            if cut < 24 {
+                prop_assert_eq!(out.code, 2);
+            } else if cut >= header {
+                let expected = u8::from(cut != header && !ends.contains(&cut));
+                prop_assert_eq!(out.code, expected, "cut at {} of {}: {}", cut, file.len(), out.stderr);
+                prop_assert_eq!(packets(&out), complete);
+            }
+        }
+
+        /// Bytes of a valid capture changed anywhere: no panic; refused only when the file
+        /// header changed, and then nothing printed.
+        #[test]
+        fn a_valid_capture_with_bytes_changed_is_read_or_refused(
+            kind in 0u8..6,
+            changes in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            let (mut file, _, _) = valid(kind);
+            // What pcap-parser reads to tell the format: pcap's header, pcapng's section header.
+            let first = if kind < 4 { 24 } else { 28 };
+            let mut header_changed = false;
+            for (at, byte) in changes {
+                let at = at.index(file.len());
+                header_changed |= at < first && file[at] != byte;
+                file[at] = byte;
+            }
+            let out = run_bytes(&file, kind & 1 == 0);
+            prop_assert!(out.code <= 2);
+            if out.code == 2 {
+                prop_assert!(header_changed, "{}", out.stderr);
+                prop_assert!(out.records.is_empty());
+            }
+        }
+    }
+}

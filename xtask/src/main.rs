@@ -7,6 +7,7 @@
 //! cargo xtask bench-suggest   time `netpol suggest` on 1,000,000 generated Hubble flows
 //! cargo xtask bench-connectivity  time `netpol connectivity` and `netpol diff`: 1,000 workloads
 //! cargo xtask bench-lint    time `netpol lint` on the same 1,000 workloads and policies
+//! cargo xtask bench-pcap    time `netpol-observer pcap` against tshark on a generated 1 GiB capture
 //! cargo xtask soak [SECONDS]  the observer under churn: its totals against the veth's (root)
 //! cargo xtask ci          setup → fmt → clippy → test: what `.ci/run` and the README call
 //! cargo xtask crd-check   validate Cilium policies against the CRDs' openAPIV3Schema (dev tool)
@@ -21,6 +22,7 @@
 
 mod bench;
 mod bench_connectivity;
+mod bench_pcap;
 mod bench_suggest;
 mod bench_verify;
 mod ci;
@@ -29,6 +31,7 @@ mod corpus;
 mod crd;
 mod lint_corpus;
 mod pcap_check;
+mod pcap_gen;
 mod process;
 mod setup;
 
@@ -76,6 +79,10 @@ enum Task {
     /// Time `netpol lint` on the base revision of bench-connectivity's repository (1,000
     /// Deployments, 1,005 policies)
     BenchLint,
+    /// Time `netpol-observer pcap` (decode and aggregate, on one core) against tshark's TCP
+    /// and UDP conversation statistics on a generated capture of mixed TCP, UDP and DNS
+    /// (default 1 GiB), and check both find the same conversations
+    BenchPcap(bench_pcap::Args),
     /// The observer under churn for SECONDS (default 600, root): short and long TCP
     /// connections and UDP past many idle timeouts and table evictions; its totals against
     /// the veth's own counters (exit 1 if they differ)
@@ -116,6 +123,7 @@ fn main() -> ExitCode {
         Task::BenchSuggest { flows } => bench_suggest::run(flows).map(|()| true),
         Task::BenchConnectivity => bench_connectivity::run().map(|()| true),
         Task::BenchLint => bench_connectivity::lint().map(|()| true),
+        Task::BenchPcap(args) => bench_pcap::run(&args),
         Task::Soak { seconds } => bench::soak(seconds),
         Task::Flood { count, rate } => bench::flood(count, rate).map(|()| true),
         Task::Ci => ci::run().map(|()| true),

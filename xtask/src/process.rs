@@ -23,6 +23,16 @@ pub fn release_netpol(root: &Path, extra: &[&str]) -> Result<PathBuf> {
     Ok(root.join("target/release/netpol"))
 }
 
+/// Builds `netpol-observer` in release mode in the workspace at `root` and returns the
+/// binary's path.
+pub fn release_observer(root: &Path) -> Result<PathBuf> {
+    run(Command::new(cargo())
+        .args(["build", "--release", "--locked", "-p", "netpol-observer"])
+        .args(["--bin", "netpol-observer"])
+        .current_dir(root))?;
+    Ok(root.join("target/release/netpol-observer"))
+}
+
 /// Runs `cmd` with inherited stdio, echoing it first, and fails unless it exits with 0.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = display(cmd);

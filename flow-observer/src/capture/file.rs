@@ -70,11 +70,20 @@ fn ns(ts: u64, units: u64, offset_s: i64) -> u64 {
 /// megabytes.
 pub fn read(
     path: &Path,
-    mut each: impl FnMut(Frame<'_>),
+    each: impl FnMut(Frame<'_>),
     progress: &mut dyn FnMut(u64),
 ) -> Result<Read, NotCapture> {
     let file = File::open(path).map_err(|e| NotCapture(format!("cannot open: {e}")))?;
-    let mut reader = match pcap_parser::create_reader(BUFFER, file) {
+    read_from(file, each, progress)
+}
+
+/// [`read`] from any source of a capture's bytes (a file, a buffer).
+pub fn read_from(
+    source: impl std::io::Read + Send,
+    mut each: impl FnMut(Frame<'_>),
+    progress: &mut dyn FnMut(u64),
+) -> Result<Read, NotCapture> {
+    let mut reader = match pcap_parser::create_reader(BUFFER, source) {
         Ok(r) => r,
         Err(PcapError::Eof) => return Err(NotCapture("the file is empty".to_owned())),
         Err(PcapError::ReadError) => return Err(NotCapture("cannot read".to_owned())),
