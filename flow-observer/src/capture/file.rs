@@ -191,53 +191,34 @@ pub fn read_from(
                 }
                 offset
             }
-            Err(PcapError::Eof) => break,
-            Err(PcapError::Incomplete(_)) => {
-                if reader.refill().is_err() {
-                    out.broken = Some(Broken {
-                        offset: out.bytes,
-                        what: "a read error".to_owned(),
-                    });
-                    break;
-                }
-                continue;
-            }
-            Err(PcapError::BufferTooSmall) => {
-                capacity *= 2;
-                if capacity > MAX_BLOCK || !reader.grow(capacity) {
-                    out.broken = Some(Broken {
-                        offset: out.bytes,
-                        what: format!("a block larger than {} MiB: damaged", MAX_BLOCK >> 20),
-                    });
-                    break;
-                }
-                if reader.refill().is_err() {
-                    out.broken = Some(Broken {
-                        offset: out.bytes,
-                        what: "a read error".to_owned(),
-                    });
-                    break;
-                }
-                continue;
-            }
-            Err(PcapError::UnexpectedEof) => {
+            Err(e) => {
+                let what = match e {
+                    PcapError::Eof => break,
+                    PcapError::Incomplete(_) => {
+                        if reader.refill().is_ok() {
+                            continue;
+                        }
+                        "a read error".to_owned()
+                    }
+                    PcapError::BufferTooSmall => {
+                        capacity *= 2;
+                        if capacity > MAX_BLOCK || !reader.grow(capacity) {
+                            format!("a block larger than {} MiB: damaged", MAX_BLOCK >> 20)
+                        } else if reader.refill().is_ok() {
+                            continue;
+                        } else {
+                            "a read error".to_owned()
+                        }
+                    }
+                    PcapError::ReadError => "a read error".to_owned(),
+                    PcapError::UnexpectedEof => {
+                        "the file ends inside a block (cut short?)".to_owned()
+                    }
+                    _ => "a damaged block".to_owned(),
+                };
                 out.broken = Some(Broken {
                     offset: out.bytes,
-                    what: "the file ends inside a block (cut short?)".to_owned(),
-                });
-                break;
-            }
-            Err(PcapError::ReadError) => {
-                out.broken = Some(Broken {
-                    offset: out.bytes,
-                    what: "a read error".to_owned(),
-                });
-                break;
-            }
-            Err(_) => {
-                out.broken = Some(Broken {
-                    offset: out.bytes,
-                    what: "a damaged block".to_owned(),
+                    what,
                 });
                 break;
             }

@@ -300,3 +300,54 @@ fn fatal(imported: &policy::Imported) -> bool {
         .iter()
         .any(|d| d.is_error() && matches!(d.code, "io" | "yaml-syntax"))
 }
+
+/// A flow file, or stdin for `-`; `None` after saying why it cannot be read.
+pub(super) fn open_flows<'f>(
+    fs: &'f dyn Files,
+    path: &Path,
+    out: &mut Output<'_>,
+) -> Option<Box<dyn std::io::BufRead + Send + 'f>> {
+    if path.as_os_str() == "-" {
+        return Some(Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            std::io::stdin(),
+        )));
+    }
+    match fs.open(path) {
+        Ok(input) => Some(input),
+        Err(e) => {
+            let _ = writeln!(out.stderr, "error: cannot read `{}`: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// Without `--cilium-config`, the cluster the flows' identity labels name (`verify`, `suggest`, `drift`).
+pub(super) fn cluster_from_flows(
+    input: &mut dyn std::io::BufRead,
+    settings: &mut Settings,
+    out: &mut Output<'_>,
+) {
+    match input
+        .fill_buf()
+        .map(crate::engine::settings::cluster_in_flows)
+    {
+        Ok(Ok(Some(name))) => {
+            let _ = writeln!(
+                out.stderr,
+                "note: judging for the cluster `{name}`, as the flows' identity labels name it (give --cilium-config to set it)"
+            );
+            settings.cluster_name = name;
+            settings.origin = crate::engine::settings::Origin::Flows;
+        }
+        Ok(Err(names)) => {
+            let _ = writeln!(
+                out.stderr,
+                "warning: the flows name several clusters ({}); judging for `{}`, Cilium's default\n  help: give --cilium-config with the local cluster's `cilium-config` ConfigMap",
+                names.join(", "),
+                settings.cluster_name
+            );
+        }
+        Ok(Ok(None)) | Err(_) => {}
+    }
+}

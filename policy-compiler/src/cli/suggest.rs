@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 
+use super::policies::{cluster_from_flows, open_flows};
 use super::{Output, Status, revision};
 use crate::document::files::Files;
 use crate::engine::index::Evaluator;
-use crate::engine::settings::{Origin, Settings, cluster_in_flows};
 use crate::flow::{Chunk, Decoder, Flow, Reader};
 use crate::report::suggest::{self, Collector, Format, Options, Profiles};
 
@@ -163,49 +163,6 @@ pub(super) fn read_as_enforced<'f>(
         out,
     )?;
     Some((input, loaded))
-}
-
-fn open_flows<'f>(
-    fs: &'f dyn Files,
-    path: &Path,
-    out: &mut Output<'_>,
-) -> Option<Box<dyn BufRead + Send + 'f>> {
-    if path.as_os_str() == "-" {
-        return Some(Box::new(std::io::BufReader::with_capacity(
-            1 << 20,
-            std::io::stdin(),
-        )));
-    }
-    match fs.open(path) {
-        Ok(input) => Some(input),
-        Err(e) => {
-            let _ = writeln!(out.stderr, "error: cannot read `{}`: {e}", path.display());
-            None
-        }
-    }
-}
-
-/// Without `--cilium-config`, the cluster the flows' identity labels name (as `verify`).
-fn cluster_from_flows(input: &mut dyn BufRead, settings: &mut Settings, out: &mut Output<'_>) {
-    match input.fill_buf().map(cluster_in_flows) {
-        Ok(Ok(Some(name))) => {
-            let _ = writeln!(
-                out.stderr,
-                "note: judging for the cluster `{name}`, as the flows' identity labels name it (give --cilium-config to set it)"
-            );
-            settings.cluster_name = name;
-            settings.origin = Origin::Flows;
-        }
-        Ok(Err(names)) => {
-            let _ = writeln!(
-                out.stderr,
-                "warning: the flows name several clusters ({}); judging for `{}`, Cilium's default\n  help: give --cilium-config with the local cluster's `cilium-config` ConfigMap",
-                names.join(", "),
-                settings.cluster_name
-            );
-        }
-        Ok(Ok(None)) | Err(_) => {}
-    }
 }
 
 /// How many decoded chunks (1 MB of lines each) may wait for the judging thread.

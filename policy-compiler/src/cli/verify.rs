@@ -1,6 +1,6 @@
 //! `netpol verify`: judge recorded flows against the policies and report.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender};
 
@@ -9,7 +9,6 @@ use clap::ValueEnum;
 use super::{Output, Status, policies, revision};
 use crate::document::files::Files;
 use crate::engine::index::Evaluator;
-use crate::engine::settings::{Origin, cluster_in_flows};
 use crate::flow::{Chunk, Decoder, Reader};
 use crate::report::expect::Expectations;
 use crate::report::verify;
@@ -55,37 +54,11 @@ pub(super) fn run(args: &Args, fs: &dyn Files, out: &mut Output<'_>) -> Status {
     // The flows are opened first: without `--cilium-config`, their start says which cluster
     // they come from, and the policies are indexed for that cluster.
     let from_stdin = flows.as_os_str() == "-";
-    let mut input: Box<dyn BufRead + Send + '_> = if from_stdin {
-        Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
-    } else {
-        match fs.open(flows) {
-            Ok(input) => input,
-            Err(e) => {
-                let _ = writeln!(out.stderr, "error: cannot read `{}`: {e}", flows.display());
-                return Status::BadInput;
-            }
-        }
+    let Some(mut input) = policies::open_flows(fs, flows, out) else {
+        return Status::BadInput;
     };
     if args.inputs.cluster.cilium_config.is_none() {
-        match input.fill_buf().map(cluster_in_flows) {
-            Ok(Ok(Some(name))) => {
-                let _ = writeln!(
-                    out.stderr,
-                    "note: judging for the cluster `{name}`, as the flows' identity labels name it (give --cilium-config to set it)"
-                );
-                settings.cluster_name = name;
-                settings.origin = Origin::Flows;
-            }
-            Ok(Err(names)) => {
-                let _ = writeln!(
-                    out.stderr,
-                    "warning: the flows name several clusters ({}); judging for `{}`, Cilium's default\n  help: give --cilium-config with the local cluster's `cilium-config` ConfigMap",
-                    names.join(", "),
-                    settings.cluster_name
-                );
-            }
-            Ok(Ok(None)) | Err(_) => {}
-        }
+        policies::cluster_from_flows(&mut *input, &mut settings, out);
     }
     // Decoding the flows' JSON needs neither the policies nor the reader: one thread decodes
     // chunks of lines while this one loads the policies, then identifies and judges.
